@@ -1,0 +1,1008 @@
+//! Typed settings for every part of student-sync, loaded once at start from a
+//! TOML file and then the environment, and validated before anything runs:
+//! a bad value stops the program with the key, the value and what is allowed.
+//! Secrets (the PowerSchool client secret, the database password) come only
+//! from the environment or from a file named in the config, so systemd
+//! credentials work and nothing secret ever sits in a TOML file.
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/student_sync";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML or has an unknown key: {message}")]
+    Parse { path: String, message: String },
+    #[error("setting `{key}` has the bad value {value:?}: {allowed}")]
+    Invalid {
+        key: String,
+        value: String,
+        allowed: String,
+    },
+    #[error("setting `{key}` is required: {hint}")]
+    Missing { key: String, hint: String },
+    #[error("cannot read the secret for `{key}` from {path}: {source}")]
+    SecretFile {
+        key: String,
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// A value that must never reach a log line.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Names the district in the advisory lock, logs and metrics.
+    pub district: String,
+    pub powerschool: PowerSchoolSettings,
+    pub database: DatabaseSettings,
+    pub sync: SyncSettings,
+    pub schedule: ScheduleSettings,
+    pub daemon: DaemonSettings,
+    pub logging: LoggingSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct PowerSchoolSettings {
+    pub url: url::Url,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub page_size: u32,
+    pub school_concurrency: usize,
+    pub max_attempts: u32,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    pub request_timeout: Duration,
+    /// Renew the token this long before PowerSchool says it expires.
+    pub token_refresh_margin: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// The connection URL without its password.
+    pub url: url::Url,
+    pub password: Option<Secret>,
+    pub max_connections: u32,
+}
+
+impl DatabaseSettings {
+    /// The URL to connect with, password included. Never log it.
+    pub fn connect_url(&self) -> Secret {
+        let mut url = self.url.clone();
+        if let Some(password) = &self.password {
+            let _ = url.set_password(Some(password.expose()));
+        }
+        Secret::new(url.to_string())
+    }
+
+    /// The URL as it may be shown to a person.
+    pub fn display_url(&self) -> String {
+        let mut url = self.url.clone();
+        if url.password().is_some() {
+            let _ = url.set_password(Some("***"));
+        }
+        url.to_string()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnPowerSchoolRemoval {
+    Keep,
+    Restrict,
+    Revoke,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StudentLoginField {
+    OrgEmail,
+    PersonalEmail,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    pub include_scheduling_year: bool,
+    pub student_login_field: StudentLoginField,
+    pub on_powerschool_removal: OnPowerSchoolRemoval,
+    pub access_tiers_file: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlackoutRange {
+    pub from: chrono::NaiveDate,
+    pub to: chrono::NaiveDate,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScheduleSettings {
+    /// Six-field cron (sec min hour day month weekday) in `timezone`.
+    pub cron: String,
+    pub timezone: chrono_tz::Tz,
+    pub blackout: Vec<BlackoutRange>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DaemonSettings {
+    pub grace_period: Duration,
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human text on a terminal, JSON under systemd (`JOURNAL_STREAM`).
+    Auto,
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoggingSettings {
+    pub format: LogFormat,
+}
+
+// ---- the file as written: every key optional, unknown keys refused ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    district: Option<String>,
+    #[serde(default)]
+    powerschool: FilePowerSchool,
+    #[serde(default)]
+    database: FileDatabase,
+    #[serde(default)]
+    sync: FileSync,
+    #[serde(default)]
+    schedule: FileSchedule,
+    #[serde(default)]
+    daemon: FileDaemon,
+    #[serde(default)]
+    logging: FileLogging,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePowerSchool {
+    url: Option<String>,
+    client_id: Option<String>,
+    client_secret_file: Option<String>,
+    page_size: Option<i64>,
+    school_concurrency: Option<i64>,
+    max_attempts: Option<i64>,
+    backoff_initial_ms: Option<i64>,
+    backoff_max_ms: Option<i64>,
+    request_timeout_secs: Option<i64>,
+    token_refresh_margin_secs: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDatabase {
+    url: Option<String>,
+    password_file: Option<String>,
+    max_connections: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSync {
+    include_scheduling_year: Option<bool>,
+    student_login_field: Option<String>,
+    on_powerschool_removal: Option<String>,
+    access_tiers_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSchedule {
+    cron: Option<String>,
+    timezone: Option<String>,
+    #[serde(default)]
+    blackout: Vec<FileBlackout>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBlackout {
+    from: String,
+    to: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDaemon {
+    grace_period_secs: Option<i64>,
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLogging {
+    format: Option<String>,
+}
+
+/// Where settings come from: a file (optional) and an environment (the
+/// process's, or a map in tests).
+pub struct Sources<'a> {
+    pub file: Option<&'a Path>,
+    pub env: HashMap<String, String>,
+}
+
+impl<'a> Sources<'a> {
+    pub fn from_process(file: Option<&'a Path>) -> Self {
+        Sources {
+            file,
+            env: std::env::vars().collect(),
+        }
+    }
+}
+
+fn invalid(key: &str, value: impl fmt::Display, allowed: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        value: value.to_string(),
+        allowed: allowed.to_string(),
+    }
+}
+
+fn in_range(key: &str, value: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
+    if value < min || value > max {
+        return Err(invalid(
+            key,
+            value,
+            &format!("allowed is a whole number from {min} to {max}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// Environment variables that override a key, in the district's deployment words.
+const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("STUDENT_SYNC_DISTRICT", "district"),
+    ("STUDENT_SYNC_POWERSCHOOL_URL", "powerschool.url"),
+    (
+        "STUDENT_SYNC_POWERSCHOOL_CLIENT_ID",
+        "powerschool.client_id",
+    ),
+    (
+        "STUDENT_SYNC_POWERSCHOOL_PAGE_SIZE",
+        "powerschool.page_size",
+    ),
+    (
+        "STUDENT_SYNC_POWERSCHOOL_SCHOOL_CONCURRENCY",
+        "powerschool.school_concurrency",
+    ),
+    (
+        "STUDENT_SYNC_POWERSCHOOL_MAX_ATTEMPTS",
+        "powerschool.max_attempts",
+    ),
+    ("DATABASE_URL", "database.url"),
+    ("STUDENT_SYNC_DATABASE_URL", "database.url"),
+    (
+        "STUDENT_SYNC_SYNC_INCLUDE_SCHEDULING_YEAR",
+        "sync.include_scheduling_year",
+    ),
+    (
+        "STUDENT_SYNC_SYNC_ON_POWERSCHOOL_REMOVAL",
+        "sync.on_powerschool_removal",
+    ),
+    (
+        "STUDENT_SYNC_SYNC_ACCESS_TIERS_FILE",
+        "sync.access_tiers_file",
+    ),
+    ("STUDENT_SYNC_SCHEDULE_CRON", "schedule.cron"),
+    ("STUDENT_SYNC_SCHEDULE_TIMEZONE", "schedule.timezone"),
+    ("STUDENT_SYNC_DAEMON_LISTEN", "daemon.listen"),
+    ("STUDENT_SYNC_LOG_FORMAT", "logging.format"),
+];
+
+fn parse_env_int(env: &str, key: &str, value: &str) -> Result<i64, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, value, &format!("{env} must be a whole number")))
+}
+
+fn parse_env_bool(env: &str, key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(invalid(key, value, &format!("{env} must be true or false"))),
+    }
+}
+
+impl Settings {
+    /// Loads the file (if any), applies the environment, validates everything.
+    pub fn load(sources: &Sources<'_>) -> Result<Settings, ConfigError> {
+        let mut file = match sources.file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                toml::from_str::<FileSettings>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?
+            }
+            None => FileSettings::default(),
+        };
+        let config_dir = sources
+            .file
+            .and_then(|p| p.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+
+        for (env, key) in ENV_OVERRIDES {
+            let Some(value) = sources.env.get(*env) else {
+                continue;
+            };
+            let v = value.clone();
+            match *key {
+                "district" => file.district = Some(v),
+                "powerschool.url" => file.powerschool.url = Some(v),
+                "powerschool.client_id" => file.powerschool.client_id = Some(v),
+                "powerschool.page_size" => {
+                    file.powerschool.page_size = Some(parse_env_int(env, key, &v)?)
+                }
+                "powerschool.school_concurrency" => {
+                    file.powerschool.school_concurrency = Some(parse_env_int(env, key, &v)?)
+                }
+                "powerschool.max_attempts" => {
+                    file.powerschool.max_attempts = Some(parse_env_int(env, key, &v)?)
+                }
+                "database.url" => file.database.url = Some(v),
+                "sync.include_scheduling_year" => {
+                    file.sync.include_scheduling_year = Some(parse_env_bool(env, key, &v)?)
+                }
+                "sync.on_powerschool_removal" => file.sync.on_powerschool_removal = Some(v),
+                "sync.access_tiers_file" => file.sync.access_tiers_file = Some(v),
+                "schedule.cron" => file.schedule.cron = Some(v),
+                "schedule.timezone" => file.schedule.timezone = Some(v),
+                "daemon.listen" => file.daemon.listen = Some(v),
+                "logging.format" => file.logging.format = Some(v),
+                _ => unreachable!("every override names a key handled here"),
+            }
+        }
+
+        let district = file.district.unwrap_or_else(|| "district".to_string());
+        if district.trim().is_empty() {
+            return Err(invalid(
+                "district",
+                &district,
+                "allowed is a non-empty name",
+            ));
+        }
+
+        // PowerSchool
+        let ps = file.powerschool;
+        let url_text = ps.url.ok_or_else(|| ConfigError::Missing {
+            key: "powerschool.url".into(),
+            hint: "set it in the config file or STUDENT_SYNC_POWERSCHOOL_URL, e.g. https://powerschool.example.org".into(),
+        })?;
+        let url = parse_powerschool_url(&url_text)?;
+        let client_id = ps.client_id.unwrap_or_default();
+        if client_id.trim().is_empty() {
+            return Err(ConfigError::Missing {
+                key: "powerschool.client_id".into(),
+                hint: "set it in the config file or STUDENT_SYNC_POWERSCHOOL_CLIENT_ID; the district gets it when it enables the student-sync plugin".into(),
+            });
+        }
+        let client_secret = read_secret(
+            "powerschool.client_secret",
+            sources.env.get("STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET"),
+            ps.client_secret_file.as_deref(),
+            &config_dir,
+        )?
+        .ok_or_else(|| ConfigError::Missing {
+            key: "powerschool.client_secret".into(),
+            hint: "set STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET or powerschool.client_secret_file (it is never read from the TOML itself)".into(),
+        })?;
+        let page_size = in_range(
+            "powerschool.page_size",
+            ps.page_size.unwrap_or(1000),
+            1,
+            100_000,
+        )? as u32;
+        let school_concurrency = in_range(
+            "powerschool.school_concurrency",
+            ps.school_concurrency.unwrap_or(4),
+            1,
+            64,
+        )? as usize;
+        let max_attempts = in_range(
+            "powerschool.max_attempts",
+            ps.max_attempts.unwrap_or(5),
+            1,
+            20,
+        )? as u32;
+        let backoff_initial_ms = in_range(
+            "powerschool.backoff_initial_ms",
+            ps.backoff_initial_ms.unwrap_or(500),
+            0,
+            600_000,
+        )?;
+        let backoff_max_ms = in_range(
+            "powerschool.backoff_max_ms",
+            ps.backoff_max_ms.unwrap_or(30_000),
+            0,
+            3_600_000,
+        )?;
+        if backoff_max_ms < backoff_initial_ms {
+            return Err(invalid(
+                "powerschool.backoff_max_ms",
+                backoff_max_ms,
+                &format!(
+                    "allowed is at least powerschool.backoff_initial_ms ({backoff_initial_ms})"
+                ),
+            ));
+        }
+        let request_timeout_secs = in_range(
+            "powerschool.request_timeout_secs",
+            ps.request_timeout_secs.unwrap_or(60),
+            1,
+            3600,
+        )?;
+        let token_refresh_margin_secs = in_range(
+            "powerschool.token_refresh_margin_secs",
+            ps.token_refresh_margin_secs.unwrap_or(60),
+            0,
+            3600,
+        )?;
+
+        // Database
+        let db = file.database;
+        let db_url_text = db.url.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+        let mut db_url = url::Url::parse(&db_url_text).map_err(|e| {
+            invalid(
+                "database.url",
+                redact_url_text(&db_url_text),
+                &format!("allowed is a postgres:// URL ({e})"),
+            )
+        })?;
+        if !matches!(db_url.scheme(), "postgres" | "postgresql") {
+            return Err(invalid(
+                "database.url",
+                redact_url_text(&db_url_text),
+                "allowed is a postgres:// or postgresql:// URL",
+            ));
+        }
+        let url_from_env = sources.env.contains_key("DATABASE_URL")
+            || sources.env.contains_key("STUDENT_SYNC_DATABASE_URL");
+        let mut password = None;
+        if let Some(p) = db_url.password() {
+            if !url_from_env {
+                return Err(invalid(
+                    "database.url",
+                    redact_url_text(&db_url_text),
+                    "the config file must not hold the database password: use DATABASE_URL, STUDENT_SYNC_DATABASE_PASSWORD or database.password_file",
+                ));
+            }
+            password = Some(Secret::new(p.to_string()));
+            let _ = db_url.set_password(None);
+        }
+        if let Some(p) = read_secret(
+            "database.password",
+            sources.env.get("STUDENT_SYNC_DATABASE_PASSWORD"),
+            db.password_file.as_deref(),
+            &config_dir,
+        )? {
+            password = Some(p);
+        }
+        let max_connections = in_range(
+            "database.max_connections",
+            db.max_connections.unwrap_or(5),
+            1,
+            100,
+        )? as u32;
+
+        // Sync
+        let s = file.sync;
+        let on_powerschool_removal = match s.on_powerschool_removal.as_deref().unwrap_or("keep") {
+            "keep" => OnPowerSchoolRemoval::Keep,
+            "restrict" => OnPowerSchoolRemoval::Restrict,
+            "revoke" => OnPowerSchoolRemoval::Revoke,
+            other => {
+                return Err(invalid(
+                    "sync.on_powerschool_removal",
+                    other,
+                    "allowed are keep, restrict, revoke",
+                ))
+            }
+        };
+        let student_login_field = match s.student_login_field.as_deref().unwrap_or("orgemail") {
+            "orgemail" => StudentLoginField::OrgEmail,
+            "personalemail" => StudentLoginField::PersonalEmail,
+            other => {
+                return Err(invalid(
+                    "sync.student_login_field",
+                    other,
+                    "allowed are orgemail, personalemail",
+                ))
+            }
+        };
+        let access_tiers_file = match s.access_tiers_file {
+            Some(p) if p.trim().is_empty() => {
+                return Err(invalid(
+                    "sync.access_tiers_file",
+                    p,
+                    "allowed is a path to a TOML file",
+                ))
+            }
+            Some(p) => resolve(&config_dir, &p),
+            None => resolve(&config_dir, "access_tiers.toml"),
+        };
+
+        // Schedule
+        let sch = file.schedule;
+        let cron = sch.cron.unwrap_or_else(|| "0 0 0 * * *".to_string());
+        if cron.split_whitespace().count() != 6 {
+            return Err(invalid(
+                "schedule.cron",
+                &cron,
+                "allowed is a six-field cron expression: sec min hour day month weekday, e.g. \"0 0 0 * * *\"",
+            ));
+        }
+        let tz_text = sch
+            .timezone
+            .unwrap_or_else(|| "America/Edmonton".to_string());
+        let timezone: chrono_tz::Tz = tz_text.parse().map_err(|_| {
+            invalid(
+                "schedule.timezone",
+                &tz_text,
+                "allowed is an IANA time zone name such as America/Edmonton",
+            )
+        })?;
+        let mut blackout = Vec::new();
+        for (i, b) in sch.blackout.iter().enumerate() {
+            let key_from = format!("schedule.blackout[{i}].from");
+            let key_to = format!("schedule.blackout[{i}].to");
+            let from = parse_date(&key_from, &b.from)?;
+            let to = parse_date(&key_to, &b.to)?;
+            if to < from {
+                return Err(invalid(
+                    &key_to,
+                    &b.to,
+                    &format!("allowed is a date on or after {from}"),
+                ));
+            }
+            blackout.push(BlackoutRange { from, to });
+        }
+
+        // Daemon and logging
+        let d = file.daemon;
+        let grace = in_range(
+            "daemon.grace_period_secs",
+            d.grace_period_secs.unwrap_or(30),
+            1,
+            3600,
+        )?;
+        let listen_text = d.listen.unwrap_or_else(|| "127.0.0.1:9187".to_string());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            invalid(
+                "daemon.listen",
+                &listen_text,
+                "allowed is an address and port such as 127.0.0.1:9187",
+            )
+        })?;
+        let format = match file.logging.format.as_deref().unwrap_or("auto") {
+            "auto" => LogFormat::Auto,
+            "human" => LogFormat::Human,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "logging.format",
+                    other,
+                    "allowed are auto, human, json",
+                ))
+            }
+        };
+
+        Ok(Settings {
+            district,
+            powerschool: PowerSchoolSettings {
+                url,
+                client_id,
+                client_secret,
+                page_size,
+                school_concurrency,
+                max_attempts,
+                backoff_initial: Duration::from_millis(backoff_initial_ms as u64),
+                backoff_max: Duration::from_millis(backoff_max_ms as u64),
+                request_timeout: Duration::from_secs(request_timeout_secs as u64),
+                token_refresh_margin: Duration::from_secs(token_refresh_margin_secs as u64),
+            },
+            database: DatabaseSettings {
+                url: db_url,
+                password,
+                max_connections,
+            },
+            sync: SyncSettings {
+                include_scheduling_year: s.include_scheduling_year.unwrap_or(false),
+                student_login_field,
+                on_powerschool_removal,
+                access_tiers_file,
+            },
+            schedule: ScheduleSettings {
+                cron,
+                timezone,
+                blackout,
+            },
+            daemon: DaemonSettings {
+                grace_period: Duration::from_secs(grace as u64),
+                listen,
+            },
+            logging: LoggingSettings { format },
+        })
+    }
+}
+
+fn resolve(dir: &Path, p: &str) -> PathBuf {
+    let path = PathBuf::from(p);
+    if path.is_absolute() {
+        path
+    } else {
+        dir.join(path)
+    }
+}
+
+fn parse_date(key: &str, text: &str) -> Result<chrono::NaiveDate, ConfigError> {
+    chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| invalid(key, text, "allowed is a date written YYYY-MM-DD"))
+}
+
+fn redact_url_text(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "(unparseable URL, not shown in case it holds a password)".to_string(),
+    }
+}
+
+/// Accepts https anywhere, and plain http only to a loopback host (the fake
+/// server, a local tunnel): credentials must never cross a network in clear.
+pub fn parse_powerschool_url(text: &str) -> Result<url::Url, ConfigError> {
+    let key = "powerschool.url";
+    let url = url::Url::parse(text.trim())
+        .map_err(|e| invalid(key, text, &format!("allowed is an https:// URL ({e})")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if !loopback {
+                return Err(invalid(
+                    key,
+                    text,
+                    "plain http:// is allowed only for a loopback host (127.0.0.1, ::1, localhost); use https://",
+                ));
+            }
+        }
+        _ => return Err(invalid(key, text, "allowed is an https:// URL")),
+    }
+    if url.host().is_none() {
+        return Err(invalid(key, text, "allowed is a URL with a host name"));
+    }
+    Ok(url)
+}
+
+fn read_secret(
+    key: &str,
+    from_env: Option<&String>,
+    file: Option<&str>,
+    config_dir: &Path,
+) -> Result<Option<Secret>, ConfigError> {
+    if let Some(v) = from_env {
+        if !v.is_empty() {
+            return Ok(Some(Secret::new(v.clone())));
+        }
+    }
+    let Some(file) = file.filter(|f| !f.trim().is_empty()) else {
+        return Ok(None);
+    };
+    // systemd's LoadCredential puts secrets under $CREDENTIALS_DIRECTORY;
+    // a relative name is looked up there first.
+    let mut path = resolve(config_dir, file);
+    if !PathBuf::from(file).is_absolute() {
+        if let Ok(dir) = std::env::var("CREDENTIALS_DIRECTORY") {
+            let candidate = PathBuf::from(dir).join(file);
+            if candidate.exists() {
+                path = candidate;
+            }
+        }
+    }
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
+        key: key.to_string(),
+        path: path.display().to_string(),
+        source,
+    })?;
+    let value = text.trim_end_matches(['\n', '\r']).to_string();
+    if value.is_empty() {
+        return Err(invalid(key, path.display(), "the secret file is empty"));
+    }
+    Ok(Some(Secret::new(value)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn minimal() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("STUDENT_SYNC_POWERSCHOOL_URL", "https://ps.example.org"),
+            ("STUDENT_SYNC_POWERSCHOOL_CLIENT_ID", "id"),
+            ("STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET", "s3cret"),
+            ("DATABASE_URL", "postgres://postgres:pw@127.0.0.1:5432/x"),
+        ]
+    }
+
+    fn load_toml(toml_text: &str, extra_env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("student-sync.toml");
+        std::fs::write(&path, toml_text).unwrap();
+        let mut e = env(&minimal());
+        e.extend(env(extra_env));
+        Settings::load(&Sources {
+            file: Some(&path),
+            env: e,
+        })
+    }
+
+    fn key_of(err: ConfigError) -> String {
+        match err {
+            ConfigError::Invalid { key, .. } | ConfigError::Missing { key, .. } => key,
+            other => panic!("expected an error naming a key, got {other}"),
+        }
+    }
+
+    #[test]
+    fn environment_alone_is_enough() {
+        let s = Settings::load(&Sources {
+            file: None,
+            env: env(&minimal()),
+        })
+        .unwrap();
+        assert_eq!(s.powerschool.client_secret.expose(), "s3cret");
+        assert_eq!(s.powerschool.page_size, 1000);
+        assert_eq!(s.powerschool.school_concurrency, 4);
+        assert_eq!(s.database.password.as_ref().unwrap().expose(), "pw");
+        assert!(!s.database.url.as_str().contains("pw"));
+        assert!(s.database.connect_url().expose().contains(":pw@"));
+        assert_eq!(s.schedule.timezone, chrono_tz::America::Edmonton);
+        assert!(
+            !format!("{s:?}").contains("s3cret"),
+            "secrets must not appear in Debug output"
+        );
+    }
+
+    #[test]
+    fn every_validation_error_names_its_key() {
+        let cases: &[(&str, &str)] = &[
+            ("[powerschool]\npage_size = 0", "powerschool.page_size"),
+            (
+                "[powerschool]\nschool_concurrency = 0",
+                "powerschool.school_concurrency",
+            ),
+            (
+                "[powerschool]\nmax_attempts = 0",
+                "powerschool.max_attempts",
+            ),
+            (
+                "[powerschool]\nbackoff_initial_ms = -1",
+                "powerschool.backoff_initial_ms",
+            ),
+            (
+                "[powerschool]\nbackoff_initial_ms = 100\nbackoff_max_ms = 10",
+                "powerschool.backoff_max_ms",
+            ),
+            (
+                "[powerschool]\nrequest_timeout_secs = 0",
+                "powerschool.request_timeout_secs",
+            ),
+            (
+                "[powerschool]\ntoken_refresh_margin_secs = -5",
+                "powerschool.token_refresh_margin_secs",
+            ),
+            (
+                "[database]\nmax_connections = 0",
+                "database.max_connections",
+            ),
+            (
+                "[sync]\non_powerschool_removal = \"delete\"",
+                "sync.on_powerschool_removal",
+            ),
+            (
+                "[sync]\nstudent_login_field = \"username\"",
+                "sync.student_login_field",
+            ),
+            ("[sync]\naccess_tiers_file = \"\"", "sync.access_tiers_file"),
+            ("[schedule]\ncron = \"every night\"", "schedule.cron"),
+            (
+                "[schedule]\ntimezone = \"Mars/Olympus\"",
+                "schedule.timezone",
+            ),
+            (
+                "[[schedule.blackout]]\nfrom = \"2026-07-01\"\nto = \"2026-13-01\"",
+                "schedule.blackout[0].to",
+            ),
+            (
+                "[[schedule.blackout]]\nfrom = \"yesterday\"\nto = \"2026-08-01\"",
+                "schedule.blackout[0].from",
+            ),
+            (
+                "[daemon]\ngrace_period_secs = 0",
+                "daemon.grace_period_secs",
+            ),
+            ("[daemon]\nlisten = \"nowhere\"", "daemon.listen"),
+            ("[logging]\nformat = \"xml\"", "logging.format"),
+            ("district = \" \"", "district"),
+        ];
+        for (text, key) in cases {
+            let err = load_toml(text, &[]).expect_err(text);
+            let message = err.to_string();
+            assert!(
+                message.contains(key),
+                "{text}: message {message:?} must name {key}"
+            );
+            assert_eq!(&key_of(err), key, "{text}");
+        }
+    }
+
+    #[test]
+    fn env_errors_name_the_key() {
+        let e = load_toml("", &[("STUDENT_SYNC_POWERSCHOOL_PAGE_SIZE", "lots")]).unwrap_err();
+        assert_eq!(key_of(e), "powerschool.page_size");
+        let e = load_toml(
+            "",
+            &[("STUDENT_SYNC_SYNC_INCLUDE_SCHEDULING_YEAR", "maybe")],
+        )
+        .unwrap_err();
+        assert_eq!(key_of(e), "sync.include_scheduling_year");
+        let e = load_toml("", &[("DATABASE_URL", "mysql://x@y/z")]).unwrap_err();
+        assert_eq!(key_of(e), "database.url");
+    }
+
+    #[test]
+    fn missing_settings_name_their_key() {
+        let e = Settings::load(&Sources {
+            file: None,
+            env: HashMap::new(),
+        })
+        .unwrap_err();
+        assert_eq!(key_of(e), "powerschool.url");
+        let e = Settings::load(&Sources {
+            file: None,
+            env: env(&[("STUDENT_SYNC_POWERSCHOOL_URL", "https://ps.example.org")]),
+        })
+        .unwrap_err();
+        assert_eq!(key_of(e), "powerschool.client_id");
+        let e = Settings::load(&Sources {
+            file: None,
+            env: env(&[
+                ("STUDENT_SYNC_POWERSCHOOL_URL", "https://ps.example.org"),
+                ("STUDENT_SYNC_POWERSCHOOL_CLIENT_ID", "id"),
+            ]),
+        })
+        .unwrap_err();
+        assert_eq!(key_of(e), "powerschool.client_secret");
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        assert!(parse_powerschool_url("http://127.0.0.1:8080").is_ok());
+        assert!(parse_powerschool_url("http://localhost:8080").is_ok());
+        assert!(parse_powerschool_url("http://[::1]:8080").is_ok());
+        assert!(parse_powerschool_url("https://ps.example.org").is_ok());
+        let e = parse_powerschool_url("http://ps.example.org").unwrap_err();
+        assert!(e.to_string().contains("powerschool.url"));
+        assert!(e.to_string().contains("loopback"));
+        assert_eq!(
+            key_of(parse_powerschool_url("ftp://ps.example.org").unwrap_err()),
+            "powerschool.url"
+        );
+    }
+
+    #[test]
+    fn secrets_never_come_from_the_toml() {
+        // An unknown key such as client_secret is refused outright.
+        let e = load_toml("[powerschool]\nclient_secret = \"x\"", &[]).unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
+        assert!(e.to_string().contains("client_secret"));
+        // A password inside the TOML's database URL is refused, and not echoed.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[database]\nurl = \"postgres://u:hunter2@db/x\"").unwrap();
+        let mut e = env(&minimal());
+        e.remove("DATABASE_URL");
+        let err = Settings::load(&Sources {
+            file: Some(&path),
+            env: e,
+        })
+        .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+        assert_eq!(key_of(err), "database.url");
+    }
+
+    #[test]
+    fn secret_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ps_secret"), "from-file\n").unwrap();
+        std::fs::write(dir.path().join("db_pw"), "dbpw\n").unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[powerschool]\nurl = \"https://ps.example.org\"\nclient_id = \"id\"\nclient_secret_file = \"ps_secret\"\n[database]\nurl = \"postgres://postgres@127.0.0.1/x\"\npassword_file = \"db_pw\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(&Sources {
+            file: Some(&path),
+            env: HashMap::new(),
+        })
+        .unwrap();
+        assert_eq!(s.powerschool.client_secret.expose(), "from-file");
+        assert_eq!(s.database.password.unwrap().expose(), "dbpw");
+        let missing = dir.path().join("m.toml");
+        std::fs::write(&missing, "[powerschool]\nurl = \"https://ps.example.org\"\nclient_id = \"id\"\nclient_secret_file = \"nope\"\n").unwrap();
+        let e = Settings::load(&Sources {
+            file: Some(&missing),
+            env: HashMap::new(),
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("powerschool.client_secret"), "{e}");
+    }
+
+    #[test]
+    fn example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/student-sync.example.toml");
+        let s = Settings::load(&Sources {
+            file: Some(&path),
+            env: env(&[("STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET", "x")]),
+        })
+        .unwrap();
+        assert_eq!(s.powerschool.page_size, 1000);
+    }
+}

@@ -1,0 +1,117 @@
+//! A fake PowerSchool server, written from `shared/spec/powerschool-api.md`
+//! and not from the client, so that a client bug is not mirrored here. It
+//! serves a world's `powerschool` side (or a generated district) over real
+//! HTTP, with fault switches for tests and benchmarks.
+//!
+//! OWNED BY THE FAKE-SERVER HELPER: the signatures below are the contract
+//! other modules and tests build on; bodies are to be written.
+
+use crate::world::PowerSchoolSide;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The plugin credentials the fake accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl Default for FakeCredentials {
+    fn default() -> Self {
+        FakeCredentials {
+            client_id: "student-sync-demo".to_string(),
+            client_secret: "demo-secret".to_string(),
+        }
+    }
+}
+
+/// Replace one field of one record a query serves, to make a bad record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldOverride {
+    /// The PowerQuery name.
+    pub query: String,
+    /// Index of the record in the query's full (unpaged) result, 0-based.
+    pub record_index: usize,
+    pub field: String,
+    pub value: serde_json::Value,
+}
+
+/// Fault switches. The default is a well-behaved server.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// Delay before answering each PowerQuery page.
+    pub page_latency: Duration,
+    /// Fraction (0..=1) of PowerQuery page requests answered 500.
+    pub error_rate: f64,
+    /// The first N PowerQuery page requests are answered 500.
+    pub fail_first: u32,
+    /// Fraction (0..=1) of PowerQuery page requests answered 429.
+    pub rate_limit_rate: f64,
+    /// The first N PowerQuery page requests (after `fail_first`) are answered 429.
+    pub rate_limit_first: u32,
+    /// `Retry-After` seconds sent with a 429 (0 is allowed and useful in tests).
+    pub retry_after_secs: u64,
+    /// Tokens expire this long after they are issued (and `expires_in` says so).
+    /// None: 3599 s, as a real server.
+    pub token_ttl: Option<Duration>,
+    /// Fraction (0..=1) of PowerQuery pages whose body is cut off mid-JSON.
+    pub truncate_rate: f64,
+    /// The first N PowerQuery page requests (after the above) are cut off mid-JSON.
+    pub truncate_first: u32,
+    /// Queries that always answer 500 (a server that keeps failing).
+    pub always_fail_queries: Vec<String>,
+    /// Bad values planted in served records.
+    pub overrides: Vec<FieldOverride>,
+    /// Seed for which requests the rates hit.
+    pub seed: u64,
+}
+
+/// What the fake has seen, for tests to compare with the client's counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FakeStats {
+    pub token_requests: u64,
+    pub page_requests: u64,
+    pub count_requests: u64,
+    pub answered_500: u64,
+    pub answered_429: u64,
+    pub answered_401: u64,
+    pub truncated: u64,
+}
+
+/// A fake server listening on a real socket. Dropping it stops the server.
+pub struct RunningFake {
+    pub addr: SocketAddr,
+    // fields private to the helper
+}
+
+impl RunningFake {
+    /// `http://{addr}`, what `powerschool.url` is set to.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    pub fn stats(&self) -> FakeStats {
+        todo!()
+    }
+    /// Stop serving and wait until the listener is closed.
+    pub async fn shutdown(self) {
+        todo!()
+    }
+}
+
+/// Serve `world` on `listen` (port 0 picks a free one).
+pub async fn spawn(
+    world: PowerSchoolSide,
+    credentials: FakeCredentials,
+    faults: Faults,
+    listen: SocketAddr,
+) -> std::io::Result<RunningFake> {
+    let _ = (world, credentials, faults, listen);
+    todo!()
+}
+
+/// A deterministic synthetic district of about `students` students.
+pub fn generate(students: usize, seed: u64) -> PowerSchoolSide {
+    let _ = (students, seed);
+    todo!()
+}

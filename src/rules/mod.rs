@@ -1,0 +1,347 @@
+//! The access decision table of `shared/spec/access-rules.md` as pure
+//! functions: plain facts in, a decision with its reasons out. No I/O, no
+//! async, no database types, so every rule can be tested and explained on its
+//! own and the same code serves the nightly run, `plan` and `explain`.
+//!
+//! The types here are the contract with `sync`; the table itself lives in
+//! `decision.rs`, one place per row of the spec.
+
+use serde::{Deserialize, Serialize};
+
+pub mod decision;
+pub mod eligibility;
+pub mod email;
+pub mod explain;
+pub mod tiers;
+
+pub use decision::decide;
+pub use email::normalise_email;
+pub use explain::{explain_pair, Explanation};
+pub use tiers::{Capability, TierMatrix, TierMatrixError, TierPermissions};
+
+/// Most to least access. `Ord` follows access: `Full > Restricted > ReadOnly > Incomplete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessTier {
+    Incomplete,
+    ReadOnly,
+    Restricted,
+    Full,
+}
+
+impl AccessTier {
+    pub const ALL: [AccessTier; 4] = [
+        AccessTier::Full,
+        AccessTier::Restricted,
+        AccessTier::ReadOnly,
+        AccessTier::Incomplete,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessTier::Full => "full",
+            AccessTier::Restricted => "restricted",
+            AccessTier::ReadOnly => "read_only",
+            AccessTier::Incomplete => "incomplete",
+        }
+    }
+    pub fn parse(text: &str) -> Option<AccessTier> {
+        AccessTier::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+}
+
+/// The reason codes of step 3 for a connection that exists after the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionCase {
+    /// D
+    Synced,
+    /// B1
+    MatchedFormCreator,
+    /// B2
+    Created,
+    /// A
+    SchoolengageOnly,
+    /// C
+    UnlinkedReturningParent,
+}
+
+impl ConnectionCase {
+    pub const ALL: [ConnectionCase; 5] = [
+        ConnectionCase::Synced,
+        ConnectionCase::MatchedFormCreator,
+        ConnectionCase::Created,
+        ConnectionCase::SchoolengageOnly,
+        ConnectionCase::UnlinkedReturningParent,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionCase::Synced => "synced",
+            ConnectionCase::MatchedFormCreator => "matched_form_creator",
+            ConnectionCase::Created => "created",
+            ConnectionCase::SchoolengageOnly => "schoolengage_only",
+            ConnectionCase::UnlinkedReturningParent => "unlinked_returning_parent",
+        }
+    }
+    pub fn parse(text: &str) -> Option<ConnectionCase> {
+        ConnectionCase::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+    /// The spec's letter for the case: D, B1, B2, A, C.
+    pub fn letter(self) -> &'static str {
+        match self {
+            ConnectionCase::Synced => "D",
+            ConnectionCase::MatchedFormCreator => "B1",
+            ConnectionCase::Created => "B2",
+            ConnectionCase::SchoolengageOnly => "A",
+            ConnectionCase::UnlinkedReturningParent => "C",
+        }
+    }
+}
+
+/// A rule that lowered a valid link's tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Limit {
+    /// Not every contact with the email is decision-making: at most `restricted`.
+    R4,
+    /// Independent student, email is not the student's own: at most `read_only`.
+    R5,
+}
+
+impl Limit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::R4 => "R4",
+            Limit::R5 => "R5",
+        }
+    }
+    pub fn parse(text: &str) -> Option<Limit> {
+        match text {
+            "R4" => Some(Limit::R4),
+            "R5" => Some(Limit::R5),
+            _ => None,
+        }
+    }
+    /// The highest tier this limit allows.
+    pub fn ceiling(self) -> AccessTier {
+        match self {
+            Limit::R4 => AccessTier::Restricted,
+            Limit::R5 => AccessTier::ReadOnly,
+        }
+    }
+}
+
+/// Who made a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Made in SchoolEngage by staff.
+    Admin,
+    /// Made when the user created a form for the student.
+    Form,
+    /// Made by a sync from a PowerSchool link.
+    Powerschool,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Admin => "admin",
+            Origin::Form => "form",
+            Origin::Powerschool => "powerschool",
+        }
+    }
+    pub fn parse(text: &str) -> Option<Origin> {
+        match text {
+            "admin" => Some(Origin::Admin),
+            "form" => Some(Origin::Form),
+            "powerschool" => Some(Origin::Powerschool),
+            _ => None,
+        }
+    }
+}
+
+/// `on_powerschool_removal`: what happens to a connection an earlier sync
+/// made from PowerSchool once its link is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalPolicy {
+    #[default]
+    Keep,
+    Restrict,
+    Revoke,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Policy {
+    pub on_powerschool_removal: RemovalPolicy,
+}
+
+// ---------------- facts ----------------
+
+/// A student in this run's sync set (already filtered for enrolment and the
+/// scheduling year, see `eligibility`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StudentFacts {
+    pub dcid: i64,
+    /// An `enrlytype1..3` is 121.
+    pub independent: bool,
+    pub org_email: Option<String>,
+    pub personal_email: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactFacts {
+    pub student_dcid: i64,
+    pub person_id: i64,
+    /// As PowerSchool holds it.
+    pub email: Option<String>,
+    pub is_decision_making: bool,
+}
+
+/// One row of the guardian PowerQuery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardianRowFacts {
+    pub guardian_id: i64,
+    pub student_dcid: i64,
+    /// As PowerSchool holds it.
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub web_access_account: bool,
+}
+
+/// A SchoolEngage login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserFacts {
+    pub user_id: i64,
+    /// The login email (already normalised when SE stored it).
+    pub email: String,
+    pub email_verified: bool,
+    pub powerschool_guardian_id: Option<i64>,
+    pub incomplete: bool,
+}
+
+/// An existing connection before the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionFacts {
+    pub student_dcid: i64,
+    pub user_id: i64,
+    pub tier: AccessTier,
+    pub case: Option<ConnectionCase>,
+    pub limits: Vec<Limit>,
+    pub origin: Origin,
+}
+
+/// A form `user_id` created on behalf of `student_dcid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormFacts {
+    pub student_dcid: i64,
+    pub created_by_user_id: i64,
+}
+
+/// Everything the decision looks at. Rows may come in any order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DistrictFacts {
+    pub students: Vec<StudentFacts>,
+    pub contacts: Vec<ContactFacts>,
+    pub guardian_rows: Vec<GuardianRowFacts>,
+    pub users: Vec<UserFacts>,
+    pub connections: Vec<ConnectionFacts>,
+    pub forms: Vec<FormFacts>,
+    #[serde(skip)]
+    pub policy: Policy,
+}
+
+// ---------------- decisions ----------------
+
+/// A user the decision refers to: one that exists, or one the run creates
+/// (an index into `Decisions::new_users`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserRef {
+    Existing(i64),
+    New(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionAction {
+    /// The connection does not exist yet and is created.
+    Create,
+    /// The connection exists and stays (its tier, case or limits may change).
+    Keep,
+    /// The connection exists and is removed (`on_powerschool_removal = revoke`).
+    Remove,
+}
+
+/// One rule's verdict on one connection, for reports, the audit and `explain`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleVerdict {
+    /// `R1`..`R5`, `step2`, `case`, `removal`, …
+    pub rule: String,
+    pub passed: bool,
+    /// One sentence a district admin understands, naming the records looked at.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionDecision {
+    pub student_dcid: i64,
+    pub user: UserRef,
+    pub action: ConnectionAction,
+    pub case: ConnectionCase,
+    pub tier: AccessTier,
+    /// Sorted, no duplicates.
+    pub limits: Vec<Limit>,
+    /// The PowerSchool account whose valid link backs this connection.
+    pub guardian_id: Option<i64>,
+    /// A valid PowerSchool link exists for it this run.
+    pub present_in_powerschool: bool,
+    /// Made by an earlier sync from PowerSchool, and its link is gone.
+    pub orphaned: bool,
+    pub verdicts: Vec<RuleVerdict>,
+}
+
+/// A user the run creates for a valid link whose email matched nobody.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewUser {
+    /// Normalised.
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub powerschool_guardian_id: i64,
+}
+
+/// Things the run report lists; none of them fails the run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionReport {
+    /// R1: rows through a Web Access Account.
+    pub web_access_rows_ignored: u64,
+    /// Guardian rows whose student is not in the sync set: (guardian_id, student_dcid).
+    pub rows_for_unknown_students: Vec<(i64, i64)>,
+    /// R3 failed: (guardian_id, student_dcid, email).
+    pub links_without_matching_contact: Vec<(i64, i64, String)>,
+    /// Valid link whose email belongs only to an unverified user: (guardian_id, student_dcid, email).
+    pub unverified_email_matches: Vec<(i64, i64, String)>,
+    /// Linked user whose login email differs from the account's: (user_id, login email, PowerSchool email).
+    pub email_differs: Vec<(i64, String, String)>,
+    /// Guardian rows without a usable email: (guardian_id, student_dcid).
+    pub accounts_without_email: Vec<(i64, i64)>,
+    /// Connections orphaned from PowerSchool: (student_dcid, user_id).
+    pub orphaned: Vec<(i64, i64)>,
+    /// Form creators with no Parent Portal account and no connection: (student_dcid, user_id).
+    pub form_creator_only: Vec<(i64, i64)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decisions {
+    /// One per (student, user) that exists before or after the run, sorted
+    /// by (student_dcid, user).
+    pub connections: Vec<ConnectionDecision>,
+    pub new_users: Vec<NewUser>,
+    /// Existing users this run links to a PowerSchool account: (user_id, guardian_id).
+    pub guardian_links: Vec<(i64, i64)>,
+    /// Existing users that must carry the incomplete flag after the run
+    /// (every other user's flag is cleared). Sorted.
+    pub incomplete_users: Vec<i64>,
+    pub report: DecisionReport,
+}
