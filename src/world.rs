@@ -25,6 +25,9 @@ pub enum WorldError {
 pub struct World {
     #[serde(default)]
     pub description: String,
+    /// Project extension: the sync settings this world runs with.
+    #[serde(default, skip_serializing_if = "WorldSettings::is_default")]
+    pub settings: WorldSettings,
     #[serde(default)]
     pub powerschool: PowerSchoolSide,
     #[serde(default)]
@@ -43,6 +46,28 @@ impl World {
             path: path.display().to_string(),
             source,
         })
+    }
+}
+
+/// Settings a world runs with (a project extension of the shared format;
+/// absent means the defaults).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WorldSettings {
+    /// `sync.include_scheduling_year`, default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_scheduling_year: Option<bool>,
+    /// `sync.on_powerschool_removal`: keep | restrict | revoke, default keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_powerschool_removal: Option<String>,
+    /// The district date the sync runs on, `YYYY-MM-DD` (default: today).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub today: Option<String>,
+}
+
+impl WorldSettings {
+    fn is_default(&self) -> bool {
+        *self == WorldSettings::default()
     }
 }
 
