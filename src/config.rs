@@ -134,7 +134,8 @@ pub struct SyncSettings {
     pub include_scheduling_year: bool,
     pub student_login_field: StudentLoginField,
     pub on_powerschool_removal: OnPowerSchoolRemoval,
-    pub access_tiers_file: PathBuf,
+    /// The tier matrix file; None means the spec's default matrix.
+    pub access_tiers_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -344,6 +345,17 @@ fn parse_env_bool(env: &str, key: &str, value: &str) -> Result<bool, ConfigError
 impl Settings {
     /// Loads the file (if any), applies the environment, validates everything.
     pub fn load(sources: &Sources<'_>) -> Result<Settings, ConfigError> {
+        Self::load_inner(sources, true)
+    }
+
+    /// As `load`, for commands that only read the database (`access export`,
+    /// `explain`, `status`, `seed`): the PowerSchool section is validated
+    /// when present but not required.
+    pub fn load_offline(sources: &Sources<'_>) -> Result<Settings, ConfigError> {
+        Self::load_inner(sources, false)
+    }
+
+    fn load_inner(sources: &Sources<'_>, need_powerschool: bool) -> Result<Settings, ConfigError> {
         let mut file = match sources.file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -405,7 +417,13 @@ impl Settings {
         }
 
         // PowerSchool
-        let ps = file.powerschool;
+        let mut ps = file.powerschool;
+        if !need_powerschool {
+            ps.url
+                .get_or_insert_with(|| "https://powerschool.invalid".to_string());
+            ps.client_id
+                .get_or_insert_with(|| "not-configured".to_string());
+        }
         let url_text = ps.url.ok_or_else(|| ConfigError::Missing {
             key: "powerschool.url".into(),
             hint: "set it in the config file or STUDENT_SYNC_POWERSCHOOL_URL, e.g. https://powerschool.example.org".into(),
@@ -424,6 +442,7 @@ impl Settings {
             ps.client_secret_file.as_deref(),
             &config_dir,
         )?
+        .or_else(|| (!need_powerschool).then(Secret::default))
         .ok_or_else(|| ConfigError::Missing {
             key: "powerschool.client_secret".into(),
             hint: "set STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET or powerschool.client_secret_file (it is never read from the TOML itself)".into(),
@@ -559,8 +578,8 @@ impl Settings {
                     "allowed is a path to a TOML file",
                 ))
             }
-            Some(p) => resolve(&config_dir, &p),
-            None => resolve(&config_dir, "access_tiers.toml"),
+            Some(p) => Some(resolve(&config_dir, &p)),
+            None => None,
         };
 
         // Schedule

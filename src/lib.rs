@@ -5,7 +5,11 @@
 //! store (commit), with the daemon scheduling runs and the fake PowerSchool
 //! standing in for a district's server in tests, the demo and benchmarks.
 
+pub mod cli;
 pub mod config;
 pub mod fake_powerschool;
 pub mod powerschool;
+pub mod rules;
+pub mod store;
+pub mod sync;
 pub mod world;

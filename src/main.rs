@@ -1,1 +1,41 @@
-fn main() {}
+//! The `student-sync` binary: parse arguments, set up logging once, run the
+//! command, and turn any failure into one clear message and an exit code.
+
+use clap::Parser;
+use student_sync::cli::{self, Cli};
+
+fn init_tracing(format: Option<&str>) {
+    use tracing_subscriber::{fmt, EnvFilter};
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let json = match format {
+        Some("json") => true,
+        Some("human") => false,
+        // systemd sets JOURNAL_STREAM for a service's stdout/stderr.
+        _ => std::env::var_os("JOURNAL_STREAM").is_some(),
+    };
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let format = cli
+        .log_format
+        .clone()
+        .or_else(|| std::env::var("STUDENT_SYNC_LOG_FORMAT").ok());
+    init_tracing(format.as_deref());
+    if let Err(e) = cli::run(cli).await {
+        eprintln!("error: {e}");
+        std::process::exit(e.exit_code());
+    }
+}

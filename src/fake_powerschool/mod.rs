@@ -3,12 +3,21 @@
 //! serves a world's `powerschool` side (or a generated district) over real
 //! HTTP, with fault switches for tests and benchmarks.
 //!
-//! OWNED BY THE FAKE-SERVER HELPER: the signatures below are the contract
-//! other modules and tests build on; bodies are to be written.
+//! The signatures in this file are the contract other modules and tests build
+//! on. The queries also accept narrowing arguments for a "spot sync" (a
+//! project extension; see `data.rs`).
+
+mod data;
+mod generate;
+mod server;
 
 use crate::world::PowerSchoolSide;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The names of the four PowerQueries the fake serves.
+pub use data::{CONTACTS, ENROLLED, GUARDIANS, INDEPENDENT};
 
 /// The plugin credentials the fake accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +43,7 @@ pub struct FieldOverride {
     /// Index of the record in the query's full (unpaged) result, 0-based.
     pub record_index: usize,
     pub field: String,
+    /// `null` removes the field (a NULL column sent as absent).
     pub value: serde_json::Value,
 }
 
@@ -73,6 +83,10 @@ pub struct FakeStats {
     pub token_requests: u64,
     pub page_requests: u64,
     pub count_requests: u64,
+    /// Requests for the district school list.
+    pub school_requests: u64,
+    /// Records sent in PowerQuery pages (truncated pages included).
+    pub records_served: u64,
     pub answered_500: u64,
     pub answered_429: u64,
     pub answered_401: u64,
@@ -82,7 +96,9 @@ pub struct FakeStats {
 /// A fake server listening on a real socket. Dropping it stops the server.
 pub struct RunningFake {
     pub addr: SocketAddr,
-    // fields private to the helper
+    shared: Arc<server::Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningFake {
@@ -90,12 +106,36 @@ impl RunningFake {
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
     pub fn stats(&self) -> FakeStats {
-        todo!()
+        self.shared.counters.snapshot()
     }
+
     /// Stop serving and wait until the listener is closed.
-    pub async fn shutdown(self) {
-        todo!()
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            // Graceful shutdown waits for open connections; a client that
+            // holds one forever must not hang the caller.
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        tracing::info!(addr = %self.addr, "fake PowerSchool stopped");
+    }
+}
+
+impl Drop for RunningFake {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 
@@ -106,12 +146,38 @@ pub async fn spawn(
     faults: Faults,
     listen: SocketAddr,
 ) -> std::io::Result<RunningFake> {
-    let _ = (world, credentials, faults, listen);
-    todo!()
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    // Indexing a large district takes a moment of CPU; keep it off the
+    // async workers.
+    let data = tokio::task::spawn_blocking(move || data::Dataset::build(&world))
+        .await
+        .map_err(std::io::Error::other)?;
+    let shared = Arc::new(server::Shared::new(data, credentials, faults));
+    let app = server::router(shared.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::warn!(error = %e, "fake PowerSchool stopped with an error");
+        }
+    });
+    tracing::info!(
+        %addr,
+        students = shared.student_count(),
+        "fake PowerSchool listening"
+    );
+    Ok(RunningFake {
+        addr,
+        shared,
+        stop: Some(stop),
+        task: Some(task),
+    })
 }
 
 /// A deterministic synthetic district of about `students` students.
 pub fn generate(students: usize, seed: u64) -> PowerSchoolSide {
-    let _ = (students, seed);
-    todo!()
+    generate::district(students, seed)
 }

@@ -345,3 +345,6 @@ pub struct Decisions {
     pub incomplete_users: Vec<i64>,
     pub report: DecisionReport,
 }
+
+#[cfg(test)]
+mod test_facts;

@@ -1,0 +1,486 @@
+//! The fake's HTTP side: OAuth client-credentials tokens, the district school
+//! list and PowerQuery pages and counts, with the fault switches applied to
+//! PowerQuery pages.
+
+use super::data::{apply_override, parse_args, Dataset, QueryKind, Selection};
+use super::{FakeCredentials, FakeStats, Faults};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A real server's token lifetime.
+const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3599);
+/// PowerSchool's page size when the request names none.
+const DEFAULT_PAGE_SIZE: usize = 100;
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    token_requests: AtomicU64,
+    page_requests: AtomicU64,
+    count_requests: AtomicU64,
+    school_requests: AtomicU64,
+    records_served: AtomicU64,
+    answered_500: AtomicU64,
+    answered_429: AtomicU64,
+    answered_401: AtomicU64,
+    truncated: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> FakeStats {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        FakeStats {
+            token_requests: g(&self.token_requests),
+            page_requests: g(&self.page_requests),
+            count_requests: g(&self.count_requests),
+            school_requests: g(&self.school_requests),
+            records_served: g(&self.records_served),
+            answered_500: g(&self.answered_500),
+            answered_429: g(&self.answered_429),
+            answered_401: g(&self.answered_401),
+            truncated: g(&self.truncated),
+        }
+    }
+}
+
+fn bump(a: &AtomicU64) {
+    a.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) struct Shared {
+    data: Dataset,
+    credentials: FakeCredentials,
+    faults: Faults,
+    /// Overrides by query, so a page only looks at its own.
+    overrides: HashMap<QueryKind, Vec<(usize, String, serde_json::Value)>>,
+    tokens: Mutex<HashMap<String, Instant>>,
+    pub(crate) counters: Counters,
+    /// How many PowerQuery pages have reached the fault stage; the n-th one's
+    /// fate depends only on n and the seed, whatever the concurrency.
+    fault_ordinal: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(data: Dataset, credentials: FakeCredentials, faults: Faults) -> Shared {
+        let mut overrides: HashMap<QueryKind, Vec<_>> = HashMap::new();
+        for o in &faults.overrides {
+            if let Some(kind) = QueryKind::from_name(&o.query) {
+                overrides.entry(kind).or_default().push((
+                    o.record_index,
+                    o.field.clone(),
+                    o.value.clone(),
+                ));
+            }
+        }
+        Shared {
+            data,
+            credentials,
+            faults,
+            overrides,
+            tokens: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            fault_ordinal: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn student_count(&self) -> usize {
+        self.data.student_count
+    }
+
+    fn token_ttl(&self) -> Duration {
+        self.faults.token_ttl.unwrap_or(DEFAULT_TOKEN_TTL)
+    }
+
+    /// None when the request carries a valid unexpired Bearer token.
+    fn check_bearer(&self, headers: &HeaderMap) -> Option<Response> {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, rest) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+            });
+        let reason = match token {
+            None => "missing bearer token",
+            Some(t) => {
+                let tokens = self.tokens.lock().expect("token table poisoned");
+                match tokens.get(t) {
+                    None => "unknown bearer token",
+                    Some(expiry) if Instant::now() >= *expiry => "expired bearer token",
+                    Some(_) => return None,
+                }
+            }
+        };
+        tracing::debug!(reason, "fake PowerSchool: 401");
+        bump(&self.counters.answered_401);
+        Some(json_value(
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({"error": "invalid_token", "message": reason}),
+        ))
+    }
+
+    fn decide_fault(&self) -> PageFault {
+        let n = self.fault_ordinal.fetch_add(1, Ordering::Relaxed);
+        let f = &self.faults;
+        let a = u64::from(f.fail_first);
+        let b = a + u64::from(f.rate_limit_first);
+        let c = b + u64::from(f.truncate_first);
+        if n < a {
+            return PageFault::Error;
+        }
+        if n < b {
+            return PageFault::RateLimit;
+        }
+        if n < c {
+            return PageFault::Truncate;
+        }
+        if f.error_rate <= 0.0 && f.rate_limit_rate <= 0.0 && f.truncate_rate <= 0.0 {
+            return PageFault::None;
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(splitmix64(f.seed ^ splitmix64(n)));
+        let (r1, r2, r3): (f64, f64, f64) = (rng.gen(), rng.gen(), rng.gen());
+        if r1 < f.error_rate {
+            PageFault::Error
+        } else if r2 < f.rate_limit_rate {
+            PageFault::RateLimit
+        } else if r3 < f.truncate_rate {
+            PageFault::Truncate
+        } else {
+            PageFault::None
+        }
+    }
+
+    fn always_fails(&self, kind: QueryKind) -> bool {
+        self.faults
+            .always_fail_queries
+            .iter()
+            .any(|q| q == kind.name())
+    }
+
+    fn server_error(&self, why: &str) -> Response {
+        bump(&self.counters.answered_500);
+        json_value(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({"message": format!("Internal Server Error ({why})")}),
+        )
+    }
+}
+
+enum PageFault {
+    None,
+    Error,
+    RateLimit,
+    Truncate,
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/oauth/access_token", post(token))
+        .route("/ws/v1/district/school", get(schools))
+        .route("/ws/schema/query/{name}", post(query_page))
+        .route("/ws/schema/query/{name}/count", post(query_count))
+        .fallback(|| async {
+            json_value(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"message": "Not Found"}),
+            )
+        })
+        .with_state(shared)
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn json_value(status: StatusCode, body: serde_json::Value) -> Response {
+    json_response(status, body.to_string())
+}
+
+fn bad_request(message: String) -> Response {
+    json_value(
+        StatusCode::BAD_REQUEST,
+        serde_json::json!({"message": message}),
+    )
+}
+
+async fn token(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    bump(&s.counters.token_requests);
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("basic").then_some(rest.trim())
+        })
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .and_then(|raw| String::from_utf8(raw).ok());
+    let ok = match basic.as_deref().and_then(|b| b.split_once(':')) {
+        Some((id, secret)) => {
+            id == s.credentials.client_id && secret == s.credentials.client_secret
+        }
+        None => false,
+    };
+    if !ok {
+        tracing::debug!("fake PowerSchool: token refused (bad client credentials)");
+        bump(&s.counters.answered_401);
+        return json_value(
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({"error": "invalid_client",
+                "error_description": "Bad client credentials"}),
+        );
+    }
+    let grant_ok = url::form_urlencoded::parse(&body)
+        .any(|(k, v)| k == "grant_type" && v == "client_credentials");
+    if !grant_ok {
+        return json_value(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"error": "unsupported_grant_type"}),
+        );
+    }
+    let ttl = s.token_ttl();
+    let token = format!("{:032x}", rand::thread_rng().gen::<u128>());
+    s.tokens
+        .lock()
+        .expect("token table poisoned")
+        .insert(token.clone(), Instant::now() + ttl);
+    tracing::debug!(
+        ttl_ms = ttl.as_millis() as u64,
+        "fake PowerSchool: token issued"
+    );
+    json_value(
+        StatusCode::OK,
+        serde_json::json!({
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": ttl.as_secs().to_string(),
+        }),
+    )
+}
+
+async fn schools(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    bump(&s.counters.school_requests);
+    if let Some(r) = s.check_bearer(&headers) {
+        return r;
+    }
+    let list: Vec<serde_json::Value> = s
+        .data
+        .schools
+        .iter()
+        .map(|sc| {
+            serde_json::json!({"id": sc.id, "name": sc.name, "school_number": sc.school_number})
+        })
+        .collect();
+    // Real servers collapse a one-element list into the element itself.
+    let school = if list.len() == 1 {
+        list.into_iter().next().expect("one school")
+    } else {
+        serde_json::Value::Array(list)
+    };
+    tracing::debug!("fake PowerSchool: school list");
+    json_value(
+        StatusCode::OK,
+        serde_json::json!({"schools": {"school": school}}),
+    )
+}
+
+/// Auth, query lookup and arguments, common to pages and counts.
+fn prepare(
+    s: &Shared,
+    name: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(QueryKind, Selection), Response> {
+    if let Some(r) = s.check_bearer(headers) {
+        return Err(r);
+    }
+    let kind = QueryKind::from_name(name).ok_or_else(|| {
+        tracing::debug!(query = name, "fake PowerSchool: unknown query");
+        json_value(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"message": format!("Named query not found: {name}")}),
+        )
+    })?;
+    let body: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| bad_request(format!("the request body is not valid JSON: {e}")))?
+    };
+    let args = parse_args(kind, &body).map_err(bad_request)?;
+    Ok((kind, s.data.select(kind, &args)))
+}
+
+async fn query_count(
+    State(s): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    bump(&s.counters.count_requests);
+    let (kind, selection) = match prepare(&s, &name, &headers, &body) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if s.always_fails(kind) {
+        return s.server_error("always_fail_queries");
+    }
+    tracing::debug!(
+        query = name,
+        count = selection.len(),
+        "fake PowerSchool: count"
+    );
+    json_value(
+        StatusCode::OK,
+        serde_json::json!({"count": selection.len()}),
+    )
+}
+
+fn parse_paging(params: &HashMap<String, String>) -> Result<(usize, usize), String> {
+    let page = match params.get("page") {
+        None => 1,
+        Some(p) => p
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|p| *p >= 1)
+            .ok_or_else(|| format!("page must be an integer starting at 1, got {p:?}"))?,
+    };
+    let size = match params.get("pagesize") {
+        None => DEFAULT_PAGE_SIZE,
+        Some(p) => p
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| format!("pagesize must be a non-negative integer, got {p:?}"))?,
+    };
+    Ok((page, size))
+}
+
+async fn query_page(
+    State(s): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    bump(&s.counters.page_requests);
+    let (kind, selection) = match prepare(&s, &name, &headers, &body) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let (page, size) = match parse_paging(&params) {
+        Ok(x) => x,
+        Err(e) => return bad_request(e),
+    };
+    if s.always_fails(kind) {
+        return s.server_error("always_fail_queries");
+    }
+    if !s.faults.page_latency.is_zero() {
+        tokio::time::sleep(s.faults.page_latency).await;
+    }
+    let fault = s.decide_fault();
+    match fault {
+        PageFault::Error => {
+            tracing::debug!(query = name, page, "fake PowerSchool: injected 500");
+            return s.server_error("injected fault");
+        }
+        PageFault::RateLimit => {
+            tracing::debug!(query = name, page, "fake PowerSchool: injected 429");
+            bump(&s.counters.answered_429);
+            let mut r = json_value(
+                StatusCode::TOO_MANY_REQUESTS,
+                serde_json::json!({"message": "Too Many Requests"}),
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(s.faults.retry_after_secs),
+            );
+            return r;
+        }
+        PageFault::Truncate | PageFault::None => {}
+    }
+
+    let total = selection.len();
+    let (start, end) = if size == 0 {
+        if page == 1 {
+            (0, total)
+        } else {
+            (total, total)
+        }
+    } else {
+        let start = (page - 1).saturating_mul(size).min(total);
+        (start, start.saturating_add(size).min(total))
+    };
+    let mut body = String::with_capacity(64 + (end - start) * 256);
+    body.push_str("{\"name\":");
+    body.push_str(&serde_json::Value::from(kind.name()).to_string());
+    if start < end {
+        body.push_str(",\"record\":[");
+        let overrides = s.overrides.get(&kind);
+        for i in start..end {
+            if i > start {
+                body.push(',');
+            }
+            let record = s.data.record(kind, selection.get(i));
+            let mut planted: Option<String> = None;
+            for (_, field, value) in overrides.iter().flat_map(|o| o.iter()).filter(|o| o.0 == i) {
+                let base = planted.as_deref().unwrap_or(record);
+                planted = Some(apply_override(base, field, value));
+            }
+            body.push_str(planted.as_deref().unwrap_or(record));
+        }
+        body.push(']');
+    } else if page % 2 == 0 {
+        // Servers differ on an empty page: `record` missing or empty.
+        body.push_str(",\"record\":[]");
+    }
+    body.push_str(",\"@extensions\":");
+    body.push_str(&serde_json::Value::from(kind.extensions()).to_string());
+    body.push('}');
+    s.counters
+        .records_served
+        .fetch_add((end - start) as u64, Ordering::Relaxed);
+
+    if let PageFault::Truncate = fault {
+        bump(&s.counters.truncated);
+        let mut cut = body.len() / 2;
+        while !body.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        body.truncate(cut);
+        tracing::debug!(
+            query = name,
+            page,
+            "fake PowerSchool: injected truncated body"
+        );
+    } else {
+        tracing::debug!(
+            query = name,
+            page,
+            pagesize = size,
+            records = end - start,
+            "fake PowerSchool: page"
+        );
+    }
+    json_response(StatusCode::OK, body)
+}

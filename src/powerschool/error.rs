@@ -1,0 +1,114 @@
+//! The one error type the PowerSchool client returns. Each message is written
+//! for whoever is on call: what failed, on which query and page, and what to
+//! do next. No message ever carries the client secret or a token.
+
+/// Describes the request within a query: a page, or the count/one-off call.
+fn request(page: &Option<u32>) -> String {
+    match page {
+        Some(p) => format!("page {p}"),
+        None => "(count or single request)".to_string(),
+    }
+}
+
+fn status(status: &Option<u16>) -> String {
+    match status {
+        Some(s) => format!("HTTP {s}"),
+        None => "no HTTP answer".to_string(),
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PowerSchoolError {
+    /// The HTTP client could not be built (TLS roots, bad settings).
+    #[error("cannot prepare the HTTPS client for PowerSchool at {url}: {message}")]
+    Setup { url: String, message: String },
+
+    #[error(
+        "PowerSchool at {url} refused the plugin credentials (HTTP {status} from /oauth/access_token): \
+         check the student-sync plugin's client id and secret (powerschool.client_id and \
+         STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET or powerschool.client_secret_file) and that the plugin \
+         is enabled in System > System Settings > Plugin Management"
+    )]
+    BadCredentials { url: String, status: u16 },
+
+    /// The token endpoint answered something other than a token or a 401.
+    #[error(
+        "PowerSchool at {url} did not issue an access token: {detail}; check powerschool.url points \
+         at the district's PowerSchool server and that the student-sync plugin is enabled"
+    )]
+    TokenFailed { url: String, detail: String },
+
+    #[error(
+        "PowerQuery {query} is not installed on this PowerSchool server (HTTP 404): install or enable \
+         the student-sync plugin (System > System Settings > Plugin Management), which provides it"
+    )]
+    QueryNotInstalled { query: String },
+
+    #[error(
+        "PowerSchool denied PowerQuery {query} (HTTP 403): the student-sync plugin's access request \
+         does not grant a column this query reads; install the current plugin version and re-enable it \
+         so the new access request is approved"
+    )]
+    AccessDenied { query: String },
+
+    /// A token that was just issued was refused too.
+    #[error(
+        "PowerSchool refused a freshly issued token for {query} {} (HTTP 401 twice): the plugin may \
+         have been disabled or its access revoked during the run; check it in Plugin Management",
+        request(.page)
+    )]
+    Unauthorized { query: String, page: Option<u32> },
+
+    #[error(
+        "gave up on {query} {} after {attempts} attempts; last answer: {}, last error: {last_error}. \
+         PowerSchool is down, overloaded or cutting answers off: check the server, then run the sync again",
+        request(.page), status(.last_status)
+    )]
+    GaveUp {
+        query: String,
+        page: Option<u32>,
+        attempts: u32,
+        last_status: Option<u16>,
+        last_error: String,
+    },
+
+    /// A status that retrying cannot fix (400, 405, …).
+    #[error(
+        "PowerSchool answered {query} {} with HTTP {status}: {detail}; check the query's arguments \
+         and the plugin version",
+        request(.page)
+    )]
+    Rejected {
+        query: String,
+        page: Option<u32>,
+        status: u16,
+        detail: String,
+    },
+
+    /// A 200 whose JSON is complete but not shaped as the spec says.
+    #[error(
+        "PowerSchool's answer to {query} {} is not in the expected shape: {detail}; the server or \
+         plugin version may not match what student-sync expects",
+        request(.page)
+    )]
+    BadResponse {
+        query: String,
+        page: Option<u32>,
+        detail: String,
+    },
+}
+
+impl PowerSchoolError {
+    /// The query (or endpoint) the error is about, when there is one.
+    pub fn query(&self) -> Option<&str> {
+        match self {
+            PowerSchoolError::QueryNotInstalled { query }
+            | PowerSchoolError::AccessDenied { query }
+            | PowerSchoolError::Unauthorized { query, .. }
+            | PowerSchoolError::GaveUp { query, .. }
+            | PowerSchoolError::Rejected { query, .. }
+            | PowerSchoolError::BadResponse { query, .. } => Some(query),
+            _ => None,
+        }
+    }
+}

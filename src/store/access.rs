@@ -1,0 +1,84 @@
+//! Reading the access table: the `access export` contract of
+//! `shared/spec/world-format.md`, and a connection's audit history for `explain`.
+
+use super::{Doing, StoreError};
+use crate::world::{AccessRow, AccessTable};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgPool, Row};
+
+const SELECT_ACCESS: &str = "
+    SELECT c.student_dcid, u.email, c.tier, COALESCE(c.case_code, '') AS case_code, c.limits
+    FROM connections c JOIN users u ON u.id = c.user_id
+    ORDER BY c.student_dcid, u.email";
+const SELECT_INCOMPLETE: &str = "SELECT email FROM users WHERE incomplete ORDER BY email";
+
+/// The whole access table, sorted as the export contract says.
+pub async fn export(pool: &PgPool) -> Result<AccessTable, StoreError> {
+    let rows = sqlx::query(SELECT_ACCESS)
+        .fetch_all(pool)
+        .await
+        .doing("reading the access table")?;
+    let connections = rows
+        .iter()
+        .map(|r| {
+            let mut limits: Vec<String> = r.get("limits");
+            limits.sort();
+            AccessRow {
+                student_dcid: r.get("student_dcid"),
+                email: r.get("email"),
+                tier: r.get("tier"),
+                case: r.get("case_code"),
+                limits,
+            }
+        })
+        .collect();
+    let incomplete_users = sqlx::query_scalar(SELECT_INCOMPLETE)
+        .fetch_all(pool)
+        .await
+        .doing("reading incomplete users")?;
+    Ok(AccessTable {
+        connections,
+        incomplete_users,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub run_id: Option<i64>,
+    pub recorded_at: DateTime<Utc>,
+    pub tier_before: Option<String>,
+    pub tier_after: Option<String>,
+    pub case_before: Option<String>,
+    pub case_after: Option<String>,
+    pub reasons: serde_json::Value,
+}
+
+/// Every recorded change of one (student, user) pair's access, oldest first.
+pub async fn audit_history(
+    pool: &PgPool,
+    student_dcid: i64,
+    user_id: i64,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT run_id, recorded_at, tier_before, tier_after, case_before, case_after, reasons
+         FROM access_audit WHERE student_dcid = $1 AND user_id = $2 ORDER BY id",
+    )
+    .bind(student_dcid)
+    .bind(user_id)
+    .fetch_all(pool)
+    .await
+    .doing("reading the access audit")?;
+    Ok(rows
+        .iter()
+        .map(|r| AuditEntry {
+            run_id: r.get("run_id"),
+            recorded_at: r.get("recorded_at"),
+            tier_before: r.get("tier_before"),
+            tier_after: r.get("tier_after"),
+            case_before: r.get("case_before"),
+            case_after: r.get("case_after"),
+            reasons: r.get("reasons"),
+        })
+        .collect())
+}

@@ -1,0 +1,207 @@
+//! Run history: one row per run, written before any work starts so that a
+//! killed process leaves a `running` row for the daemon to find on restart.
+
+use super::{Doing, StoreError};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunTrigger {
+    Schedule,
+    Manual,
+    Resume,
+}
+
+impl RunTrigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunTrigger::Schedule => "schedule",
+            RunTrigger::Manual => "manual",
+            RunTrigger::Resume => "resume",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+    pub fn parse(text: &str) -> Option<RunStatus> {
+        match text {
+            "running" => Some(RunStatus::Running),
+            "succeeded" => Some(RunStatus::Succeeded),
+            "failed" => Some(RunStatus::Failed),
+            "interrupted" => Some(RunStatus::Interrupted),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunPhase {
+    Fetching,
+    Planning,
+    Applying,
+    Done,
+}
+
+impl RunPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunPhase::Fetching => "fetching",
+            RunPhase::Planning => "planning",
+            RunPhase::Applying => "applying",
+            RunPhase::Done => "done",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub trigger: String,
+    pub night: NaiveDate,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub phase: String,
+    pub status: String,
+    pub counts: serde_json::Value,
+    pub error: Option<String>,
+    pub host: Option<String>,
+    pub pid: Option<i32>,
+}
+
+const INSERT_RUN: &str = "
+    INSERT INTO sync_runs (trigger, night, host, pid)
+    VALUES ($1, $2, $3, $4)
+    RETURNING id";
+
+/// Writes the run's row (status `running`, phase `fetching`) and commits it at once.
+pub async fn start_run(
+    pool: &PgPool,
+    trigger: RunTrigger,
+    night: NaiveDate,
+) -> Result<i64, StoreError> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok();
+    let row = sqlx::query(INSERT_RUN)
+        .bind(trigger.as_str())
+        .bind(night)
+        .bind(host)
+        .bind(std::process::id() as i32)
+        .fetch_one(pool)
+        .await
+        .doing("recording the start of a run")?;
+    Ok(row.get(0))
+}
+
+pub async fn set_phase(pool: &PgPool, run_id: i64, phase: RunPhase) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sync_runs SET phase = $2 WHERE id = $1")
+        .bind(run_id)
+        .bind(phase.as_str())
+        .execute(pool)
+        .await
+        .doing("recording a run's phase")?;
+    Ok(())
+}
+
+/// Marks the run succeeded inside the run's own transaction, so the counts
+/// and the live changes commit together or not at all.
+pub async fn finish_succeeded(
+    tx: &mut Transaction<'_, Postgres>,
+    run_id: i64,
+    counts: &serde_json::Value,
+    report: &serde_json::Value,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE sync_runs SET status = 'succeeded', phase = 'done', finished_at = now(),
+                counts = $2, report = $3
+         WHERE id = $1",
+    )
+    .bind(run_id)
+    .bind(counts)
+    .bind(report)
+    .execute(&mut **tx)
+    .await
+    .doing("recording a run's success")?;
+    Ok(())
+}
+
+/// Marks a run failed or interrupted, after its transaction rolled back.
+pub async fn finish_unsuccessful(
+    pool: &PgPool,
+    run_id: i64,
+    status: RunStatus,
+    error: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE sync_runs SET status = $2, finished_at = now(), error = $3
+         WHERE id = $1 AND status = 'running'",
+    )
+    .bind(run_id)
+    .bind(status.as_str())
+    .bind(error)
+    .execute(pool)
+    .await
+    .doing("recording a run's failure")?;
+    Ok(())
+}
+
+const SELECT_RUNS: &str = "
+    SELECT id, trigger, night, started_at, finished_at, phase, status, counts, error, host, pid
+    FROM sync_runs";
+
+fn run_from_row(row: &sqlx::postgres::PgRow) -> RunRecord {
+    RunRecord {
+        id: row.get("id"),
+        trigger: row.get("trigger"),
+        night: row.get("night"),
+        started_at: row.get("started_at"),
+        finished_at: row.get("finished_at"),
+        phase: row.get("phase"),
+        status: row.get("status"),
+        counts: row.get("counts"),
+        error: row.get("error"),
+        host: row.get("host"),
+        pid: row.get("pid"),
+    }
+}
+
+/// The newest runs first.
+pub async fn recent_runs(pool: &PgPool, limit: i64) -> Result<Vec<RunRecord>, StoreError> {
+    let rows = sqlx::query(&format!("{SELECT_RUNS} ORDER BY id DESC LIMIT $1"))
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .doing("reading the run history")?;
+    Ok(rows.iter().map(run_from_row).collect())
+}
+
+pub async fn get_run(pool: &PgPool, run_id: i64) -> Result<RunRecord, StoreError> {
+    let row = sqlx::query(&format!("{SELECT_RUNS} WHERE id = $1"))
+        .bind(run_id)
+        .fetch_optional(pool)
+        .await
+        .doing("reading a run")?;
+    row.as_ref()
+        .map(run_from_row)
+        .ok_or(StoreError::NoSuchRun(run_id))
+}

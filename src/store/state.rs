@@ -1,0 +1,159 @@
+//! The database's current state, loaded in a handful of streaming queries so
+//! that a run can compute its whole plan in memory without one round trip per
+//! record. The row types double as what `write` stores: a plan is made of them.
+
+use super::{Doing, StoreError};
+use chrono::NaiveDate;
+use futures::TryStreamExt;
+use serde::Serialize;
+use sqlx::{FromRow, PgPool};
+use std::collections::HashMap;
+
+/// A student's synced fields.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+pub struct StudentRow {
+    pub dcid: i64,
+    pub powerschool_id: Option<i64>,
+    pub student_number: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub grade_level: Option<i64>,
+    pub school_number: i64,
+    pub enroll_status: i64,
+    pub entry_date: Option<NaiveDate>,
+    pub org_email: Option<String>,
+    pub personal_email: Option<String>,
+    pub independent: bool,
+    pub login_email: Option<String>,
+    pub in_sync_set: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+pub struct ContactRow {
+    pub student_dcid: i64,
+    pub person_id: i64,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub is_decision_making: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+pub struct GuardianAccountRow {
+    pub guardian_id: i64,
+    pub student_dcid: i64,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub web_access_account: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+pub struct UserRow {
+    pub id: i64,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email_verified: bool,
+    pub incomplete: bool,
+    pub powerschool_guardian_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+pub struct ConnectionRow {
+    pub id: i64,
+    pub student_dcid: i64,
+    pub user_id: i64,
+    pub tier: String,
+    pub case_code: Option<String>,
+    pub limits: Vec<String>,
+    pub origin: String,
+    pub present_in_powerschool: bool,
+    pub powerschool_guardian_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+pub struct FormRow {
+    pub student_dcid: i64,
+    pub created_by_user_id: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CurrentState {
+    pub students: HashMap<i64, StudentRow>,
+    pub contacts: HashMap<(i64, i64), ContactRow>,
+    pub guardian_accounts: HashMap<(i64, i64), GuardianAccountRow>,
+    pub users: Vec<UserRow>,
+    pub connections: Vec<ConnectionRow>,
+    pub forms: Vec<FormRow>,
+}
+
+const SELECT_STUDENTS: &str = "
+    SELECT dcid, powerschool_id, student_number, first_name, last_name, grade_level,
+           school_number, enroll_status, entry_date, org_email, personal_email,
+           independent, login_email, in_sync_set
+    FROM students";
+const SELECT_CONTACTS: &str = "
+    SELECT student_dcid, person_id, first_name, last_name, email, is_decision_making
+    FROM student_contacts";
+const SELECT_GUARDIAN_ACCOUNTS: &str = "
+    SELECT guardian_id, student_dcid, email, first_name, last_name, web_access_account
+    FROM guardian_accounts";
+const SELECT_USERS: &str = "
+    SELECT id, email, first_name, last_name, email_verified, incomplete, powerschool_guardian_id
+    FROM users ORDER BY id";
+const SELECT_CONNECTIONS: &str = "
+    SELECT id, student_dcid, user_id, tier, case_code, limits, origin,
+           present_in_powerschool, powerschool_guardian_id
+    FROM connections ORDER BY id";
+const SELECT_FORMS: &str = "SELECT DISTINCT student_dcid, created_by_user_id FROM forms";
+
+impl CurrentState {
+    /// Loads everything a plan compares against, in one read-only snapshot so
+    /// the tables agree with each other.
+    pub async fn load(pool: &PgPool) -> Result<CurrentState, StoreError> {
+        let mut tx = pool
+            .begin()
+            .await
+            .doing("starting a read of the current state")?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .doing("starting a read of the current state")?;
+        let mut state = CurrentState::default();
+        let mut rows = sqlx::query_as::<_, StudentRow>(SELECT_STUDENTS).fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await.doing("reading students")? {
+            state.students.insert(r.dcid, r);
+        }
+        drop(rows);
+        let mut rows = sqlx::query_as::<_, ContactRow>(SELECT_CONTACTS).fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await.doing("reading student contacts")? {
+            state.contacts.insert((r.student_dcid, r.person_id), r);
+        }
+        drop(rows);
+        let mut rows =
+            sqlx::query_as::<_, GuardianAccountRow>(SELECT_GUARDIAN_ACCOUNTS).fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await.doing("reading guardian accounts")? {
+            state
+                .guardian_accounts
+                .insert((r.guardian_id, r.student_dcid), r);
+        }
+        drop(rows);
+        state.users = sqlx::query_as::<_, UserRow>(SELECT_USERS)
+            .fetch_all(&mut *tx)
+            .await
+            .doing("reading users")?;
+        state.connections = sqlx::query_as::<_, ConnectionRow>(SELECT_CONNECTIONS)
+            .fetch_all(&mut *tx)
+            .await
+            .doing("reading connections")?;
+        state.forms = sqlx::query_as::<_, FormRow>(SELECT_FORMS)
+            .fetch_all(&mut *tx)
+            .await
+            .doing("reading forms")?;
+        tx.commit()
+            .await
+            .doing("finishing a read of the current state")?;
+        Ok(state)
+    }
+}

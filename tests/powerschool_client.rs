@@ -1,0 +1,744 @@
+//! The PowerSchool client against the fake server over real HTTP: every
+//! record exactly once at any page size, token renewal, retries of 500s, 429s
+//! and cut-off pages, bad records as problems, and the errors an on-call
+//! engineer sees. A few shapes the fake does not serve (nested records, a
+//! missing `record`, one school as an object, 403) come from a tiny axum
+//! server in this file.
+
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use student_sync::config::{PowerSchoolSettings, Secret};
+use student_sync::fake_powerschool::{spawn, FakeCredentials, Faults, FieldOverride, RunningFake};
+use student_sync::powerschool::{
+    PowerSchoolClient, PowerSchoolError, CONTACTS_QUERY, GUARDIANS_QUERY, INDEPENDENT_QUERY,
+    STUDENTS_QUERY,
+};
+use student_sync::world::{
+    PowerSchoolSide, WorldContact, WorldGuardianAccount, WorldSchool, WorldStudent,
+};
+
+fn settings(url: &str, page_size: u32) -> PowerSchoolSettings {
+    let creds = FakeCredentials::default();
+    PowerSchoolSettings {
+        url: url.parse().unwrap(),
+        client_id: creds.client_id,
+        client_secret: Secret::new(creds.client_secret),
+        page_size,
+        school_concurrency: 3,
+        max_attempts: 4,
+        backoff_initial: Duration::from_millis(1),
+        backoff_max: Duration::from_millis(5),
+        request_timeout: Duration::from_secs(10),
+        token_refresh_margin: Duration::from_secs(60),
+    }
+}
+
+fn any_port() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// Logs go to the test's captured output, shown when a test fails.
+fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "student_sync=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+async fn fake(world: PowerSchoolSide, faults: Faults) -> RunningFake {
+    logs();
+    spawn(world, FakeCredentials::default(), faults, any_port())
+        .await
+        .expect("the fake PowerSchool starts")
+}
+
+fn student(dcid: i64, school: i64, enroll_status: i64) -> WorldStudent {
+    WorldStudent {
+        dcid,
+        id: Some(dcid - 4000),
+        student_number: Some(format!("{}", 200000 + dcid)),
+        first_name: Some(format!("First{dcid}")),
+        last_name: Some("Okafor".to_string()),
+        schoolid: school,
+        grade_level: Some(dcid % 13 - 1),
+        enroll_status,
+        entrydate: Some("2025-08-27".to_string()),
+        enrlytype1: None,
+        enrlytype2: None,
+        enrlytype3: None,
+        orgemail: Some(format!("s{dcid}@students.example.org")),
+        personalemail: None,
+    }
+}
+
+fn guardian(guardianid: i64, dcid: i64, web: bool) -> WorldGuardianAccount {
+    WorldGuardianAccount {
+        guardianid,
+        student_dcid: dcid,
+        email: Some(format!("g{guardianid}@example.com")),
+        first_name: Some("Ngozi".to_string()),
+        last_name: None,
+        web_access_account: web,
+    }
+}
+
+fn contact(dcid: i64, person: i64, decision: i64) -> WorldContact {
+    WorldContact {
+        student_dcid: dcid,
+        person_id: person,
+        first_name: Some("Ngozi".to_string()),
+        last_name: Some("Okafor".to_string()),
+        email: Some(format!("p{person}@example.com")),
+        isdecisionmaking: decision,
+    }
+}
+
+/// One school (101) with `n` active students, each with one guardian account.
+fn one_school(n: i64) -> PowerSchoolSide {
+    PowerSchoolSide {
+        schools: vec![WorldSchool {
+            school_number: 101,
+            name: "Riverside".to_string(),
+        }],
+        students: (0..n).map(|i| student(5000 + i, 101, 0)).collect(),
+        contacts: Vec::new(),
+        guardian_accounts: (0..n).map(|i| guardian(1 + i, 5000 + i, false)).collect(),
+    }
+}
+
+fn guardian_keys(n: i64) -> BTreeSet<(i64, i64)> {
+    (0..n).map(|i| (1 + i, 5000 + i)).collect()
+}
+
+async fn all_guardian_keys(client: &PowerSchoolClient) -> Vec<(i64, i64)> {
+    let result = client.guardians().await.expect("guardians fetched");
+    assert!(result.problems.is_empty(), "{:?}", result.problems);
+    result
+        .records
+        .iter()
+        .map(|g| (g.guardian_id, g.student_dcid))
+        .collect()
+}
+
+/// Every key once, and nothing else.
+fn assert_exactly(got: Vec<(i64, i64)>, want: &BTreeSet<(i64, i64)>) {
+    let set: BTreeSet<_> = got.iter().copied().collect();
+    assert_eq!(got.len(), set.len(), "duplicates arrived");
+    assert_eq!(&set, want);
+}
+
+#[tokio::test]
+async fn every_record_arrives_exactly_once_at_any_page_size() {
+    let running = fake(one_school(2500), Faults::default()).await;
+    let want = guardian_keys(2500);
+    let want_students: BTreeSet<i64> = (0..2500).map(|i| 5000 + i).collect();
+    for page_size in [1, 7, 100, 1000] {
+        let client = PowerSchoolClient::new(&settings(&running.base_url(), page_size)).unwrap();
+        assert_exactly(all_guardian_keys(&client).await, &want);
+
+        let students = client.students(101).await.unwrap();
+        assert!(students.problems.is_empty(), "{:?}", students.problems);
+        let dcids: Vec<i64> = students.records.iter().map(|s| s.dcid).collect();
+        assert_eq!(dcids.len(), 2500, "page size {page_size}");
+        assert_eq!(
+            dcids.iter().copied().collect::<BTreeSet<_>>(),
+            want_students
+        );
+        assert!(students.records.iter().all(|s| s.school_number == 101));
+        assert_eq!(students.expected_count, Some(2500));
+        assert_eq!(client.stats().retries, 0);
+    }
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_token_that_expires_mid_run_is_renewed() {
+    let faults = Faults {
+        token_ttl: Some(Duration::from_millis(150)),
+        page_latency: Duration::from_millis(4),
+        ..Faults::default()
+    };
+    let running = fake(one_school(1200), faults).await;
+    let client = PowerSchoolClient::new(&settings(&running.base_url(), 10)).unwrap();
+    let started = std::time::Instant::now();
+    assert_exactly(all_guardian_keys(&client).await, &guardian_keys(1200));
+    assert!(
+        started.elapsed() > Duration::from_millis(300),
+        "the run must outlast the token to test anything"
+    );
+    let stats = client.stats();
+    assert!(stats.token_requests > 1, "{stats:?}");
+    assert!(
+        stats.token_requests < stats.pages_fetched / 4,
+        "a token is reused while it is valid: {stats:?}"
+    );
+    assert_eq!(running.stats().token_requests, stats.token_requests);
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn server_errors_and_rate_limits_are_retried_and_counted() {
+    let faults = Faults {
+        fail_first: 3,
+        rate_limit_first: 2,
+        retry_after_secs: 0,
+        ..Faults::default()
+    };
+    let running = fake(one_school(500), faults).await;
+    let mut s = settings(&running.base_url(), 50);
+    s.max_attempts = 8;
+    let client = PowerSchoolClient::new(&s).unwrap();
+    let result = client.guardians().await.unwrap();
+    let keys = result
+        .records
+        .iter()
+        .map(|g| (g.guardian_id, g.student_dcid))
+        .collect();
+    assert_exactly(keys, &guardian_keys(500));
+    let stats = client.stats();
+    assert_eq!(stats.server_errors, 3, "{stats:?}");
+    assert_eq!(stats.rate_limited, 2, "{stats:?}");
+    assert_eq!(stats.retries, 5, "{stats:?}");
+    assert_eq!(result.retries, 5);
+    let fake_stats = running.stats();
+    assert_eq!((fake_stats.answered_500, fake_stats.answered_429), (3, 2));
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn random_server_errors_are_retried() {
+    let faults = Faults {
+        error_rate: 0.2,
+        rate_limit_rate: 0.1,
+        retry_after_secs: 0,
+        seed: 7,
+        ..Faults::default()
+    };
+    let running = fake(one_school(800), faults).await;
+    let mut s = settings(&running.base_url(), 20);
+    s.max_attempts = 12;
+    let client = PowerSchoolClient::new(&s).unwrap();
+    assert_exactly(all_guardian_keys(&client).await, &guardian_keys(800));
+    let stats = client.stats();
+    let fake_stats = running.stats();
+    assert!(
+        stats.server_errors > 0 && stats.rate_limited > 0,
+        "{stats:?}"
+    );
+    assert_eq!(stats.server_errors, fake_stats.answered_500);
+    assert_eq!(stats.rate_limited, fake_stats.answered_429);
+    assert_eq!(stats.retries, stats.server_errors + stats.rate_limited);
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_query_that_keeps_failing_gives_up_naming_query_page_and_status() {
+    let faults = Faults {
+        always_fail_queries: vec![GUARDIANS_QUERY.to_string()],
+        ..Faults::default()
+    };
+    let running = fake(one_school(30), faults).await;
+    let client = PowerSchoolClient::new(&settings(&running.base_url(), 10)).unwrap();
+    let err = client.guardians().await.unwrap_err();
+    match &err {
+        PowerSchoolError::GaveUp {
+            query,
+            attempts,
+            last_status,
+            ..
+        } => {
+            assert_eq!(query, GUARDIANS_QUERY);
+            assert_eq!(*attempts, 4);
+            assert_eq!(*last_status, Some(500));
+        }
+        other => panic!("expected GaveUp, got {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains(GUARDIANS_QUERY), "{message}");
+    assert!(message.contains("HTTP 500"), "{message}");
+    assert!(
+        message.contains("page 1") || message.contains("count"),
+        "{message}"
+    );
+    // The other queries are unaffected.
+    assert_eq!(client.students(101).await.unwrap().records.len(), 30);
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_cut_off_page_is_retried_not_half_used() {
+    let faults = Faults {
+        truncate_first: 2,
+        ..Faults::default()
+    };
+    let running = fake(one_school(300), faults).await;
+    let client = PowerSchoolClient::new(&settings(&running.base_url(), 100)).unwrap();
+    assert_exactly(all_guardian_keys(&client).await, &guardian_keys(300));
+    assert_eq!(running.stats().truncated, 2);
+    assert_eq!(client.stats().retries, 2);
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_records_are_problems_and_the_rest_arrive() {
+    let planted = |query: &str, index: usize, field: &str, value: Value| FieldOverride {
+        query: query.to_string(),
+        record_index: index,
+        field: field.to_string(),
+        value,
+    };
+    let mut world = one_school(40);
+    world.contacts = (0..40).map(|i| contact(5000 + i, 900 + i, 1)).collect();
+    let faults = Faults {
+        overrides: vec![
+            planted(STUDENTS_QUERY, 3, "dcid", json!("abc")),
+            planted(STUDENTS_QUERY, 17, "entrydate", json!("not-a-date")),
+            planted(STUDENTS_QUERY, 20, "grade_level", json!("x")),
+            planted(CONTACTS_QUERY, 5, "isdecisionmaking", json!("maybe")),
+        ],
+        ..Faults::default()
+    };
+    let running = fake(world, faults).await;
+    let client = PowerSchoolClient::new(&settings(&running.base_url(), 7)).unwrap();
+
+    let students = client.students(101).await.unwrap();
+    assert_eq!(students.records.len(), 37);
+    let mut problems = students.problems.clone();
+    problems.sort_by(|a, b| a.field.cmp(&b.field));
+    let fields: Vec<(&str, &str)> = problems
+        .iter()
+        .map(|p| (p.field.as_str(), p.value.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("dcid", "abc"),
+            ("entrydate", "not-a-date"),
+            ("grade_level", "x")
+        ]
+    );
+    for p in &problems {
+        assert_eq!(p.query, STUDENTS_QUERY);
+        assert!(p.record_id.starts_with("dcid="), "{p:?}");
+        assert!(!p.message.is_empty());
+    }
+    assert_eq!(problems[0].record_id, "dcid=abc");
+    let ok: HashSet<i64> = students.records.iter().map(|s| s.dcid).collect();
+    for p in &problems[1..] {
+        let dcid: i64 = p.record_id["dcid=".len()..].parse().unwrap();
+        assert!(
+            !ok.contains(&dcid),
+            "a record with a problem must not arrive"
+        );
+    }
+
+    let contacts = client.contacts(101).await.unwrap();
+    assert_eq!(contacts.records.len(), 39);
+    assert_eq!(contacts.problems.len(), 1);
+    let p = &contacts.problems[0];
+    assert_eq!(
+        (p.field.as_str(), p.value.as_str()),
+        ("isdecisionmaking", "maybe")
+    );
+    assert!(p.record_id.starts_with("studentsdcid="), "{p:?}");
+    assert!(p.record_id.contains(", personid="), "{p:?}");
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_credentials_fail_at_once_without_retrying() {
+    let running = fake(one_school(3), Faults::default()).await;
+    let mut s = settings(&running.base_url(), 10);
+    s.client_secret = Secret::new("wrong-secret-value");
+    let client = PowerSchoolClient::new(&s).unwrap();
+    let err = client.guardians().await.unwrap_err();
+    assert!(
+        matches!(err, PowerSchoolError::BadCredentials { .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("client id and secret"), "{message}");
+    assert!(!message.contains("wrong-secret-value"));
+    assert!(!format!("{err:?}").contains("wrong-secret-value"));
+    assert_eq!(running.stats().token_requests, 1);
+    assert_eq!(client.stats().token_requests, 1);
+    assert!(matches!(
+        client.fetch_district().await,
+        Err(PowerSchoolError::BadCredentials { .. })
+    ));
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unknown_query_is_not_installed() {
+    let running = fake(one_school(3), Faults::default()).await;
+    let client = PowerSchoolClient::new(&settings(&running.base_url(), 10)).unwrap();
+    let err = client
+        .run_query("org.studentsync.sync.students.missing", json!({}))
+        .await
+        .unwrap_err();
+    match &err {
+        PowerSchoolError::QueryNotInstalled { query } => {
+            assert_eq!(query, "org.studentsync.sync.students.missing")
+        }
+        other => panic!("expected QueryNotInstalled, got {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains("install or enable the student-sync plugin"));
+    assert!(message.contains("org.studentsync.sync.students.missing"));
+    assert_eq!(client.stats().retries, 0);
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn run_query_returns_raw_columns_and_narrows() {
+    let mut world = one_school(25);
+    world.contacts = (0..25).map(|i| contact(5000 + i, 900 + i, i % 2)).collect();
+    let running = fake(world, Faults::default()).await;
+    let client = PowerSchoolClient::new(&settings(&running.base_url(), 4)).unwrap();
+    let raw = client
+        .run_query(CONTACTS_QUERY, json!({"school_number": "101"}))
+        .await
+        .unwrap();
+    assert_eq!(raw.records.len(), 25);
+    assert_eq!(raw.expected_count, 25);
+    assert_eq!(raw.duplicates_dropped, 0);
+    let first = raw
+        .records
+        .iter()
+        .find(|c| c.get("personid").map(String::as_str) == Some("900"))
+        .unwrap();
+    assert_eq!(first.get("studentsdcid").map(String::as_str), Some("5000"));
+    assert_eq!(
+        first.get("email").map(String::as_str),
+        Some("p900@example.com")
+    );
+    running.shutdown().await;
+}
+
+/// Six schools, some pre-registered, transferred and independent students,
+/// contacts and guardian accounts (some through Web Access).
+fn district() -> PowerSchoolSide {
+    let mut world = PowerSchoolSide::default();
+    let mut dcid = 10_000;
+    for (s, school_number) in [101, 102, 205, 310, 311, 400].into_iter().enumerate() {
+        world.schools.push(WorldSchool {
+            school_number,
+            name: format!("School {school_number}"),
+        });
+        for i in 0..(40 + 17 * s as i64) {
+            dcid += 1;
+            let status = match i % 10 {
+                0 => -1,
+                9 => 2,
+                _ => 0,
+            };
+            let mut st = student(dcid, school_number, status);
+            if i % 7 == 0 {
+                st.enrlytype2 = Some("121".to_string());
+            }
+            world.students.push(st);
+            if status <= 0 {
+                world.contacts.push(contact(dcid, dcid * 10, 1));
+                world.contacts.push(contact(dcid, dcid * 10 + 1, i % 2));
+                world
+                    .guardian_accounts
+                    .push(guardian(dcid + 50_000, dcid, i % 11 == 0));
+            }
+        }
+    }
+    world
+}
+
+#[tokio::test]
+async fn fetch_district_returns_everything_with_schools_in_parallel() {
+    let world = district();
+    let faults = Faults {
+        page_latency: Duration::from_millis(2),
+        fail_first: 2,
+        ..Faults::default()
+    };
+    let running = fake(world.clone(), faults).await;
+    let mut s = settings(&running.base_url(), 13);
+    s.school_concurrency = 4;
+    let client = PowerSchoolClient::new(&s).unwrap();
+    let snapshot = client.fetch_district().await.unwrap();
+
+    let enrolled: Vec<&WorldStudent> = world
+        .students
+        .iter()
+        .filter(|s| s.enroll_status <= 0)
+        .collect();
+    assert_eq!(
+        snapshot
+            .schools
+            .iter()
+            .map(|s| s.school_number)
+            .collect::<Vec<_>>(),
+        [101, 102, 205, 310, 311, 400]
+    );
+    let got: Vec<(i64, i64)> = snapshot
+        .students
+        .iter()
+        .map(|s| (s.dcid, s.school_number))
+        .collect();
+    let want: Vec<(i64, i64)> = enrolled.iter().map(|s| (s.dcid, s.schoolid)).collect();
+    assert_eq!(got, want, "sorted by dcid, each once, with its school");
+    let independent: Vec<i64> = snapshot
+        .independent_students
+        .iter()
+        .map(|s| s.dcid)
+        .collect();
+    let want_independent: Vec<i64> = enrolled
+        .iter()
+        .filter(|s| s.is_independent())
+        .map(|s| s.dcid)
+        .collect();
+    assert_eq!(independent, want_independent);
+    let contacts: Vec<(i64, i64, bool)> = snapshot
+        .contacts
+        .iter()
+        .map(|c| (c.student_dcid, c.person_id, c.is_decision_making))
+        .collect();
+    let mut want_contacts: Vec<(i64, i64, bool)> = world
+        .contacts
+        .iter()
+        .map(|c| (c.student_dcid, c.person_id, c.isdecisionmaking == 1))
+        .collect();
+    want_contacts.sort();
+    assert_eq!(contacts, want_contacts);
+    let guardians: Vec<(i64, i64, bool)> = snapshot
+        .guardians
+        .iter()
+        .map(|g| (g.guardian_id, g.student_dcid, g.web_access_account))
+        .collect();
+    let mut want_guardians: Vec<(i64, i64, bool)> = world
+        .guardian_accounts
+        .iter()
+        .map(|g| (g.guardianid, g.student_dcid, g.web_access_account))
+        .collect();
+    want_guardians.sort();
+    assert_eq!(guardians, want_guardians);
+    assert!(snapshot.problems.is_empty(), "{:?}", snapshot.problems);
+    assert_eq!(snapshot.retries, 2);
+    assert_eq!(client.stats().server_errors, 2);
+
+    // The same data fetched again gives the same snapshot.
+    let again = client.fetch_district().await.unwrap();
+    assert_eq!(again.students, snapshot.students);
+    assert_eq!(again.contacts, snapshot.contacts);
+    assert_eq!(again.retries, 0);
+    running.shutdown().await;
+}
+
+// ---- shapes the fake does not serve, from a tiny server of our own ----
+
+mod shapes {
+    use super::*;
+    use axum::extract::{Path, Query, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use axum::{Json, Router};
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct Seen {
+        tokens: AtomicU64,
+        refused: AtomicU64,
+    }
+
+    async fn token(State(seen): State<Arc<Seen>>) -> Json<Value> {
+        let n = seen.tokens.fetch_add(1, Ordering::SeqCst) + 1;
+        // expires_in as a number, as some servers send it.
+        Json(
+            json!({"access_token": format!("tok-{n}"), "token_type": "Bearer", "expires_in": 3599}),
+        )
+    }
+
+    fn denied_or_missing(name: &str) -> Option<Response> {
+        match name {
+            "org.example.denied" => Some(StatusCode::FORBIDDEN.into_response()),
+            GUARDIANS_QUERY | INDEPENDENT_QUERY => None,
+            _ => Some(StatusCode::NOT_FOUND.into_response()),
+        }
+    }
+
+    async fn count(Path(name): Path<String>) -> Response {
+        if let Some(r) = denied_or_missing(&name) {
+            return r;
+        }
+        // A string, as some servers send it.
+        Json(json!({"count": "3"})).into_response()
+    }
+
+    async fn page(
+        State(seen): State<Arc<Seen>>,
+        Path(name): Path<String>,
+        Query(params): Query<HashMap<String, String>>,
+        headers: HeaderMap,
+    ) -> Response {
+        if let Some(r) = denied_or_missing(&name) {
+            return r;
+        }
+        // The first token is treated as expired once, as a server would
+        // after a restart.
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if auth == "Bearer tok-1" {
+            seen.refused.fetch_add(1, Ordering::SeqCst);
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        assert_eq!(auth, "Bearer tok-2");
+        if params.get("page").map(String::as_str) != Some("1") {
+            // No `record` at all: an empty page.
+            return Json(json!({"name": name, "@extensions": ""})).into_response();
+        }
+        let records = if name == GUARDIANS_QUERY {
+            json!([
+                {"id": 1, "name": "student_guardian_detail", "tables": {
+                    "guardianstudent": {"guardianid": "12", "studentsdcid": "5001"},
+                    "guardian": {"email": "a@x.org", "accounttype": "webaccess"}}},
+                {"id": 2, "name": "student_guardian_detail", "tables": {
+                    "guardianstudent": {"guardianid": 13, "studentsdcid": 5001},
+                    "guardian": {"email": "", "firstname": "Ama"}}},
+                {"guardianid": 14, "studentsdcid": "5002", "email": "c@x.org"}
+            ])
+        } else {
+            json!([
+                {"dcid": "5001", "enrlytype1": "121", "orgemail": "s@x.org"},
+                {"tables": {"students": {"dcid": 5002}, "s_ab_stu_x": {"enrlytype3": 121}}},
+                {"dcid": 5003, "personalemail": ""}
+            ])
+        };
+        Json(json!({"name": name, "record": records})).into_response()
+    }
+
+    async fn one_school() -> Json<Value> {
+        Json(json!({"schools": {"school": {"id": "3", "name": "Only", "school_number": "101"}}}))
+    }
+
+    async fn serve() -> (String, Arc<Seen>) {
+        logs();
+        let seen = Arc::new(Seen::default());
+        let app = Router::new()
+            .route("/oauth/access_token", post(token))
+            .route("/ws/schema/query/{name}/count", post(count))
+            .route("/ws/schema/query/{name}", post(page))
+            .route("/ws/v1/district/school", get(one_school))
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind(any_port()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (format!("http://{addr}"), seen)
+    }
+
+    #[tokio::test]
+    async fn nested_records_missing_record_and_one_school_parse() {
+        let (url, seen) = serve().await;
+        let client = PowerSchoolClient::new(&settings(&url, 2)).unwrap();
+
+        let guardians = client.guardians().await.unwrap();
+        assert!(guardians.problems.is_empty(), "{:?}", guardians.problems);
+        let rows: Vec<(i64, i64, Option<&str>, bool)> = guardians
+            .records
+            .iter()
+            .map(|g| {
+                (
+                    g.guardian_id,
+                    g.student_dcid,
+                    g.email.as_deref(),
+                    g.web_access_account,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (12, 5001, Some("a@x.org"), true),
+                (13, 5001, None, false),
+                (14, 5002, Some("c@x.org"), false)
+            ]
+        );
+        assert_eq!(guardians.records[1].first_name.as_deref(), Some("Ama"));
+        // The 401 renewed the token once; the repeat used the new one.
+        assert_eq!(seen.refused.load(Ordering::SeqCst), 1);
+        assert_eq!(seen.tokens.load(Ordering::SeqCst), 2);
+        let stats = client.stats();
+        assert_eq!(stats.unauthorized_renewals, 1);
+        assert_eq!(stats.retries, 0);
+
+        let independent = client.independent_students().await.unwrap();
+        let types: Vec<(i64, [Option<String>; 3])> = independent
+            .records
+            .iter()
+            .map(|s| (s.dcid, s.enrollment_types.clone()))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                (5001, [Some("121".into()), None, None]),
+                (5002, [None, None, Some("121".into())]),
+                (5003, [None, None, None])
+            ]
+        );
+        assert_eq!(independent.records[2].personal_email, None);
+
+        let schools = client.schools().await.unwrap();
+        assert_eq!(schools.records.len(), 1);
+        assert_eq!(schools.records[0].school_number, 101);
+        assert_eq!(schools.records[0].id, Some(3));
+    }
+
+    #[tokio::test]
+    async fn forbidden_and_missing_queries_are_not_retried() {
+        let (url, _seen) = serve().await;
+        let client = PowerSchoolClient::new(&settings(&url, 10)).unwrap();
+        let err = client
+            .run_query("org.example.denied", json!({}))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, PowerSchoolError::AccessDenied { query } if query == "org.example.denied"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("access request"), "{err}");
+        let err = client.students(101).await.unwrap_err();
+        assert!(
+            matches!(&err, PowerSchoolError::QueryNotInstalled { query } if query == STUDENTS_QUERY),
+            "{err:?}"
+        );
+        assert_eq!(client.stats().retries, 0);
+    }
+
+    #[tokio::test]
+    async fn a_server_that_is_down_gives_up_with_the_connection_error() {
+        // Bind then drop, so nothing listens on the port.
+        let listener = std::net::TcpListener::bind(any_port()).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let client = PowerSchoolClient::new(&settings(&url, 10)).unwrap();
+        let err = client.guardians().await.unwrap_err();
+        match &err {
+            PowerSchoolError::GaveUp {
+                attempts,
+                last_status,
+                ..
+            } => {
+                assert_eq!((*attempts, *last_status), (4, None));
+            }
+            other => panic!("expected GaveUp, got {other:?}"),
+        }
+        assert!(err.to_string().contains("token request"), "{err}");
+        assert_eq!(client.stats().token_requests, 4);
+    }
+}

@@ -1,0 +1,130 @@
+//! Every world in fixtures/worlds (and the shared example): fake PowerSchool
+//! over HTTP → seed → sync → access export, compared with the world's
+//! `expect` as plain JSON equality.
+
+mod common;
+
+use common::*;
+use sqlx::PgPool;
+use student_sync::fake_powerschool::Faults;
+use student_sync::store::{self, RunTrigger};
+use student_sync::sync::{self, world_settings, RunOptions};
+use student_sync::world::World;
+
+fn world_files() -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(root.join("fixtures/worlds"))
+        .expect("fixtures/worlds exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    let shared = root.join("../shared/worlds");
+    if let Ok(dir) = std::fs::read_dir(&shared) {
+        files.extend(
+            dir.map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "json")),
+        );
+    }
+    files.sort();
+    files
+}
+
+async fn reset(pool: &PgPool) {
+    sqlx::query(
+        "TRUNCATE access_audit, run_problems, connections, forms, users, students, student_contacts,
+                  guardian_accounts, sync_runs RESTART IDENTITY CASCADE",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+async fn run_world(pool: &PgPool, world: &World) -> student_sync::world::AccessTable {
+    reset(pool).await;
+    sync::seed::seed_world(pool, &world.schoolengage)
+        .await
+        .expect("world seeds");
+    let fake = start_fake(world.powerschool.clone(), Faults::default()).await;
+    let mut settings = settings_for(&fake);
+    world_settings::apply(&world.settings, &mut settings.sync).expect("world settings are valid");
+    let mut options = RunOptions::now(&settings, RunTrigger::Manual);
+    if let Some(today) = world_settings::today(&world.settings).unwrap() {
+        options.today = today;
+    }
+    sync::run_once(pool, &settings, &client(&settings), &options)
+        .await
+        .expect("run succeeds");
+    fake.shutdown().await;
+    store::access::export(pool).await.unwrap()
+}
+
+#[sqlx::test]
+async fn every_world_gives_its_expected_access_table(pool: PgPool) {
+    let files = world_files();
+    assert!(
+        files.len() >= 20,
+        "expected the worlds of fixtures/worlds, found {}",
+        files.len()
+    );
+    let mut failures = Vec::new();
+    for path in &files {
+        let world = World::load(path).unwrap();
+        let expect = world
+            .expect
+            .clone()
+            .unwrap_or_else(|| panic!("{} has no expect", path.display()));
+        let got = run_world(&pool, &world).await;
+        let got_json = serde_json::to_value(&got).unwrap();
+        let expect_json = serde_json::to_value(&expect).unwrap();
+        if got_json != expect_json {
+            failures.push(format!(
+                "{}\n  {}\n  expected {}\n  got      {}",
+                path.file_name().unwrap().to_string_lossy(),
+                world.description,
+                expect_json,
+                got_json
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} worlds differ:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
+}
+
+#[sqlx::test]
+async fn a_world_synced_twice_keeps_its_access_table(pool: PgPool) {
+    // The second night must not flip cases back and forth or write again.
+    for path in world_files() {
+        let world = World::load(&path).unwrap();
+        let first = run_world(&pool, &world).await;
+        let fake = start_fake(world.powerschool.clone(), Faults::default()).await;
+        let mut settings = settings_for(&fake);
+        world_settings::apply(&world.settings, &mut settings.sync).unwrap();
+        let mut options = RunOptions::now(&settings, RunTrigger::Manual);
+        if let Some(today) = world_settings::today(&world.settings).unwrap() {
+            options.today = today;
+        }
+        let before = fingerprint(&pool).await;
+        let second = sync::run_once(&pool, &settings, &client(&settings), &options)
+            .await
+            .unwrap();
+        let c = &second.report.counts.connections;
+        assert_eq!(
+            (c.created, c.updated, c.removed),
+            (0, 0, 0),
+            "{}: {c:?}",
+            path.display()
+        );
+        assert_eq!(fingerprint(&pool).await, before, "{}", path.display());
+        assert_eq!(
+            store::access::export(&pool).await.unwrap(),
+            first,
+            "{}",
+            path.display()
+        );
+    }
+}
