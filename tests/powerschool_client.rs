@@ -566,17 +566,46 @@ mod shapes {
     fn denied_or_missing(name: &str) -> Option<Response> {
         match name {
             "org.example.denied" => Some(StatusCode::FORBIDDEN.into_response()),
-            GUARDIANS_QUERY | INDEPENDENT_QUERY => None,
+            GUARDIANS_QUERY | INDEPENDENT_QUERY | CONTACTS_QUERY | CAPPED => None,
             _ => Some(StatusCode::NOT_FOUND.into_response()),
         }
     }
+
+    /// A query on a server whose page size is capped at 2.
+    const CAPPED: &str = "org.studentsync.sync.students.capped";
 
     async fn count(Path(name): Path<String>) -> Response {
         if let Some(r) = denied_or_missing(&name) {
             return r;
         }
         // A string, as some servers send it.
-        Json(json!({"count": "3"})).into_response()
+        let count = if name == CAPPED { "5" } else { "3" };
+        Json(json!({ "count": count })).into_response()
+    }
+
+    /// Contacts that grow and shift while they are paged (page size 2):
+    /// the count says 3, a record moves from page 1 to 2, and three more
+    /// appear at the end.
+    fn growing_contacts(page: u32) -> Value {
+        let pairs: &[(i64, i64)] = match page {
+            1 => &[(1, 10), (2, 20)],
+            2 => &[(2, 20), (3, 30)],
+            3 => &[(4, 40), (5, 50)],
+            4 => &[(6, 60)],
+            _ => &[],
+        };
+        pairs
+            .iter()
+            .map(|(s, p)| json!({"studentsdcid": s.to_string(), "personid": p.to_string()}))
+            .collect()
+    }
+
+    fn capped(page: u32, asked: u32) -> Value {
+        let size = asked.min(2);
+        let start = (page - 1) * size;
+        (start..(start + size).min(5))
+            .map(|i| json!({ "dcid": 7000 + i }))
+            .collect()
     }
 
     async fn page(
@@ -599,7 +628,15 @@ mod shapes {
             return StatusCode::UNAUTHORIZED.into_response();
         }
         assert_eq!(auth, "Bearer tok-2");
-        if params.get("page").map(String::as_str) != Some("1") {
+        let number = |key: &str| params.get(key).and_then(|v| v.parse::<u32>().ok());
+        let (page, size) = (number("page").unwrap(), number("pagesize").unwrap());
+        if name == CONTACTS_QUERY {
+            return Json(json!({"name": name, "record": growing_contacts(page)})).into_response();
+        }
+        if name == CAPPED {
+            return Json(json!({"name": name, "record": capped(page, size)})).into_response();
+        }
+        if page != 1 {
             // No `record` at all: an empty page.
             return Json(json!({"name": name, "@extensions": ""})).into_response();
         }
@@ -697,6 +734,32 @@ mod shapes {
         assert_eq!(schools.records.len(), 1);
         assert_eq!(schools.records[0].school_number, 101);
         assert_eq!(schools.records[0].id, Some(3));
+    }
+
+    #[tokio::test]
+    async fn data_that_grows_and_shifts_while_paged_arrives_once() {
+        let (url, _seen) = serve().await;
+        let client = PowerSchoolClient::new(&settings(&url, 2)).unwrap();
+        let contacts = client.contacts(101).await.unwrap();
+        let keys: Vec<(i64, i64)> = contacts
+            .records
+            .iter()
+            .map(|c| (c.student_dcid, c.person_id))
+            .collect();
+        assert_eq!(keys, [(1, 10), (2, 20), (3, 30), (4, 40), (5, 50), (6, 60)]);
+        assert_eq!(contacts.duplicates_dropped, 1);
+        assert_eq!(contacts.expected_count, Some(3));
+        assert!(contacts.problems.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_server_that_caps_the_page_size_is_still_paged_fully() {
+        let (url, _seen) = serve().await;
+        let client = PowerSchoolClient::new(&settings(&url, 10)).unwrap();
+        let raw = client.run_query(CAPPED, json!({})).await.unwrap();
+        let dcids: Vec<&str> = raw.records.iter().map(|r| r["dcid"].as_str()).collect();
+        assert_eq!(dcids, ["7000", "7001", "7002", "7003", "7004"]);
+        assert_eq!(raw.pages, 3);
     }
 
     #[tokio::test]

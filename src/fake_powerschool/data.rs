@@ -362,7 +362,7 @@ impl<'a> Obj<'a> {
         Obj {
             out,
             first: true,
-            null_absent: position % 2 == 1,
+            null_absent: !position.is_multiple_of(2),
         }
     }
 
@@ -467,7 +467,7 @@ fn render_contact(c: &crate::world::WorldContact, i: usize, out: &mut String) {
     } else {
         Some("0")
     };
-    if c.isdecisionmaking == 1 || i % 2 == 0 {
+    if c.isdecisionmaking == 1 || i.is_multiple_of(2) {
         o.s("isdecisionmaking", flag);
     }
     o.end();
@@ -485,7 +485,7 @@ fn render_guardian(g: &crate::world::WorldGuardianAccount, i: usize, out: &mut S
     } else {
         Some("parentportal")
     };
-    if g.web_access_account || i % 2 == 0 {
+    if g.web_access_account || i.is_multiple_of(2) {
         o.s("accounttype", accounttype);
     }
     o.end();

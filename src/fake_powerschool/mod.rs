@@ -48,6 +48,19 @@ pub struct FieldOverride {
 }
 
 /// Fault switches. The default is a well-behaved server.
+///
+/// Only PowerQuery page requests that pass authentication, name a known
+/// query and carry valid arguments and paging are subject to faults; token,
+/// school-list and `/count` requests never are, except that
+/// `always_fail_queries` also fails `/count`. For such a page request, in
+/// order: `page_latency` is slept; a query in `always_fail_queries` is
+/// answered 500 (without using up any `*_first` budget); otherwise the
+/// request takes the next ordinal n (0, 1, 2, …) and is answered 500 if
+/// n < fail_first, 429 if n < fail_first + rate_limit_first, truncated if
+/// n < fail_first + rate_limit_first + truncate_first; after that, three
+/// draws from an RNG seeded by (`seed`, n) decide 500 (error_rate), else 429
+/// (rate_limit_rate), else truncated (truncate_rate). So the n-th request's
+/// fate depends only on the seed and n, however requests interleave.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Faults {
     /// Delay before answering each PowerQuery page.
@@ -78,10 +91,14 @@ pub struct Faults {
 }
 
 /// What the fake has seen, for tests to compare with the client's counts.
+/// Request counters count every request to the route, whatever the answer
+/// (401, 404, 400, injected faults included).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FakeStats {
     pub token_requests: u64,
+    /// `POST /ws/schema/query/{name}` requests.
     pub page_requests: u64,
+    /// `POST /ws/schema/query/{name}/count` requests.
     pub count_requests: u64,
     /// Requests for the district school list.
     pub school_requests: u64,
@@ -89,7 +106,9 @@ pub struct FakeStats {
     pub records_served: u64,
     pub answered_500: u64,
     pub answered_429: u64,
+    /// 401s from every route, the token endpoint's included.
     pub answered_401: u64,
+    /// 200 pages whose body was cut off.
     pub truncated: u64,
 }
 

@@ -1,0 +1,60 @@
+//! The daemon's own reads of the run history (`sync_runs`), for run-state
+//! decisions, progress and health. Writes to run rows stay in
+//! `store::runs`; this file only adds the small queries the daemon needs.
+
+use super::{db_err, DaemonError};
+use crate::store::runs::{self, RunStatus};
+use crate::store::RunRecord;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+/// The newest run, if any.
+pub async fn latest(pool: &PgPool) -> Result<Option<RunRecord>, DaemonError> {
+    Ok(runs::recent_runs(pool, 1).await?.into_iter().next())
+}
+
+/// Marks a run found `running` at start-up as `interrupted` (only if it is
+/// still `running`). The caller holds the run lock, so its process is gone.
+pub async fn mark_stale(pool: &PgPool, run_id: i64, error: &str) -> Result<(), DaemonError> {
+    runs::finish_unsuccessful(pool, run_id, RunStatus::Interrupted, error).await?;
+    Ok(())
+}
+
+/// The run in progress: id, phase, start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    pub id: i64,
+    pub phase: String,
+    pub started_at: DateTime<Utc>,
+}
+
+pub async fn current_running(pool: &PgPool) -> Result<Option<Running>, DaemonError> {
+    let row: Option<(i64, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT id, phase, started_at FROM sync_runs
+         WHERE status = 'running' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(db_err("reading the run in progress"))?;
+    Ok(row.map(|(id, phase, started_at)| Running {
+        id,
+        phase,
+        started_at,
+    }))
+}
+
+/// When the last successful run finished.
+pub async fn last_success(pool: &PgPool) -> Result<Option<DateTime<Utc>>, DaemonError> {
+    let t: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT max(finished_at) FROM sync_runs WHERE status = 'succeeded'",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(db_err("reading the last successful run"))?;
+    Ok(t)
+}
+
+/// Does the database answer?
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
+}

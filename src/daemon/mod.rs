@@ -1,0 +1,137 @@
+//! The nightly service: `student-sync daemon` fires a run on the configured
+//! schedule, decides at start-up whether an interrupted run must be resumed,
+//! stops cleanly on SIGTERM/SIGINT, lets only one instance per district run
+//! (the others wait as standbys), talks to systemd, and serves `/healthz` and
+//! `/metrics`. Also the two on-call commands built on the same pieces:
+//! `student-sync run --now` and `student-sync status`.
+//!
+//! Two PostgreSQL session advisory locks, each on its own connection:
+//! - the *leader* lock (`hashtext('student-sync:' || district)`), held by the
+//!   active daemon for its whole life: a second daemon waits as a standby and
+//!   takes over when the active one's connection goes away;
+//! - the *run* lock (`hashtext('student-sync-run:' || district)`), held around
+//!   every run (scheduled, resumed or `run --now`). It is what makes runs
+//!   exclusive, and what lets `run --now` work while a daemon is active: the
+//!   daemon holds the leader lock all its life, so `run --now` could never get
+//!   that one.
+//!
+//! Whoever holds the run lock knows that a run row still `running` belongs to
+//! a process that is gone.
+
+mod clock;
+pub mod decision;
+mod history;
+mod http;
+mod lock;
+mod notify;
+pub mod schedule;
+mod service;
+mod signals;
+mod status;
+mod telemetry;
+
+pub use clock::{Clock, SystemClock};
+pub use decision::{decide, StartupDecision};
+pub use lock::{LockHolder, LockKind};
+pub use notify::Notifier;
+pub use schedule::{next_fire, NextRun, Schedule};
+pub use service::{Daemon, RunNowOutcome, RunningDaemon};
+pub use status::{CurrentRun, NextRunInfo, RunSummary, StatusReport};
+
+use crate::config::Settings;
+use crate::powerschool::PowerSchoolError;
+use crate::store::{self, StoreError};
+use crate::sync::SyncError;
+use sqlx::PgPool;
+
+/// Everything that can stop the daemon or an on-call command.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("schedule.cron {expression:?} cannot be used: {message}")]
+    Schedule { expression: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("database error while {doing}: {source}")]
+    Database { doing: String, source: sqlx::Error },
+    #[error(
+        "cannot listen on daemon.listen {addr} for /healthz and /metrics: {source} \
+         (is another student-sync daemon on this host using it? give each its own daemon.listen)"
+    )]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    PowerSchool(#[from] PowerSchoolError),
+    #[error("run {run_id} failed: {source}")]
+    RunFailed { run_id: i64, source: SyncError },
+    #[error("run {run_id} was interrupted (stop requested); the daemon resumes it at its next start")]
+    RunInterrupted { run_id: i64 },
+    #[error("stopped before a run could start (stop requested while waiting for the run lock)")]
+    StoppedBeforeRun,
+    #[error("cannot listen for stop signals: {0}")]
+    Signal(std::io::Error),
+    #[error(
+        "lost the connection that holds the district lock: {0}; stopping so that \
+         a restart becomes active or standby cleanly"
+    )]
+    LockLost(String),
+}
+
+impl DaemonError {
+    /// 2 for a configuration mistake, 1 for anything that failed at run time
+    /// (the same convention as the CLI's own errors).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            DaemonError::Schedule { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Adds what the daemon was doing to an sqlx error.
+pub(crate) fn db_err(doing: &str) -> impl FnOnce(sqlx::Error) -> DaemonError + '_ {
+    move |source| DaemonError::Database {
+        doing: doing.to_string(),
+        source,
+    }
+}
+
+async fn connect(settings: &Settings) -> Result<PgPool, DaemonError> {
+    Ok(store::connect(
+        settings.database.connect_url().expose(),
+        &settings.database.display_url(),
+        settings.database.max_connections,
+    )
+    .await?)
+}
+
+/// `student-sync daemon`: runs until SIGTERM or SIGINT, then stops within
+/// `daemon.grace_period` (an in-flight run is cancelled and marked
+/// `interrupted`) and returns Ok, so the process exits 0.
+pub async fn run_daemon(settings: Settings) -> Result<(), DaemonError> {
+    // Signals first: a stop during the connect or as a standby must work too.
+    let shutdown = signals::on_stop_signal()?;
+    let schedule = Schedule::new(&settings.schedule)?;
+    let pool = connect(&settings).await?;
+    let daemon = Daemon::with_schedule(settings, pool, SystemClock, schedule);
+    let running = daemon.start(shutdown).await?;
+    running.wait().await
+}
+
+/// `student-sync run --now`: waits for the run lock (saying who holds it),
+/// then runs with trigger `manual`, even after a failure tonight.
+pub async fn run_now(settings: Settings) -> Result<RunNowOutcome, DaemonError> {
+    let shutdown = signals::on_stop_signal()?;
+    let pool = connect(&settings).await?;
+    service::run_now(&settings, &pool, shutdown).await
+}
+
+/// `student-sync status`: the last runs, the current run's phase, the next
+/// fire time and who holds the locks.
+pub async fn status(settings: &Settings) -> Result<StatusReport, DaemonError> {
+    let pool = connect(settings).await?;
+    let report = status::gather(settings, &pool, chrono::Utc::now()).await;
+    pool.close().await;
+    report
+}

@@ -1,0 +1,159 @@
+//! When the daemon fires: the configured six-field cron read in the
+//! district's time zone, minus blackout nights.
+//!
+//! Fire times come from `croner`, the cron engine tokio-cron-scheduler uses,
+//! called directly with the chrono-tz zone. tokio-cron-scheduler 0.13 itself
+//! computes every tick after the first with the UTC offset the job had when
+//! it was created (`time_offset_seconds`), so a daemon started in summer
+//! would fire at 01:00 MST all winter. Here every fire is computed in the
+//! zone itself, so local midnight stays local midnight on the days the
+//! clocks change, and the daemon loop and the tests use the same function.
+
+use super::DaemonError;
+use crate::config::{BlackoutRange, ScheduleSettings};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    cron: Cron,
+    expression: String,
+    timezone: Tz,
+    blackout: Vec<BlackoutRange>,
+}
+
+/// The next run the schedule will really start, and the blackout fires
+/// skipped on the way to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextRun {
+    pub fire: DateTime<Tz>,
+    pub skipped: Vec<DateTime<Tz>>,
+}
+
+impl Schedule {
+    pub fn new(settings: &ScheduleSettings) -> Result<Schedule, DaemonError> {
+        Self::from_parts(&settings.cron, settings.timezone, settings.blackout.clone())
+    }
+
+    pub fn from_parts(
+        expression: &str,
+        timezone: Tz,
+        blackout: Vec<BlackoutRange>,
+    ) -> Result<Schedule, DaemonError> {
+        let bad = |message: String| DaemonError::Schedule {
+            expression: expression.to_string(),
+            message,
+        };
+        // The same parser settings as tokio-cron-scheduler's jobs.
+        let cron = Cron::new(expression)
+            .with_seconds_required()
+            .with_dom_and_dow()
+            .parse()
+            .map_err(|e| bad(e.to_string()))?;
+        // An expression that never matches (30 February) would leave the
+        // daemon with nothing to wait for; refuse it at start.
+        let probe = Utc::now().with_timezone(&timezone);
+        cron.find_next_occurrence(&probe, false)
+            .map_err(|e| bad(format!("it never fires ({e})")))?;
+        Ok(Schedule {
+            cron,
+            expression: expression.to_string(),
+            timezone,
+            blackout,
+        })
+    }
+
+    pub fn timezone(&self) -> Tz {
+        self.timezone
+    }
+
+    pub fn expression(&self) -> &str {
+        &self.expression
+    }
+
+    /// The district night a fire belongs to: its local date.
+    pub fn night_of(&self, fire: DateTime<Tz>) -> NaiveDate {
+        fire.date_naive()
+    }
+
+    /// The blackout range a night falls in, if any.
+    pub fn blackout_for(&self, night: NaiveDate) -> Option<&BlackoutRange> {
+        self.blackout
+            .iter()
+            .find(|b| b.from <= night && night <= b.to)
+    }
+
+    /// The next fire after `after` that is not in a blackout range.
+    pub fn next_scheduled(&self, after: DateTime<Utc>) -> NextRun {
+        let mut skipped = Vec::new();
+        let mut cursor = after;
+        loop {
+            let fire = next_fire(cursor, self);
+            let Some(range) = self.blackout_for(self.night_of(fire)) else {
+                return NextRun { fire, skipped };
+            };
+            skipped.push(fire);
+            // Jump to the end of the range rather than stepping through
+            // every fire in it (a per-second cron over a summer is millions).
+            let end_of_range = range.to.succ_opt().unwrap_or(range.to);
+            let resume_at = self
+                .timezone
+                .from_local_datetime(&end_of_range.and_hms_opt(0, 0, 0).expect("midnight"))
+                .earliest()
+                .map(|t| t.with_timezone(&Utc) - Duration::seconds(1))
+                .unwrap_or(fire.with_timezone(&Utc));
+            cursor = resume_at.max(fire.with_timezone(&Utc));
+            if skipped.len() > 10_000 {
+                // Only reachable with thousands of blackout ranges; keep the
+                // list bounded, the fire is still right.
+                skipped.drain(..5_000);
+            }
+        }
+    }
+}
+
+/// The first fire strictly after `after`, in the district's time zone.
+///
+/// Wall-clock semantics: a fire at a local time that does not exist (the
+/// hour skipped when clocks spring forward) happens at the first instant
+/// after the gap; a local time that happens twice (the hour repeated when
+/// clocks fall back) fires once.
+pub fn next_fire(after: DateTime<Utc>, schedule: &Schedule) -> DateTime<Tz> {
+    let tz = schedule.timezone;
+    let local_after = after.with_timezone(&tz);
+    let mut from = local_after;
+    // Each round moves `from` forward by at least a second; a schedule
+    // that matched once at construction matches again within a year.
+    for _ in 0..100_000 {
+        let candidate = schedule
+            .cron
+            .find_next_occurrence(&from, false)
+            .expect("a schedule that fired once fires again (checked in Schedule::new)");
+        if candidate > local_after {
+            return candidate;
+        }
+        // croner resolves a repeated local time to its first instant; when
+        // `after` is already in the repeated hour that instant is in the
+        // past. Take the later instant if it is still ahead, else search on.
+        if let Some(later) = tz.from_local_datetime(&candidate.naive_local()).latest() {
+            if later > local_after {
+                return later;
+            }
+        }
+        from = tz
+            .from_local_datetime(&(candidate.naive_local() + Duration::seconds(1)))
+            .latest()
+            .filter(|t| *t > from)
+            .unwrap_or(from + Duration::seconds(1));
+    }
+    panic!(
+        "no fire time for schedule {:?} after {after}",
+        schedule.expression
+    )
+}
+
+/// A fire time as people in the district read it: `2026-11-24 00:00 MST`.
+pub fn local_text(t: DateTime<Tz>) -> String {
+    t.format("%Y-%m-%d %H:%M %Z").to_string()
+}

@@ -1,0 +1,52 @@
+//! Stopping. A signal (or a test) flips one watch channel; every part of the
+//! daemon that waits selects on it, as in mini-redis's `Shutdown`.
+
+use super::DaemonError;
+use tokio::sync::watch;
+
+/// The listening half: `requested()` resolves once a stop is asked for.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    rx: watch::Receiver<bool>,
+}
+
+impl Shutdown {
+    pub fn new(rx: watch::Receiver<bool>) -> Self {
+        Shutdown { rx }
+    }
+
+    pub fn is_requested(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    /// Resolves when a stop is requested. A dropped sender counts as a stop:
+    /// nobody is left who could ask later.
+    pub async fn requested(&mut self) {
+        let _ = self.rx.wait_for(|stop| *stop).await;
+    }
+}
+
+/// A `Shutdown` flipped by the first SIGTERM or SIGINT. A second signal
+/// exits at once, for the person pressing Ctrl-C twice.
+pub fn on_stop_signal() -> Result<watch::Receiver<bool>, DaemonError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let signal_err = |e: std::io::Error| DaemonError::Signal(e);
+    let mut term = signal(SignalKind::terminate()).map_err(signal_err)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(signal_err)?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "received {name}: stopping");
+        let _ = tx.send(true);
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::warn!(signal = name, "received a second {name}: exiting at once");
+        std::process::exit(1);
+    });
+    Ok(rx)
+}

@@ -1,0 +1,274 @@
+//! `student-sync status`: what an on-call engineer asks first. The last runs
+//! (status, duration, counts, error), the run in progress and its phase, the
+//! next scheduled run in district time, and who holds the locks.
+
+use super::lock::{self, LockHolder, LockKind};
+use super::schedule::{local_text, Schedule};
+use super::{history, DaemonError};
+use crate::config::Settings;
+use crate::store::runs;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use std::fmt::Write;
+
+/// How many past runs `status` lists.
+const RUNS_SHOWN: i64 = 10;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub district: String,
+    pub generated_at: DateTime<Utc>,
+    pub timezone: String,
+    /// Newest first.
+    pub runs: Vec<RunSummary>,
+    pub current: Option<CurrentRun>,
+    pub next_run: NextRunInfo,
+    /// Sessions holding the district lock (the active daemon) and the run lock.
+    pub lock_holders: Vec<LockHolder>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub id: i64,
+    pub trigger: String,
+    pub night: NaiveDate,
+    pub status: String,
+    pub phase: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Finished runs: start to finish. A run in progress: so far.
+    pub duration_seconds: Option<f64>,
+    pub counts: serde_json::Value,
+    pub error: Option<String>,
+    pub host: Option<String>,
+    pub pid: Option<i32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CurrentRun {
+    pub id: i64,
+    pub trigger: String,
+    pub night: NaiveDate,
+    pub phase: String,
+    pub started_at: DateTime<Utc>,
+    pub elapsed_seconds: f64,
+    /// False when the row says `running` but nobody holds the run lock: its
+    /// process is gone and the daemon resumes it when it becomes active.
+    pub alive: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NextRunInfo {
+    pub cron: String,
+    /// `2026-11-24 00:00 MST`.
+    pub local: String,
+    pub at: DateTime<Utc>,
+    pub night: NaiveDate,
+    /// Scheduled nights before it that fall in a blackout range.
+    pub skipped_blackout_nights: Vec<NaiveDate>,
+}
+
+pub async fn gather(
+    settings: &Settings,
+    pool: &PgPool,
+    now: DateTime<Utc>,
+) -> Result<StatusReport, DaemonError> {
+    let schedule = Schedule::new(&settings.schedule)?;
+    let recent = runs::recent_runs(pool, RUNS_SHOWN).await?;
+    let lock_holders = lock::holders(pool, &settings.district).await?;
+    let run_lock_held = lock_holders.iter().any(|h| h.lock == LockKind::Run);
+
+    let runs: Vec<RunSummary> = recent
+        .iter()
+        .map(|r| RunSummary {
+            id: r.id,
+            trigger: r.trigger.clone(),
+            night: r.night,
+            status: r.status.clone(),
+            phase: r.phase.clone(),
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            duration_seconds: match (r.finished_at, r.status.as_str()) {
+                (Some(end), _) => Some(seconds(end - r.started_at)),
+                (None, "running") => Some(seconds(now - r.started_at)),
+                _ => None,
+            },
+            counts: r.counts.clone(),
+            error: r.error.clone(),
+            host: r.host.clone(),
+            pid: r.pid,
+        })
+        .collect();
+    let current = match history::current_running(pool).await? {
+        None => None,
+        Some(running) => {
+            let record = recent.iter().find(|r| r.id == running.id);
+            Some(CurrentRun {
+                id: running.id,
+                trigger: record.map(|r| r.trigger.clone()).unwrap_or_default(),
+                night: record.map(|r| r.night).unwrap_or_else(|| now.date_naive()),
+                phase: running.phase,
+                started_at: running.started_at,
+                elapsed_seconds: seconds(now - running.started_at),
+                alive: run_lock_held,
+            })
+        }
+    };
+    let next = schedule.next_scheduled(now);
+    Ok(StatusReport {
+        district: settings.district.clone(),
+        generated_at: now,
+        timezone: schedule.timezone().name().to_string(),
+        runs,
+        current,
+        next_run: NextRunInfo {
+            cron: schedule.expression().to_string(),
+            local: local_text(next.fire),
+            at: next.fire.with_timezone(&Utc),
+            night: schedule.night_of(next.fire),
+            skipped_blackout_nights: next
+                .skipped
+                .iter()
+                .map(|f| schedule.night_of(*f))
+                .collect(),
+        },
+        lock_holders,
+    })
+}
+
+fn seconds(d: chrono::Duration) -> f64 {
+    d.num_milliseconds().max(0) as f64 / 1000.0
+}
+
+fn duration_text(seconds: f64) -> String {
+    let s = seconds.round() as i64;
+    if s < 60 {
+        format!("{seconds:.1} s")
+    } else if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
+/// `students +3 ~1 -0; users +2 …` from a run's counts JSON.
+fn counts_text(counts: &serde_json::Value) -> String {
+    let mut parts = Vec::new();
+    for kind in [
+        "students",
+        "contacts",
+        "guardian_accounts",
+        "users",
+        "connections",
+    ] {
+        let Some(k) = counts.get(kind) else { continue };
+        let n = |f: &str| k.get(f).and_then(|v| v.as_u64()).unwrap_or(0);
+        parts.push(format!(
+            "{} +{} ~{} -{}",
+            kind.replace('_', " "),
+            n("created"),
+            n("updated"),
+            n("removed")
+        ));
+    }
+    if let Some(p) = counts.get("problems").and_then(|v| v.as_u64()) {
+        parts.push(format!("{p} problems"));
+    }
+    parts.join("; ")
+}
+
+impl StatusReport {
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "student-sync status for district {:?}", self.district);
+        let _ = writeln!(out);
+        let active = self.lock_holders.iter().find(|h| h.lock == LockKind::Leader);
+        match active {
+            Some(h) => {
+                let _ = writeln!(out, "Active daemon:  {h}");
+            }
+            None => {
+                let _ = writeln!(out, "Active daemon:  none (no process holds the district lock)");
+            }
+        }
+        if let Some(h) = self.lock_holders.iter().find(|h| h.lock == LockKind::Run) {
+            let _ = writeln!(out, "Run lock:       {h}");
+        }
+        let n = &self.next_run;
+        let _ = writeln!(
+            out,
+            "Next run:       {} (night {}; cron {:?} in {})",
+            n.local, n.night, n.cron, self.timezone
+        );
+        if !n.skipped_blackout_nights.is_empty() {
+            let nights: Vec<String> = n
+                .skipped_blackout_nights
+                .iter()
+                .map(|d| d.to_string())
+                .collect();
+            let shown = if nights.len() > 5 {
+                format!("{} … {} ({} nights)", nights[0], nights[nights.len() - 1], nights.len())
+            } else {
+                nights.join(", ")
+            };
+            let _ = writeln!(out, "                skipping blackout nights {shown}");
+        }
+        match &self.current {
+            Some(c) if c.alive => {
+                let _ = writeln!(
+                    out,
+                    "Current run:    {} ({}, night {}) in phase {}, running for {}",
+                    c.id,
+                    c.trigger,
+                    c.night,
+                    c.phase,
+                    duration_text(c.elapsed_seconds)
+                );
+            }
+            Some(c) => {
+                let _ = writeln!(
+                    out,
+                    "Current run:    {} ({}, night {}) says phase {} but its process is gone; \
+                     the daemon resumes it when it becomes active",
+                    c.id, c.trigger, c.night, c.phase
+                );
+            }
+            None => {
+                let _ = writeln!(out, "Current run:    none");
+            }
+        }
+        let _ = writeln!(out);
+        if self.runs.is_empty() {
+            let _ = writeln!(out, "No runs yet.");
+            return out;
+        }
+        let _ = writeln!(out, "Last runs (newest first):");
+        let _ = writeln!(
+            out,
+            "  {:>6}  {:<8}  {:<10}  {:<11}  {:<9}  {:>9}  {}",
+            "run", "trigger", "night", "status", "phase", "duration", "started (UTC)"
+        );
+        for r in &self.runs {
+            let _ = writeln!(
+                out,
+                "  {:>6}  {:<8}  {:<10}  {:<11}  {:<9}  {:>9}  {}",
+                r.id,
+                r.trigger,
+                r.night,
+                r.status,
+                r.phase,
+                r.duration_seconds.map(duration_text).unwrap_or_default(),
+                r.started_at.format("%Y-%m-%d %H:%M:%S")
+            );
+            let counts = counts_text(&r.counts);
+            if !counts.is_empty() {
+                let _ = writeln!(out, "          {counts}");
+            }
+            if let Some(e) = &r.error {
+                let _ = writeln!(out, "          error: {e}");
+            }
+        }
+        out
+    }
+}
