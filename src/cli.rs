@@ -402,7 +402,9 @@ async fn demo(cli: &Cli, world_path: &std::path::Path, json: bool) -> Result<(),
     // The demo never touches the district's database: it recreates its own.
     let mut offline = settings(cli, true)?;
     let mut url = offline.database.url.clone();
-    let name = format!("{}_demo", url.path().trim_start_matches('/'));
+    // PostgreSQL cuts names at 63 bytes; a cut name would be the district's own.
+    let base: String = url.path().trim_start_matches('/').chars().take(58).collect();
+    let name = format!("{base}_demo");
     url.set_path(&format!("/{name}"));
     offline.database.url = url;
     let connect_url = offline.database.connect_url();

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod fake_powerschool;
 pub mod powerschool;
 pub mod rules;

@@ -4,10 +4,11 @@
 use clap::Parser;
 use student_sync::cli::{self, Cli};
 
-fn init_tracing(format: Option<&str>) {
+fn init_tracing(format: Option<&str>, default_level: &str) {
     use tracing_subscriber::{fmt, EnvFilter};
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+        EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},sqlx=warn")));
     let json = match format {
         Some("json") => true,
         Some("human") => false,
@@ -33,7 +34,15 @@ async fn main() {
         .log_format
         .clone()
         .or_else(|| std::env::var("STUDENT_SYNC_LOG_FORMAT").ok());
-    init_tracing(format.as_deref());
+    // Commands whose output is the answer keep the logs to warnings unless
+    // RUST_LOG asks for more; the daemon and syncs log their progress.
+    let default_level = match cli.command {
+        cli::Command::Demo { .. }
+        | cli::Command::Access { .. }
+        | cli::Command::Explain { .. } => "warn",
+        _ => "info",
+    };
+    init_tracing(format.as_deref(), default_level);
     if let Err(e) = cli::run(cli).await {
         eprintln!("error: {e}");
         std::process::exit(e.exit_code());

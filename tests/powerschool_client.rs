@@ -398,7 +398,7 @@ async fn an_unknown_query_is_not_installed() {
 }
 
 #[tokio::test]
-async fn run_query_returns_raw_columns_and_narrows() {
+async fn run_query_returns_raw_columns() {
     let mut world = one_school(25);
     world.contacts = (0..25).map(|i| contact(5000 + i, 900 + i, i % 2)).collect();
     let running = fake(world, Faults::default()).await;

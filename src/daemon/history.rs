@@ -3,7 +3,7 @@
 //! `store::runs`; this file only adds the small queries the daemon needs.
 
 use super::{db_err, DaemonError};
-use crate::store::runs::{self, RunStatus};
+use crate::store::runs;
 use crate::store::RunRecord;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -11,13 +11,6 @@ use sqlx::PgPool;
 /// The newest run, if any.
 pub async fn latest(pool: &PgPool) -> Result<Option<RunRecord>, DaemonError> {
     Ok(runs::recent_runs(pool, 1).await?.into_iter().next())
-}
-
-/// Marks a run found `running` at start-up as `interrupted` (only if it is
-/// still `running`). The caller holds the run lock, so its process is gone.
-pub async fn mark_stale(pool: &PgPool, run_id: i64, error: &str) -> Result<(), DaemonError> {
-    runs::finish_unsuccessful(pool, run_id, RunStatus::Interrupted, error).await?;
-    Ok(())
 }
 
 /// The run in progress: id, phase, start.
@@ -57,4 +50,19 @@ pub async fn last_success(pool: &PgPool) -> Result<Option<DateTime<Utc>>, Daemon
 /// Does the database answer?
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
+}
+
+/// Marks every run still `running` as `interrupted`. Only for a caller that
+/// holds the run lock: then no live process owns any of them. `finished_at`
+/// stays empty, as nobody knows when the process died.
+pub async fn mark_all_stale(pool: &PgPool, error: &str) -> Result<Vec<i64>, DaemonError> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "UPDATE sync_runs SET status = 'interrupted', error = $1
+         WHERE status = 'running' RETURNING id",
+    )
+    .bind(error)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err("marking runs whose process died as interrupted"))?;
+    Ok(ids)
 }

@@ -69,6 +69,8 @@ pub enum DaemonError {
     RunInterrupted { run_id: i64 },
     #[error("stopped before a run could start (stop requested while waiting for the run lock)")]
     StoppedBeforeRun,
+    #[error("the daemon's main task failed: {0}")]
+    Internal(String),
     #[error("cannot listen for stop signals: {0}")]
     Signal(std::io::Error),
     #[error(

@@ -459,6 +459,9 @@ impl PowerSchoolClient {
                     futures::try_join!(students, contacts)
                 })
                 .buffer_unordered(self.inner.school_concurrency)
+                // Boxing erases the closure types; without it the future of a
+                // whole run is not provably Send and cannot be spawned.
+                .boxed()
                 .try_collect()
                 .await?;
 
@@ -639,7 +642,8 @@ impl PowerSchoolClient {
             let args = &args;
             let mut pages = stream::iter(2..=planned)
                 .map(|p| async move { self.page(ctx, args, p).await.map(|r| (p, r)) })
-                .buffered(PAGES_IN_FLIGHT);
+                .buffered(PAGES_IN_FLIGHT)
+                .boxed();
             while let Some((p, records)) = pages.try_next().await? {
                 last_len = records.len() as u64;
                 acc.add_page(p, records);
