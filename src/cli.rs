@@ -502,8 +502,14 @@ async fn demo(cli: &Cli, world_path: &std::path::Path, json: bool) -> Result<(),
             );
         }
     }
+    // Offer the first connection as a ready-to-paste example.
+    let (dcid, email) = access
+        .connections
+        .first()
+        .map(|c| (c.student_dcid.to_string(), c.email.clone()))
+        .unwrap_or_else(|| ("DCID".into(), "EMAIL".into()));
     println!(
-        "\nTry: DATABASE_URL={} student-sync explain --student <dcid> --email <email>",
+        "\nWhy this access? Try:\n  DATABASE_URL={} cargo run --release -- explain --student {dcid} --email {email}",
         offline.database.display_url()
     );
     Ok(())

@@ -1,5 +1,5 @@
 //! The decision table of access-rules.md, steps 1–3, with the binding choices
-//! of decisions.md: every row of the table lives here and nowhere else, so the
+//! of the README's decisions: every row of the table lives here and nowhere else, so the
 //! nightly run, `plan` and `explain` can never disagree about a parent.
 //!
 //! The work is a handful of passes over hash indexes (O(rows)), because a
@@ -37,9 +37,9 @@ pub fn tier_under(limits: &[Limit]) -> AccessTier {
 pub(crate) enum RowOutcome {
     /// R1 failed: a Web Access Account link, ignored entirely.
     WebAccessAccount,
-    /// decisions.md §11: ignored and counted.
+    /// README decision 11: ignored and counted.
     StudentNotInSyncSet,
-    /// decisions.md §2: the account's email is empty or malformed.
+    /// README decision 2: the account's email is empty or malformed.
     NoUsableEmail,
     /// R3 failed: treated as absent from PowerSchool.
     NoMatchingContact,
@@ -331,7 +331,7 @@ impl<'a> Engine<'a> {
             }
         }
 
-        // decisions.md §5: one connection per (student, user), from its best link.
+        // README decision 5: one connection per (student, user), from its best link.
         let mut links: HashMap<(i64, UserRef), PairLinks> = HashMap::new();
         for (i, row) in rows.iter().enumerate() {
             let Some(user) = self.user_of_row(i) else {
@@ -390,7 +390,7 @@ impl<'a> Engine<'a> {
 
         connections.sort_by_key(|c| (c.student_dcid, c.user));
 
-        // decisions.md §10: exactly the holders of a case C connection.
+        // README decision 10: exactly the holders of a case C connection.
         let mut incomplete_users: Vec<i64> = connections
             .iter()
             .filter(|c| c.case == ConnectionCase::UnlinkedReturningParent)
@@ -606,7 +606,7 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// decisions.md §9: a returning parent's form becomes a case C connection.
+    /// README decision 9: a returning parent's form becomes a case C connection.
     fn returning_parent_from_form(
         &self,
         student_dcid: i64,
@@ -637,7 +637,7 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// decisions.md §8: the user holds a Parent Portal account when a valid
+    /// README decision 8: the user holds a Parent Portal account when a valid
     /// link to any student resolves to them this run, or an earlier sync
     /// linked them. Returns the evidence, in words.
     fn parent_portal_account(&self, user_id: i64) -> Option<String> {

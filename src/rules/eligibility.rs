@@ -1,4 +1,4 @@
-//! Step 4 of access-rules.md and decisions.md §13–15: which students are in a
+//! Step 4 of access-rules.md and README decision 13–15: which students are in a
 //! run's sync set, which are independent, and what a student logs in with.
 //! Kept apart from the decision table because the sync applies these while
 //! building the facts, before any access is decided.

@@ -1,4 +1,4 @@
-//! The one definition of a "normalised email" (access-rules.md, decisions.md §1):
+//! The one definition of a "normalised email" (access-rules.md, README decision 1):
 //! every comparison of emails between PowerSchool and SchoolEngage goes
 //! through here, so a capital letter or a stray space never locks a parent out.
 
@@ -20,7 +20,7 @@ pub fn normalise_optional(raw: Option<&str>) -> Option<String> {
     raw.and_then(normalise_email)
 }
 
-/// decisions.md §1: exactly one '@', a local part and a domain, a '.' in the
+/// README decision 1: exactly one '@', a local part and a domain, a '.' in the
 /// domain, no whitespace anywhere. Deliberately no stricter: a district's
 /// real addresses must not be refused by a pedantic RFC check.
 fn is_well_formed(email: &str) -> bool {

@@ -84,7 +84,7 @@ pub struct UserSummary {
     pub linked_this_run: Option<i64>,
     pub incomplete_before: bool,
     pub incomplete_after: bool,
-    /// Evidence that the user holds a Parent Portal account (decisions.md §8).
+    /// Evidence that the user holds a Parent Portal account (README decision 8).
     pub parent_portal_account: Option<String>,
 }
 
