@@ -81,6 +81,67 @@ pub enum Command {
     },
     /// Serve a world (or a generated district) as a fake PowerSchool over HTTP.
     FakePowerschool(FakeArgs),
+    /// Fetch and plan exactly as a run would, against the live database, and
+    /// write nothing: counts per kind, connections tier up/down, created and
+    /// orphaned, and which safety thresholds a run now would cross.
+    Plan {
+        /// Every change with its reason, as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Every change with its reason, as text.
+        #[arg(long)]
+        details: bool,
+    },
+    /// Apply a held run's stored plan, exactly as stored, if the database has
+    /// not changed since it was made (exit 4 if it has). Recorded with the OS user.
+    Approve {
+        run_id: i64,
+        /// Show the stored plan, every change with its reason, and whether it
+        /// still applies; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop a held run's plan (the run becomes `discarded`). Recorded with the OS user.
+    Discard { run_id: i64 },
+    /// Sync one student, or one guardian's students, now: fetched with
+    /// PowerQuery arguments, applied in one transaction, each connection in
+    /// scope explained. Waits while a nightly run holds the run lock.
+    Spot {
+        /// The student's DCID.
+        #[arg(long, conflicts_with = "email", required_unless_present = "email")]
+        student: Option<i64>,
+        /// A guardian's email: spot-syncs every student linked to it.
+        #[arg(long)]
+        email: Option<String>,
+        /// Also create SchoolEngage users for new Parent Portal accounts
+        /// (left to the nightly run otherwise).
+        #[arg(long)]
+        create_users: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The nightly service: runs on `schedule.cron` in `schedule.timezone`,
+    /// resumes an interrupted run at start, waits as a standby while another
+    /// instance is active, serves /healthz and /metrics on `daemon.listen`,
+    /// and stops cleanly on SIGTERM/SIGINT.
+    Daemon,
+    /// Run a sync now, even after a failure tonight or in a blackout range,
+    /// waiting for the run in progress (if any) to finish first.
+    Run {
+        /// Required: the run starts now (the schedule is the daemon's job).
+        #[arg(long)]
+        now: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The last runs, the run in progress, the next scheduled run, and which
+    /// process holds the district and run locks.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,6 +206,8 @@ pub enum CliError {
     },
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    Daemon(#[from] crate::daemon::DaemonError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -153,10 +216,16 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// 2 for a usage or configuration mistake, 1 for anything that failed at run time.
+    /// 2 for a usage or configuration mistake, 3 for a run held for approval,
+    /// 4 for an approval refused, 1 for anything else that failed at run time.
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Config(_) | CliError::Usage(_) | CliError::TierMatrix { .. } => 2,
+            // A run held for approval by a safety threshold (nothing applied).
+            CliError::Sync(SyncError::Held { .. }) => 3,
+            // `approve` refused: the database changed, or a newer run exists.
+            CliError::Sync(SyncError::StateChanged { .. } | SyncError::Superseded { .. }) => 4,
+            CliError::Daemon(e) => e.exit_code(),
             _ => 1,
         }
     }
@@ -218,13 +287,20 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             tier_matrix(&settings)?;
             let pool = database(&settings).await?;
             let client = PowerSchoolClient::new(&settings.powerschool)?;
+            // Never beside a nightly run: wait for the same lock the daemon takes.
+            let lock = store::lock::wait_for_lock(&pool, &sync::run_lock_key(&settings), || {
+                tracing::warn!("another run holds the run lock; this sync starts when it is free")
+            })
+            .await?;
             let outcome = sync::run_once(
                 &pool,
                 &settings,
                 &client,
                 &RunOptions::now(&settings, RunTrigger::Manual),
             )
-            .await?;
+            .await;
+            lock.release().await;
+            let outcome = outcome?;
             if *json {
                 print_json(&outcome.report);
             } else {
@@ -273,6 +349,57 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::FakePowerschool(args) => fake(args).await,
+        Command::Plan { json, details } => plan_command(&cli, *json, *details).await,
+        Command::Approve {
+            run_id,
+            dry_run,
+            json,
+        } => approve_command(&cli, *run_id, *dry_run, *json).await,
+        Command::Discard { run_id } => {
+            let settings = settings(&cli, true)?;
+            let pool = database(&settings).await?;
+            let who = sync::hold::os_user();
+            sync::hold::discard(&pool, *run_id, &who).await?;
+            println!("Run {run_id} discarded by {who}; its plan is dropped and nothing was applied.");
+            Ok(())
+        }
+        Command::Spot {
+            student,
+            email,
+            create_users,
+            json,
+        } => spot_command(&cli, *student, email.as_deref(), *create_users, *json).await,
+        Command::Daemon => {
+            let settings = settings(&cli, false)?;
+            tier_matrix(&settings)?;
+            Ok(crate::daemon::run_daemon(settings).await?)
+        }
+        Command::Run { now, json } => {
+            if !now {
+                return Err(CliError::Usage(
+                    "`run` needs --now (it forces a run now); the daemon runs on the schedule".into(),
+                ));
+            }
+            let settings = settings(&cli, false)?;
+            tier_matrix(&settings)?;
+            let outcome = crate::daemon::run_now(settings).await?;
+            if *json {
+                print_json(&outcome);
+            } else {
+                print!("{}", outcome.to_text());
+            }
+            Ok(())
+        }
+        Command::Status { json } => {
+            let settings = settings(&cli, true)?;
+            let report = crate::daemon::status(&settings).await?;
+            if *json {
+                print_json(&report);
+            } else {
+                print!("{}", report.to_text());
+            }
+            Ok(())
+        }
     }
 }
 
@@ -512,5 +639,85 @@ async fn demo(cli: &Cli, world_path: &std::path::Path, json: bool) -> Result<(),
         "\nWhy this access? Try:\n  DATABASE_URL={} cargo run --release -- explain --student {dcid} --email {email}",
         offline.database.display_url()
     );
+    Ok(())
+}
+
+// ---- plan, approve, spot (safe changes) ----
+
+async fn plan_command(cli: &Cli, json: bool, details: bool) -> Result<(), CliError> {
+    let settings = settings(cli, false)?;
+    tier_matrix(&settings)?;
+    let pool = database(&settings).await?;
+    let client = PowerSchoolClient::new(&settings.powerschool)?;
+    let today = RunOptions::now(&settings, RunTrigger::Manual).today;
+    let preview = sync::preview(&pool, &settings, &client, today).await?;
+    if json {
+        print_json(&preview);
+    } else {
+        print!("{}", preview.to_text(details));
+    }
+    Ok(())
+}
+
+async fn approve_command(cli: &Cli, run_id: i64, dry_run: bool, json: bool) -> Result<(), CliError> {
+    let settings = settings(cli, true)?;
+    let pool = database(&settings).await?;
+    if dry_run {
+        let view = sync::hold::show(&pool, run_id).await?;
+        if json {
+            print_json(&view);
+        } else {
+            println!("Run {run_id} is held: {}", view.reason);
+            print!("{}", view.preview.to_text(true));
+            if view.still_applies {
+                println!("The database is unchanged since: `student-sync approve {run_id}` would apply exactly this.");
+            } else {
+                println!("The database changed since: approval would be refused; discard it and start a new run.");
+            }
+        }
+        return Ok(());
+    }
+    let who = sync::hold::os_user();
+    let report = sync::hold::approve(&pool, &settings, run_id, &who).await?;
+    if json {
+        print_json(&report);
+    } else {
+        println!("Run {run_id} approved by {who} and applied.");
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+async fn spot_command(
+    cli: &Cli,
+    student: Option<i64>,
+    email: Option<&str>,
+    create_users: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    let scope = match (student, email) {
+        (Some(d), None) => sync::spot::SpotScope::Student(d),
+        (None, Some(e)) => sync::spot::SpotScope::Guardian(e.to_string()),
+        _ => {
+            return Err(CliError::Usage(
+                "spot needs exactly one of --student DCID or --email EMAIL".into(),
+            ))
+        }
+    };
+    let settings = settings(cli, false)?;
+    let matrix = tier_matrix(&settings)?;
+    let pool = database(&settings).await?;
+    let client = PowerSchoolClient::new(&settings.powerschool)?;
+    let options = sync::spot::SpotOptions {
+        scope,
+        create_users,
+        today: RunOptions::now(&settings, RunTrigger::Manual).today,
+    };
+    let outcome = sync::spot::spot(&pool, &settings, &client, &matrix, &options).await?;
+    if json {
+        print_json(&outcome);
+    } else {
+        print!("{}", outcome.to_text());
+    }
     Ok(())
 }

@@ -71,6 +71,7 @@ pub struct Settings {
     pub schedule: ScheduleSettings,
     pub daemon: DaemonSettings,
     pub logging: LoggingSettings,
+    pub safety: SafetySettings,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +139,60 @@ pub struct SyncSettings {
     pub access_tiers_file: Option<PathBuf>,
 }
 
+/// One safety limit: the run is held when the number it watches is above
+/// `count`, or its share of the base above `percent` (judged only once the
+/// number reaches `SafetySettings::percent_applies_from`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Threshold {
+    pub count: u64,
+    pub percent: f64,
+}
+
+/// `[safety]`: limits past which a run is held for approval instead of applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SafetySettings {
+    pub enabled: bool,
+    /// Percentages are judged only when at least this many rows would change,
+    /// so one withdrawal in a ten-student test district does not hold a run.
+    pub percent_applies_from: u64,
+    /// Students in the sync set that the run would take out of it (base: the sync set now).
+    pub students_leaving: Threshold,
+    /// Connections whose tier goes down or that are removed (base: connections now).
+    pub connections_losing_access: Threshold,
+    /// Users the run would create (base: users now). Not judged on the first run.
+    pub users_created: Threshold,
+    /// Rows of the guardian query fewer than at the last successful full run (base: that count).
+    pub guardian_query_shrink: Threshold,
+}
+
+impl Default for SafetySettings {
+    fn default() -> Self {
+        SafetySettings {
+            enabled: true,
+            percent_applies_from: 10,
+            students_leaving: Threshold {
+                count: 500,
+                percent: 10.0,
+            },
+            connections_losing_access: Threshold {
+                count: 500,
+                percent: 10.0,
+            },
+            // New families arrive in waves (registration, a new school
+            // year): only a run that more than doubles the users, or creates
+            // thousands at once (a renamed email field), is suspect.
+            users_created: Threshold {
+                count: 2000,
+                percent: 100.0,
+            },
+            guardian_query_shrink: Threshold {
+                count: 1000,
+                percent: 10.0,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlackoutRange {
     pub from: chrono::NaiveDate,
@@ -189,6 +244,30 @@ struct FileSettings {
     daemon: FileDaemon,
     #[serde(default)]
     logging: FileLogging,
+    #[serde(default)]
+    safety: FileSafety,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSafety {
+    enabled: Option<bool>,
+    percent_applies_from: Option<i64>,
+    #[serde(default)]
+    students_leaving: FileThreshold,
+    #[serde(default)]
+    connections_losing_access: FileThreshold,
+    #[serde(default)]
+    users_created: FileThreshold,
+    #[serde(default)]
+    guardian_query_shrink: FileThreshold,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileThreshold {
+    count: Option<i64>,
+    percent: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -325,7 +404,127 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("STUDENT_SYNC_SCHEDULE_TIMEZONE", "schedule.timezone"),
     ("STUDENT_SYNC_DAEMON_LISTEN", "daemon.listen"),
     ("STUDENT_SYNC_LOG_FORMAT", "logging.format"),
+    ("STUDENT_SYNC_SAFETY_ENABLED", "safety.enabled"),
+    (
+        "STUDENT_SYNC_SAFETY_PERCENT_APPLIES_FROM",
+        "safety.percent_applies_from",
+    ),
+    (
+        "STUDENT_SYNC_SAFETY_STUDENTS_LEAVING_COUNT",
+        "safety.students_leaving.count",
+    ),
+    (
+        "STUDENT_SYNC_SAFETY_STUDENTS_LEAVING_PERCENT",
+        "safety.students_leaving.percent",
+    ),
+    (
+        "STUDENT_SYNC_SAFETY_CONNECTIONS_LOSING_ACCESS_COUNT",
+        "safety.connections_losing_access.count",
+    ),
+    (
+        "STUDENT_SYNC_SAFETY_CONNECTIONS_LOSING_ACCESS_PERCENT",
+        "safety.connections_losing_access.percent",
+    ),
+    (
+        "STUDENT_SYNC_SAFETY_USERS_CREATED_COUNT",
+        "safety.users_created.count",
+    ),
+    (
+        "STUDENT_SYNC_SAFETY_USERS_CREATED_PERCENT",
+        "safety.users_created.percent",
+    ),
+    (
+        "STUDENT_SYNC_SAFETY_GUARDIAN_QUERY_SHRINK_COUNT",
+        "safety.guardian_query_shrink.count",
+    ),
+    (
+        "STUDENT_SYNC_SAFETY_GUARDIAN_QUERY_SHRINK_PERCENT",
+        "safety.guardian_query_shrink.percent",
+    ),
 ];
+
+fn parse_env_float(env: &str, key: &str, value: &str) -> Result<f64, ConfigError> {
+    value.trim().parse().map_err(|_| {
+        invalid(
+            key,
+            value,
+            &format!("{env} must be a number such as 10 or 2.5"),
+        )
+    })
+}
+
+impl FileSafety {
+    fn threshold_mut(&mut self, name: &str) -> &mut FileThreshold {
+        match name {
+            "students_leaving" => &mut self.students_leaving,
+            "connections_losing_access" => &mut self.connections_losing_access,
+            "users_created" => &mut self.users_created,
+            _ => &mut self.guardian_query_shrink,
+        }
+    }
+}
+
+fn threshold(
+    name: &str,
+    file: &FileThreshold,
+    default: Threshold,
+    max_percent: f64,
+) -> Result<Threshold, ConfigError> {
+    let count = in_range(
+        &format!("safety.{name}.count"),
+        file.count.unwrap_or(default.count as i64),
+        0,
+        100_000_000,
+    )? as u64;
+    let percent = file.percent.unwrap_or(default.percent);
+    if !percent.is_finite() || !(0.0..=max_percent).contains(&percent) {
+        return Err(invalid(
+            &format!("safety.{name}.percent"),
+            percent,
+            &format!("allowed is a number from 0 to {max_percent}"),
+        ));
+    }
+    Ok(Threshold { count, percent })
+}
+
+fn safety_settings(file: &FileSafety) -> Result<SafetySettings, ConfigError> {
+    let d = SafetySettings::default();
+    Ok(SafetySettings {
+        enabled: file.enabled.unwrap_or(d.enabled),
+        percent_applies_from: in_range(
+            "safety.percent_applies_from",
+            file.percent_applies_from
+                .unwrap_or(d.percent_applies_from as i64),
+            0,
+            100_000_000,
+        )? as u64,
+        students_leaving: threshold(
+            "students_leaving",
+            &file.students_leaving,
+            d.students_leaving,
+            100.0,
+        )?,
+        connections_losing_access: threshold(
+            "connections_losing_access",
+            &file.connections_losing_access,
+            d.connections_losing_access,
+            100.0,
+        )?,
+        // Created users are counted against the users there are, so more than 100% is possible.
+        users_created: threshold(
+            "users_created",
+            &file.users_created,
+            d.users_created,
+            100_000.0,
+        )?,
+        guardian_query_shrink: threshold(
+            "guardian_query_shrink",
+            &file.guardian_query_shrink,
+            d.guardian_query_shrink,
+            100.0,
+        )?,
+    })
+}
 
 fn parse_env_int(env: &str, key: &str, value: &str) -> Result<i64, ConfigError> {
     value
@@ -403,6 +602,22 @@ impl Settings {
                 "schedule.timezone" => file.schedule.timezone = Some(v),
                 "daemon.listen" => file.daemon.listen = Some(v),
                 "logging.format" => file.logging.format = Some(v),
+                "safety.enabled" => file.safety.enabled = Some(parse_env_bool(env, key, &v)?),
+                "safety.percent_applies_from" => {
+                    file.safety.percent_applies_from = Some(parse_env_int(env, key, &v)?)
+                }
+                k if k.starts_with("safety.") => {
+                    // safety.<threshold>.count | safety.<threshold>.percent
+                    let mut parts = k.split('.').skip(1);
+                    let name = parts.next().unwrap_or_default();
+                    let field = parts.next().unwrap_or_default();
+                    let t = file.safety.threshold_mut(name);
+                    if field == "count" {
+                        t.count = Some(parse_env_int(env, key, &v)?);
+                    } else {
+                        t.percent = Some(parse_env_float(env, key, &v)?);
+                    }
+                }
                 _ => unreachable!("every override names a key handled here"),
             }
         }
@@ -647,6 +862,8 @@ impl Settings {
             }
         };
 
+        let safety = safety_settings(&file.safety)?;
+
         Ok(Settings {
             district,
             powerschool: PowerSchoolSettings {
@@ -682,6 +899,7 @@ impl Settings {
                 listen,
             },
             logging: LoggingSettings { format },
+            safety,
         })
     }
 }
@@ -899,6 +1117,18 @@ mod tests {
             ("[daemon]\nlisten = \"nowhere\"", "daemon.listen"),
             ("[logging]\nformat = \"xml\"", "logging.format"),
             ("district = \" \"", "district"),
+            (
+                "[safety.students_leaving]\npercent = 150.0",
+                "safety.students_leaving.percent",
+            ),
+            (
+                "[safety.connections_losing_access]\ncount = -1",
+                "safety.connections_losing_access.count",
+            ),
+            (
+                "[safety]\npercent_applies_from = -3",
+                "safety.percent_applies_from",
+            ),
         ];
         for (text, key) in cases {
             let err = load_toml(text, &[]).expect_err(text);
@@ -923,6 +1153,32 @@ mod tests {
         assert_eq!(key_of(e), "sync.include_scheduling_year");
         let e = load_toml("", &[("DATABASE_URL", "mysql://x@y/z")]).unwrap_err();
         assert_eq!(key_of(e), "database.url");
+        let e =
+            load_toml("", &[("STUDENT_SYNC_SAFETY_USERS_CREATED_PERCENT", "lots")]).unwrap_err();
+        assert_eq!(key_of(e), "safety.users_created.percent");
+    }
+
+    #[test]
+    fn safety_defaults_file_and_env() {
+        let s = load_toml("", &[]).unwrap();
+        assert_eq!(s.safety, SafetySettings::default());
+        let s = load_toml(
+            "[safety]\nenabled = false\n[safety.students_leaving]\ncount = 7\n",
+            &[
+                ("STUDENT_SYNC_SAFETY_STUDENTS_LEAVING_PERCENT", "2.5"),
+                ("STUDENT_SYNC_SAFETY_GUARDIAN_QUERY_SHRINK_COUNT", "9"),
+            ],
+        )
+        .unwrap();
+        assert!(!s.safety.enabled);
+        assert_eq!(
+            s.safety.students_leaving,
+            Threshold {
+                count: 7,
+                percent: 2.5
+            }
+        );
+        assert_eq!(s.safety.guardian_query_shrink.count, 9);
     }
 
     #[test]
@@ -1023,5 +1279,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(s.powerschool.page_size, 1000);
+        // The example documents the safety defaults.
+        assert_eq!(s.safety, SafetySettings::default());
     }
 }

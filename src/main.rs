@@ -8,14 +8,22 @@ fn init_tracing(format: Option<&str>, default_level: &str) {
     use tracing_subscriber::{fmt, EnvFilter};
     let filter =
         EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},sqlx=warn")));
+        .unwrap_or_else(|_| {
+            // tokio-cron-scheduler logs every job it adds at info.
+            EnvFilter::new(format!("{default_level},sqlx=warn,tokio_cron_scheduler=warn"))
+        });
     let json = match format {
         Some("json") => true,
         Some("human") => false,
         // systemd sets JOURNAL_STREAM for a service's stdout/stderr.
         _ => std::env::var_os("JOURNAL_STREAM").is_some(),
     };
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal, not in files or pipes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     if json {
         builder
             .json()

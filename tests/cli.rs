@@ -202,3 +202,23 @@ async fn demo_runs_the_bundled_world_and_matches_it(pool: PgPool) {
         .await
         .expect("the demo database existed and is dropped");
 }
+
+#[sqlx::test]
+async fn secrets_never_reach_the_logs_even_at_trace_level(pool: PgPool) {
+    let world = load_world("06-case-d-existing-connection.json");
+    let fake = start_fake(world.powerschool.clone(), Faults::default()).await;
+    // Trust auth ignores the password, so a marked one can ride along unharmed.
+    let mut url = url::Url::parse(&database_url(&pool).await).unwrap();
+    url.set_password(Some("db-password-4711")).unwrap();
+    let mut env = powerschool_env(&fake);
+    env.push(("DATABASE_URL", url.to_string()));
+    env.push(("RUST_LOG", "trace".into()));
+    env.push(("STUDENT_SYNC_LOG_FORMAT", "json".into()));
+    let out = run(&["sync", "--once"], &env).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let everything = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(everything.contains("run 1 succeeded"), "the run logged its progress: {everything}");
+    let secret = FakeCredentials::default().client_secret;
+    assert!(!everything.contains(&secret), "client secret leaked");
+    assert!(!everything.contains("db-password-4711"), "database password leaked");
+}

@@ -6,7 +6,8 @@
 
 use super::lock::{self, LockKind};
 use super::signals::Shutdown;
-use super::{history, DaemonError};
+use super::{history, telemetry, DaemonError};
+use crate::store;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -42,10 +43,12 @@ pub async fn serve(
             addr: listen,
             source,
         })?;
-    let addr = listener.local_addr().map_err(|source| DaemonError::Listen {
-        addr: listen,
-        source,
-    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| DaemonError::Listen {
+            addr: listen,
+            source,
+        })?;
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
@@ -66,8 +69,14 @@ pub async fn serve(
 }
 
 async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    if let Ok(Ok(held)) = tokio::time::timeout(DB_TIMEOUT, store::latest_held(&state.pool)).await {
+        telemetry::set_held_run(held.map(|h| h.run_id));
+    }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }
@@ -93,11 +102,34 @@ async fn health(pool: &PgPool, district: &str) -> (bool, String) {
         Err(_) => {
             return (
                 false,
-                format!("the database did not answer within {} s", DB_TIMEOUT.as_secs()),
+                format!(
+                    "the database did not answer within {} s",
+                    DB_TIMEOUT.as_secs()
+                ),
             )
         }
         Ok(Err(e)) => return (false, format!("the database does not answer: {e}")),
         Ok(Ok(())) => {}
+    }
+    // A hold outranks everything after it: nothing of that night is applied
+    // until an admin decides, however later runs went.
+    match tokio::time::timeout(DB_TIMEOUT, store::latest_held(pool)).await {
+        Err(_) => return (false, "reading the run history timed out".to_string()),
+        Ok(Err(e)) => return (false, e.to_string()),
+        Ok(Ok(Some(held))) => {
+            return (
+                false,
+                format!(
+                    "run {} (night {}) is held by a safety threshold and nothing was applied: {}; \
+                     see `student-sync approve {} --dry-run`, then approve or discard it",
+                    held.run_id,
+                    held.night,
+                    held.reason.replace('\n', "; "),
+                    held.run_id
+                ),
+            )
+        }
+        Ok(Ok(None)) => {}
     }
     let latest = match tokio::time::timeout(DB_TIMEOUT, history::latest(pool)).await {
         Err(_) => return (false, "reading the run history timed out".to_string()),

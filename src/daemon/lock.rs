@@ -27,8 +27,8 @@ impl LockKind {
     /// The text whose `hashtext` is the lock key.
     pub fn key_text(self, district: &str) -> String {
         match self {
-            LockKind::Leader => format!("student-sync:{district}"),
-            LockKind::Run => format!("student-sync-run:{district}"),
+            LockKind::Leader => crate::store::lock::leader_lock_key(district),
+            LockKind::Run => crate::store::lock::run_lock_key(district),
         }
     }
 
@@ -63,7 +63,11 @@ impl fmt::Display for LockHolder {
             write!(f, ", client {addr}")?;
         }
         if let Some(since) = &self.connected_since {
-            write!(f, ", connected since {}", since.format("%Y-%m-%d %H:%M:%S UTC"))?;
+            write!(
+                f,
+                ", connected since {}",
+                since.format("%Y-%m-%d %H:%M:%S UTC")
+            )?;
         }
         f.write_str(")")
     }
@@ -85,14 +89,9 @@ pub fn application_name(role: &str) -> String {
 /// A held lock; dropping it closes the connection, which releases the lock.
 pub struct HeldLock {
     conn: PgConnection,
-    kind: LockKind,
 }
 
 impl HeldLock {
-    pub fn kind(&self) -> LockKind {
-        self.kind
-    }
-
     /// Is the session (and so the lock) still there?
     pub async fn check(&mut self) -> Result<(), sqlx::Error> {
         self.conn.ping().await
@@ -139,7 +138,7 @@ pub async fn acquire(
         .await
         .map_err(db_err("trying the advisory lock"))?;
     if got {
-        return Ok(Acquired::Held(HeldLock { conn, kind }));
+        return Ok(Acquired::Held(HeldLock { conn }));
     }
     let holder = holders(pool, &settings.district)
         .await
@@ -154,7 +153,7 @@ pub async fn acquire(
     tokio::select! {
         r = wait => {
             r.map_err(db_err("waiting for the advisory lock"))?;
-            Ok(Acquired::Held(HeldLock { conn, kind }))
+            Ok(Acquired::Held(HeldLock { conn }))
         }
         _ = shutdown.requested() => {
             // The query is abandoned mid-flight: drop the connection rather

@@ -30,7 +30,7 @@ mod signals;
 mod status;
 mod telemetry;
 
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, SchedulerClock, SystemClock};
 pub use decision::{decide, StartupDecision};
 pub use lock::{LockHolder, LockKind};
 pub use notify::Notifier;
@@ -65,7 +65,12 @@ pub enum DaemonError {
     PowerSchool(#[from] PowerSchoolError),
     #[error("run {run_id} failed: {source}")]
     RunFailed { run_id: i64, source: SyncError },
-    #[error("run {run_id} was interrupted (stop requested); the daemon resumes it at its next start")]
+    /// A safety threshold held the run: nothing applied, an admin decides.
+    #[error("{0}")]
+    RunHeld(SyncError),
+    #[error(
+        "run {run_id} was interrupted (stop requested); the daemon resumes it at its next start"
+    )]
     RunInterrupted { run_id: i64 },
     #[error("stopped before a run could start (stop requested while waiting for the run lock)")]
     StoppedBeforeRun,
@@ -116,7 +121,8 @@ pub async fn run_daemon(settings: Settings) -> Result<(), DaemonError> {
     let shutdown = signals::on_stop_signal()?;
     let schedule = Schedule::new(&settings.schedule)?;
     let pool = connect(&settings).await?;
-    let daemon = Daemon::with_schedule(settings, pool, SystemClock, schedule);
+    let clock = SchedulerClock::start().await?;
+    let daemon = Daemon::with_schedule(settings, pool, clock, schedule);
     let running = daemon.start(shutdown).await?;
     running.wait().await
 }

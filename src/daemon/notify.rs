@@ -24,7 +24,10 @@ impl Notifier {
             return Notifier::disabled();
         };
         let path = path.to_string_lossy().into_owned();
-        match UnixDatagram::unbound() {
+        // Non-blocking: a notification that cannot be delivered at once
+        // (a receiver that does not read, its queue full) is dropped rather
+        // than stalling the daemon's threads.
+        match UnixDatagram::unbound().and_then(|s| s.set_nonblocking(true).map(|()| s)) {
             Ok(socket) => Notifier {
                 target: Some(Target { socket, path }),
             },

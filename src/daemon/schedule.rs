@@ -1,13 +1,18 @@
 //! When the daemon fires: the configured six-field cron read in the
 //! district's time zone, minus blackout nights.
 //!
-//! Fire times come from `croner`, the cron engine tokio-cron-scheduler uses,
-//! called directly with the chrono-tz zone. tokio-cron-scheduler 0.13 itself
-//! computes every tick after the first with the UTC offset the job had when
-//! it was created (`time_offset_seconds`), so a daemon started in summer
-//! would fire at 01:00 MST all winter. Here every fire is computed in the
-//! zone itself, so local midnight stays local midnight on the days the
-//! clocks change, and the daemon loop and the tests use the same function.
+//! Division of labour with tokio-cron-scheduler: the daemon's wake-ups are
+//! tokio-cron-scheduler jobs (`clock::SchedulerClock`), but the instant of
+//! each fire is computed here, with `croner` (the cron engine
+//! tokio-cron-scheduler itself parses and evaluates with, same parser
+//! options) in the chrono-tz zone. Why not hand tokio-cron-scheduler the cron
+//! expression as a repeating `Job::new_async_tz` job: version 0.13 computes
+//! every tick after the first with the UTC offset the zone had when the job
+//! was created (`time_offset_seconds`), so a daemon started in summer (MDT,
+//! -6) would fire at 01:00 MST all winter, and one started in winter at 23:00
+//! MDT the night before all summer. Computing each fire in the zone keeps
+//! local midnight local midnight on the days the clocks change, and lets the
+//! tests check those days by calling the same function with injected times.
 
 use super::DaemonError;
 use crate::config::{BlackoutRange, ScheduleSettings};
@@ -94,18 +99,20 @@ impl Schedule {
                 return NextRun { fire, skipped };
             };
             skipped.push(fire);
-            // Jump to the end of the range rather than stepping through
-            // every fire in it (a per-second cron over a summer is millions).
-            let end_of_range = range.to.succ_opt().unwrap_or(range.to);
+            // Jump to the end of this night rather than stepping through
+            // every fire in it (a per-second cron over a summer would be
+            // millions): one step, and one skipped fire, per blackout night.
+            let night = self.night_of(fire);
+            let next_night = night.succ_opt().unwrap_or(range.to);
             let resume_at = self
                 .timezone
-                .from_local_datetime(&end_of_range.and_hms_opt(0, 0, 0).expect("midnight"))
+                .from_local_datetime(&next_night.and_hms_opt(0, 0, 0).expect("midnight"))
                 .earliest()
                 .map(|t| t.with_timezone(&Utc) - Duration::seconds(1))
                 .unwrap_or(fire.with_timezone(&Utc));
             cursor = resume_at.max(fire.with_timezone(&Utc));
             if skipped.len() > 10_000 {
-                // Only reachable with thousands of blackout ranges; keep the
+                // Only reachable with decades of blackout nights; keep the
                 // list bounded, the fire is still right.
                 skipped.drain(..5_000);
             }

@@ -76,9 +76,7 @@ impl RunningDaemon {
     }
 }
 
-fn joined(
-    r: Result<Result<(), DaemonError>, tokio::task::JoinError>,
-) -> Result<(), DaemonError> {
+fn joined(r: Result<Result<(), DaemonError>, tokio::task::JoinError>) -> Result<(), DaemonError> {
     r.unwrap_or_else(|e| Err(DaemonError::Internal(e.to_string())))
 }
 
@@ -115,7 +113,9 @@ impl Stops {
 
 /// How a run attempt ended, for the loop.
 enum RunEnd {
-    Done,
+    Succeeded,
+    /// Failed (or could not start): no more scheduled runs for its night.
+    Failed,
     Stopped(Stop),
 }
 
@@ -149,7 +149,10 @@ impl<C: Clock> Daemon<C> {
 
     /// Binds the HTTP listener (so a bad `daemon.listen` fails here), then
     /// runs the loop in the background until `shutdown` turns true.
-    pub async fn start(self, shutdown: watch::Receiver<bool>) -> Result<RunningDaemon, DaemonError> {
+    pub async fn start(
+        self,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<RunningDaemon, DaemonError> {
         let shutdown = Shutdown::new(shutdown);
         let metrics = telemetry::handle();
         telemetry::init_series();
@@ -257,16 +260,26 @@ impl<C: Clock> Daemon<C> {
         if !stale.is_empty() {
             tracing::warn!(runs = ?stale, "marked runs left running by a dead process as interrupted: {stale:?}");
         }
+        // A night whose run failed gets no more scheduled runs: a failure
+        // is for a person to look at (or `run --now`), not to repeat every
+        // time a frequent cron fires.
+        let mut failed_night: Option<NaiveDate> = None;
         match decision {
             StartupDecision::Resume { night, .. } => {
-                if let RunEnd::Stopped(stop) = self
+                match self
                     .execute(RunTrigger::Resume, night, Some(run_lock), stops)
                     .await?
                 {
-                    return stop_result(stop);
+                    RunEnd::Stopped(stop) => return stop_result(stop),
+                    RunEnd::Failed => failed_night = Some(night),
+                    RunEnd::Succeeded => {}
                 }
             }
-            _ => run_lock.release().await,
+            StartupDecision::WaitNextNight { night, .. } => {
+                failed_night = Some(night);
+                run_lock.release().await
+            }
+            StartupDecision::WaitSchedule { .. } => run_lock.release().await,
         }
 
         // 3. The schedule.
@@ -297,18 +310,33 @@ impl<C: Clock> Daemon<C> {
                 );
                 continue;
             }
+            if failed_night == Some(night) {
+                tracing::info!(
+                    %night,
+                    "scheduled run for night {night} ({}) skipped: tonight's run failed; \
+                     waiting for the next night (`student-sync run --now` retries sooner)",
+                    local_text(fire)
+                );
+                continue;
+            }
             tracing::info!(%night, "schedule fired for night {night} ({}): starting a run", local_text(fire));
-            if let RunEnd::Stopped(stop) = self
+            match self
                 .execute(RunTrigger::Schedule, night, None, stops)
                 .await?
             {
-                return stop_result(stop);
+                RunEnd::Stopped(stop) => return stop_result(stop),
+                RunEnd::Failed => failed_night = Some(night),
+                RunEnd::Succeeded => {}
             }
         }
     }
 
     /// Waits for the run lock, saying who holds it. None when stopped.
-    async fn run_lock(&self, why: &str, stops: &mut Stops) -> Result<Option<HeldLock>, DaemonError> {
+    async fn run_lock(
+        &self,
+        why: &str,
+        stops: &mut Stops,
+    ) -> Result<Option<HeldLock>, DaemonError> {
         let me = lock::application_name("daemon");
         let notifier = self.notifier.clone();
         let acquired = lock::acquire(
@@ -354,7 +382,7 @@ impl<C: Clock> Daemon<C> {
                 tracing::error!(error = %e, %night, "cannot start the run for night {night}: {e}");
                 telemetry::run_finished(trigger.as_str(), "failed", Duration::ZERO);
                 run_lock.release().await;
-                return Ok(RunEnd::Done);
+                return Ok(RunEnd::Failed);
             }
         };
         let today = self
@@ -382,10 +410,14 @@ impl<C: Clock> Daemon<C> {
                 _ = tick.tick() => progress.poll(&self.pool).await,
                 stop = stops.next() => {
                     let grace = cancel_budget(self.settings.daemon.grace_period);
+                    if progress.run_id.is_none() {
+                        progress.poll(&self.pool).await;
+                    }
                     let id = progress.run_text();
+                    let run_id = progress.run_id;
                     match &stop {
-                        Stop::Requested => tracing::info!("stopping: cancelling {id} (it rolls back and is marked interrupted)"),
-                        Stop::LockLost(why) => tracing::error!("lost the district lock ({why}): cancelling {id}"),
+                        Stop::Requested => tracing::info!(run_id, "stopping: cancelling {id} (it rolls back and is marked interrupted)"),
+                        Stop::LockLost(why) => tracing::error!(run_id, "lost the district lock ({why}): cancelling {id}"),
                     }
                     self.notifier.stopping();
                     self.notifier.status(&format!("stopping: cancelling {id}"));
@@ -394,7 +426,7 @@ impl<C: Clock> Daemon<C> {
                     match tokio::time::timeout(grace, &mut run).await {
                         Ok(r) => break flatten_run(r),
                         Err(_) => {
-                            tracing::error!("{id} did not stop within {} s; leaving it (the next start marks it interrupted and resumes it)", grace.as_secs());
+                            tracing::error!(run_id, "{id} did not stop within {} s; leaving it (the next start marks it interrupted and resumes it)", grace.as_secs());
                             run.abort();
                             telemetry::set_in_progress(false);
                             return Ok(RunEnd::Stopped(stopped.expect("set above")));
@@ -410,7 +442,11 @@ impl<C: Clock> Daemon<C> {
             Ok(outcome) => Some(outcome.run_id),
             Err(_) => match progress.run_id {
                 Some(id) => Some(id),
-                None => history::latest(&self.pool).await.ok().flatten().map(|r| r.id),
+                None => history::latest(&self.pool)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|r| r.id),
             },
         };
         let what = format!(
@@ -429,6 +465,16 @@ impl<C: Clock> Daemon<C> {
                     "{what} succeeded in {:.1} s: {}; next run {next}",
                     took.as_secs_f64(),
                     report::one_line(&outcome.report.counts)
+                );
+            }
+            Err(e @ SyncError::Held { .. }) => {
+                // Nothing applied; a person decides. Repeating the run
+                // tonight would only hold it again.
+                telemetry::run_finished(trigger.as_str(), "held", took);
+                tracing::warn!(
+                    run_id,
+                    "{what} held after {:.1} s, nothing applied: {e}; next run {next}",
+                    took.as_secs_f64()
                 );
             }
             Err(SyncError::Cancelled(_)) => {
@@ -451,9 +497,10 @@ impl<C: Clock> Daemon<C> {
             }
         }
         run_lock.release().await;
-        Ok(match stopped {
-            Some(stop) => RunEnd::Stopped(stop),
-            None => RunEnd::Done,
+        Ok(match (stopped, result.is_ok()) {
+            (Some(stop), _) => RunEnd::Stopped(stop),
+            (None, true) => RunEnd::Succeeded,
+            (None, false) => RunEnd::Failed,
         })
     }
 }
@@ -511,14 +558,23 @@ type RunTask = tokio::task::JoinHandle<Result<RunOutcome, SyncError>>;
 
 /// The run on a task of its own, so the loop can watch its phase and stop
 /// requests without pausing it.
-fn spawn_run(pool: PgPool, settings: Settings, client: PowerSchoolClient, options: RunOptions) -> RunTask {
+fn spawn_run(
+    pool: PgPool,
+    settings: Settings,
+    client: PowerSchoolClient,
+    options: RunOptions,
+) -> RunTask {
     tokio::spawn(async move { sync::run_once(&pool, &settings, &client, &options).await })
 }
 
 fn flatten_run(
     r: Result<Result<RunOutcome, SyncError>, tokio::task::JoinError>,
 ) -> Result<RunOutcome, SyncError> {
-    r.unwrap_or_else(|e| Err(SyncError::Cancelled(format!("the run's task ended abnormally: {e}"))))
+    r.unwrap_or_else(|e| {
+        Err(SyncError::Cancelled(format!(
+            "the run's task ended abnormally: {e}"
+        )))
+    })
 }
 
 /// Follows a run's phase from its row: STATUS lines and phase durations.
@@ -567,8 +623,22 @@ impl Progress {
         if changed {
             self.phase = Some((row.phase.clone(), Instant::now()));
         }
+        // Planning and applying log nothing until they end; say every ~10 s
+        // that they are still going (the fetch logs records and rate itself).
+        if !changed && self.polls.is_multiple_of(20) && row.phase != "fetching" {
+            if let Some((phase, since)) = &self.phase {
+                tracing::info!(
+                    run_id = row.id,
+                    phase = %phase,
+                    "run {} still {phase}: {} s in this phase, {} s in all",
+                    row.id,
+                    since.elapsed().as_secs(),
+                    self.started.elapsed().as_secs()
+                );
+            }
+        }
         // A fresh elapsed time every ~10 s is plenty for `systemctl status`.
-        if changed || self.polls % 20 == 0 {
+        if changed || self.polls.is_multiple_of(20) {
             self.notifier.status(&format!(
                 "run {} {} (night {}, {} s)",
                 row.id,
@@ -609,7 +679,11 @@ impl RunNowOutcome {
             self.run_id, self.night, self.duration_seconds
         );
         if self.waited_seconds >= 1.0 {
-            let _ = write!(out, " after waiting {:.0} s for the run lock", self.waited_seconds);
+            let _ = write!(
+                out,
+                " after waiting {:.0} s for the run lock",
+                self.waited_seconds
+            );
         }
         let _ = writeln!(out, ".");
         out.push_str(&self.report.to_text());
@@ -627,7 +701,12 @@ pub(super) async fn run_now(
     let mut shutdown = Shutdown::new(shutdown);
     let tz = settings.schedule.timezone;
     let now = Utc::now();
-    if let Some(last) = history::latest(pool).await? {
+    // The latest finished run (a run in progress is waited for below).
+    let finished = crate::store::runs::recent_runs(pool, 20)
+        .await?
+        .into_iter()
+        .find(|r| r.status != "running");
+    if let Some(last) = finished {
         if last.status == "failed" && last.night == now.with_timezone(&tz).date_naive() {
             tracing::info!(
                 run_id = last.id,
@@ -694,9 +773,15 @@ pub(super) async fn run_now(
             report: outcome.report,
         }),
         Err(e) => {
-            let run_id = history::latest(pool).await.ok().flatten().map(|r| r.id).unwrap_or(0);
+            let run_id = history::latest(pool)
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.id)
+                .unwrap_or(0);
             match e {
                 SyncError::Cancelled(_) => Err(DaemonError::RunInterrupted { run_id }),
+                held @ SyncError::Held { .. } => Err(DaemonError::RunHeld(held)),
                 source => Err(DaemonError::RunFailed { run_id, source }),
             }
         }

@@ -15,10 +15,6 @@ impl Shutdown {
         Shutdown { rx }
     }
 
-    pub fn is_requested(&self) -> bool {
-        *self.rx.borrow()
-    }
-
     /// Resolves when a stop is requested. A dropped sender counts as a stop:
     /// nobody is left who could ask later.
     pub async fn requested(&mut self) {

@@ -127,11 +127,7 @@ pub async fn gather(
             local: local_text(next.fire),
             at: next.fire.with_timezone(&Utc),
             night: schedule.night_of(next.fire),
-            skipped_blackout_nights: next
-                .skipped
-                .iter()
-                .map(|f| schedule.night_of(*f))
-                .collect(),
+            skipped_blackout_nights: next.skipped.iter().map(|f| schedule.night_of(*f)).collect(),
         },
         lock_holders,
     })
@@ -183,13 +179,19 @@ impl StatusReport {
         let mut out = String::new();
         let _ = writeln!(out, "student-sync status for district {:?}", self.district);
         let _ = writeln!(out);
-        let active = self.lock_holders.iter().find(|h| h.lock == LockKind::Leader);
+        let active = self
+            .lock_holders
+            .iter()
+            .find(|h| h.lock == LockKind::Leader);
         match active {
             Some(h) => {
                 let _ = writeln!(out, "Active daemon:  {h}");
             }
             None => {
-                let _ = writeln!(out, "Active daemon:  none (no process holds the district lock)");
+                let _ = writeln!(
+                    out,
+                    "Active daemon:  none (no process holds the district lock)"
+                );
             }
         }
         if let Some(h) = self.lock_holders.iter().find(|h| h.lock == LockKind::Run) {
@@ -208,7 +210,12 @@ impl StatusReport {
                 .map(|d| d.to_string())
                 .collect();
             let shown = if nights.len() > 5 {
-                format!("{} … {} ({} nights)", nights[0], nights[nights.len() - 1], nights.len())
+                format!(
+                    "{} … {} ({} nights)",
+                    nights[0],
+                    nights[nights.len() - 1],
+                    nights.len()
+                )
             } else {
                 nights.join(", ")
             };
@@ -246,8 +253,8 @@ impl StatusReport {
         let _ = writeln!(out, "Last runs (newest first):");
         let _ = writeln!(
             out,
-            "  {:>6}  {:<8}  {:<10}  {:<11}  {:<9}  {:>9}  {}",
-            "run", "trigger", "night", "status", "phase", "duration", "started (UTC)"
+            "  {:>6}  {:<8}  {:<10}  {:<11}  {:<9}  {:>9}  started (UTC)",
+            "run", "trigger", "night", "status", "phase", "duration"
         );
         for r in &self.runs {
             let _ = writeln!(

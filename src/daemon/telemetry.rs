@@ -4,7 +4,9 @@
 
 use crate::sync::RunReport;
 use chrono::{DateTime, Utc};
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -40,7 +42,7 @@ pub fn handle() -> PrometheusHandle {
 fn describe() {
     describe_counter!(
         "student_sync_runs_total",
-        "Runs finished, by status (succeeded, failed, interrupted) and trigger."
+        "Runs finished, by status (succeeded, failed, interrupted, held for approval) and trigger."
     );
     describe_histogram!(
         "student_sync_run_duration_seconds",
@@ -86,14 +88,28 @@ fn describe() {
         "student_sync_active",
         "1 when this daemon holds the district lock, 0 as a standby."
     );
-    describe_gauge!("student_sync_run_in_progress", "1 while this daemon runs a sync.");
+    describe_gauge!(
+        "student_sync_run_in_progress",
+        "1 while this daemon runs a sync."
+    );
+    describe_gauge!(
+        "student_sync_held_run",
+        "Id of the run a safety threshold holds for approval, 0 when none is waiting."
+    );
+}
+
+/// Read from the database at every scrape, like /healthz: a hold is decided
+/// by an admin with `approve` or `discard`, outside this process.
+pub fn set_held_run(run_id: Option<i64>) {
+    gauge!("student_sync_held_run").set(run_id.unwrap_or(0) as f64);
 }
 
 /// Zero series for every status, so dashboards see them before the first run.
 pub fn init_series() {
-    for status in ["succeeded", "failed", "interrupted"] {
+    for status in ["succeeded", "failed", "interrupted", "held"] {
         for trigger in ["schedule", "manual", "resume"] {
-            counter!("student_sync_runs_total", "status" => status, "trigger" => trigger).absolute(0);
+            counter!("student_sync_runs_total", "status" => status, "trigger" => trigger)
+                .absolute(0);
         }
     }
     gauge!("student_sync_run_in_progress").set(0.0);

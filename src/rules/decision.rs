@@ -1617,6 +1617,63 @@ mod tests {
     }
 
     #[test]
+    fn d_existing_full_connection_is_lowered_by_r4_and_r5() {
+        // Case D: "tier from R4/R5" also lowers an existing connection.
+        let facts = DistrictFacts {
+            students: vec![independent_student(5001, "ava@students.example.org")],
+            contacts: vec![contact(5001, 801, MEI, false)],
+            guardian_rows: vec![row(9001, 5001, MEI)],
+            users: vec![user(1, MEI)],
+            connections: vec![connection(5001, 1, Full, Origin::Powerschool)],
+            ..DistrictFacts::default()
+        };
+        let d = decide(&facts);
+        let c = decision_for(&d, 5001, UserRef::Existing(1));
+        assert_eq!(c.case, ConnectionCase::Synced);
+        assert_eq!(c.action, ConnectionAction::Keep);
+        assert_eq!(c.tier, ReadOnly);
+        assert_eq!(c.limits, vec![Limit::R4, Limit::R5]);
+        assert!(c.present_in_powerschool);
+        assert!(!c.orphaned);
+        assert!(d.report.orphaned.is_empty());
+    }
+
+    #[test]
+    fn step2_3_verified_user_with_the_email_is_used_and_linked() {
+        // Step 2.3: no earlier link, no form, a verified user with the email:
+        // that user gets the connection (case B2) and no new user is made.
+        let mut facts = family();
+        facts.users = vec![user(7, " MEI.Lee@example.com")];
+        let d = decide(&facts);
+        assert!(d.new_users.is_empty());
+        let c = decision_for(&d, 5001, UserRef::Existing(7));
+        assert_eq!(c.case, ConnectionCase::Created);
+        assert_eq!(c.action, ConnectionAction::Create);
+        assert_eq!(c.tier, Full);
+        assert_eq!(c.guardian_id, Some(9001));
+        assert_eq!(d.guardian_links, vec![(7, 9001)]);
+        assert!(verdict(c, "step2").detail.contains("verified user"));
+    }
+
+    #[test]
+    fn unverified_form_creator_is_not_matched_as_b1() {
+        // Step 2.2 uses only verified users: an unverified form creator with
+        // the account's email is reported, gets no connection and no link.
+        let mut facts = family();
+        facts.users = vec![unverified_user(1, MEI)];
+        facts.forms = vec![form(5001, 1)];
+        let d = decide(&facts);
+        assert!(d.connections.is_empty(), "{:#?}", d.connections);
+        assert!(d.new_users.is_empty());
+        assert!(d.guardian_links.is_empty());
+        assert_eq!(
+            d.report.unverified_email_matches,
+            vec![(9001, 5001, MEI.to_string())]
+        );
+        assert_eq!(d.report.form_creator_only, vec![(5001, 1)]);
+    }
+
+    #[test]
     fn existing_user_linked_by_guardian_id_wins_over_email() {
         let mut facts = family();
         facts.users = vec![linked_user(1, "mei@old.example.com", 9001), user(2, MEI)];

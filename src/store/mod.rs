@@ -8,11 +8,14 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::time::Duration;
 
 pub mod access;
+pub mod held;
+pub mod lock;
 pub mod runs;
 pub mod seed;
 pub mod state;
 pub mod write;
 
+pub use held::{latest_held, HeldRun};
 pub use runs::{RunRecord, RunStatus, RunTrigger};
 pub use state::CurrentState;
 
@@ -36,6 +39,8 @@ pub enum StoreError {
     BadSeed { record: String, problem: String },
     #[error("run {0} does not exist")]
     NoSuchRun(i64),
+    #[error("run {run_id} is {status}, not held: only a held run can be approved or discarded (see `student-sync status` for the run history)")]
+    NotHeld { run_id: i64, status: String },
 }
 
 /// Adds what the database was doing to an sqlx error.

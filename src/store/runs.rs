@@ -12,6 +12,8 @@ pub enum RunTrigger {
     Schedule,
     Manual,
     Resume,
+    /// A spot sync of one student or one guardian (`student-sync spot`).
+    Spot,
 }
 
 impl RunTrigger {
@@ -20,6 +22,7 @@ impl RunTrigger {
             RunTrigger::Schedule => "schedule",
             RunTrigger::Manual => "manual",
             RunTrigger::Resume => "resume",
+            RunTrigger::Spot => "spot",
         }
     }
 }
@@ -31,6 +34,11 @@ pub enum RunStatus {
     Succeeded,
     Failed,
     Interrupted,
+    /// Final: the plan crossed a safety threshold and waits in `held_plans`
+    /// for `approve` (then `succeeded`) or `discard` (then `discarded`).
+    Held,
+    /// Final: a held run an admin dropped.
+    Discarded,
 }
 
 impl RunStatus {
@@ -40,6 +48,8 @@ impl RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Held => "held",
+            RunStatus::Discarded => "discarded",
         }
     }
     pub fn parse(text: &str) -> Option<RunStatus> {
@@ -48,6 +58,8 @@ impl RunStatus {
             "succeeded" => Some(RunStatus::Succeeded),
             "failed" => Some(RunStatus::Failed),
             "interrupted" => Some(RunStatus::Interrupted),
+            "held" => Some(RunStatus::Held),
+            "discarded" => Some(RunStatus::Discarded),
             _ => None,
         }
     }
@@ -204,4 +216,34 @@ pub async fn get_run(pool: &PgPool, run_id: i64) -> Result<RunRecord, StoreError
     row.as_ref()
         .map(run_from_row)
         .ok_or(StoreError::NoSuchRun(run_id))
+}
+
+/// Records what a spot sync covers (`student 5001`, `guardian a@b.org`).
+pub async fn set_scope(pool: &PgPool, run_id: i64, scope: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sync_runs SET scope = $2 WHERE id = $1")
+        .bind(run_id)
+        .bind(scope)
+        .execute(pool)
+        .await
+        .doing("recording a spot sync's scope")?;
+    Ok(())
+}
+
+/// The newest successful full run (spot syncs do not count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LastFullRun {
+    pub id: i64,
+    /// Rows the guardian query returned then, when its counts say.
+    pub guardians: Option<i64>,
+}
+
+pub async fn last_full_success(pool: &PgPool) -> Result<Option<LastFullRun>, StoreError> {
+    let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+        "SELECT id, (counts->'fetched'->>'guardians')::bigint FROM sync_runs
+         WHERE status = 'succeeded' AND trigger <> 'spot' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+    .doing("reading the last successful run")?;
+    Ok(row.map(|(id, guardians)| LastFullRun { id, guardians }))
 }

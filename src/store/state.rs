@@ -5,12 +5,12 @@
 use super::{Doing, StoreError};
 use chrono::NaiveDate;
 use futures::TryStreamExt;
-use serde::Serialize;
-use sqlx::{FromRow, PgPool};
+use serde::{Deserialize, Serialize};
+use sqlx::{FromRow, PgConnection, PgPool};
 use std::collections::HashMap;
 
 /// A student's synced fields.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize, Deserialize)]
 pub struct StudentRow {
     pub dcid: i64,
     pub powerschool_id: Option<i64>,
@@ -28,7 +28,7 @@ pub struct StudentRow {
     pub in_sync_set: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize, Deserialize)]
 pub struct ContactRow {
     pub student_dcid: i64,
     pub person_id: i64,
@@ -38,7 +38,7 @@ pub struct ContactRow {
     pub is_decision_making: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize, Deserialize)]
 pub struct GuardianAccountRow {
     pub guardian_id: i64,
     pub student_dcid: i64,
@@ -48,7 +48,7 @@ pub struct GuardianAccountRow {
     pub web_access_account: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize, Deserialize)]
 pub struct UserRow {
     pub id: i64,
     pub email: String,
@@ -59,7 +59,7 @@ pub struct UserRow {
     pub powerschool_guardian_id: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize, Deserialize)]
 pub struct ConnectionRow {
     pub id: i64,
     pub student_dcid: i64,
@@ -72,7 +72,7 @@ pub struct ConnectionRow {
     pub powerschool_guardian_id: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize, Deserialize)]
 pub struct FormRow {
     pub student_dcid: i64,
     pub created_by_user_id: i64,
@@ -112,6 +112,22 @@ impl CurrentState {
     /// Loads everything a plan compares against, in one read-only snapshot so
     /// the tables agree with each other.
     pub async fn load(pool: &PgPool) -> Result<CurrentState, StoreError> {
+        Ok(Self::load_with_fingerprint_opt(pool, false).await?.0)
+    }
+
+    /// As `load`, plus the fingerprint (see `fingerprint`) of the tables read,
+    /// taken in the same snapshot.
+    pub async fn load_with_fingerprint(
+        pool: &PgPool,
+    ) -> Result<(CurrentState, String), StoreError> {
+        let (state, fp) = Self::load_with_fingerprint_opt(pool, true).await?;
+        Ok((state, fp.unwrap_or_default()))
+    }
+
+    async fn load_with_fingerprint_opt(
+        pool: &PgPool,
+        with_fingerprint: bool,
+    ) -> Result<(CurrentState, Option<String>), StoreError> {
         let mut tx = pool
             .begin()
             .await
@@ -120,6 +136,20 @@ impl CurrentState {
             .execute(&mut *tx)
             .await
             .doing("starting a read of the current state")?;
+        let fp = if with_fingerprint {
+            Some(fingerprint(&mut tx).await?)
+        } else {
+            None
+        };
+        let state = Self::load_in(&mut tx).await?;
+        tx.commit()
+            .await
+            .doing("finishing a read of the current state")?;
+        Ok((state, fp))
+    }
+
+    /// Reads the state on a connection (or transaction) the caller set up.
+    pub async fn load_in(tx: &mut PgConnection) -> Result<CurrentState, StoreError> {
         let mut state = CurrentState::default();
         let mut rows = sqlx::query_as::<_, StudentRow>(SELECT_STUDENTS).fetch(&mut *tx);
         while let Some(r) = rows.try_next().await.doing("reading students")? {
@@ -151,9 +181,45 @@ impl CurrentState {
             .fetch_all(&mut *tx)
             .await
             .doing("reading forms")?;
-        tx.commit()
-            .await
-            .doing("finishing a read of the current state")?;
         Ok(state)
     }
+}
+
+/// One md5 per table a plan is computed from, over every row and column in
+/// key order: any write to students, contacts, guardian accounts, users,
+/// connections or forms changes it. A held plan stores it; approval
+/// recomputes it in its own transaction and refuses when it differs.
+const FINGERPRINT: &str = "
+    SELECT concat_ws(',',
+      (SELECT md5(COALESCE(string_agg(t::text, '|' ORDER BY t.dcid), '')) FROM students t),
+      (SELECT md5(COALESCE(string_agg(t::text, '|' ORDER BY t.student_dcid, t.person_id), ''))
+         FROM student_contacts t),
+      (SELECT md5(COALESCE(string_agg(t::text, '|' ORDER BY t.guardian_id, t.student_dcid), ''))
+         FROM guardian_accounts t),
+      (SELECT md5(COALESCE(string_agg(t::text, '|' ORDER BY t.id), '')) FROM users t),
+      (SELECT md5(COALESCE(string_agg(t::text, '|' ORDER BY t.id), '')) FROM connections t),
+      (SELECT md5(COALESCE(string_agg(t::text, '|' ORDER BY t.id), '')) FROM forms t))";
+
+pub async fn fingerprint(conn: &mut PgConnection) -> Result<String, StoreError> {
+    sqlx::query_scalar(FINGERPRINT)
+        .fetch_one(conn)
+        .await
+        .doing("fingerprinting the live tables")
+}
+
+/// The students a guardian email is tied to in the database: through a
+/// connection of the user with that login, or a stored guardian-account row.
+/// `email` must already be normalised.
+pub async fn students_of_email(pool: &PgPool, email: &str) -> Result<Vec<i64>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT c.student_dcid FROM connections c JOIN users u ON u.id = c.user_id
+          WHERE u.email = $1
+         UNION
+         SELECT student_dcid FROM guardian_accounts WHERE lower(btrim(email)) = $1
+         ORDER BY 1",
+    )
+    .bind(email)
+    .fetch_all(pool)
+    .await
+    .doing("finding the students of a guardian email")
 }

@@ -6,7 +6,7 @@
 
 use super::state::{ContactRow, GuardianAccountRow, StudentRow};
 use super::{Doing, StoreError, BATCH};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Row, Transaction};
 
 pub type Tx<'a> = Transaction<'a, Postgres>;
@@ -213,7 +213,7 @@ pub async fn delete_guardian_accounts(
 }
 
 /// A user the run creates. The email is SchoolEngage's from then on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewUserRow {
     pub email: String,
     pub first_name: Option<String>,
@@ -278,7 +278,7 @@ pub async fn insert_users(
 }
 
 /// The synced fields of an existing user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserUpdate {
     pub id: i64,
     pub first_name: Option<String>,
@@ -438,7 +438,7 @@ pub async fn append_audit(
 }
 
 /// A record a run could not use or wants an admin to look at.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProblemRow {
     pub kind: String,
     pub query: Option<String>,

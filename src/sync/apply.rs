@@ -24,18 +24,35 @@ pub async fn apply(
     fail_point: Option<FailPoint>,
 ) -> Result<(), SyncError> {
     let mut tx = pool.begin().await.doing("starting the run's transaction")?;
+    apply_in(&mut tx, run_id, plan, report).await?;
+    if fail_point == Some(FailPoint::BeforeCommit) {
+        // Dropping the transaction rolls it back.
+        return Err(SyncError::Injected("before commit"));
+    }
+    tx.commit().await.doing("committing the run")?;
+    Ok(())
+}
 
-    write::upsert_students(&mut tx, &plan.students.create, run_id).await?;
-    write::upsert_students(&mut tx, &plan.students.update, run_id).await?;
-    write::upsert_contacts(&mut tx, &plan.contacts.create, run_id).await?;
-    write::upsert_contacts(&mut tx, &plan.contacts.update, run_id).await?;
-    write::delete_contacts(&mut tx, &plan.contacts.remove).await?;
-    write::upsert_guardian_accounts(&mut tx, &plan.guardian_accounts.create, run_id).await?;
-    write::upsert_guardian_accounts(&mut tx, &plan.guardian_accounts.update, run_id).await?;
-    write::delete_guardian_accounts(&mut tx, &plan.guardian_accounts.remove).await?;
+/// Every write of a plan on a transaction the caller commits (a run's own,
+/// or an approval's, which first checks the state the plan was made from).
+/// Marks the run `succeeded` on the same transaction.
+pub async fn apply_in(
+    tx: &mut write::Tx<'_>,
+    run_id: i64,
+    plan: &Plan,
+    report: &serde_json::Value,
+) -> Result<(), SyncError> {
+    write::upsert_students(tx, &plan.students.create, run_id).await?;
+    write::upsert_students(tx, &plan.students.update, run_id).await?;
+    write::upsert_contacts(tx, &plan.contacts.create, run_id).await?;
+    write::upsert_contacts(tx, &plan.contacts.update, run_id).await?;
+    write::delete_contacts(tx, &plan.contacts.remove).await?;
+    write::upsert_guardian_accounts(tx, &plan.guardian_accounts.create, run_id).await?;
+    write::upsert_guardian_accounts(tx, &plan.guardian_accounts.update, run_id).await?;
+    write::delete_guardian_accounts(tx, &plan.guardian_accounts.remove).await?;
 
-    let new_user_ids = write::insert_users(&mut tx, &plan.new_users, run_id).await?;
-    write::update_users(&mut tx, &plan.user_updates).await?;
+    let new_user_ids = write::insert_users(tx, &plan.new_users, run_id).await?;
+    write::update_users(tx, &plan.user_updates).await?;
     let user_id = |u: UserRef| match u {
         UserRef::Existing(id) => id,
         UserRef::New(i) => new_user_ids[i],
@@ -63,12 +80,12 @@ pub async fn apply(
             powerschool_guardian_id: guardian_id_after(&c.decision, c.before.as_ref()),
         })
         .collect();
-    let ids = write::upsert_connections(&mut tx, &rows, run_id).await?;
+    let ids = write::upsert_connections(tx, &rows, run_id).await?;
     let removed_ids: Vec<i64> = removals
         .iter()
         .filter_map(|c| c.before.as_ref().map(|b| b.id))
         .collect();
-    write::delete_connections(&mut tx, &removed_ids).await?;
+    write::delete_connections(tx, &removed_ids).await?;
 
     // The audit keeps every change of access (a new connection, a removed
     // one, a different tier or case), with the verdicts that led to it.
@@ -89,17 +106,11 @@ pub async fn apply(
             user_id(change.user),
         ));
     }
-    write::append_audit(&mut tx, &audit, Some(run_id)).await?;
-    write::insert_problems(&mut tx, &plan.problems, run_id).await?;
+    write::append_audit(tx, &audit, Some(run_id)).await?;
+    write::insert_problems(tx, &plan.problems, run_id).await?;
 
     let counts = serde_json::to_value(&plan.counts).expect("plan counts serialise");
-    runs::finish_succeeded(&mut tx, run_id, &counts, report).await?;
-
-    if fail_point == Some(FailPoint::BeforeCommit) {
-        // Dropping the transaction rolls it back.
-        return Err(SyncError::Injected("before commit"));
-    }
-    tx.commit().await.doing("committing the run")?;
+    runs::finish_succeeded(tx, run_id, &counts, report).await?;
     Ok(())
 }
 

@@ -130,3 +130,30 @@ pub async fn explain(
         audit_history,
     })
 }
+
+/// `explain` for several (student, email) pairs from one load of the state:
+/// what a spot sync prints for the connections it touched.
+pub async fn explain_pairs(
+    pool: &PgPool,
+    settings: &SyncSettings,
+    matrix: &TierMatrix,
+    pairs: &[(i64, String)],
+) -> Result<Vec<AccessExplanation>, StoreError> {
+    let state = CurrentState::load(pool).await?;
+    let facts = facts_from_state(&state, settings);
+    let mut out = Vec::with_capacity(pairs.len());
+    for (student_dcid, email) in pairs {
+        let explanation = rules::explain_pair(&facts, matrix, *student_dcid, email);
+        let user =
+            rules::normalise_email(email).and_then(|e| state.users.iter().find(|u| u.email == e));
+        let audit_history = match user {
+            Some(u) => audit_history(pool, *student_dcid, u.id).await?,
+            None => Vec::new(),
+        };
+        out.push(AccessExplanation {
+            explanation,
+            audit_history,
+        });
+    }
+    Ok(out)
+}

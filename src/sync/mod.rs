@@ -1,7 +1,8 @@
 //! One sync run: fetch → plan (stage, reconcile, rules) → apply in one
 //! transaction, with the run's row written first and its report at the end.
-//! Also the small pieces built on the same path: seeding a world and the
-//! access export.
+//! Also the small pieces built on the same path: seeding a world, the access
+//! export, `plan` (the same fetch and plan, writing nothing), safety holds
+//! with `approve`/`discard`, and spot syncs of one student or guardian.
 
 use crate::config::Settings;
 use crate::powerschool::{DistrictSnapshot, PowerSchoolClient, PowerSchoolError};
@@ -14,9 +15,12 @@ use std::time::{Duration, Instant};
 
 pub mod apply;
 pub mod explain;
+pub mod hold;
 pub mod plan;
 pub mod report;
+pub mod safety;
 pub mod seed;
+pub mod spot;
 pub mod world_settings;
 
 pub use apply::FailPoint;
@@ -33,6 +37,35 @@ pub enum SyncError {
     Injected(&'static str),
     #[error("the run was cancelled: {0}")]
     Cancelled(String),
+    /// The plan crossed a safety threshold: stored, not applied; the run's
+    /// status is `held`. Not a failure of the run, but nothing changed.
+    #[error(
+        "run {run_id} was HELD for approval and changed nothing: {reason}. \
+         See what it would change with `student-sync approve {run_id} --dry-run`, \
+         then apply it with `student-sync approve {run_id}` or drop it with \
+         `student-sync discard {run_id}`"
+    )]
+    Held { run_id: i64, reason: String },
+    #[error(
+        "run {run_id} cannot be approved: the database changed since its plan was made \
+         (another run, a spot sync or SchoolEngage itself wrote to the live tables), so \
+         the plan no longer describes what it would do. Discard it \
+         (`student-sync discard {run_id}`) and start a new run (`student-sync sync --once`)"
+    )]
+    StateChanged { run_id: i64 },
+    #[error(
+        "run {run_id} cannot be approved: run {newer} is newer and {newer_status}; approving \
+         the older plan would put older PowerSchool data back. Discard run {run_id}"
+    )]
+    Superseded {
+        run_id: i64,
+        newer: i64,
+        newer_status: String,
+    },
+    #[error("the stored plan of run {run_id} cannot be read ({message}); it was stored by another version of student-sync. Discard it and start a new run")]
+    BadStoredPlan { run_id: i64, message: String },
+    #[error("spot sync: {0}")]
+    Spot(String),
 }
 
 /// How one run is started.
@@ -99,6 +132,8 @@ pub async fn run_once(
     };
     match result {
         Ok(report) => Ok(RunOutcome { run_id, report }),
+        // Already recorded (status `held`, plan stored) and logged.
+        Err(e @ SyncError::Held { .. }) => Err(e),
         Err(e) => {
             let status = match e {
                 SyncError::Cancelled(_) => RunStatus::Interrupted,
@@ -137,7 +172,55 @@ async fn run_phases(
     finish_from_snapshot(pool, settings, options, run_id, &snapshot, started).await
 }
 
-/// Plan and apply for a snapshot already fetched.
+/// What a run decides before it writes: the plan, its safety measures, and
+/// the fingerprint of the state it was made from. `plan` (the command) and
+/// a real run both come through here.
+pub struct Prepared {
+    pub plan: Plan,
+    pub safety: safety::SafetyCheck,
+    pub fingerprint: String,
+    pub state: CurrentState,
+}
+
+/// Loads the state (read-only), plans and measures the plan. Writes nothing.
+pub async fn prepare(
+    pool: &PgPool,
+    settings: &Settings,
+    snapshot: &DistrictSnapshot,
+    today: NaiveDate,
+) -> Result<Prepared, SyncError> {
+    let (state, fingerprint) = CurrentState::load_with_fingerprint(pool).await?;
+    let last = runs::last_full_success(pool).await?;
+    let plan = plan::plan(snapshot, &state, &settings.sync, today);
+    let safety = safety::check(&settings.safety, &plan, &state, last.as_ref());
+    Ok(Prepared {
+        plan,
+        safety,
+        fingerprint,
+        state,
+    })
+}
+
+/// `student-sync plan`: fetch and plan exactly as a run would, and write
+/// nothing at all (no run row either).
+pub async fn preview(
+    pool: &PgPool,
+    settings: &Settings,
+    client: &PowerSchoolClient,
+    today: NaiveDate,
+) -> Result<report::PlanPreview, SyncError> {
+    let snapshot = client.fetch_district().await?;
+    let prepared = prepare(pool, settings, &snapshot, today).await?;
+    Ok(report::PlanPreview::new(
+        &prepared.plan,
+        Some(&prepared.state),
+        prepared.safety,
+    ))
+}
+
+/// Plan and apply for a snapshot already fetched. A plan that crosses a
+/// safety threshold is stored instead, the run marked `held`, and
+/// `SyncError::Held` returned.
 pub async fn finish_from_snapshot(
     pool: &PgPool,
     settings: &Settings,
@@ -148,14 +231,45 @@ pub async fn finish_from_snapshot(
 ) -> Result<RunReport, SyncError> {
     runs::set_phase(pool, run_id, RunPhase::Planning).await?;
     let phase = Instant::now();
-    let state = CurrentState::load(pool).await?;
-    let plan = plan::plan(snapshot, &state, &settings.sync, options.today);
+    let Prepared {
+        plan,
+        safety,
+        fingerprint,
+        state,
+    } = prepare(pool, settings, snapshot, options.today).await?;
     drop(state);
     tracing::info!(
         seconds = phase.elapsed().as_secs_f64(),
         "plan ready: {}",
         report::one_line(&plan.counts)
     );
+
+    if safety.holds() {
+        let reason = safety.reason();
+        let mut report = RunReport::from_plan(run_id, &plan);
+        report.duration = started.elapsed();
+        let counts = serde_json::to_value(&plan.counts).expect("plan counts serialise");
+        let report_json = serde_json::to_value(&report).expect("report serialises");
+        let bytes = serde_json::to_vec(&plan).expect("plan serialises");
+        hold::store_hold(
+            pool,
+            run_id,
+            &bytes,
+            &fingerprint,
+            &reason,
+            &counts,
+            &report_json,
+        )
+        .await?;
+        tracing::warn!(
+            run_id,
+            thresholds = %reason,
+            "run {run_id} HELD for approval, nothing applied: {reason}; review with \
+             `student-sync approve {run_id} --dry-run`, then `student-sync approve {run_id}` \
+             or `student-sync discard {run_id}`"
+        );
+        return Err(SyncError::Held { run_id, reason });
+    }
 
     runs::set_phase(pool, run_id, RunPhase::Applying).await?;
     let phase = Instant::now();
@@ -171,4 +285,9 @@ pub async fn finish_from_snapshot(
         report::one_line(&plan.counts)
     );
     Ok(report)
+}
+
+/// The daemon's run-lock key for the district (`hashtext` of it is the lock).
+pub fn run_lock_key(settings: &Settings) -> String {
+    crate::store::lock::run_lock_key(&settings.district)
 }

@@ -15,11 +15,11 @@ use crate::store::state::{
 };
 use crate::store::write::{NewUserRow, ProblemRow, UserUpdate};
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Creates, updates and removals of one kind of PowerSchool-owned row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RowChanges<T, K> {
     pub create: Vec<T>,
     pub update: Vec<T>,
@@ -52,7 +52,7 @@ impl<T, K> RowChanges<T, K> {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KindCounts {
     pub created: u64,
     pub updated: u64,
@@ -60,7 +60,7 @@ pub struct KindCounts {
     pub unchanged: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionChangeKind {
     Create,
@@ -69,7 +69,7 @@ pub enum ConnectionChangeKind {
 }
 
 /// One connection the run writes, with the decision behind it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConnectionChange {
     pub kind: ConnectionChangeKind,
     pub before: Option<ConnectionRow>,
@@ -92,7 +92,7 @@ impl ConnectionChange {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionCounts {
     pub created: u64,
     pub updated: u64,
@@ -103,7 +103,7 @@ pub struct ConnectionCounts {
     pub orphaned: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchCounts {
     pub guardians: u64,
     pub students: u64,
@@ -111,7 +111,7 @@ pub struct FetchCounts {
     pub contacts: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PlanCounts {
     pub fetched: FetchCounts,
     pub students: KindCounts,
@@ -123,7 +123,7 @@ pub struct PlanCounts {
     pub problems: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Plan {
     pub students: RowChanges<StudentRow, i64>,
     pub contacts: RowChanges<ContactRow, (i64, i64)>,
@@ -137,7 +137,7 @@ pub struct Plan {
 }
 
 /// What the rules reported, kept for the run report.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DecisionsSummary {
     pub report: rules::DecisionReport,
     pub incomplete_users: u64,
@@ -323,8 +323,10 @@ pub fn plan(
 
     // The rules.
     let facts = district_facts(snapshot, state, &in_set, settings);
-    let decisions = rules::decide(&facts);
-    plan_users_and_connections(&mut plan, state, snapshot, &decisions);
+    let mut decisions = rules::decide(&facts);
+    // The facts copy every fetched row; free them before the plan grows.
+    drop(facts);
+    plan_users_and_connections(&mut plan, state, snapshot, &mut decisions);
     report_problems(&mut plan, &decisions);
 
     plan.counts.students = plan.students.counts();
@@ -470,7 +472,7 @@ fn plan_users_and_connections(
     plan: &mut Plan,
     state: &CurrentState,
     snapshot: &DistrictSnapshot,
-    d: &Decisions,
+    d: &mut Decisions,
 ) {
     // Users: new ones, then synced fields of existing ones.
     for u in &d.new_users {
@@ -540,7 +542,9 @@ fn plan_users_and_connections(
         orphaned: d.report.orphaned.len() as u64,
         ..Default::default()
     };
-    for dec in &d.connections {
+    // Each decision moves into its change (no copy of every verdict's prose).
+    for owned in std::mem::take(&mut d.connections) {
+        let dec = &owned;
         let before = match dec.user {
             UserRef::Existing(id) => existing.get(&(dec.student_dcid, id)).copied(),
             UserRef::New(_) => None,
@@ -591,7 +595,7 @@ fn plan_users_and_connections(
             before: before.cloned(),
             user: dec.user,
             origin,
-            decision: dec.clone(),
+            decision: owned,
         });
     }
     plan.counts.connections = counts;

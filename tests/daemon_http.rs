@@ -1,0 +1,333 @@
+//! The daemon's HTTP listener over real HTTP: `/healthz` answers 503 with
+//! the reason after a failed run, 200 while a run is in progress and after it
+//! succeeded, 503 again when the database does not answer; `/metrics` is Prometheus text with the run's numbers. A test
+//! binary of its own: the metrics recorder is global to the process, so no
+//! other test's runs may add to the counters checked here.
+
+mod common;
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::America::Edmonton;
+use common::*;
+use sqlx::PgPool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use student_sync::daemon::{Clock, Daemon, Notifier};
+use student_sync::fake_powerschool::{self, Faults};
+use tokio::sync::{watch, Semaphore};
+
+/// A clock that jumps to each asked fire time only when the test hands out
+/// a permit, so the test decides when the one run happens.
+#[derive(Clone)]
+struct GateClock {
+    now: Arc<Mutex<DateTime<Utc>>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Clock for GateClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().unwrap()
+    }
+
+    fn sleep_until(&self, when: DateTime<Utc>) -> impl std::future::Future<Output = ()> + Send {
+        let this = self.clone();
+        async move {
+            this.permits
+                .acquire()
+                .await
+                .expect("semaphore open")
+                .forget();
+            *this.now.lock().unwrap() = when;
+        }
+    }
+}
+
+/// The value of the sample `name{labels…}` (every given label present).
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().find_map(|line| {
+        if line.starts_with('#') {
+            return None;
+        }
+        let (series, value) = line.rsplit_once(' ')?;
+        let bare = series.split('{').next()?;
+        if bare != name {
+            return None;
+        }
+        if !labels
+            .iter()
+            .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
+        {
+            return None;
+        }
+        value.parse().ok()
+    })
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let r = reqwest::get(url).await.expect("the listener answers");
+    let code = r.status().as_u16();
+    (code, r.text().await.unwrap())
+}
+
+#[sqlx::test]
+async fn healthz_and_metrics_over_http(pool: PgPool) {
+    let failed: i64 = sqlx::query_scalar(
+        "INSERT INTO sync_runs (trigger, night, status, phase, error, finished_at)
+         VALUES ('schedule', '2026-03-05', 'failed', 'fetching', 'PowerSchool said 500', now())
+         RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+
+    // Slow pages, so the run is seen in progress and its phases are timed.
+    let fake = start_fake(
+        fake_powerschool::generate(400, 7),
+        Faults {
+            page_latency: Duration::from_millis(40),
+            ..Faults::default()
+        },
+    )
+    .await;
+    let mut settings = settings_for(&fake);
+    settings.database.url = url::Url::parse(&database_url(&pool).await).unwrap();
+    settings.daemon.listen = "127.0.0.1:0".parse().unwrap();
+    settings.safety.enabled = false;
+    let clock = GateClock {
+        now: Arc::new(Mutex::new(
+            Edmonton
+                .with_ymd_and_hms(2026, 3, 5, 12, 0, 0)
+                .unwrap()
+                .with_timezone(&Utc),
+        )),
+        permits: Arc::new(Semaphore::new(0)),
+    };
+    let (stop, stopped) = watch::channel(false);
+    let daemon = Daemon::with_clock(settings, pool.clone(), clock.clone())
+        .unwrap()
+        .with_notifier(Notifier::disabled());
+    let running = daemon.start(stopped).await.unwrap();
+    let base = format!("http://{}", running.http_addr);
+
+    // Tonight's run failed: unhealthy, and the body says why.
+    let (code, body) = get(&format!("{base}/healthz")).await;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(
+        body,
+        format!("unhealthy: last run {failed} (night 2026-03-05, schedule) failed: PowerSchool said 500\n")
+    );
+    let (code, metrics) = get(&format!("{base}/metrics")).await;
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("# TYPE student_sync_runs_total counter"),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "student_sync_runs_total",
+            &[("status", "succeeded"), ("trigger", "schedule")]
+        ),
+        Some(0.0),
+        "{metrics}"
+    );
+
+    // Let the schedule fire once (midnight, 6 March) and watch the run.
+    clock.permits.add_permits(1);
+    let start = Instant::now();
+    let mut seen_in_progress = false;
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run did not finish"
+        );
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT status FROM sync_runs WHERE id > $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(failed)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        match status.as_deref() {
+            Some("running") if !seen_in_progress => {
+                let (code, body) = get(&format!("{base}/healthz")).await;
+                if body.contains("in progress") {
+                    assert_eq!(code, 200, "{body}");
+                    assert!(body.starts_with("ok: run "), "{body}");
+                    seen_in_progress = true;
+                }
+            }
+            Some("succeeded") => break,
+            Some(other @ ("failed" | "interrupted" | "held")) => panic!("the run ended {other}"),
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        seen_in_progress,
+        "/healthz never reported the run in progress"
+    );
+    // The loop records the run's metrics right after the row commits.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (code, body) = get(&format!("{base}/healthz")).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.starts_with(&format!(
+            "ok: last run {} (night 2026-03-06, schedule) succeeded at ",
+            failed + 1
+        )),
+        "{body}"
+    );
+
+    let (code, metrics) = get(&format!("{base}/metrics")).await;
+    assert_eq!(code, 200);
+    let (counts, finished): (serde_json::Value, DateTime<Utc>) =
+        sqlx::query_as("SELECT counts, finished_at FROM sync_runs WHERE id = $1")
+            .bind(failed + 1)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let m = |name: &str, labels: &[(&str, &str)]| {
+        sample(&metrics, name, labels)
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{metrics}"))
+    };
+    assert_eq!(
+        m(
+            "student_sync_runs_total",
+            &[("status", "succeeded"), ("trigger", "schedule")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m(
+            "student_sync_runs_total",
+            &[("status", "failed"), ("trigger", "schedule")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        m(
+            "student_sync_run_duration_seconds_count",
+            &[("status", "succeeded")]
+        ),
+        1.0
+    );
+    assert!(
+        m(
+            "student_sync_run_duration_seconds_sum",
+            &[("status", "succeeded")]
+        ) > 0.0
+    );
+    assert!(
+        m(
+            "student_sync_phase_duration_seconds_count",
+            &[("phase", "fetching")]
+        ) >= 1.0
+    );
+    let students = count(&pool, "SELECT count(*) FROM students").await as f64;
+    assert!(students > 300.0);
+    assert_eq!(
+        m(
+            "student_sync_records_total",
+            &[("kind", "students"), ("action", "created")]
+        ),
+        students
+    );
+    assert_eq!(
+        m(
+            "student_sync_records_total",
+            &[("kind", "connections"), ("action", "created")]
+        ),
+        count(&pool, "SELECT count(*) FROM connections").await as f64
+    );
+    assert_eq!(
+        m("student_sync_problems_total", &[]),
+        counts["problems"].as_u64().expect("counts.problems") as f64
+    );
+    assert_eq!(
+        m("student_sync_tier_changes_total", &[("direction", "up")]),
+        0.0
+    );
+    assert_eq!(
+        m("student_sync_tier_changes_total", &[("direction", "down")]),
+        0.0
+    );
+    let last_success = m("student_sync_last_success_timestamp_seconds", &[]);
+    assert!(
+        (last_success - finished.timestamp_millis() as f64 / 1000.0).abs() < 5.0,
+        "{last_success} vs {finished}"
+    );
+    assert_eq!(m("student_sync_active", &[]), 1.0);
+    assert_eq!(m("student_sync_run_in_progress", &[]), 0.0);
+    // The next fire, 7 March 00:00 MST.
+    assert_eq!(
+        m("student_sync_next_run_timestamp_seconds", &[]),
+        Edmonton
+            .with_ymd_and_hms(2026, 3, 7, 0, 0, 0)
+            .unwrap()
+            .timestamp() as f64
+    );
+
+    // The database stops answering (here: the daemon's pool is closed).
+    pool.close().await;
+    let (code, body) = get(&format!("{base}/healthz")).await;
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.starts_with("unhealthy: the database does not answer: "),
+        "{body}"
+    );
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running.wait())
+        .await
+        .expect("the daemon stops")
+        .expect("cleanly");
+}
+
+#[sqlx::test]
+async fn a_held_run_makes_healthz_unhealthy_naming_the_threshold(pool: PgPool) {
+    let held: i64 = sqlx::query_scalar(
+        "INSERT INTO sync_runs (trigger, night, status, phase, hold_reason, finished_at)
+         VALUES ('schedule', '2026-03-05', 'held', 'planning',
+                 'students leaving the sync set: 400 of 400 (100.0%), threshold 500 or 10%', now())
+         RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let fake = start_fake(fake_powerschool::generate(10, 1), Faults::default()).await;
+    let mut settings = settings_for(&fake);
+    settings.database.url = url::Url::parse(&database_url(&pool).await).unwrap();
+    settings.daemon.listen = "127.0.0.1:0".parse().unwrap();
+    // No permits: the schedule never fires, the hold stays the latest news.
+    let clock = GateClock {
+        now: Arc::new(Mutex::new(
+            Edmonton.with_ymd_and_hms(2026, 3, 5, 12, 0, 0).unwrap().with_timezone(&Utc),
+        )),
+        permits: Arc::new(Semaphore::new(0)),
+    };
+    let (stop, stopped) = watch::channel(false);
+    let running = Daemon::with_clock(settings, pool.clone(), clock)
+        .unwrap()
+        .with_notifier(Notifier::disabled())
+        .start(stopped)
+        .await
+        .unwrap();
+    let base = format!("http://{}", running.http_addr);
+
+    let (code, body) = get(&format!("{base}/healthz")).await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains(&format!("run {held} (night 2026-03-05) is held by a safety threshold")), "{body}");
+    assert!(body.contains("students leaving the sync set: 400 of 400"), "{body}");
+    assert!(body.contains(&format!("student-sync approve {held}")), "{body}");
+
+    let (_, metrics) = get(&format!("{base}/metrics")).await;
+    assert_eq!(sample(&metrics, "student_sync_held_run", &[]), Some(held as f64), "{metrics}");
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running.wait())
+        .await
+        .expect("the daemon stops")
+        .expect("cleanly");
+}
