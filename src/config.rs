@@ -213,6 +213,19 @@ pub struct DaemonSettings {
     pub listen: SocketAddr,
 }
 
+/// `logging.format` from the settings file, read before anything else so
+/// logging can be set up first; a bad file or value is reported later by
+/// `Settings::load`, naming the key.
+pub fn log_format_in_file(path: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let value: toml::Value = toml::from_str(&text).ok()?;
+    value
+        .get("logging")?
+        .get("format")?
+        .as_str()
+        .map(str::to_string)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// Human text on a terminal, JSON under systemd (`JOURNAL_STREAM`).
@@ -1281,5 +1294,16 @@ mod tests {
         assert_eq!(s.powerschool.page_size, 1000);
         // The example documents the safety defaults.
         assert_eq!(s.safety, SafetySettings::default());
+    }
+
+    #[test]
+    fn the_log_format_is_read_from_the_file_before_anything_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("student-sync.toml");
+        std::fs::write(&path, "[logging]\nformat = \"json\"\n").unwrap();
+        assert_eq!(log_format_in_file(&path).as_deref(), Some("json"));
+        std::fs::write(&path, "district = \"x\"\n").unwrap();
+        assert_eq!(log_format_in_file(&path), None);
+        assert_eq!(log_format_in_file(&dir.path().join("missing.toml")), None);
     }
 }

@@ -41,7 +41,12 @@ async fn main() {
     let format = cli
         .log_format
         .clone()
-        .or_else(|| std::env::var("STUDENT_SYNC_LOG_FORMAT").ok());
+        .or_else(|| std::env::var("STUDENT_SYNC_LOG_FORMAT").ok())
+        .or_else(|| {
+            cli.config
+                .as_deref()
+                .and_then(student_sync::config::log_format_in_file)
+        });
     // Commands whose output is the answer keep the logs to warnings unless
     // RUST_LOG asks for more; the daemon and syncs log their progress.
     let default_level = match cli.command {

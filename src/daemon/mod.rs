@@ -91,6 +91,8 @@ impl DaemonError {
     pub fn exit_code(&self) -> i32 {
         match self {
             DaemonError::Schedule { .. } => 2,
+            // The same code `sync --once` gives a held run.
+            DaemonError::RunHeld(_) => 3,
             _ => 1,
         }
     }
