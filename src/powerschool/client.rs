@@ -483,30 +483,13 @@ impl PowerSchoolClient {
             snapshot.problems.extend(contacts.problems);
         }
 
-        snapshot
-            .guardians
-            .sort_by_key(|g| (g.guardian_id, g.student_dcid));
-        snapshot.independent_students.sort_by_key(|s| s.dcid);
-        // A student who moved school during the fetch can come back from two
-        // schools; one record per dcid is what the sync expects.
-        snapshot.students.sort_by_key(|s| (s.dcid, s.school_number));
-        let before = snapshot.students.len();
-        snapshot.students.dedup_by_key(|s| s.dcid);
-        if snapshot.students.len() != before {
+        let dropped = snapshot.sort_and_dedup();
+        if dropped > 0 {
             warn!(
-                dropped = before - snapshot.students.len(),
+                dropped,
                 "students came back from more than one school (moved during the fetch?); kept the lowest school number"
             );
         }
-        snapshot
-            .contacts
-            .sort_by_key(|c| (c.student_dcid, c.person_id));
-        snapshot
-            .contacts
-            .dedup_by_key(|c| (c.student_dcid, c.person_id));
-        snapshot.problems.sort_by(|a, b| {
-            (&a.query, &a.record_id, &a.field).cmp(&(&b.query, &b.record_id, &b.field))
-        });
 
         info!(
             schools = snapshot.schools.len(),

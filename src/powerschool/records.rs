@@ -93,3 +93,24 @@ pub struct DistrictSnapshot {
     /// Transient failures that were retried and then succeeded, per query.
     pub retries: u64,
 }
+
+impl DistrictSnapshot {
+    /// Sorts every list by its key and keeps one record per key, so two
+    /// fetches of the same data are equal whatever order PowerSchool used.
+    /// A student who moved school during the fetch can come back from two
+    /// schools: the lowest school number is kept. Returns how many student
+    /// records were dropped that way.
+    pub fn sort_and_dedup(&mut self) -> usize {
+        self.guardians.sort_by_key(|g| (g.guardian_id, g.student_dcid));
+        self.independent_students.sort_by_key(|s| s.dcid);
+        self.students.sort_by_key(|s| (s.dcid, s.school_number));
+        let before = self.students.len();
+        self.students.dedup_by_key(|s| s.dcid);
+        self.contacts.sort_by_key(|c| (c.student_dcid, c.person_id));
+        self.contacts.dedup_by_key(|c| (c.student_dcid, c.person_id));
+        self.problems.sort_by(|a, b| {
+            (&a.query, &a.record_id, &a.field).cmp(&(&b.query, &b.record_id, &b.field))
+        });
+        before - self.students.len()
+    }
+}

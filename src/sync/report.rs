@@ -47,30 +47,8 @@ impl RunReport {
             self.run_id,
             self.duration.as_secs_f64()
         );
-        let _ = writeln!(
-            out,
-            "Fetched from PowerSchool: {} guardian links, {} students, {} independent students, {} contacts",
-            c.fetched.guardians, c.fetched.students, c.fetched.independent_students, c.fetched.contacts
-        );
-        let _ = writeln!(
-            out,
-            "{:<20} {:>9} {:>9} {:>9} {:>9}",
-            "", "created", "updated", "removed", "unchanged"
-        );
-        for (name, k) in [
-            ("students", &c.students),
-            ("contacts", &c.contacts),
-            ("guardian accounts", &c.guardian_accounts),
-            ("users", &c.users),
-        ] {
-            let _ = writeln!(out, "{}", kind_line(name, k));
-        }
+        counts_table(&mut out, c, ["created", "updated", "removed", "unchanged"]);
         let cc = &c.connections;
-        let _ = writeln!(
-            out,
-            "{:<20} {:>9} {:>9} {:>9} {:>9}",
-            "connections", cc.created, cc.updated, cc.removed, cc.unchanged
-        );
         let _ = writeln!(
             out,
             "Access: {} tier up, {} tier down, {} orphaned from PowerSchool",
@@ -411,30 +389,8 @@ impl PlanPreview {
         let c = &self.counts;
         let mut out = String::new();
         let _ = writeln!(out, "Plan (a preview: nothing was written)");
-        let _ = writeln!(
-            out,
-            "Fetched from PowerSchool: {} guardian links, {} students, {} independent students, {} contacts",
-            c.fetched.guardians, c.fetched.students, c.fetched.independent_students, c.fetched.contacts
-        );
-        let _ = writeln!(
-            out,
-            "{:<20} {:>9} {:>9} {:>9} {:>9}",
-            "", "create", "update", "remove", "unchanged"
-        );
-        for (name, k) in [
-            ("students", &c.students),
-            ("contacts", &c.contacts),
-            ("guardian accounts", &c.guardian_accounts),
-            ("users", &c.users),
-        ] {
-            let _ = writeln!(out, "{}", kind_line(name, k));
-        }
+        counts_table(&mut out, c, ["create", "update", "remove", "unchanged"]);
         let cc = &c.connections;
-        let _ = writeln!(
-            out,
-            "{:<20} {:>9} {:>9} {:>9} {:>9}",
-            "connections", cc.created, cc.updated, cc.removed, cc.unchanged
-        );
         let leaving = self
             .changes
             .iter()
@@ -488,4 +444,30 @@ impl PlanPreview {
         }
         out
     }
+}
+
+/// What was fetched and the per-kind table, shared by the run report (past
+/// tense) and the plan preview (what would happen).
+fn counts_table(out: &mut String, c: &PlanCounts, headings: [&str; 4]) {
+    let _ = writeln!(
+        out,
+        "Fetched from PowerSchool: {} guardian links, {} students, {} independent students, {} contacts",
+        c.fetched.guardians, c.fetched.students, c.fetched.independent_students, c.fetched.contacts
+    );
+    let [a, b, d, e] = headings;
+    let _ = writeln!(out, "{:<20} {:>9} {:>9} {:>9} {:>9}", "", a, b, d, e);
+    for (name, k) in [
+        ("students", &c.students),
+        ("contacts", &c.contacts),
+        ("guardian accounts", &c.guardian_accounts),
+        ("users", &c.users),
+    ] {
+        let _ = writeln!(out, "{}", kind_line(name, k));
+    }
+    let cc = &c.connections;
+    let _ = writeln!(
+        out,
+        "{:<20} {:>9} {:>9} {:>9} {:>9}",
+        "connections", cc.created, cc.updated, cc.removed, cc.unchanged
+    );
 }

@@ -287,18 +287,7 @@ async fn fetch_students(
                 .filter(|g| g.student_dcid == *dcid),
         );
     }
-    snapshot
-        .guardians
-        .sort_by_key(|g| (g.guardian_id, g.student_dcid));
-    snapshot.independent_students.sort_by_key(|s| s.dcid);
-    snapshot.students.sort_by_key(|s| (s.dcid, s.school_number));
-    snapshot.students.dedup_by_key(|s| s.dcid);
-    snapshot
-        .contacts
-        .sort_by_key(|c| (c.student_dcid, c.person_id));
-    snapshot
-        .contacts
-        .dedup_by_key(|c| (c.student_dcid, c.person_id));
+    snapshot.sort_and_dedup();
     Ok(snapshot)
 }
 
