@@ -204,6 +204,14 @@ pub enum CliError {
         path: String,
         source: rules::TierMatrixError,
     },
+    #[error(
+        "cannot read sync.access_tiers_file {path}: {source}; copy config/access_tiers.toml \
+         there, or remove the key to use the built-in default matrix"
+    )]
+    TierMatrixUnreadable {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
@@ -220,7 +228,10 @@ impl CliError {
     /// 4 for an approval refused, 1 for anything else that failed at run time.
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Config(_) | CliError::Usage(_) | CliError::TierMatrix { .. } => 2,
+            CliError::Config(_)
+            | CliError::Usage(_)
+            | CliError::TierMatrix { .. }
+            | CliError::TierMatrixUnreadable { .. } => 2,
             // A run held for approval by a safety threshold (nothing applied).
             CliError::Sync(SyncError::Held { .. }) => 3,
             // `approve` refused: the database changed, or a newer run exists.
@@ -246,9 +257,11 @@ pub fn tier_matrix(settings: &Settings) -> Result<TierMatrix, CliError> {
     match &settings.sync.access_tiers_file {
         None => Ok(TierMatrix::default()),
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
-                what: format!("cannot read sync.access_tiers_file {}", path.display()),
-                source,
+            let text = std::fs::read_to_string(path).map_err(|source| {
+                CliError::TierMatrixUnreadable {
+                    path: path.display().to_string(),
+                    source,
+                }
             })?;
             TierMatrix::from_toml_str(&text).map_err(|source| CliError::TierMatrix {
                 path: path.display().to_string(),

@@ -222,3 +222,19 @@ async fn secrets_never_reach_the_logs_even_at_trace_level(pool: PgPool) {
     assert!(!everything.contains(&secret), "client secret leaked");
     assert!(!everything.contains("db-password-4711"), "database password leaked");
 }
+
+#[tokio::test]
+async fn a_missing_tier_matrix_file_is_a_configuration_mistake_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("student-sync.toml"), "[sync]\naccess_tiers_file = \"access_tiers.toml\"\n").unwrap();
+    let config = dir.path().join("student-sync.toml");
+    let out = run(
+        &["--config", config.to_str().unwrap(), "explain", "--student", "1", "--email", "a@b.org"],
+        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x".into())],
+    )
+    .await;
+    // Exit 2, so systemd's RestartPreventExitStatus=2 does not loop on it.
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("sync.access_tiers_file") && err.contains("copy config/access_tiers.toml"), "{err}");
+}

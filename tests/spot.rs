@@ -301,3 +301,23 @@ async fn spot_sync_waits_for_the_run_lock(pool: PgPool) {
     assert!(outcome.run_id > 0);
     fake.shutdown().await;
 }
+
+#[sqlx::test]
+async fn an_unknown_student_is_an_answer_not_a_run(pool: PgPool) {
+    first_night(&pool).await;
+    let fake = start_fake(district(), Faults::default()).await;
+    let settings = settings_for(&fake);
+    let runs_before = count(&pool, "SELECT count(*) FROM sync_runs").await;
+    let err = spot(
+        &pool,
+        &settings,
+        &client(&settings),
+        &TierMatrix::default(),
+        &opts(&settings, SpotScope::Student(424_242), false),
+    )
+    .await
+    .expect_err("a DCID nobody knows is refused");
+    let message = err.to_string();
+    assert!(message.contains("DCID 424242") && message.contains("students.dcid"), "{message}");
+    assert_eq!(count(&pool, "SELECT count(*) FROM sync_runs").await, runs_before, "no run recorded");
+}

@@ -8,9 +8,9 @@ use crate::store::RunRecord;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-/// The newest run, if any.
+/// The newest run of the whole district (spot syncs left out), if any.
 pub async fn latest(pool: &PgPool) -> Result<Option<RunRecord>, DaemonError> {
-    Ok(runs::recent_runs(pool, 1).await?.into_iter().next())
+    Ok(runs::latest_full_run(pool).await?)
 }
 
 /// The run in progress: id, phase, start.

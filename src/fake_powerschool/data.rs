@@ -1,14 +1,13 @@
 //! The fake's answers, computed once at spawn: every query's full result is
-//! rendered to JSON strings in a stable order and indexed by school, student
-//! and (guardians) email, so that a page is a slice and never a scan of the
-//! world.
+//! rendered to JSON strings in a stable order and indexed by school and
+//! student, so that a page is a slice and never a scan of the world.
 //!
 //! Project extension, not in the shared spec: besides `school_number`, the
-//! queries accept narrowing arguments for a later "spot sync" of one student
-//! or one guardian: `students_dcid` on all four queries and `email`
-//! (case-insensitive, trimmed) on the guardian query. With `students_dcid`
-//! the `school_number` argument becomes optional. Any other argument is
-//! refused with 400, so a client sending the wrong argument name is noticed.
+//! plugin's three custom queries accept `students_dcid` for a spot sync of
+//! one student (see powerschool-plugin/); with it `school_number` becomes
+//! optional. The built-in guardian query takes no arguments, as in
+//! PowerSchool. Any other argument is refused with 400, so a client sending
+//! the wrong argument name is noticed.
 
 use crate::world::{PowerSchoolSide, WorldStudent};
 use std::collections::HashMap;
@@ -73,7 +72,6 @@ impl QueryKind {
 pub(crate) struct Args {
     school_number: Option<i64>,
     students_dcid: Option<i64>,
-    email: Option<String>,
 }
 
 /// Checks a request body against what the query declares.
@@ -87,12 +85,10 @@ pub(crate) fn parse_args(kind: QueryKind, body: &serde_json::Value) -> Result<Ar
             "school_number" if kind.takes_school() => {
                 args.school_number = Some(int_arg(key, value)?);
             }
-            "students_dcid" => args.students_dcid = Some(int_arg(key, value)?),
-            "email" if kind == QueryKind::Guardians => {
-                let s = value
-                    .as_str()
-                    .ok_or_else(|| format!("argument email must be a string, got {value}"))?;
-                args.email = Some(normalise_email(s));
+            // The built-in guardian query declares no arguments (wire spec
+            // §4); only the plugin's own queries take `students_dcid`.
+            "students_dcid" if kind != QueryKind::Guardians => {
+                args.students_dcid = Some(int_arg(key, value)?)
             }
             _ => return Err(format!("query {} has no argument named {key}", kind.name())),
         }
@@ -116,22 +112,16 @@ fn int_arg(key: &str, value: &serde_json::Value) -> Result<i64, String> {
     parsed.ok_or_else(|| format!("argument {key} must be an integer, got {value}"))
 }
 
-fn normalise_email(s: &str) -> String {
-    s.trim().to_lowercase()
-}
-
 /// Which records of a query's full result a request's arguments select, in
 /// order.
 pub(crate) enum Selection {
     Range(Range<usize>),
-    List(Vec<usize>),
 }
 
 impl Selection {
     pub(crate) fn len(&self) -> usize {
         match self {
             Selection::Range(r) => r.len(),
-            Selection::List(l) => l.len(),
         }
     }
 
@@ -139,7 +129,6 @@ impl Selection {
     pub(crate) fn get(&self, i: usize) -> usize {
         match self {
             Selection::Range(r) => r.start + i,
-            Selection::List(l) => l[i],
         }
     }
 }
@@ -154,7 +143,6 @@ struct QueryData {
     ends: Vec<usize>,
     by_school: HashMap<i64, Range<usize>>,
     by_dcid: HashMap<i64, Range<usize>>,
-    by_email: HashMap<String, Vec<usize>>,
 }
 
 impl QueryData {
@@ -169,15 +157,7 @@ impl QueryData {
             let end = range.end.min(r.end);
             range = if start < end { start..end } else { 0..0 };
         }
-        match &args.email {
-            Some(email) => Selection::List(
-                self.by_email
-                    .get(email)
-                    .map(|l| l.iter().copied().filter(|i| range.contains(i)).collect())
-                    .unwrap_or_default(),
-            ),
-            None => Selection::Range(range),
-        }
+        Selection::Range(range)
     }
 }
 
@@ -281,28 +261,25 @@ impl Dataset {
             let g = scope.spawn(|| {
                 build_query(
                     &guardians,
-                    |&(dcid, _, i)| {
-                        let email = world.guardian_accounts[i].email.as_deref();
-                        (None, dcid, email.map(normalise_email))
-                    },
+                    |&(dcid, _, _)| (None, dcid),
                     |&(_, _, i), n, out| render_guardian(&world.guardian_accounts[i], n, out),
                 )
             });
             let c = scope.spawn(|| {
                 build_query(
                     &contacts,
-                    |&(school, dcid, _, _)| (Some(school), dcid, None),
+                    |&(school, dcid, _, _)| (Some(school), dcid),
                     |&(_, _, _, i), n, out| render_contact(&world.contacts[i], n, out),
                 )
             });
             let e = build_query(
                 &enrolled,
-                |&(school, dcid, _)| (Some(school), dcid, None),
+                |&(school, dcid, _)| (Some(school), dcid),
                 |&(_, _, i), n, out| render_student(&students[i], n, out),
             );
             let ind = build_query(
                 &independent,
-                |&(dcid, _)| (None, dcid, None),
+                |&(dcid, _)| (None, dcid),
                 |&(_, i), n, out| render_independent(&students[i], n, out),
             );
             (
@@ -321,11 +298,11 @@ impl Dataset {
     }
 }
 
-/// `keys` gives (school, student dcid, email) of a row; rows must already be
+/// `keys` gives (school, student dcid) of a row; rows must already be
 /// sorted so that equal schools and, within them, equal dcids are adjacent.
 fn build_query<T>(
     rows: &[T],
-    keys: impl Fn(&T) -> (Option<i64>, i64, Option<String>),
+    keys: impl Fn(&T) -> (Option<i64>, i64),
     render: impl Fn(&T, usize, &mut String),
 ) -> QueryData {
     let mut q = QueryData {
@@ -336,14 +313,11 @@ fn build_query<T>(
     for (i, row) in rows.iter().enumerate() {
         render(row, i, &mut q.text);
         q.ends.push(q.text.len());
-        let (school, dcid, email) = keys(row);
+        let (school, dcid) = keys(row);
         if let Some(school) = school {
             q.by_school.entry(school).or_insert(i..i).end = i + 1;
         }
         q.by_dcid.entry(dcid).or_insert(i..i).end = i + 1;
-        if let Some(email) = email {
-            q.by_email.entry(email).or_default().push(i);
-        }
     }
     q
 }

@@ -7,11 +7,16 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgPool, Row};
 
+// Byte order (COLLATE "C"), so the export is the same on every server
+// whatever its locale. A connection no sync has decided yet (its student is
+// outside the sync set) exists only in SchoolEngage: case A.
 const SELECT_ACCESS: &str = "
-    SELECT c.student_dcid, u.email, c.tier, COALESCE(c.case_code, '') AS case_code, c.limits
+    SELECT c.student_dcid, u.email, c.tier,
+           COALESCE(c.case_code, 'schoolengage_only') AS case_code, c.limits
     FROM connections c JOIN users u ON u.id = c.user_id
-    ORDER BY c.student_dcid, u.email";
-const SELECT_INCOMPLETE: &str = "SELECT email FROM users WHERE incomplete ORDER BY email";
+    ORDER BY c.student_dcid, u.email COLLATE \"C\"";
+const SELECT_INCOMPLETE: &str =
+    "SELECT email FROM users WHERE incomplete ORDER BY email COLLATE \"C\"";
 
 /// The whole access table, sorted as the export contract says.
 pub async fn export(pool: &PgPool) -> Result<AccessTable, StoreError> {

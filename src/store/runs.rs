@@ -207,6 +207,18 @@ pub async fn recent_runs(pool: &PgPool, limit: i64) -> Result<Vec<RunRecord>, St
     Ok(rows.iter().map(run_from_row).collect())
 }
 
+/// The newest run of the whole district: spot syncs of one student or one
+/// guardian say nothing about how the night went, so they are left out.
+pub async fn latest_full_run(pool: &PgPool) -> Result<Option<RunRecord>, StoreError> {
+    let row = sqlx::query(&format!(
+        "{SELECT_RUNS} WHERE trigger <> 'spot' ORDER BY id DESC LIMIT 1"
+    ))
+    .fetch_optional(pool)
+    .await
+    .doing("reading the run history")?;
+    Ok(row.as_ref().map(run_from_row))
+}
+
 pub async fn get_run(pool: &PgPool, run_id: i64) -> Result<RunRecord, StoreError> {
     let row = sqlx::query(&format!("{SELECT_RUNS} WHERE id = $1"))
         .bind(run_id)

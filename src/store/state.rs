@@ -223,3 +223,12 @@ pub async fn students_of_email(pool: &PgPool, email: &str) -> Result<Vec<i64>, S
     .await
     .doing("finding the students of a guardian email")
 }
+
+/// Whether any sync ever stored the student (in the sync set or not).
+pub async fn student_known(pool: &PgPool, dcid: i64) -> Result<bool, StoreError> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM students WHERE dcid = $1)")
+        .bind(dcid)
+        .fetch_one(pool)
+        .await
+        .doing("looking up a student")
+}

@@ -12,7 +12,7 @@ use super::plan::{self, ConnectionChangeKind, ConnectionCounts, KindCounts, Plan
 use super::report::RunReport;
 use super::{apply, run_lock_key, SyncError};
 use crate::config::{Settings, SyncSettings};
-use crate::powerschool::{DistrictSnapshot, PowerSchoolClient};
+use crate::powerschool::{DistrictSnapshot, GuardianLink, PowerSchoolClient, QueryResult};
 use crate::rules::{self, TierMatrix, UserRef};
 use crate::store::runs::{self, RunPhase, RunStatus, RunTrigger};
 use crate::store::state::{self, CurrentState, UserRow};
@@ -141,11 +141,18 @@ async fn spot_locked(
     options: &SpotOptions,
     scope: &SpotScope,
 ) -> Result<SpotOutcome, SyncError> {
+    // The built-in guardian query takes no arguments (wire spec §4), so the
+    // whole query is read and narrowed here.
+    let guardians = client.guardians().await?;
     let dcids: BTreeSet<i64> = match scope {
         SpotScope::Student(d) => [*d].into(),
         SpotScope::Guardian(email) => {
-            let rows = client.guardians_where(json!({ "email": email })).await?;
-            let mut set: BTreeSet<i64> = rows.records.iter().map(|g| g.student_dcid).collect();
+            let mut set: BTreeSet<i64> = guardians
+                .records
+                .iter()
+                .filter(|g| g.email.as_deref().and_then(rules::normalise_email).as_ref() == Some(email))
+                .map(|g| g.student_dcid)
+                .collect();
             set.extend(state::students_of_email(pool, email).await?);
             if set.is_empty() {
                 return Err(SyncError::Spot(format!(
@@ -157,11 +164,23 @@ async fn spot_locked(
         }
     };
     let scope_text = scope.text();
+    // Fetched before the run row exists: a mistyped id is an answer to the
+    // admin, not a failed run in the district's history.
+    let snapshot = fetch_students(client, &dcids, guardians).await?;
+    if let SpotScope::Student(dcid) = scope {
+        let enrolled = snapshot.students.iter().any(|s| s.dcid == *dcid);
+        if !enrolled && !state::student_known(pool, *dcid).await? {
+            return Err(SyncError::Spot(format!(
+                "PowerSchool has no enrolled student (enroll_status <= 0) with DCID {dcid} and \
+                 SchoolEngage has never synced one; check the number (it is students.dcid, not \
+                 the student number)"
+            )));
+        }
+    }
     let run_id = runs::start_run(pool, RunTrigger::Spot, options.today).await?;
     runs::set_scope(pool, run_id, &scope_text).await?;
     tracing::info!(run_id, scope = %scope_text, "spot sync {run_id} of {scope_text}: students {dcids:?}");
     let work = async {
-        let snapshot = fetch_students(client, &dcids).await?;
         runs::set_phase(pool, run_id, RunPhase::Planning).await?;
         let state = CurrentState::load(pool).await?;
         let (plan, not_created) = plan_scoped(
@@ -243,28 +262,34 @@ async fn spot_locked(
     })
 }
 
-/// The four PowerQueries narrowed to each student (`students_dcid`).
+/// The plugin's three queries narrowed to each student (`students_dcid`),
+/// and the student's rows of the (whole) guardian query.
 async fn fetch_students(
     client: &PowerSchoolClient,
     dcids: &BTreeSet<i64>,
+    guardians: QueryResult<GuardianLink>,
 ) -> Result<DistrictSnapshot, SyncError> {
-    let mut snapshot = DistrictSnapshot::default();
+    // The guardian query's unreadable records belong to the whole district;
+    // the nightly run reports them, a spot sync would only repeat them.
+    let mut snapshot = DistrictSnapshot {
+        retries: guardians.retries,
+        ..DistrictSnapshot::default()
+    };
+    snapshot.guardians.extend(
+        guardians
+            .records
+            .into_iter()
+            .filter(|g| dcids.contains(&g.student_dcid)),
+    );
     for dcid in dcids {
         let args = json!({ "students_dcid": dcid.to_string() });
-        let (students, independent, contacts, guardians) = futures::try_join!(
+        let (students, independent, contacts) = futures::try_join!(
             client.students_where(args.clone()),
             client.independent_students_where(args.clone()),
             client.contacts_where(args.clone()),
-            client.guardians_where(args.clone()),
         )?;
-        snapshot.retries +=
-            students.retries + independent.retries + contacts.retries + guardians.retries;
-        for p in [
-            students.problems,
-            independent.problems,
-            contacts.problems,
-            guardians.problems,
-        ] {
+        snapshot.retries += students.retries + independent.retries + contacts.retries;
+        for p in [students.problems, independent.problems, contacts.problems] {
             snapshot.problems.extend(p);
         }
         // Only this student's rows, whatever the server sent.
@@ -279,12 +304,6 @@ async fn fetch_students(
                 .records
                 .into_iter()
                 .filter(|c| c.student_dcid == *dcid),
-        );
-        snapshot.guardians.extend(
-            guardians
-                .records
-                .into_iter()
-                .filter(|g| g.student_dcid == *dcid),
         );
     }
     snapshot.sort_and_dedup();
