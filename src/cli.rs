@@ -38,6 +38,7 @@ pub enum Command {
     /// Fetch everything from PowerSchool and print what arrived: the first
     /// command a district runs to check its credentials. Writes nothing.
     Fetch {
+        /// Print JSON for tools instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -46,22 +47,26 @@ pub enum Command {
         /// Run once and exit (the only mode; the daemon runs on a schedule).
         #[arg(long)]
         once: bool,
+        /// Print JSON for tools instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Load a world's SchoolEngage side (users, connections, forms) into an empty database.
     Seed {
+        /// A world file (see fixtures/worlds/ and world-format.md).
         #[arg(long)]
         world: PathBuf,
     },
     /// Start a fake PowerSchool with the bundled example world, seed a fresh
     /// demo database, sync over real HTTP and print the run report.
     Demo {
+        /// The world to run (relative to the project folder).
         #[arg(
             long,
             default_value = "fixtures/worlds/00-independent-parent-read-only.json"
         )]
         world: PathBuf,
+        /// Print JSON for tools instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -72,10 +77,13 @@ pub enum Command {
     },
     /// Why does this parent see (or not see) this child?
     Explain {
+        /// The student's DCID (students.dcid in PowerSchool).
         #[arg(long)]
         student: i64,
+        /// The guardian's SchoolEngage login email (any case or spacing).
         #[arg(long)]
         email: String,
+        /// Print JSON for tools instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -86,6 +94,7 @@ pub enum Command {
     /// orphaned, and which safety thresholds a run now would cross.
     Plan {
         /// Every change with its reason, as JSON.
+        /// Print JSON for tools instead of text.
         #[arg(long)]
         json: bool,
         /// Every change with its reason, as text.
@@ -95,22 +104,28 @@ pub enum Command {
     /// Apply a held run's stored plan, exactly as stored, if the database has
     /// not changed since it was made (exit 4 if it has). Recorded with the OS user.
     Approve {
+        /// The held run's id (see `student-sync status`).
         run_id: i64,
         /// Show the stored plan, every change with its reason, and whether it
         /// still applies; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print JSON for tools instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Drop a held run's plan (the run becomes `discarded`). Recorded with the OS user.
-    Discard { run_id: i64 },
+    Discard {
+        /// The held run's id (see `student-sync status`).
+        run_id: i64,
+    },
     /// Sync one student, or one guardian's students, now: fetched with
     /// PowerQuery arguments, applied in one transaction, each connection in
     /// scope explained. Waits while a nightly run holds the run lock.
+    #[command(group(clap::ArgGroup::new("who").required(true).args(["student", "email"])))]
     Spot {
-        /// The student's DCID.
-        #[arg(long, conflicts_with = "email", required_unless_present = "email")]
+        /// The student's DCID (students.dcid).
+        #[arg(long)]
         student: Option<i64>,
         /// A guardian's email: spot-syncs every student linked to it.
         #[arg(long)]
@@ -119,6 +134,7 @@ pub enum Command {
         /// (left to the nightly run otherwise).
         #[arg(long)]
         create_users: bool,
+        /// Print JSON for tools instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -133,12 +149,14 @@ pub enum Command {
         /// Required: the run starts now (the schedule is the daemon's job).
         #[arg(long)]
         now: bool,
+        /// Print JSON for tools instead of text.
         #[arg(long)]
         json: bool,
     },
     /// The last runs, the run in progress, the next scheduled run, and which
     /// process holds the district and run locks.
     Status {
+        /// Print JSON for tools instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -531,6 +549,13 @@ async fn fake(args: &FakeArgs) -> Result<(), CliError> {
         "Fake PowerSchool serving {students} students at {} (client id {}). Ctrl-C stops it.",
         running.base_url(),
         args.client_id
+    );
+    // A test server's made-up secret, printed so the next command is a paste.
+    println!(
+        "Point student-sync at it:\n  export STUDENT_SYNC_POWERSCHOOL_URL={}\n  export STUDENT_SYNC_POWERSCHOOL_CLIENT_ID={}\n  export STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET={}",
+        running.base_url(),
+        args.client_id,
+        args.client_secret
     );
     let _ = tokio::signal::ctrl_c().await;
     running.shutdown().await;

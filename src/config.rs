@@ -213,6 +213,38 @@ pub struct DaemonSettings {
     pub listen: SocketAddr,
 }
 
+/// A secret written into the TOML is refused by name before the parser could
+/// quote its line back in an error message.
+fn refuse_secrets_in_file(text: &str) -> Result<(), ConfigError> {
+    let Ok(value) = toml::from_str::<toml::Value>(text) else {
+        return Ok(());
+    };
+    let secrets = [
+        (
+            "powerschool",
+            "client_secret",
+            "set STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET or powerschool.client_secret_file",
+        ),
+        (
+            "database",
+            "password",
+            "set STUDENT_SYNC_DATABASE_PASSWORD or database.password_file",
+        ),
+    ];
+    for (table, key, instead) in secrets {
+        if value.get(table).and_then(|t| t.get(key)).is_some() {
+            return Err(ConfigError::Invalid {
+                key: format!("{table}.{key}"),
+                value: "(hidden)".into(),
+                allowed: format!(
+                    "secrets are never read from the config file; remove it and {instead}"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// `logging.format` from the settings file, read before anything else so
 /// logging can be set up first; a bad file or value is reported later by
 /// `Settings::load`, naming the key.
@@ -574,6 +606,7 @@ impl Settings {
                     path: path.display().to_string(),
                     source,
                 })?;
+                refuse_secrets_in_file(&text)?;
                 toml::from_str::<FileSettings>(&text).map_err(|e| ConfigError::Parse {
                     path: path.display().to_string(),
                     message: e.to_string(),
@@ -1236,10 +1269,9 @@ mod tests {
 
     #[test]
     fn secrets_never_come_from_the_toml() {
-        // An unknown key such as client_secret is refused outright.
+        // client_secret in the file is refused outright, by name.
         let e = load_toml("[powerschool]\nclient_secret = \"x\"", &[]).unwrap_err();
-        assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
-        assert!(e.to_string().contains("client_secret"));
+        assert_eq!(key_of(e), "powerschool.client_secret");
         // A password inside the TOML's database URL is refused, and not echoed.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
@@ -1305,5 +1337,17 @@ mod tests {
         std::fs::write(&path, "district = \"x\"\n").unwrap();
         assert_eq!(log_format_in_file(&path), None);
         assert_eq!(log_format_in_file(&dir.path().join("missing.toml")), None);
+    }
+
+    #[test]
+    fn a_secret_in_the_file_is_refused_by_name_and_never_echoed() {
+        for (text, key) in [
+            ("[powerschool]\nclient_secret = \"hunter2\"\n", "powerschool.client_secret"),
+            ("[database]\npassword = \"hunter2\"\n", "database.password"),
+        ] {
+            let e = load_toml(text, &[]).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("never read from the config file"), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
     }
 }
