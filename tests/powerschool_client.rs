@@ -270,6 +270,25 @@ async fn a_query_that_keeps_failing_gives_up_naming_query_page_and_status() {
     // The other queries are unaffected.
     assert_eq!(client.students(101).await.unwrap().records.len(), 30);
     running.shutdown().await;
+
+    // A server that answers the count and page 1 but never page 2: the
+    // error names that page.
+    let faults = Faults {
+        always_fail_pages: vec![2],
+        ..Faults::default()
+    };
+    let running = fake(one_school(30), faults).await;
+    let client = PowerSchoolClient::new(&settings(&running.base_url(), 10)).unwrap();
+    let err = client.guardians().await.unwrap_err();
+    assert!(
+        matches!(&err, PowerSchoolError::GaveUp { last_status: Some(500), .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains(GUARDIANS_QUERY), "{message}");
+    assert!(message.contains("page 2"), "{message}");
+    assert!(!message.contains("count"), "{message}");
+    running.shutdown().await;
 }
 
 #[tokio::test]

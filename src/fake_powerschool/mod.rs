@@ -54,7 +54,8 @@ pub struct FieldOverride {
 /// school-list and `/count` requests never are, except that
 /// `always_fail_queries` also fails `/count`. For such a page request, in
 /// order: `page_latency` is slept; a query in `always_fail_queries` is
-/// answered 500 (without using up any `*_first` budget); otherwise the
+/// answered 500 (without using up any `*_first` budget), and so is a page in
+/// `always_fail_pages`; otherwise the
 /// request takes the next ordinal n (0, 1, 2, …) and is answered 500 if
 /// n < fail_first, 429 if n < fail_first + rate_limit_first, truncated if
 /// n < fail_first + rate_limit_first + truncate_first; after that, three
@@ -84,6 +85,9 @@ pub struct Faults {
     pub truncate_first: u32,
     /// Queries that always answer 500 (a server that keeps failing).
     pub always_fail_queries: Vec<String>,
+    /// Page numbers that always answer 500 on every query, while `/count`
+    /// and the other pages work (a server that fails part-way through).
+    pub always_fail_pages: Vec<u32>,
     /// Bad values planted in served records.
     pub overrides: Vec<FieldOverride>,
     /// Seed for which requests the rates hit.

@@ -400,6 +400,9 @@ async fn query_page(
     if s.always_fails(kind) {
         return s.server_error("always_fail_queries");
     }
+    if s.faults.always_fail_pages.iter().any(|&p| p as usize == page) {
+        return s.server_error("always_fail_pages");
+    }
     let fault = s.decide_fault();
     match fault {
         PageFault::Error => {
