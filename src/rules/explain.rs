@@ -587,7 +587,7 @@ impl Explanation {
                 match u.user {
                     UserRef::Existing(id) => line(format!("  user {id}: {}", u.email)),
                     UserRef::New(_) => {
-                        line(format!("  new user, created by this run: {}", u.email))
+                        line(format!("  no user yet; the rules would create one: {}", u.email))
                     }
                 }
                 if let UserRef::Existing(_) = u.user {
@@ -599,14 +599,14 @@ impl Explanation {
                         .map_or("none".to_string(), |g| g.to_string())
                 ));
                 if let (Some(g), UserRef::Existing(_)) = (u.linked_this_run, u.user) {
-                    line(format!("  linked by this run to guardian account: {g}"));
+                    line(format!("  the rules link it to guardian account: {g}"));
                 }
                 line(format!(
                     "  Parent Portal account: {}",
                     u.parent_portal_account.as_deref().unwrap_or("none")
                 ));
                 line(format!(
-                    "  incomplete: {} before the run, {} after",
+                    "  incomplete: {} now, {} by the rules",
                     yes_no(u.incomplete_before),
                     yes_no(u.incomplete_after)
                 ));
@@ -618,7 +618,7 @@ impl Explanation {
         }
 
         line(String::new());
-        line("Connection before the run".into());
+        line("Connection as stored now".into());
         match &self.existing_connection {
             None => line("  none".into()),
             Some(c) => {
@@ -633,7 +633,7 @@ impl Explanation {
         }
 
         line(String::new());
-        line("Decision of this run".into());
+        line("What the rules decide from the PowerSchool data last synced".into());
         match &self.decision {
             None => line("  no connection".into()),
             Some(d) => {
