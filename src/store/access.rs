@@ -10,9 +10,20 @@ use sqlx::{PgPool, Row};
 // Byte order (COLLATE "C"), so the export is the same on every server
 // whatever its locale. A connection no sync has decided yet (its student is
 // outside the sync set) exists only in SchoolEngage: case A.
+//
+// `created` and `matched_form_creator` describe the run that made the
+// connection. Once a later run has succeeded, the same link is case D
+// (`synced`); that is read here rather than written, so a night that changes
+// nothing writes nothing (README decision 17).
 const SELECT_ACCESS: &str = "
+    WITH latest AS (SELECT max(id) AS run_id FROM sync_runs WHERE status = 'succeeded')
     SELECT c.student_dcid, u.email, c.tier,
-           COALESCE(c.case_code, 'schoolengage_only') AS case_code, c.limits
+           CASE WHEN c.case_code IN ('created', 'matched_form_creator')
+                 AND c.last_changed_run < (SELECT run_id FROM latest)
+                THEN 'synced'
+                ELSE COALESCE(c.case_code, 'schoolengage_only')
+           END AS case_code,
+           c.limits
     FROM connections c JOIN users u ON u.id = c.user_id
     ORDER BY c.student_dcid, u.email COLLATE \"C\"";
 const SELECT_INCOMPLETE: &str =
