@@ -683,7 +683,7 @@ impl PowerSchoolClient {
             .append_pair("pagesize", &self.inner.page_size.to_string());
         let body = self.call(ctx, Some(page), &url, Body::Json(args)).await?;
         let records =
-            parse::page_records(&body).map_err(|detail| PowerSchoolError::BadResponse {
+            parse::into_page_records(body).map_err(|detail| PowerSchoolError::BadResponse {
                 query: ctx.query.to_string(),
                 page: Some(page),
                 detail,
@@ -979,13 +979,28 @@ async fn read_json(response: reqwest::Response) -> Result<Value, String> {
         .bytes()
         .await
         .map_err(|e| format!("the answer was cut off: {}", describe_reqwest(&e)))?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        format!(
-            "the answer ({} bytes) is not complete JSON (cut off?): {e}",
-            bytes.len()
-        )
-    })
+    let bytes_len = bytes.len();
+    let parse = move || {
+        serde_json::from_slice(&bytes).map_err(|e| {
+            format!(
+                "the answer ({} bytes) is not complete JSON (cut off?): {e}",
+                bytes.len()
+            )
+        })
+    };
+    // A page is parsed on the blocking pool, so the pages of a fetch (all
+    // polled by one task) are parsed on every core, not one.
+    if bytes_len >= PARSE_ELSEWHERE_BYTES {
+        tokio::task::spawn_blocking(parse)
+            .await
+            .unwrap_or_else(|e| Err(format!("parsing the answer failed: {e}")))
+    } else {
+        parse()
+    }
 }
+
+/// Bodies at least this big are parsed off the fetch's task.
+const PARSE_ELSEWHERE_BYTES: usize = 64 * 1024;
 
 /// The start of an error body, for a message; never the whole HTML page.
 async fn excerpt(response: reqwest::Response) -> String {

@@ -112,14 +112,25 @@ fn kind_of(value: &Value) -> &'static str {
 /// `record` out entirely; that is an empty page, not an error. A lone object
 /// instead of a list is taken as a one-record page.
 pub fn page_records(body: &Value) -> Result<Vec<Value>, String> {
-    let object = body
-        .as_object()
-        .ok_or_else(|| format!("the page is {}, not a JSON object", kind_of(body)))?;
-    match object.get("record") {
+    into_page_records(body.clone())
+}
+
+/// As `page_records`, taking the page: its records move out, no copy.
+pub fn into_page_records(body: Value) -> Result<Vec<Value>, String> {
+    let mut object = match body {
+        Value::Object(object) => object,
+        other => {
+            return Err(format!(
+                "the page is {}, not a JSON object",
+                kind_of(&other)
+            ))
+        }
+    };
+    match object.remove("record") {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(records)) => Ok(records.clone()),
-        Some(one @ Value::Object(_)) => Ok(vec![one.clone()]),
-        Some(other) => Err(format!("`record` is {}, not a list", kind_of(other))),
+        Some(Value::Array(records)) => Ok(records),
+        Some(one @ Value::Object(_)) => Ok(vec![one]),
+        Some(other) => Err(format!("`record` is {}, not a list", kind_of(&other))),
     }
 }
 

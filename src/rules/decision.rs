@@ -349,7 +349,7 @@ impl<'a> Engine<'a> {
 
         let mut connections = Vec::with_capacity(links.len() + self.facts.connections.len());
         for (&(student_dcid, user), pair) in &links {
-            connections.push(self.linked_connection(student_dcid, user, pair));
+            connections.push(compact(self.linked_connection(student_dcid, user, pair)));
         }
 
         // Connections with no valid link: cases C and A, and the removal policy.
@@ -363,7 +363,7 @@ impl<'a> Engine<'a> {
             if decision.orphaned {
                 report.orphaned.push((student_dcid, user_id));
             }
-            connections.push(decision);
+            connections.push(compact(decision));
         }
 
         // Form creators with neither a connection nor a valid link.
@@ -378,11 +378,11 @@ impl<'a> Engine<'a> {
             }
             match self.parent_portal_account(user_id) {
                 Some(account) => {
-                    connections.push(self.returning_parent_from_form(
+                    connections.push(compact(self.returning_parent_from_form(
                         student_dcid,
                         user_id,
                         &account,
-                    ));
+                    )));
                 }
                 None => report.form_creator_only.push((student_dcid, user_id)),
             }
@@ -1021,6 +1021,17 @@ fn new_user_key(row: &GuardianRowFacts) -> (i64, i64, &Option<String>, &Option<S
     )
 }
 
+/// Gives back the spare capacity of a decision's verdicts: a district keeps
+/// every decision (with its prose) until the plan is made, and `format!`
+/// leaves up to half of each detail's buffer unused.
+fn compact(mut decision: ConnectionDecision) -> ConnectionDecision {
+    for v in &mut decision.verdicts {
+        v.detail.shrink_to_fit();
+    }
+    decision.verdicts.shrink_to_fit();
+    decision
+}
+
 fn case_verdict(case: ConnectionCase, passed: bool, why: String) -> RuleVerdict {
     RuleVerdict {
         rule: "case".into(),
@@ -1261,7 +1272,9 @@ mod tests {
         assert!(d.report.links_without_matching_contact.is_empty());
 
         // Beside a normal row of another account, only the normal one counts.
-        facts.contacts.push(contact(5001, 802, "dad@example.com", true));
+        facts
+            .contacts
+            .push(contact(5001, 802, "dad@example.com", true));
         facts.guardian_rows.push(row(9002, 5001, "dad@example.com"));
         let d = decide(&facts);
         assert_eq!(d.connections.len(), 1);
@@ -1305,11 +1318,18 @@ mod tests {
             let d = decide(&facts);
             assert!(d.connections.is_empty(), "{bad:?}");
             assert!(d.new_users.is_empty(), "{bad:?}");
-            assert_eq!(d.report.accounts_without_email, vec![(9001, 5001)], "{bad:?}");
+            assert_eq!(
+                d.report.accounts_without_email,
+                vec![(9001, 5001)],
+                "{bad:?}"
+            );
         }
         let mut facts = family();
         facts.guardian_rows[0].email = None;
-        assert_eq!(decide(&facts).report.accounts_without_email, vec![(9001, 5001)]);
+        assert_eq!(
+            decide(&facts).report.accounts_without_email,
+            vec![(9001, 5001)]
+        );
     }
 
     #[test]
@@ -1339,7 +1359,9 @@ mod tests {
         assert_eq!(c.tier, Full);
         let r3 = verdict(c, "R3");
         assert!(!r3.passed);
-        assert!(r3.detail.contains("No contact of student 5001 has the email mei.lee@example.com"));
+        assert!(r3
+            .detail
+            .contains("No contact of student 5001 has the email mei.lee@example.com"));
     }
 
     #[test]
@@ -1371,10 +1393,19 @@ mod tests {
         assert_eq!(d.new_users.len(), 1);
         assert_eq!(d.new_users[0].email, MEI);
         assert_eq!(d.new_users[0].powerschool_guardian_id, 9001);
-        let students: Vec<(i64, UserRef)> =
-            d.connections.iter().map(|c| (c.student_dcid, c.user)).collect();
-        assert_eq!(students, vec![(5001, UserRef::New(0)), (5002, UserRef::New(0))]);
-        assert!(d.connections.iter().all(|c| c.case == ConnectionCase::Created));
+        let students: Vec<(i64, UserRef)> = d
+            .connections
+            .iter()
+            .map(|c| (c.student_dcid, c.user))
+            .collect();
+        assert_eq!(
+            students,
+            vec![(5001, UserRef::New(0)), (5002, UserRef::New(0))]
+        );
+        assert!(d
+            .connections
+            .iter()
+            .all(|c| c.case == ConnectionCase::Created));
     }
 
     #[test]
@@ -1436,7 +1467,9 @@ mod tests {
         assert_eq!(c.action, ConnectionAction::Keep);
         assert_eq!(c.tier, Restricted);
         assert!(c.orphaned);
-        assert!(verdict(c, "removal").detail.contains("from full to restricted"));
+        assert!(verdict(c, "removal")
+            .detail
+            .contains("from full to restricted"));
         assert_eq!(d.report.orphaned, vec![(5001, 1)]);
 
         // Never raises a lower tier.
@@ -1576,7 +1609,9 @@ mod tests {
         assert_eq!(c.action, ConnectionAction::Create);
         assert_eq!(c.tier, Full);
         assert_eq!(d.guardian_links, vec![(1, 9001)]);
-        assert!(verdict(c, "step2").detail.contains("created a form for student 5001"));
+        assert!(verdict(c, "step2")
+            .detail
+            .contains("created a form for student 5001"));
         assert!(d.new_users.is_empty());
         assert!(d.report.form_creator_only.is_empty());
     }
@@ -1609,7 +1644,10 @@ mod tests {
         );
         assert_eq!(d.connections.len(), 2);
         assert!(d.connections.iter().all(|c| c.user == UserRef::New(0)));
-        assert!(d.connections.iter().all(|c| c.case == ConnectionCase::Created));
+        assert!(d
+            .connections
+            .iter()
+            .all(|c| c.case == ConnectionCase::Created));
         // Both accounts link student 5002: one connection, from the lower id.
         let c = decision_for(&d, 5002, UserRef::New(0));
         assert_eq!(c.guardian_id, Some(9001));
@@ -1694,7 +1732,10 @@ mod tests {
         let mut facts = family();
         facts.users = vec![linked_user(1, MEI, 8000)];
         let d = decide(&facts);
-        assert_eq!(decision_for(&d, 5001, UserRef::Existing(1)).case, ConnectionCase::Created);
+        assert_eq!(
+            decision_for(&d, 5001, UserRef::Existing(1)).case,
+            ConnectionCase::Created
+        );
         assert!(d.guardian_links.is_empty());
     }
 
@@ -1706,7 +1747,10 @@ mod tests {
                 contact(5001, 801, "a@example.com", false),
                 contact(5001, 802, "b@example.com", true),
             ],
-            guardian_rows: vec![row(9001, 5001, "a@example.com"), row(9002, 5001, "b@example.com")],
+            guardian_rows: vec![
+                row(9001, 5001, "a@example.com"),
+                row(9002, 5001, "b@example.com"),
+            ],
             users: vec![linked_user(1, "b@example.com", 9001)],
             ..DistrictFacts::default()
         };
@@ -1842,10 +1886,28 @@ mod tests {
             summary,
             vec![
                 (5001, UserRef::Existing(1), Synced, Full, Keep),
-                (5001, UserRef::Existing(3), UnlinkedReturningParent, Incomplete, Create),
-                (5002, UserRef::Existing(1), MatchedFormCreator, ReadOnly, Create),
+                (
+                    5001,
+                    UserRef::Existing(3),
+                    UnlinkedReturningParent,
+                    Incomplete,
+                    Create
+                ),
+                (
+                    5002,
+                    UserRef::Existing(1),
+                    MatchedFormCreator,
+                    ReadOnly,
+                    Create
+                ),
                 (5003, UserRef::Existing(1), SchoolengageOnly, ReadOnly, Keep),
-                (5003, UserRef::Existing(3), UnlinkedReturningParent, Incomplete, Keep),
+                (
+                    5003,
+                    UserRef::Existing(3),
+                    UnlinkedReturningParent,
+                    Incomplete,
+                    Keep
+                ),
             ]
         );
         assert_eq!(d.incomplete_users, vec![3]);
@@ -1886,16 +1948,28 @@ mod tests {
             });
             let mother = format!("mother{family}@example.com");
             let father = format!("Father{family}@Example.com ");
-            facts.contacts.push(contact(dcid, 3 * family, &mother, true));
-            facts.contacts.push(contact(dcid, 3 * family + 1, &father, s % 7 != 0));
-            facts.guardian_rows.push(row(1_000_000 + 2 * family, dcid, &mother));
+            facts
+                .contacts
+                .push(contact(dcid, 3 * family, &mother, true));
+            facts
+                .contacts
+                .push(contact(dcid, 3 * family + 1, &father, s % 7 != 0));
+            facts
+                .guardian_rows
+                .push(row(1_000_000 + 2 * family, dcid, &mother));
             if s % 2 == 0 {
-                facts.guardian_rows.push(row(1_000_001 + 2 * family, dcid, &father));
-                facts.guardian_rows.push(row(1_000_001 + 2 * family, dcid + 1, &father));
+                facts
+                    .guardian_rows
+                    .push(row(1_000_001 + 2 * family, dcid, &father));
+                facts
+                    .guardian_rows
+                    .push(row(1_000_001 + 2 * family, dcid + 1, &father));
             }
             if s % 3 == 0 {
                 facts.users.push(user(family, &mother));
-                facts.connections.push(connection(dcid, family, Full, Origin::Powerschool));
+                facts
+                    .connections
+                    .push(connection(dcid, family, Full, Origin::Powerschool));
                 facts.forms.push(form(dcid, family));
             }
         }

@@ -112,40 +112,9 @@ impl CurrentState {
     /// Loads everything a plan compares against, in one read-only snapshot so
     /// the tables agree with each other.
     pub async fn load(pool: &PgPool) -> Result<CurrentState, StoreError> {
-        Ok(Self::load_with_fingerprint_opt(pool, false).await?.0)
-    }
-
-    /// As `load`, plus the fingerprint (see `fingerprint`) of the tables read,
-    /// taken in the same snapshot.
-    pub async fn load_with_fingerprint(
-        pool: &PgPool,
-    ) -> Result<(CurrentState, String), StoreError> {
-        let (state, fp) = Self::load_with_fingerprint_opt(pool, true).await?;
-        Ok((state, fp.unwrap_or_default()))
-    }
-
-    async fn load_with_fingerprint_opt(
-        pool: &PgPool,
-        with_fingerprint: bool,
-    ) -> Result<(CurrentState, Option<String>), StoreError> {
-        let mut tx = pool
-            .begin()
-            .await
-            .doing("starting a read of the current state")?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .doing("starting a read of the current state")?;
-        let fp = if with_fingerprint {
-            Some(fingerprint(&mut tx).await?)
-        } else {
-            None
-        };
-        let state = Self::load_in(&mut tx).await?;
-        tx.commit()
-            .await
-            .doing("finishing a read of the current state")?;
-        Ok((state, fp))
+        let (snapshot, state) = StateSnapshot::open(pool).await?;
+        snapshot.close().await?;
+        Ok(state)
     }
 
     /// Reads the state on a connection (or transaction) the caller set up.
@@ -182,6 +151,43 @@ impl CurrentState {
             .await
             .doing("reading forms")?;
         Ok(state)
+    }
+}
+
+/// The read-only REPEATABLE READ snapshot a state was loaded in, kept open
+/// while the caller plans from that state: the fingerprint of the live
+/// tables (costly: every row of them) is taken only if it turns out to be
+/// needed, and still describes exactly the state that was loaded.
+pub struct StateSnapshot {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+}
+
+impl StateSnapshot {
+    /// Opens the snapshot and loads the current state in it.
+    pub async fn open(pool: &PgPool) -> Result<(StateSnapshot, CurrentState), StoreError> {
+        let mut tx = pool
+            .begin()
+            .await
+            .doing("starting a read of the current state")?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .doing("starting a read of the current state")?;
+        let state = CurrentState::load_in(&mut tx).await?;
+        Ok((StateSnapshot { tx }, state))
+    }
+
+    /// The fingerprint (see `fingerprint`) of the tables, in this snapshot.
+    pub async fn fingerprint(&mut self) -> Result<String, StoreError> {
+        fingerprint(&mut self.tx).await
+    }
+
+    /// Ends the (read-only) snapshot.
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.tx
+            .commit()
+            .await
+            .doing("finishing a read of the current state")
     }
 }
 

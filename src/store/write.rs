@@ -1,23 +1,175 @@
-//! Bulk writes for one run, all on the run's transaction: each statement
-//! takes whole columns as arrays (`UNNEST`) in batches of `BATCH` rows, so a
+//! Bulk writes for one run, all on the run's transaction. The big tables
+//! are written by streaming rows with `COPY` into a temporary staging table
+//! and then one set-based `INSERT … ON CONFLICT` per table; the audit and the
+//! problems are copied straight in. Deletes and user writes take whole
+//! columns as arrays (`UNNEST`) in batches of `BATCH` rows. Either way a
 //! district of 150,000 students costs a few dozen round trips, not hundreds
 //! of thousands. Callers pass only rows that are new or changed: an
 //! unchanged row is never written, so its `updated_at` stays.
 
 use super::state::{ContactRow, GuardianAccountRow, StudentRow};
 use super::{Doing, StoreError, BATCH};
+use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Row, Transaction};
+use std::collections::HashMap;
 
 pub type Tx<'a> = Transaction<'a, Postgres>;
+
+/// Rows go to PostgreSQL through `COPY … FROM STDIN` (text format) in
+/// chunks of about this many bytes: no per-column copies of the rows, and
+/// the server parses them at COPY speed.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// One value in PostgreSQL's COPY text format.
+trait CopyValue {
+    fn put(&self, out: &mut Vec<u8>);
+}
+
+impl CopyValue for i64 {
+    fn put(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        let _ = write!(out, "{self}");
+    }
+}
+
+impl CopyValue for bool {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.push(if *self { b't' } else { b'f' });
+    }
+}
+
+impl CopyValue for str {
+    fn put(&self, out: &mut Vec<u8>) {
+        for &b in self.as_bytes() {
+            match b {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                _ => out.push(b),
+            }
+        }
+    }
+}
+
+impl CopyValue for String {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.as_str().put(out)
+    }
+}
+
+impl CopyValue for chrono::NaiveDate {
+    fn put(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        let _ = write!(out, "{}", self.format("%Y-%m-%d"));
+    }
+}
+
+impl<T: CopyValue + ?Sized> CopyValue for &T {
+    fn put(&self, out: &mut Vec<u8>) {
+        (**self).put(out)
+    }
+}
+
+impl<T: CopyValue> CopyValue for Option<T> {
+    fn put(&self, out: &mut Vec<u8>) {
+        match self {
+            Some(v) => v.put(out),
+            None => out.extend_from_slice(b"\\N"),
+        }
+    }
+}
+
+/// A text array of short codes (no quoting needed: letters, digits, `_`).
+struct CodeArray<'a>(&'a [&'a str]);
+
+impl CopyValue for CodeArray<'_> {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, code) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            debug_assert!(code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+            code.put(out);
+        }
+        out.push(b'}');
+    }
+}
+
+/// Appends one COPY text row (tab-separated, newline-terminated).
+macro_rules! copy_row {
+    ($out:expr; $first:expr $(, $rest:expr)* $(,)?) => {{
+        let out: &mut Vec<u8> = $out;
+        CopyValue::put(&$first, out);
+        $(
+            out.push(b'\t');
+            CopyValue::put(&$rest, out);
+        )*
+        out.push(b'\n');
+    }};
+}
+
+/// Streams rows into `statement` (a `COPY … FROM STDIN`) on the run's
+/// transaction; returns how many rows PostgreSQL took. The rows come as
+/// slices (no iterator is held across an await, so the future stays `Send`).
+async fn copy_in<T>(
+    tx: &mut Tx<'_>,
+    statement: &str,
+    parts: &[&[T]],
+    encode: impl Fn(&mut Vec<u8>, &T) + Send + Sync,
+    doing: &str,
+) -> Result<u64, StoreError> {
+    let mut copy = (**tx).copy_in_raw(statement).await.doing(doing)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(COPY_CHUNK + (64 << 10));
+    for part in parts {
+        let mut i = 0;
+        while i < part.len() {
+            while i < part.len() && buf.len() < COPY_CHUNK {
+                encode(&mut buf, &part[i]);
+                i += 1;
+            }
+            if buf.len() >= COPY_CHUNK {
+                copy.send(buf.as_slice()).await.doing(doing)?;
+                buf.clear();
+            }
+        }
+    }
+    if !buf.is_empty() {
+        copy.send(buf.as_slice()).await.doing(doing)?;
+    }
+    drop(buf);
+    copy.finish().await.doing(doing)
+}
+
+/// A temporary staging table for one kind of row, private to the run's
+/// transaction (dropped at its end), emptied before each use. The live
+/// tables only change through the set-based statement that follows.
+async fn stage(tx: &mut Tx<'_>, table: &str, columns: &str, doing: &str) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "CREATE TEMP TABLE IF NOT EXISTS {table} ({columns}) ON COMMIT DROP"
+    ))
+    .execute(&mut **tx)
+    .await
+    .doing(doing)?;
+    sqlx::query(&format!("TRUNCATE {table}"))
+        .execute(&mut **tx)
+        .await
+        .doing(doing)?;
+    Ok(())
+}
+
+const STAGE_STUDENTS: &str = "dcid bigint, powerschool_id bigint, student_number text,
+    first_name text, last_name text, grade_level bigint, school_number bigint,
+    enroll_status bigint, entry_date date, org_email text, personal_email text,
+    independent bool, login_email text, in_sync_set bool";
 
 const UPSERT_STUDENTS: &str = "
     INSERT INTO students (dcid, powerschool_id, student_number, first_name, last_name, grade_level,
                           school_number, enroll_status, entry_date, org_email, personal_email,
                           independent, login_email, in_sync_set, last_changed_run)
-    SELECT u.*, $15 FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                                $6::bigint[], $7::bigint[], $8::bigint[], $9::date[], $10::text[],
-                                $11::text[], $12::bool[], $13::text[], $14::bool[]) AS u
+    SELECT u.*, $1 FROM student_sync_stage_students AS u
     ON CONFLICT (dcid) DO UPDATE SET
         powerschool_id = EXCLUDED.powerschool_id, student_number = EXCLUDED.student_number,
         first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
@@ -28,107 +180,73 @@ const UPSERT_STUDENTS: &str = "
         in_sync_set = EXCLUDED.in_sync_set,
         updated_at = now(), last_changed_run = EXCLUDED.last_changed_run";
 
+/// Inserts or updates students (one row per dcid among all given).
 pub async fn upsert_students(
     tx: &mut Tx<'_>,
-    rows: &[StudentRow],
+    parts: &[&[StudentRow]],
     run_id: i64,
 ) -> Result<(), StoreError> {
-    for chunk in rows.chunks(BATCH) {
+    let doing = "writing students";
+    stage(tx, "student_sync_stage_students", STAGE_STUDENTS, doing).await?;
+    let n = copy_in(
+        tx,
+        "COPY student_sync_stage_students FROM STDIN",
+        parts,
+        |out, r: &StudentRow| {
+            copy_row!(out; r.dcid, r.powerschool_id, r.student_number, r.first_name, r.last_name,
+                r.grade_level, r.school_number, r.enroll_status, r.entry_date, r.org_email,
+                r.personal_email, r.independent, r.login_email, r.in_sync_set)
+        },
+        doing,
+    )
+    .await?;
+    if n > 0 {
         sqlx::query(UPSERT_STUDENTS)
-            .bind(chunk.iter().map(|r| r.dcid).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|r| r.powerschool_id).collect::<Vec<_>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.student_number.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.first_name.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.last_name.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(chunk.iter().map(|r| r.grade_level).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|r| r.school_number).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|r| r.enroll_status).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|r| r.entry_date).collect::<Vec<_>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.org_email.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.personal_email.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(chunk.iter().map(|r| r.independent).collect::<Vec<_>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.login_email.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(chunk.iter().map(|r| r.in_sync_set).collect::<Vec<_>>())
             .bind(run_id)
             .execute(&mut **tx)
             .await
-            .doing("writing students")?;
+            .doing(doing)?;
     }
     Ok(())
 }
 
+const STAGE_CONTACTS: &str = "student_dcid bigint, person_id bigint, first_name text,
+    last_name text, email text, is_decision_making bool";
+
 const UPSERT_CONTACTS: &str = "
     INSERT INTO student_contacts (student_dcid, person_id, first_name, last_name, email,
                                   is_decision_making, last_changed_run)
-    SELECT u.*, $7 FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                               $6::bool[]) AS u
+    SELECT u.*, $1 FROM student_sync_stage_contacts AS u
     ON CONFLICT (student_dcid, person_id) DO UPDATE SET
         first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
         email = EXCLUDED.email, is_decision_making = EXCLUDED.is_decision_making,
         updated_at = now(), last_changed_run = EXCLUDED.last_changed_run";
 
+/// Inserts or updates student contacts (one row per key among all given).
 pub async fn upsert_contacts(
     tx: &mut Tx<'_>,
-    rows: &[ContactRow],
+    parts: &[&[ContactRow]],
     run_id: i64,
 ) -> Result<(), StoreError> {
-    for chunk in rows.chunks(BATCH) {
+    let doing = "writing student contacts";
+    stage(tx, "student_sync_stage_contacts", STAGE_CONTACTS, doing).await?;
+    let n = copy_in(
+        tx,
+        "COPY student_sync_stage_contacts FROM STDIN",
+        parts,
+        |out, r: &ContactRow| {
+            copy_row!(out; r.student_dcid, r.person_id, r.first_name, r.last_name, r.email,
+                r.is_decision_making)
+        },
+        doing,
+    )
+    .await?;
+    if n > 0 {
         sqlx::query(UPSERT_CONTACTS)
-            .bind(chunk.iter().map(|r| r.student_dcid).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|r| r.person_id).collect::<Vec<_>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.first_name.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.last_name.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(chunk.iter().map(|r| r.email.clone()).collect::<Vec<_>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.is_decision_making)
-                    .collect::<Vec<_>>(),
-            )
             .bind(run_id)
             .execute(&mut **tx)
             .await
-            .doing("writing student contacts")?;
+            .doing(doing)?;
     }
     Ok(())
 }
@@ -148,48 +266,49 @@ pub async fn delete_contacts(tx: &mut Tx<'_>, keys: &[(i64, i64)]) -> Result<(),
     Ok(())
 }
 
+const STAGE_GUARDIAN_ACCOUNTS: &str = "guardian_id bigint, student_dcid bigint, email text,
+    first_name text, last_name text, web_access_account bool";
+
 const UPSERT_GUARDIAN_ACCOUNTS: &str = "
     INSERT INTO guardian_accounts (guardian_id, student_dcid, email, first_name, last_name,
                                    web_access_account, last_changed_run)
-    SELECT u.*, $7 FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                               $6::bool[]) AS u
+    SELECT u.*, $1 FROM student_sync_stage_guardian_accounts AS u
     ON CONFLICT (guardian_id, student_dcid) DO UPDATE SET
         email = EXCLUDED.email, first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
         web_access_account = EXCLUDED.web_access_account,
         updated_at = now(), last_changed_run = EXCLUDED.last_changed_run";
 
+/// Inserts or updates guardian accounts (one row per key among all given).
 pub async fn upsert_guardian_accounts(
     tx: &mut Tx<'_>,
-    rows: &[GuardianAccountRow],
+    parts: &[&[GuardianAccountRow]],
     run_id: i64,
 ) -> Result<(), StoreError> {
-    for chunk in rows.chunks(BATCH) {
+    let doing = "writing guardian accounts";
+    stage(
+        tx,
+        "student_sync_stage_guardian_accounts",
+        STAGE_GUARDIAN_ACCOUNTS,
+        doing,
+    )
+    .await?;
+    let n = copy_in(
+        tx,
+        "COPY student_sync_stage_guardian_accounts FROM STDIN",
+        parts,
+        |out, r: &GuardianAccountRow| {
+            copy_row!(out; r.guardian_id, r.student_dcid, r.email, r.first_name, r.last_name,
+                r.web_access_account)
+        },
+        doing,
+    )
+    .await?;
+    if n > 0 {
         sqlx::query(UPSERT_GUARDIAN_ACCOUNTS)
-            .bind(chunk.iter().map(|r| r.guardian_id).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|r| r.student_dcid).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|r| r.email.clone()).collect::<Vec<_>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.first_name.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.last_name.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.web_access_account)
-                    .collect::<Vec<_>>(),
-            )
             .bind(run_id)
             .execute(&mut **tx)
             .await
-            .doing("writing guardian accounts")?;
+            .doing(doing)?;
     }
     Ok(())
 }
@@ -328,59 +447,63 @@ pub async fn update_users(tx: &mut Tx<'_>, rows: &[UserUpdate]) -> Result<(), St
 pub struct ConnectionWrite {
     pub student_dcid: i64,
     pub user_id: i64,
-    pub tier: String,
-    pub case_code: String,
-    pub limits: Vec<String>,
-    pub origin: String,
+    pub tier: &'static str,
+    pub case_code: &'static str,
+    pub limits: Vec<&'static str>,
+    pub origin: &'static str,
     pub present_in_powerschool: bool,
     pub powerschool_guardian_id: Option<i64>,
 }
 
-/// Inserts or updates connections by (student, user); returns each one's id
-/// in the order given.
+const STAGE_CONNECTIONS: &str = "student_dcid bigint, user_id bigint, tier text, case_code text,
+    limits text[], origin text, present_in_powerschool bool, powerschool_guardian_id bigint";
+
+/// Inserts or updates connections by (student, user), one row per pair
+/// among all given; returns the id of each pair written.
 pub async fn upsert_connections(
     tx: &mut Tx<'_>,
     rows: &[ConnectionWrite],
     run_id: i64,
-) -> Result<Vec<i64>, StoreError> {
-    let mut ids = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(BATCH) {
-        // Limits travel as one comma-joined text per row: PostgreSQL arrays
-        // of arrays must be rectangular, and limits are short codes.
-        let returned = sqlx::query(
-            "INSERT INTO connections (student_dcid, user_id, tier, case_code, limits, origin,
-                                      present_in_powerschool, powerschool_guardian_id, last_changed_run)
-             SELECT u.s, u.uid, u.t, u.c, COALESCE(string_to_array(NULLIF(u.l, ''), ','), '{}'),
-                    u.o, u.p, u.g, $9
-             FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                         $7::bool[], $8::bigint[]) AS u(s, uid, t, c, l, o, p, g)
-             ON CONFLICT (student_dcid, user_id) DO UPDATE SET
-                 tier = EXCLUDED.tier, case_code = EXCLUDED.case_code,
-                 limits = EXCLUDED.limits,
-                 present_in_powerschool = EXCLUDED.present_in_powerschool,
-                 powerschool_guardian_id = EXCLUDED.powerschool_guardian_id,
-                 updated_at = now(), last_changed_run = EXCLUDED.last_changed_run
-             RETURNING id, student_dcid, user_id",
-        )
-        .bind(chunk.iter().map(|r| r.student_dcid).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.user_id).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.tier.clone()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.case_code.clone()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.limits.join(",")).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.origin.clone()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.present_in_powerschool).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.powerschool_guardian_id).collect::<Vec<_>>())
-        .bind(run_id)
-        .fetch_all(&mut **tx)
-        .await
-        .doing("writing connections")?;
-        let by_pair: std::collections::HashMap<(i64, i64), i64> = returned
-            .iter()
-            .map(|r| ((r.get::<i64, _>(1), r.get::<i64, _>(2)), r.get::<i64, _>(0)))
-            .collect();
-        for r in chunk {
-            ids.push(by_pair[&(r.student_dcid, r.user_id)]);
-        }
+) -> Result<HashMap<(i64, i64), i64>, StoreError> {
+    let doing = "writing connections";
+    stage(
+        tx,
+        "student_sync_stage_connections",
+        STAGE_CONNECTIONS,
+        doing,
+    )
+    .await?;
+    let n = copy_in(
+        tx,
+        "COPY student_sync_stage_connections FROM STDIN",
+        &[rows],
+        |out, r: &ConnectionWrite| {
+            copy_row!(out; r.student_dcid, r.user_id, r.tier, r.case_code, CodeArray(&r.limits),
+                r.origin, r.present_in_powerschool, r.powerschool_guardian_id)
+        },
+        doing,
+    )
+    .await?;
+    let mut ids = HashMap::with_capacity(n as usize);
+    if n == 0 {
+        return Ok(ids);
+    }
+    let mut returned = sqlx::query(
+        "INSERT INTO connections (student_dcid, user_id, tier, case_code, limits, origin,
+                                  present_in_powerschool, powerschool_guardian_id, last_changed_run)
+         SELECT u.*, $1 FROM student_sync_stage_connections AS u
+         ON CONFLICT (student_dcid, user_id) DO UPDATE SET
+             tier = EXCLUDED.tier, case_code = EXCLUDED.case_code,
+             limits = EXCLUDED.limits,
+             present_in_powerschool = EXCLUDED.present_in_powerschool,
+             powerschool_guardian_id = EXCLUDED.powerschool_guardian_id,
+             updated_at = now(), last_changed_run = EXCLUDED.last_changed_run
+         RETURNING id, student_dcid, user_id",
+    )
+    .bind(run_id)
+    .fetch(&mut **tx);
+    while let Some(r) = returned.try_next().await.doing(doing)? {
+        ids.insert((r.get::<i64, _>(1), r.get::<i64, _>(2)), r.get::<i64, _>(0));
     }
     Ok(ids)
 }
@@ -403,38 +526,45 @@ pub struct AuditRow {
     pub student_dcid: i64,
     pub user_id: i64,
     pub tier_before: Option<String>,
-    pub tier_after: Option<String>,
+    pub tier_after: Option<&'static str>,
     pub case_before: Option<String>,
-    pub case_after: Option<String>,
-    pub reasons: serde_json::Value,
+    pub case_after: Option<&'static str>,
+    /// The reasons as compact JSON text (stored as `jsonb`).
+    pub reasons: String,
 }
 
+/// Appends rows to the access audit (one `COPY`); callers build and append
+/// them a batch at a time.
 pub async fn append_audit(
     tx: &mut Tx<'_>,
     rows: &[AuditRow],
     run_id: Option<i64>,
-) -> Result<(), StoreError> {
-    for chunk in rows.chunks(BATCH) {
-        sqlx::query(
-            "INSERT INTO access_audit (connection_id, student_dcid, user_id, tier_before, tier_after,
-                                       case_before, case_after, reasons, run_id)
-             SELECT u.*, $9 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
-                                        $5::text[], $6::text[], $7::text[], $8::jsonb[]) AS u",
+) -> Result<u64, StoreError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut copy = (**tx)
+        .copy_in_raw(
+            "COPY access_audit (connection_id, student_dcid, user_id, tier_before, tier_after,
+                                case_before, case_after, reasons, run_id) FROM STDIN",
         )
-        .bind(chunk.iter().map(|r| r.connection_id).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.student_dcid).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.user_id).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.tier_before.clone()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.tier_after.clone()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.case_before.clone()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.case_after.clone()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.reasons.clone()).collect::<Vec<_>>())
-        .bind(run_id)
-        .execute(&mut **tx)
         .await
         .doing("appending to the access audit")?;
+    let mut buf: Vec<u8> = Vec::with_capacity(COPY_CHUNK + (64 << 10));
+    let mut i = 0;
+    while i < rows.len() {
+        while i < rows.len() && buf.len() < COPY_CHUNK {
+            let r = &rows[i];
+            copy_row!(&mut buf; r.connection_id, r.student_dcid, r.user_id, r.tier_before,
+                r.tier_after, r.case_before, r.case_after, r.reasons, run_id);
+            i += 1;
+        }
+        copy.send(buf.as_slice())
+            .await
+            .doing("appending to the access audit")?;
+        buf.clear();
     }
-    Ok(())
+    copy.finish().await.doing("appending to the access audit")
 }
 
 /// A record a run could not use or wants an admin to look at.
@@ -453,27 +583,32 @@ pub async fn insert_problems(
     rows: &[ProblemRow],
     run_id: i64,
 ) -> Result<(), StoreError> {
-    for chunk in rows.chunks(BATCH) {
-        sqlx::query(
-            "INSERT INTO run_problems (run_id, kind, query, record_id, field, value, message)
-             SELECT $1, u.* FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                        $7::text[]) AS u",
-        )
-        .bind(run_id)
-        .bind(chunk.iter().map(|r| r.kind.clone()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.query.clone()).collect::<Vec<_>>())
-        .bind(
-            chunk
-                .iter()
-                .map(|r| r.record_id.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(chunk.iter().map(|r| r.field.clone()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.value.clone()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.message.clone()).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await
-        .doing("recording the run's problems")?;
-    }
+    copy_in(
+        tx,
+        "COPY run_problems (run_id, kind, query, record_id, field, value, message) FROM STDIN",
+        &[rows],
+        move |out, r: &ProblemRow| {
+            copy_row!(out; run_id, r.kind, r.query, r.record_id, r.field, r.value, r.message)
+        },
+        "recording the run's problems",
+    )
+    .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_and_nulls() {
+        let mut out = Vec::new();
+        let none: Option<String> = None;
+        copy_row!(&mut out; 5i64, "a\tb\\c\nd\re", none, Some(true), CodeArray(&["R4", "R5"]));
+        copy_row!(&mut out; CodeArray(&[]), chrono::NaiveDate::from_ymd_opt(2026, 1, 2).unwrap());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "5\ta\\tb\\\\c\\nd\\re\t\\N\tt\t{R4,R5}\n{}\t2026-01-02\n"
+        );
+    }
 }

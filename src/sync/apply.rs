@@ -6,8 +6,9 @@ use super::plan::{guardian_id_after, ConnectionChange, ConnectionChangeKind, Pla
 use super::SyncError;
 use crate::rules::UserRef;
 use crate::store::write::{self, AuditRow, ConnectionWrite};
-use crate::store::{runs, Doing};
+use crate::store::{runs, Doing, BATCH};
 use sqlx::PgPool;
+use std::collections::HashMap;
 
 /// Where a test can make a run fail on purpose, to prove nothing is left half-written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,71 +43,65 @@ pub async fn apply_in(
     plan: &Plan,
     report: &serde_json::Value,
 ) -> Result<(), SyncError> {
-    write::upsert_students(tx, &plan.students.create, run_id).await?;
-    write::upsert_students(tx, &plan.students.update, run_id).await?;
-    write::upsert_contacts(tx, &plan.contacts.create, run_id).await?;
-    write::upsert_contacts(tx, &plan.contacts.update, run_id).await?;
+    let step = std::time::Instant::now();
+    // Creates and updates are disjoint (a create is a key the state did not
+    // have), so each table takes both in one statement.
+    write::upsert_students(tx, &[&plan.students.create, &plan.students.update], run_id).await?;
+    write::upsert_contacts(tx, &[&plan.contacts.create, &plan.contacts.update], run_id).await?;
     write::delete_contacts(tx, &plan.contacts.remove).await?;
-    write::upsert_guardian_accounts(tx, &plan.guardian_accounts.create, run_id).await?;
-    write::upsert_guardian_accounts(tx, &plan.guardian_accounts.update, run_id).await?;
+    write::upsert_guardian_accounts(
+        tx,
+        &[
+            &plan.guardian_accounts.create,
+            &plan.guardian_accounts.update,
+        ],
+        run_id,
+    )
+    .await?;
     write::delete_guardian_accounts(tx, &plan.guardian_accounts.remove).await?;
+    tracing::debug!(
+        seconds = step.elapsed().as_secs_f64(),
+        "applied PowerSchool rows"
+    );
 
+    let step = std::time::Instant::now();
     let new_user_ids = write::insert_users(tx, &plan.new_users, run_id).await?;
     write::update_users(tx, &plan.user_updates).await?;
-    let user_id = |u: UserRef| match u {
-        UserRef::Existing(id) => id,
-        UserRef::New(i) => new_user_ids[i],
-    };
+    tracing::debug!(seconds = step.elapsed().as_secs_f64(), "applied users");
 
-    let (removals, writes): (Vec<&ConnectionChange>, Vec<&ConnectionChange>) = plan
+    let step = std::time::Instant::now();
+    let rows = connection_writes(plan, &new_user_ids);
+    let ids = write::upsert_connections(tx, &rows, run_id).await?;
+    drop(rows);
+    let removed_ids: Vec<i64> = plan
         .connections
         .iter()
-        .partition(|c| c.kind == ConnectionChangeKind::Remove);
-    let rows: Vec<ConnectionWrite> = writes
-        .iter()
-        .map(|c| ConnectionWrite {
-            student_dcid: c.decision.student_dcid,
-            user_id: user_id(c.user),
-            tier: c.decision.tier.as_str().to_string(),
-            case_code: c.decision.case.as_str().to_string(),
-            limits: c
-                .decision
-                .limits
-                .iter()
-                .map(|l| l.as_str().to_string())
-                .collect(),
-            origin: c.origin.as_str().to_string(),
-            present_in_powerschool: c.decision.present_in_powerschool,
-            powerschool_guardian_id: guardian_id_after(&c.decision, c.before.as_ref()),
-        })
-        .collect();
-    let ids = write::upsert_connections(tx, &rows, run_id).await?;
-    let removed_ids: Vec<i64> = removals
-        .iter()
+        .filter(|c| c.kind == ConnectionChangeKind::Remove)
         .filter_map(|c| c.before.as_ref().map(|b| b.id))
         .collect();
     write::delete_connections(tx, &removed_ids).await?;
+    tracing::debug!(
+        seconds = step.elapsed().as_secs_f64(),
+        "applied connections"
+    );
 
     // The audit keeps every change of access (a new connection, a removed
-    // one, a different tier or case), with the verdicts that led to it.
-    let mut audit = Vec::new();
-    for (change, id) in writes.iter().zip(&ids) {
-        let tier_changed =
-            change.before.as_ref().map(|b| b.tier.as_str()) != Some(change.decision.tier.as_str());
-        let case_changed = change.before.as_ref().and_then(|b| b.case_code.as_deref())
-            != Some(change.decision.case.as_str());
-        if tier_changed || case_changed {
-            audit.push(audit_row(change, Some(*id), user_id(change.user)));
+    // one, a different tier or case), with the verdicts that led to it:
+    // built and appended a batch at a time, never all at once.
+    let step = std::time::Instant::now();
+    let mut next = 0;
+    loop {
+        let batch = audit_batch(plan, &new_user_ids, &ids, &mut next);
+        if batch.is_empty() {
+            break;
         }
+        write::append_audit(tx, &batch, Some(run_id)).await?;
     }
-    for change in &removals {
-        audit.push(audit_row(
-            change,
-            change.before.as_ref().map(|b| b.id),
-            user_id(change.user),
-        ));
-    }
-    write::append_audit(tx, &audit, Some(run_id)).await?;
+    drop(ids);
+    tracing::debug!(
+        seconds = step.elapsed().as_secs_f64(),
+        "appended the access audit"
+    );
     write::insert_problems(tx, &plan.problems, run_id).await?;
 
     let counts = serde_json::to_value(&plan.counts).expect("plan counts serialise");
@@ -114,23 +109,101 @@ pub async fn apply_in(
     Ok(())
 }
 
+fn user_id_of(u: UserRef, new_user_ids: &[i64]) -> i64 {
+    match u {
+        UserRef::Existing(id) => id,
+        UserRef::New(i) => new_user_ids[i],
+    }
+}
+
+/// The decided state of every connection the plan creates or updates.
+fn connection_writes(plan: &Plan, new_user_ids: &[i64]) -> Vec<ConnectionWrite> {
+    plan.connections
+        .iter()
+        .filter(|c| c.kind != ConnectionChangeKind::Remove)
+        .map(|c| ConnectionWrite {
+            student_dcid: c.decision.student_dcid,
+            user_id: user_id_of(c.user, new_user_ids),
+            tier: c.decision.tier.as_str(),
+            case_code: c.decision.case.as_str(),
+            limits: c.decision.limits.iter().map(|l| l.as_str()).collect(),
+            origin: c.origin.as_str(),
+            present_in_powerschool: c.decision.present_in_powerschool,
+            powerschool_guardian_id: guardian_id_after(&c.decision, c.before.as_ref()),
+        })
+        .collect()
+}
+
+/// The next batch (up to `BATCH` rows) of audit rows, from position `*next`
+/// of the plan's connections on: written ones whose tier or case changes
+/// come in plan order, then the removed ones (a second pass, positions
+/// offset by the number of connections).
+fn audit_batch(
+    plan: &Plan,
+    new_user_ids: &[i64],
+    ids: &HashMap<(i64, i64), i64>,
+    next: &mut usize,
+) -> Vec<AuditRow> {
+    let n = plan.connections.len();
+    let mut batch = Vec::new();
+    while *next < 2 * n && batch.len() < BATCH {
+        let pass = *next / n;
+        let change = &plan.connections[*next % n];
+        *next += 1;
+        let user_id = user_id_of(change.user, new_user_ids);
+        if pass == 0 {
+            if change.kind == ConnectionChangeKind::Remove {
+                continue;
+            }
+            let tier_changed = change.before.as_ref().map(|b| b.tier.as_str())
+                != Some(change.decision.tier.as_str());
+            let case_changed = change.before.as_ref().and_then(|b| b.case_code.as_deref())
+                != Some(change.decision.case.as_str());
+            if tier_changed || case_changed {
+                let id = ids.get(&(change.decision.student_dcid, user_id)).copied();
+                batch.push(audit_row(change, id, user_id));
+            }
+        } else if change.kind == ConnectionChangeKind::Remove {
+            batch.push(audit_row(
+                change,
+                change.before.as_ref().map(|b| b.id),
+                user_id,
+            ));
+        }
+    }
+    batch
+}
+
+/// The reasons of one audit row, serialised straight to compact JSON text
+/// (the same keys and values a `serde_json::json!` object would have).
+#[derive(serde::Serialize)]
+struct AuditReasons<'a> {
+    action: ConnectionChangeKind,
+    case: &'static str,
+    case_letter: &'static str,
+    limits: Vec<&'static str>,
+    guardian_id: Option<i64>,
+    verdicts: &'a [crate::rules::RuleVerdict],
+}
+
 fn audit_row(change: &ConnectionChange, connection_id: Option<i64>, user_id: i64) -> AuditRow {
     let d = &change.decision;
+    let reasons = AuditReasons {
+        action: change.kind,
+        case: d.case.as_str(),
+        case_letter: d.case.letter(),
+        limits: d.limits.iter().map(|l| l.as_str()).collect(),
+        guardian_id: d.guardian_id,
+        verdicts: &d.verdicts,
+    };
     AuditRow {
         connection_id,
         student_dcid: d.student_dcid,
         user_id,
         tier_before: change.before.as_ref().map(|b| b.tier.clone()),
-        tier_after: change.tier_after().map(|t| t.as_str().to_string()),
+        tier_after: change.tier_after().map(|t| t.as_str()),
         case_before: change.before.as_ref().and_then(|b| b.case_code.clone()),
-        case_after: Some(d.case.as_str().to_string()),
-        reasons: serde_json::json!({
-            "action": change.kind,
-            "case": d.case.as_str(),
-            "case_letter": d.case.letter(),
-            "limits": d.limits.iter().map(|l| l.as_str()).collect::<Vec<_>>(),
-            "guardian_id": d.guardian_id,
-            "verdicts": d.verdicts,
-        }),
+        case_after: Some(d.case.as_str()),
+        reasons: serde_json::to_string(&reasons).expect("audit reasons serialise"),
     }
 }

@@ -7,7 +7,8 @@
 use crate::config::Settings;
 use crate::powerschool::{DistrictSnapshot, PowerSchoolClient, PowerSchoolError};
 use crate::store::runs::{self, RunPhase, RunStatus, RunTrigger};
-use crate::store::{state::CurrentState, StoreError};
+use crate::store::state::{CurrentState, StateSnapshot};
+use crate::store::StoreError;
 use chrono::NaiveDate;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -159,6 +160,7 @@ async fn run_phases(
     let started = Instant::now();
     tracing::info!(trigger = options.trigger.as_str(), night = %options.night, "run {run_id} started: fetching from PowerSchool");
     let snapshot = client.fetch_district().await?;
+    release_free_memory();
     let fetch_time = started.elapsed();
     tracing::info!(
         guardians = snapshot.guardians.len(),
@@ -169,7 +171,7 @@ async fn run_phases(
         seconds = fetch_time.as_secs_f64(),
         "fetch finished"
     );
-    finish_from_snapshot(pool, settings, options, run_id, &snapshot, started).await
+    finish_from_snapshot(pool, settings, options, run_id, snapshot, started).await
 }
 
 /// What a run decides before it writes: the plan, its safety measures, and
@@ -178,21 +180,34 @@ async fn run_phases(
 pub struct Prepared {
     pub plan: Plan,
     pub safety: safety::SafetyCheck,
+    /// Taken only when the plan is held (it is stored with the held plan);
+    /// empty otherwise.
     pub fingerprint: String,
     pub state: CurrentState,
 }
 
 /// Loads the state (read-only), plans and measures the plan. Writes nothing.
+/// The state's snapshot stays open until the thresholds are judged, so a
+/// held plan's fingerprint is of exactly the state it was made from; the
+/// fingerprint (a pass over every live row) is only taken for a held plan.
 pub async fn prepare(
     pool: &PgPool,
     settings: &Settings,
     snapshot: &DistrictSnapshot,
     today: NaiveDate,
 ) -> Result<Prepared, SyncError> {
-    let (state, fingerprint) = CurrentState::load_with_fingerprint(pool).await?;
+    // Read before the snapshot opens: while it is open this path uses no
+    // other connection of the pool (which may have only one more).
     let last = runs::last_full_success(pool).await?;
+    let (mut read, state) = StateSnapshot::open(pool).await?;
     let plan = plan::plan(snapshot, &state, &settings.sync, today);
     let safety = safety::check(&settings.safety, &plan, &state, last.as_ref());
+    let fingerprint = if safety.holds() {
+        read.fingerprint().await?
+    } else {
+        String::new()
+    };
+    read.close().await?;
     Ok(Prepared {
         plan,
         safety,
@@ -226,7 +241,7 @@ pub async fn finish_from_snapshot(
     settings: &Settings,
     options: &RunOptions,
     run_id: i64,
-    snapshot: &DistrictSnapshot,
+    snapshot: DistrictSnapshot,
     started: Instant,
 ) -> Result<RunReport, SyncError> {
     runs::set_phase(pool, run_id, RunPhase::Planning).await?;
@@ -236,8 +251,12 @@ pub async fn finish_from_snapshot(
         safety,
         fingerprint,
         state,
-    } = prepare(pool, settings, snapshot, options.today).await?;
+    } = prepare(pool, settings, &snapshot, options.today).await?;
+    // The plan holds all it needs: free the fetched records and the state
+    // before writing.
     drop(state);
+    drop(snapshot);
+    release_free_memory();
     tracing::info!(
         seconds = phase.elapsed().as_secs_f64(),
         "plan ready: {}",
@@ -284,7 +303,27 @@ pub async fn finish_from_snapshot(
         "run {run_id} succeeded: {}",
         report::one_line(&plan.counts)
     );
+    drop(plan);
+    release_free_memory();
     Ok(report)
+}
+
+/// Hands the memory the allocator holds free back to the system. A run
+/// frees hundreds of megabytes at once (the parsed pages after the fetch,
+/// the fetched records and the state after the plan), partly in the arenas
+/// of the threads that parsed pages; without this glibc keeps it resident.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> std::os::raw::c_int;
+        }
+        // SAFETY: malloc_trim only returns free heap pages to the kernel; it
+        // touches no memory in use and is thread-safe.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
 }
 
 /// The daemon's run-lock key for the district (`hashtext` of it is the lock).

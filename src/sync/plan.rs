@@ -300,7 +300,7 @@ pub fn plan(
             },
         );
     }
-    plan.contacts = diff_rows(&contacts, &state.contacts);
+    plan.contacts = diff_rows(contacts, &state.contacts);
     let mut accounts: BTreeMap<(i64, i64), GuardianAccountRow> = BTreeMap::new();
     for g in snapshot
         .guardians
@@ -319,10 +319,11 @@ pub fn plan(
             },
         );
     }
-    plan.guardian_accounts = diff_rows(&accounts, &state.guardian_accounts);
+    plan.guardian_accounts = diff_rows(accounts, &state.guardian_accounts);
 
     // The rules.
     let facts = district_facts(snapshot, state, &in_set, settings);
+    drop(in_set);
     let mut decisions = rules::decide(&facts);
     // The facts copy every fetched row; free them before the plan grows.
     drop(facts);
@@ -340,23 +341,25 @@ pub fn plan(
     plan
 }
 
+/// Moves each fresh row into the changes (or drops it when unchanged): no
+/// second copy of PowerSchool's rows stays alive while the rules run.
 fn diff_rows<K: Ord + Copy + std::hash::Hash, T: Clone + PartialEq>(
-    fresh: &BTreeMap<K, T>,
+    fresh: BTreeMap<K, T>,
     current: &HashMap<K, T>,
 ) -> RowChanges<T, K> {
     let mut changes = RowChanges::default();
-    for (key, row) in fresh {
-        match current.get(key) {
-            None => changes.create.push(row.clone()),
-            Some(old) if old != row => changes.update.push(row.clone()),
-            Some(_) => changes.unchanged += 1,
-        }
-    }
     let mut gone: Vec<K> = current
         .keys()
         .filter(|k| !fresh.contains_key(k))
         .copied()
         .collect();
+    for (key, row) in fresh {
+        match current.get(&key) {
+            None => changes.create.push(row),
+            Some(old) if *old != row => changes.update.push(row),
+            Some(_) => changes.unchanged += 1,
+        }
+    }
     gone.sort();
     changes.remove = gone;
     changes
