@@ -275,12 +275,11 @@ pub fn tier_matrix(settings: &Settings) -> Result<TierMatrix, CliError> {
     match &settings.sync.access_tiers_file {
         None => Ok(TierMatrix::default()),
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| {
-                CliError::TierMatrixUnreadable {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| CliError::TierMatrixUnreadable {
                     path: path.display().to_string(),
                     source,
-                }
-            })?;
+                })?;
             TierMatrix::from_toml_str(&text).map_err(|source| CliError::TierMatrix {
                 path: path.display().to_string(),
                 source,
@@ -391,7 +390,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let pool = database(&settings).await?;
             let who = sync::hold::os_user();
             sync::hold::discard(&pool, *run_id, &who).await?;
-            println!("Run {run_id} discarded by {who}; its plan is dropped and nothing was applied.");
+            println!(
+                "Run {run_id} discarded by {who}; its plan is dropped and nothing was applied."
+            );
             Ok(())
         }
         Command::Spot {
@@ -408,7 +409,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Run { now, json } => {
             if !now {
                 return Err(CliError::Usage(
-                    "`run` needs --now (it forces a run now); the daemon runs on the schedule".into(),
+                    "`run` needs --now (it forces a run now); the daemon runs on the schedule"
+                        .into(),
                 ));
             }
             let settings = settings(&cli, false)?;
@@ -568,7 +570,12 @@ async fn demo(cli: &Cli, world_path: &std::path::Path, json: bool) -> Result<(),
     let mut offline = settings(cli, true)?;
     let mut url = offline.database.url.clone();
     // PostgreSQL cuts names at 63 bytes; a cut name would be the district's own.
-    let base: String = url.path().trim_start_matches('/').chars().take(58).collect();
+    let base: String = url
+        .path()
+        .trim_start_matches('/')
+        .chars()
+        .take(58)
+        .collect();
     let name = format!("{base}_demo");
     url.set_path(&format!("/{name}"));
     offline.database.url = url;
@@ -697,7 +704,12 @@ async fn plan_command(cli: &Cli, json: bool, details: bool) -> Result<(), CliErr
     Ok(())
 }
 
-async fn approve_command(cli: &Cli, run_id: i64, dry_run: bool, json: bool) -> Result<(), CliError> {
+async fn approve_command(
+    cli: &Cli,
+    run_id: i64,
+    dry_run: bool,
+    json: bool,
+) -> Result<(), CliError> {
     let settings = settings(cli, true)?;
     let pool = database(&settings).await?;
     if dry_run {

@@ -1342,11 +1342,17 @@ mod tests {
     #[test]
     fn a_secret_in_the_file_is_refused_by_name_and_never_echoed() {
         for (text, key) in [
-            ("[powerschool]\nclient_secret = \"hunter2\"\n", "powerschool.client_secret"),
+            (
+                "[powerschool]\nclient_secret = \"hunter2\"\n",
+                "powerschool.client_secret",
+            ),
             ("[database]\npassword = \"hunter2\"\n", "database.password"),
         ] {
             let e = load_toml(text, &[]).unwrap_err().to_string();
-            assert!(e.contains(key) && e.contains("never read from the config file"), "{e}");
+            assert!(
+                e.contains(key) && e.contains("never read from the config file"),
+                "{e}"
+            );
             assert!(!e.contains("hunter2"), "{e}");
         }
     }

@@ -6,12 +6,12 @@ use student_sync::cli::{self, Cli};
 
 fn init_tracing(format: Option<&str>, default_level: &str) {
     use tracing_subscriber::{fmt, EnvFilter};
-    let filter =
-        EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| {
-            // tokio-cron-scheduler logs every job it adds at info.
-            EnvFilter::new(format!("{default_level},sqlx=warn,tokio_cron_scheduler=warn"))
-        });
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // tokio-cron-scheduler logs every job it adds at info.
+        EnvFilter::new(format!(
+            "{default_level},sqlx=warn,tokio_cron_scheduler=warn"
+        ))
+    });
     let json = match format {
         Some("json") => true,
         Some("human") => false,
@@ -50,9 +50,9 @@ async fn main() {
     // Commands whose output is the answer keep the logs to warnings unless
     // RUST_LOG asks for more; the daemon and syncs log their progress.
     let default_level = match cli.command {
-        cli::Command::Demo { .. }
-        | cli::Command::Access { .. }
-        | cli::Command::Explain { .. } => "warn",
+        cli::Command::Demo { .. } | cli::Command::Access { .. } | cli::Command::Explain { .. } => {
+            "warn"
+        }
         _ => "info",
     };
     init_tracing(format.as_deref(), default_level);

@@ -25,7 +25,10 @@ fn powerschool_env(fake: &RunningFake) -> Vec<(&'static str, String)> {
     vec![
         ("STUDENT_SYNC_POWERSCHOOL_URL", fake.base_url()),
         ("STUDENT_SYNC_POWERSCHOOL_CLIENT_ID", creds.client_id),
-        ("STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET", creds.client_secret),
+        (
+            "STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET",
+            creds.client_secret,
+        ),
     ]
 }
 
@@ -57,14 +60,18 @@ async fn fetch_json_counts_records_and_reports_bad_ones() {
     let fake = start_fake(side, faults).await;
     let out = run(&["fetch", "--json"], &powerschool_env(&fake)).await;
     assert!(out.status.success(), "{}", stderr(&out));
-    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("fetch --json prints JSON");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&out)).expect("fetch --json prints JSON");
     assert_eq!(
         json["counts"],
         serde_json::json!({"guardians": 2, "students": 1, "independent_students": 1, "contacts": 0})
     );
     let problems = json["problems"].as_array().unwrap();
     assert_eq!(problems.len(), 1);
-    assert_eq!(problems[0]["query"], "org.studentsync.sync.students.contacts");
+    assert_eq!(
+        problems[0]["query"],
+        "org.studentsync.sync.students.contacts"
+    );
     assert_eq!(problems[0]["field"], "personid");
     assert_eq!(problems[0]["value"], "not-a-number");
 
@@ -83,7 +90,10 @@ async fn fetch_with_wrong_secret_says_what_to_check() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("client id and secret"), "{err}");
-    assert!(!err.contains("wrong-secret"), "the secret must never be printed: {err}");
+    assert!(
+        !err.contains("wrong-secret"),
+        "the secret must never be printed: {err}"
+    );
 }
 
 #[tokio::test]
@@ -91,7 +101,10 @@ async fn a_bad_setting_stops_the_program_naming_the_key() {
     let out = run(
         &["fetch"],
         &[
-            ("STUDENT_SYNC_POWERSCHOOL_URL", "http://ps.example.org".into()),
+            (
+                "STUDENT_SYNC_POWERSCHOOL_URL",
+                "http://ps.example.org".into(),
+            ),
             ("STUDENT_SYNC_POWERSCHOOL_CLIENT_ID", "id".into()),
             ("STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET", "s".into()),
         ],
@@ -99,33 +112,66 @@ async fn a_bad_setting_stops_the_program_naming_the_key() {
     .await;
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("powerschool.url") && err.contains("loopback"), "{err}");
+    assert!(
+        err.contains("powerschool.url") && err.contains("loopback"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn an_unreachable_database_says_how_to_start_postgresql() {
-    let out = run(&["access", "export"], &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x".into())]).await;
+    let out = run(
+        &["access", "export"],
+        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x".into())],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("cannot reach PostgreSQL") && err.contains("pg_ctlcluster"), "{err}");
+    assert!(
+        err.contains("cannot reach PostgreSQL") && err.contains("pg_ctlcluster"),
+        "{err}"
+    );
 }
 
 #[sqlx::test]
 async fn a_bad_tier_matrix_names_the_key(pool: PgPool) {
     let dir = tempfile::tempdir().unwrap();
-    let matrix = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/access_tiers.toml"))
-        .unwrap()
-        .replacen("view_forms = \"starter_forms_only\"", "view_forms = \"some\"", 1);
+    let matrix = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/access_tiers.toml"
+    ))
+    .unwrap()
+    .replacen(
+        "view_forms = \"starter_forms_only\"",
+        "view_forms = \"some\"",
+        1,
+    );
     std::fs::write(dir.path().join("access_tiers.toml"), matrix).unwrap();
-    std::fs::write(dir.path().join("student-sync.toml"), "[sync]\naccess_tiers_file = \"access_tiers.toml\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("student-sync.toml"),
+        "[sync]\naccess_tiers_file = \"access_tiers.toml\"\n",
+    )
+    .unwrap();
     let config = dir.path().join("student-sync.toml");
     let out = run(
-        &["--config", config.to_str().unwrap(), "explain", "--student", "1", "--email", "a@b.org"],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "explain",
+            "--student",
+            "1",
+            "--email",
+            "a@b.org",
+        ],
         &[("DATABASE_URL", database_url(&pool).await)],
     )
     .await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("restricted.view_forms"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("restricted.view_forms"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[sqlx::test]
@@ -133,25 +179,38 @@ async fn seed_sync_export_and_explain_through_the_binary(pool: PgPool) {
     let world = load_world("06-case-d-existing-connection.json");
     let fake = start_fake(world.powerschool.clone(), Faults::default()).await;
     let db = ("DATABASE_URL", database_url(&pool).await);
-    let world_path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/worlds/06-case-d-existing-connection.json");
+    let world_path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/worlds/06-case-d-existing-connection.json"
+    );
 
     let seeded = run(&["seed", "--world", world_path], std::slice::from_ref(&db)).await;
     assert!(seeded.status.success(), "{}", stderr(&seeded));
     let again = run(&["seed", "--world", world_path], std::slice::from_ref(&db)).await;
     assert_eq!(again.status.code(), Some(1), "seeding twice is refused");
-    assert!(stderr(&again).contains("empty database"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("empty database"),
+        "{}",
+        stderr(&again)
+    );
 
     let mut env = powerschool_env(&fake);
     env.push(db.clone());
     let synced = run(&["sync", "--once", "--json"], &env).await;
     assert!(synced.status.success(), "{}", stderr(&synced));
     let report: serde_json::Value = serde_json::from_str(&stdout(&synced)).unwrap();
-    assert!(report["counts"]["connections"]["updated"].as_u64().unwrap() >= 1, "{report}");
+    assert!(
+        report["counts"]["connections"]["updated"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
 
     let exported = run(&["access", "export"], std::slice::from_ref(&db)).await;
     assert!(exported.status.success(), "{}", stderr(&exported));
     let got: serde_json::Value = serde_json::from_str(&stdout(&exported)).unwrap();
-    assert_eq!(got, serde_json::to_value(world.expect.as_ref().unwrap()).unwrap());
+    assert_eq!(
+        got,
+        serde_json::to_value(world.expect.as_ref().unwrap()).unwrap()
+    );
 
     // Explain a restricted connection: the contact that is not decision-making is named.
     let restricted = world
@@ -164,16 +223,30 @@ async fn seed_sync_export_and_explain_through_the_binary(pool: PgPool) {
         .expect("the world has an R4 connection")
         .clone();
     let dcid = restricted.student_dcid.to_string();
-    let text = run(&["explain", "--student", &dcid, "--email", &restricted.email], std::slice::from_ref(&db)).await;
+    let text = run(
+        &["explain", "--student", &dcid, "--email", &restricted.email],
+        std::slice::from_ref(&db),
+    )
+    .await;
     assert!(text.status.success(), "{}", stderr(&text));
     let t = stdout(&text);
     assert!(t.contains("R4 failed"), "{t}");
     assert!(t.contains("restricted"), "{t}");
     assert!(t.contains("Audit history"), "{t}");
-    assert!(t.contains("no connection → restricted") || t.contains("→ restricted"), "{t}");
+    assert!(
+        t.contains("no connection → restricted") || t.contains("→ restricted"),
+        "{t}"
+    );
 
     let json = run(
-        &["explain", "--student", &dcid, "--email", &restricted.email, "--json"],
+        &[
+            "explain",
+            "--student",
+            &dcid,
+            "--email",
+            &restricted.email,
+            "--json",
+        ],
         std::slice::from_ref(&db),
     )
     .await;
@@ -181,10 +254,23 @@ async fn seed_sync_export_and_explain_through_the_binary(pool: PgPool) {
     assert_eq!(j["audit_history"].as_array().unwrap().len(), 1, "{j}");
 
     // A pair with no connection is explained in rule terms.
-    let none = run(&["explain", "--student", &dcid, "--email", "stranger@example.com"], &[db]).await;
+    let none = run(
+        &[
+            "explain",
+            "--student",
+            &dcid,
+            "--email",
+            "stranger@example.com",
+        ],
+        &[db],
+    )
+    .await;
     assert!(none.status.success());
     let t = stdout(&none);
-    assert!(t.contains("stranger@example.com") && t.contains("R2"), "{t}");
+    assert!(
+        t.contains("stranger@example.com") && t.contains("R2"),
+        "{t}"
+    );
 }
 
 #[sqlx::test]
@@ -193,9 +279,15 @@ async fn demo_runs_the_bundled_world_and_matches_it(pool: PgPool) {
     let out = run(&["demo"], &[("DATABASE_URL", url)]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let t = stdout(&out);
-    assert!(t.contains("Matches the world's expected access table"), "{t}");
+    assert!(
+        t.contains("Matches the world's expected access table"),
+        "{t}"
+    );
     // The demo made its own database beside the test's; leave nothing behind.
-    let name: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&pool).await.unwrap();
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     let demo: String = name.chars().take(58).collect::<String>() + "_demo";
     sqlx::query(&format!("DROP DATABASE IF EXISTS \"{demo}\" WITH (FORCE)"))
         .execute(&pool)
@@ -217,24 +309,45 @@ async fn secrets_never_reach_the_logs_even_at_trace_level(pool: PgPool) {
     let out = run(&["sync", "--once"], &env).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let everything = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(everything.contains("run 1 succeeded"), "the run logged its progress: {everything}");
+    assert!(
+        everything.contains("run 1 succeeded"),
+        "the run logged its progress: {everything}"
+    );
     let secret = FakeCredentials::default().client_secret;
     assert!(!everything.contains(&secret), "client secret leaked");
-    assert!(!everything.contains("db-password-4711"), "database password leaked");
+    assert!(
+        !everything.contains("db-password-4711"),
+        "database password leaked"
+    );
 }
 
 #[tokio::test]
 async fn a_missing_tier_matrix_file_is_a_configuration_mistake_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("student-sync.toml"), "[sync]\naccess_tiers_file = \"access_tiers.toml\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("student-sync.toml"),
+        "[sync]\naccess_tiers_file = \"access_tiers.toml\"\n",
+    )
+    .unwrap();
     let config = dir.path().join("student-sync.toml");
     let out = run(
-        &["--config", config.to_str().unwrap(), "explain", "--student", "1", "--email", "a@b.org"],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "explain",
+            "--student",
+            "1",
+            "--email",
+            "a@b.org",
+        ],
         &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x".into())],
     )
     .await;
     // Exit 2, so systemd's RestartPreventExitStatus=2 does not loop on it.
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("sync.access_tiers_file") && err.contains("copy config/access_tiers.toml"), "{err}");
+    assert!(
+        err.contains("sync.access_tiers_file") && err.contains("copy config/access_tiers.toml"),
+        "{err}"
+    );
 }

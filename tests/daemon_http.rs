@@ -303,7 +303,10 @@ async fn a_held_run_makes_healthz_unhealthy_naming_the_threshold(pool: PgPool) {
     // No permits: the schedule never fires, the hold stays the latest news.
     let clock = GateClock {
         now: Arc::new(Mutex::new(
-            Edmonton.with_ymd_and_hms(2026, 3, 5, 12, 0, 0).unwrap().with_timezone(&Utc),
+            Edmonton
+                .with_ymd_and_hms(2026, 3, 5, 12, 0, 0)
+                .unwrap()
+                .with_timezone(&Utc),
         )),
         permits: Arc::new(Semaphore::new(0)),
     };
@@ -318,12 +321,27 @@ async fn a_held_run_makes_healthz_unhealthy_naming_the_threshold(pool: PgPool) {
 
     let (code, body) = get(&format!("{base}/healthz")).await;
     assert_eq!(code, 503, "{body}");
-    assert!(body.contains(&format!("run {held} (night 2026-03-05) is held by a safety threshold")), "{body}");
-    assert!(body.contains("students leaving the sync set: 400 of 400"), "{body}");
-    assert!(body.contains(&format!("student-sync approve {held}")), "{body}");
+    assert!(
+        body.contains(&format!(
+            "run {held} (night 2026-03-05) is held by a safety threshold"
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains("students leaving the sync set: 400 of 400"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("student-sync approve {held}")),
+        "{body}"
+    );
 
     let (_, metrics) = get(&format!("{base}/metrics")).await;
-    assert_eq!(sample(&metrics, "student_sync_held_run", &[]), Some(held as f64), "{metrics}");
+    assert_eq!(
+        sample(&metrics, "student_sync_held_run", &[]),
+        Some(held as f64),
+        "{metrics}"
+    );
 
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), running.wait())

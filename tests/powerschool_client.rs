@@ -281,7 +281,13 @@ async fn a_query_that_keeps_failing_gives_up_naming_query_page_and_status() {
     let client = PowerSchoolClient::new(&settings(&running.base_url(), 10)).unwrap();
     let err = client.guardians().await.unwrap_err();
     assert!(
-        matches!(&err, PowerSchoolError::GaveUp { last_status: Some(500), .. }),
+        matches!(
+            &err,
+            PowerSchoolError::GaveUp {
+                last_status: Some(500),
+                ..
+            }
+        ),
         "{err:?}"
     );
     let message = err.to_string();

@@ -318,6 +318,13 @@ async fn an_unknown_student_is_an_answer_not_a_run(pool: PgPool) {
     .await
     .expect_err("a DCID nobody knows is refused");
     let message = err.to_string();
-    assert!(message.contains("DCID 424242") && message.contains("students.dcid"), "{message}");
-    assert_eq!(count(&pool, "SELECT count(*) FROM sync_runs").await, runs_before, "no run recorded");
+    assert!(
+        message.contains("DCID 424242") && message.contains("students.dcid"),
+        "{message}"
+    );
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM sync_runs").await,
+        runs_before,
+        "no run recorded"
+    );
 }

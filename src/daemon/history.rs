@@ -42,9 +42,9 @@ pub async fn last_success(pool: &PgPool) -> Result<Option<DateTime<Utc>>, Daemon
     let t: Option<DateTime<Utc>> = sqlx::query_scalar(
         "SELECT max(finished_at) FROM sync_runs WHERE status = 'succeeded' AND trigger <> 'spot'",
     )
-            .fetch_one(pool)
-            .await
-            .map_err(db_err("reading the last successful run"))?;
+    .fetch_one(pool)
+    .await
+    .map_err(db_err("reading the last successful run"))?;
     Ok(t)
 }
 

@@ -623,20 +623,7 @@ impl Progress {
         if changed {
             self.phase = Some((row.phase.clone(), Instant::now()));
         }
-        // Planning and applying log nothing until they end; say every ~10 s
-        // that they are still going (the fetch logs records and rate itself).
-        if !changed && self.polls.is_multiple_of(20) && row.phase != "fetching" {
-            if let Some((phase, since)) = &self.phase {
-                tracing::info!(
-                    run_id = row.id,
-                    phase = %phase,
-                    "run {} still {phase}: {} s in this phase, {} s in all",
-                    row.id,
-                    since.elapsed().as_secs(),
-                    self.started.elapsed().as_secs()
-                );
-            }
-        }
+        // The run itself logs progress every 10 s (sync::heartbeat).
         // A fresh elapsed time every ~10 s is plenty for `systemctl status`.
         if changed || self.polls.is_multiple_of(20) {
             self.notifier.status(&format!(

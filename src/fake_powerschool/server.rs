@@ -400,7 +400,11 @@ async fn query_page(
     if s.always_fails(kind) {
         return s.server_error("always_fail_queries");
     }
-    if s.faults.always_fail_pages.iter().any(|&p| p as usize == page) {
+    if s.faults
+        .always_fail_pages
+        .iter()
+        .any(|&p| p as usize == page)
+    {
         return s.server_error("always_fail_pages");
     }
     let fault = s.decide_fault();

@@ -101,13 +101,15 @@ impl DistrictSnapshot {
     /// schools: the lowest school number is kept. Returns how many student
     /// records were dropped that way.
     pub fn sort_and_dedup(&mut self) -> usize {
-        self.guardians.sort_by_key(|g| (g.guardian_id, g.student_dcid));
+        self.guardians
+            .sort_by_key(|g| (g.guardian_id, g.student_dcid));
         self.independent_students.sort_by_key(|s| s.dcid);
         self.students.sort_by_key(|s| (s.dcid, s.school_number));
         let before = self.students.len();
         self.students.dedup_by_key(|s| s.dcid);
         self.contacts.sort_by_key(|c| (c.student_dcid, c.person_id));
-        self.contacts.dedup_by_key(|c| (c.student_dcid, c.person_id));
+        self.contacts
+            .dedup_by_key(|c| (c.student_dcid, c.person_id));
         self.problems.sort_by(|a, b| {
             (&a.query, &a.record_id, &a.field).cmp(&(&b.query, &b.record_id, &b.field))
         });

@@ -586,9 +586,10 @@ impl Explanation {
             Some(u) => {
                 match u.user {
                     UserRef::Existing(id) => line(format!("  user {id}: {}", u.email)),
-                    UserRef::New(_) => {
-                        line(format!("  no user yet; the rules would create one: {}", u.email))
-                    }
+                    UserRef::New(_) => line(format!(
+                        "  no user yet; the rules would create one: {}",
+                        u.email
+                    )),
                 }
                 if let UserRef::Existing(_) = u.user {
                     line(format!("  email verified: {}", yes_no(u.email_verified)));

@@ -21,7 +21,12 @@ pub fn independent_student(dcid: i64, org_email: &str) -> StudentFacts {
     }
 }
 
-pub fn contact(student_dcid: i64, person_id: i64, email: &str, decision_making: bool) -> ContactFacts {
+pub fn contact(
+    student_dcid: i64,
+    person_id: i64,
+    email: &str,
+    decision_making: bool,
+) -> ContactFacts {
     ContactFacts {
         student_dcid,
         person_id,
@@ -72,7 +77,12 @@ pub fn linked_user(user_id: i64, email: &str, guardian_id: i64) -> UserFacts {
     }
 }
 
-pub fn connection(student_dcid: i64, user_id: i64, tier: AccessTier, origin: Origin) -> ConnectionFacts {
+pub fn connection(
+    student_dcid: i64,
+    user_id: i64,
+    tier: AccessTier,
+    origin: Origin,
+) -> ConnectionFacts {
     ConnectionFacts {
         student_dcid,
         user_id,
@@ -91,7 +101,11 @@ pub fn form(student_dcid: i64, user_id: i64) -> FormFacts {
 }
 
 /// The one decision for (student, user); panics with the whole list when absent.
-pub fn decision_for(decisions: &Decisions, student_dcid: i64, user: UserRef) -> &ConnectionDecision {
+pub fn decision_for(
+    decisions: &Decisions,
+    student_dcid: i64,
+    user: UserRef,
+) -> &ConnectionDecision {
     decisions
         .connections
         .iter()

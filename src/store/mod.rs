@@ -4,7 +4,8 @@
 //! module talks to nothing else.
 
 use sqlx::migrate::MigrateDatabase;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::ConnectOptions;
 use std::time::Duration;
 
 pub mod access;
@@ -59,6 +60,9 @@ impl<T> Doing<T> for Result<T, sqlx::Error> {
 
 /// Connects (creating the database if it does not exist) and migrates.
 /// `display_url` is what error messages show: never the password.
+/// Statements slower than this are logged as warnings.
+const SLOW_STATEMENT: Duration = Duration::from_secs(60);
+
 pub async fn connect(
     url: &str,
     display_url: &str,
@@ -83,10 +87,17 @@ pub async fn connect(
                 source,
             })?;
     }
+    let options: PgConnectOptions = url.parse().map_err(|source| StoreError::Unreachable {
+        url: display_url.to_string(),
+        source,
+    })?;
+    // A bulk INSERT of a whole district takes seconds by design; sqlx's
+    // default (warn after 1 s) would cry wolf every night.
+    let options = options.log_slow_statements(log::LevelFilter::Warn, SLOW_STATEMENT);
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(30))
-        .connect(url)
+        .connect_with(options)
         .await
         .map_err(|source| StoreError::Unreachable {
             url: display_url.to_string(),

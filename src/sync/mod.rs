@@ -246,12 +246,20 @@ pub async fn finish_from_snapshot(
 ) -> Result<RunReport, SyncError> {
     runs::set_phase(pool, run_id, RunPhase::Planning).await?;
     let phase = Instant::now();
+    tracing::info!(
+        "run {run_id} planning: reading the current state and deciding every connection"
+    );
     let Prepared {
         plan,
         safety,
         fingerprint,
         state,
-    } = prepare(pool, settings, &snapshot, options.today).await?;
+    } = heartbeat(
+        run_id,
+        "planning",
+        prepare(pool, settings, &snapshot, options.today),
+    )
+    .await?;
     // The plan holds all it needs: free the fetched records and the state
     // before writing.
     drop(state);
@@ -295,7 +303,16 @@ pub async fn finish_from_snapshot(
     let mut report = RunReport::from_plan(run_id, &plan);
     report.duration = Duration::ZERO;
     let report_json = serde_json::to_value(&report).expect("report serialises");
-    apply::apply(pool, run_id, &plan, &report_json, options.fail_point).await?;
+    tracing::info!(
+        "run {run_id} applying in one transaction: {}",
+        report::one_line(&plan.counts)
+    );
+    heartbeat(
+        run_id,
+        "applying",
+        apply::apply(pool, run_id, &plan, &report_json, options.fail_point),
+    )
+    .await?;
     report.duration = started.elapsed();
     tracing::info!(
         seconds = phase.elapsed().as_secs_f64(),
@@ -329,4 +346,77 @@ fn release_free_memory() {
 /// The daemon's run-lock key for the district (`hashtext` of it is the lock).
 pub fn run_lock_key(settings: &Settings) -> String {
     crate::store::lock::run_lock_key(&settings.district)
+}
+
+/// How often a long phase says it is still going.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// Runs one phase, logging every `HEARTBEAT` that it is still going, so a
+/// quiet log never leaves on-call guessing whether a run is stuck. (The
+/// fetch logs records so far and their rate itself.)
+async fn heartbeat<T>(run_id: i64, phase: &str, work: impl std::future::Future<Output = T>) -> T {
+    // tokio's clock, so tests can run it on paused time.
+    let started = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => tracing::info!(
+                phase,
+                seconds = started.elapsed().as_secs(),
+                "run {run_id} still {phase}: {} s so far",
+                started.elapsed().as_secs()
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_phase_says_every_ten_seconds_that_it_is_still_going() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let out = heartbeat(7, "applying", async {
+            tokio::time::sleep(Duration::from_secs(35)).await;
+            42
+        })
+        .await;
+        assert_eq!(out, 42, "the phase's own result comes back");
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("still applying"))
+            .collect();
+        assert_eq!(lines.len(), 3, "at 10, 20 and 30 s: {text}");
+        assert!(
+            lines[0].contains("run 7 still applying: 10 s so far"),
+            "{text}"
+        );
+        assert!(lines[2].contains("30 s so far"), "{text}");
+    }
 }

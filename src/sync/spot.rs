@@ -150,7 +150,9 @@ async fn spot_locked(
             let mut set: BTreeSet<i64> = guardians
                 .records
                 .iter()
-                .filter(|g| g.email.as_deref().and_then(rules::normalise_email).as_ref() == Some(email))
+                .filter(|g| {
+                    g.email.as_deref().and_then(rules::normalise_email).as_ref() == Some(email)
+                })
                 .map(|g| g.student_dcid)
                 .collect();
             set.extend(state::students_of_email(pool, email).await?);
