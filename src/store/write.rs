@@ -160,6 +160,27 @@ async fn stage(tx: &mut Tx<'_>, table: &str, columns: &str, doing: &str) -> Resu
     Ok(())
 }
 
+/// Stages rows of one kind: an emptied staging table, then the rows
+/// streamed into it with COPY. Returns how many rows were staged.
+async fn stage_rows<T>(
+    tx: &mut Tx<'_>,
+    table: &str,
+    columns: &str,
+    parts: &[&[T]],
+    encode: impl Fn(&mut Vec<u8>, &T) + Send + Sync,
+    doing: &str,
+) -> Result<u64, StoreError> {
+    stage(tx, table, columns, doing).await?;
+    copy_in(
+        tx,
+        &format!("COPY {table} FROM STDIN"),
+        parts,
+        encode,
+        doing,
+    )
+    .await
+}
+
 const STAGE_STUDENTS: &str = "dcid bigint, powerschool_id bigint, student_number text,
     first_name text, last_name text, grade_level bigint, school_number bigint,
     enroll_status bigint, entry_date date, org_email text, personal_email text,
@@ -187,10 +208,10 @@ pub async fn upsert_students(
     run_id: i64,
 ) -> Result<(), StoreError> {
     let doing = "writing students";
-    stage(tx, "student_sync_stage_students", STAGE_STUDENTS, doing).await?;
-    let n = copy_in(
+    let n = stage_rows(
         tx,
-        "COPY student_sync_stage_students FROM STDIN",
+        "student_sync_stage_students",
+        STAGE_STUDENTS,
         parts,
         |out, r: &StudentRow| {
             copy_row!(out; r.dcid, r.powerschool_id, r.student_number, r.first_name, r.last_name,
@@ -229,10 +250,10 @@ pub async fn upsert_contacts(
     run_id: i64,
 ) -> Result<(), StoreError> {
     let doing = "writing student contacts";
-    stage(tx, "student_sync_stage_contacts", STAGE_CONTACTS, doing).await?;
-    let n = copy_in(
+    let n = stage_rows(
         tx,
-        "COPY student_sync_stage_contacts FROM STDIN",
+        "student_sync_stage_contacts",
+        STAGE_CONTACTS,
         parts,
         |out, r: &ContactRow| {
             copy_row!(out; r.student_dcid, r.person_id, r.first_name, r.last_name, r.email,
@@ -285,16 +306,10 @@ pub async fn upsert_guardian_accounts(
     run_id: i64,
 ) -> Result<(), StoreError> {
     let doing = "writing guardian accounts";
-    stage(
+    let n = stage_rows(
         tx,
         "student_sync_stage_guardian_accounts",
         STAGE_GUARDIAN_ACCOUNTS,
-        doing,
-    )
-    .await?;
-    let n = copy_in(
-        tx,
-        "COPY student_sync_stage_guardian_accounts FROM STDIN",
         parts,
         |out, r: &GuardianAccountRow| {
             copy_row!(out; r.guardian_id, r.student_dcid, r.email, r.first_name, r.last_name,
@@ -466,16 +481,10 @@ pub async fn upsert_connections(
     run_id: i64,
 ) -> Result<HashMap<(i64, i64), i64>, StoreError> {
     let doing = "writing connections";
-    stage(
+    let n = stage_rows(
         tx,
         "student_sync_stage_connections",
         STAGE_CONNECTIONS,
-        doing,
-    )
-    .await?;
-    let n = copy_in(
-        tx,
-        "COPY student_sync_stage_connections FROM STDIN",
         &[rows],
         |out, r: &ConnectionWrite| {
             copy_row!(out; r.student_dcid, r.user_id, r.tier, r.case_code, CodeArray(&r.limits),
