@@ -1,0 +1,134 @@
+//! A run held by a safety threshold, as the daemon's HTTP listener reports
+//! it: `/healthz` names the threshold, `/metrics` the held run. A test binary
+//! of its own, because the metrics recorder is global to the process and the
+//! daemon started here would change the gauges `tests/daemon_http.rs` checks.
+
+mod common;
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::America::Edmonton;
+use common::*;
+use sqlx::PgPool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use student_sync::daemon::{Clock, Daemon, Notifier};
+use student_sync::fake_powerschool::{self, Faults};
+use tokio::sync::{watch, Semaphore};
+
+/// A clock that jumps to each asked fire time only when the test hands out
+/// a permit, so the test decides when the one run happens.
+#[derive(Clone)]
+struct GateClock {
+    now: Arc<Mutex<DateTime<Utc>>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Clock for GateClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().unwrap()
+    }
+
+    fn sleep_until(&self, when: DateTime<Utc>) -> impl std::future::Future<Output = ()> + Send {
+        let this = self.clone();
+        async move {
+            this.permits
+                .acquire()
+                .await
+                .expect("semaphore open")
+                .forget();
+            *this.now.lock().unwrap() = when;
+        }
+    }
+}
+
+/// The value of the sample `name{labels…}` (every given label present).
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().find_map(|line| {
+        if line.starts_with('#') {
+            return None;
+        }
+        let (series, value) = line.rsplit_once(' ')?;
+        let bare = series.split('{').next()?;
+        if bare != name {
+            return None;
+        }
+        if !labels
+            .iter()
+            .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
+        {
+            return None;
+        }
+        value.parse().ok()
+    })
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let r = reqwest::get(url).await.expect("the listener answers");
+    let code = r.status().as_u16();
+    (code, r.text().await.unwrap())
+}
+
+#[sqlx::test]
+async fn a_held_run_makes_healthz_unhealthy_naming_the_threshold(pool: PgPool) {
+    let held: i64 = sqlx::query_scalar(
+        "INSERT INTO sync_runs (trigger, night, status, phase, hold_reason, finished_at)
+         VALUES ('schedule', '2026-03-05', 'held', 'planning',
+                 'students leaving the sync set: 400 of 400 (100.0%), threshold 500 or 10%', now())
+         RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let fake = start_fake(fake_powerschool::generate(10, 1), Faults::default()).await;
+    let mut settings = settings_for(&fake);
+    settings.database.url = url::Url::parse(&database_url(&pool).await).unwrap();
+    settings.daemon.listen = "127.0.0.1:0".parse().unwrap();
+    // No permits: the schedule never fires, the hold stays the latest news.
+    let clock = GateClock {
+        now: Arc::new(Mutex::new(
+            Edmonton
+                .with_ymd_and_hms(2026, 3, 5, 12, 0, 0)
+                .unwrap()
+                .with_timezone(&Utc),
+        )),
+        permits: Arc::new(Semaphore::new(0)),
+    };
+    let (stop, stopped) = watch::channel(false);
+    let running = Daemon::with_clock(settings, pool.clone(), clock)
+        .unwrap()
+        .with_notifier(Notifier::disabled())
+        .start(stopped)
+        .await
+        .unwrap();
+    let base = format!("http://{}", running.http_addr);
+
+    let (code, body) = get(&format!("{base}/healthz")).await;
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains(&format!(
+            "run {held} (night 2026-03-05) is held by a safety threshold"
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains("students leaving the sync set: 400 of 400"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("student-sync approve {held}")),
+        "{body}"
+    );
+
+    let (_, metrics) = get(&format!("{base}/metrics")).await;
+    assert_eq!(
+        sample(&metrics, "student_sync_held_run", &[]),
+        Some(held as f64),
+        "{metrics}"
+    );
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running.wait())
+        .await
+        .expect("the daemon stops")
+        .expect("cleanly");
+}
