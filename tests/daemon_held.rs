@@ -5,68 +5,16 @@
 
 mod common;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use chrono_tz::America::Edmonton;
+use common::daemon_http::*;
 use common::*;
 use sqlx::PgPool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use student_sync::daemon::{Clock, Daemon, Notifier};
+use student_sync::daemon::{Daemon, Notifier};
 use student_sync::fake_powerschool::{self, Faults};
 use tokio::sync::{watch, Semaphore};
-
-/// A clock that jumps to each asked fire time only when the test hands out
-/// a permit, so the test decides when the one run happens.
-#[derive(Clone)]
-struct GateClock {
-    now: Arc<Mutex<DateTime<Utc>>>,
-    permits: Arc<Semaphore>,
-}
-
-impl Clock for GateClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap()
-    }
-
-    fn sleep_until(&self, when: DateTime<Utc>) -> impl std::future::Future<Output = ()> + Send {
-        let this = self.clone();
-        async move {
-            this.permits
-                .acquire()
-                .await
-                .expect("semaphore open")
-                .forget();
-            *this.now.lock().unwrap() = when;
-        }
-    }
-}
-
-/// The value of the sample `name{labels…}` (every given label present).
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().find_map(|line| {
-        if line.starts_with('#') {
-            return None;
-        }
-        let (series, value) = line.rsplit_once(' ')?;
-        let bare = series.split('{').next()?;
-        if bare != name {
-            return None;
-        }
-        if !labels
-            .iter()
-            .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
-        {
-            return None;
-        }
-        value.parse().ok()
-    })
-}
-
-async fn get(url: &str) -> (u16, String) {
-    let r = reqwest::get(url).await.expect("the listener answers");
-    let code = r.status().as_u16();
-    (code, r.text().await.unwrap())
-}
 
 #[sqlx::test]
 async fn a_held_run_makes_healthz_unhealthy_naming_the_threshold(pool: PgPool) {

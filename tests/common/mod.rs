@@ -3,6 +3,8 @@
 //! did or did not write.
 #![allow(dead_code)]
 
+pub mod daemon_http;
+
 use sqlx::{PgPool, Row};
 use std::collections::HashMap;
 use std::time::Duration;
