@@ -2,12 +2,9 @@
 //! the state the last sync left in the database, plus that connection's
 //! audit history.
 
-use super::plan::{connection_facts, user_facts};
-use crate::config::{OnPowerSchoolRemoval, SyncSettings};
-use crate::rules::{
-    self, ContactFacts, DistrictFacts, FormFacts, GuardianRowFacts, Policy, RemovalPolicy,
-    StudentFacts, TierMatrix,
-};
+use super::plan::with_schoolengage_side;
+use crate::config::SyncSettings;
+use crate::rules::{self, ContactFacts, DistrictFacts, GuardianRowFacts, StudentFacts, TierMatrix};
 use crate::store::access::{audit_history, AuditEntry};
 use crate::store::state::CurrentState;
 use crate::store::StoreError;
@@ -61,9 +58,9 @@ pub fn facts_from_state(state: &CurrentState, settings: &SyncSettings) -> Distri
         })
         .collect();
     students.sort_by_key(|s| s.dcid);
-    DistrictFacts {
+    with_schoolengage_side(
         students,
-        contacts: state
+        state
             .contacts
             .values()
             .map(|c| ContactFacts {
@@ -73,7 +70,7 @@ pub fn facts_from_state(state: &CurrentState, settings: &SyncSettings) -> Distri
                 is_decision_making: c.is_decision_making,
             })
             .collect(),
-        guardian_rows: state
+        state
             .guardian_accounts
             .values()
             .map(|g| GuardianRowFacts {
@@ -85,28 +82,9 @@ pub fn facts_from_state(state: &CurrentState, settings: &SyncSettings) -> Distri
                 web_access_account: g.web_access_account,
             })
             .collect(),
-        users: state.users.iter().map(user_facts).collect(),
-        connections: state
-            .connections
-            .iter()
-            .filter_map(connection_facts)
-            .collect(),
-        forms: state
-            .forms
-            .iter()
-            .map(|f| FormFacts {
-                student_dcid: f.student_dcid,
-                created_by_user_id: f.created_by_user_id,
-            })
-            .collect(),
-        policy: Policy {
-            on_powerschool_removal: match settings.on_powerschool_removal {
-                OnPowerSchoolRemoval::Keep => RemovalPolicy::Keep,
-                OnPowerSchoolRemoval::Restrict => RemovalPolicy::Restrict,
-                OnPowerSchoolRemoval::Revoke => RemovalPolicy::Revoke,
-            },
-        },
-    }
+        state,
+        settings,
+    )
 }
 
 pub async fn explain(

@@ -373,8 +373,8 @@ pub fn district_facts(
     in_set: &BTreeMap<i64, StudentRow>,
     settings: &SyncSettings,
 ) -> DistrictFacts {
-    DistrictFacts {
-        students: in_set
+    with_schoolengage_side(
+        in_set
             .values()
             .map(|s| StudentFacts {
                 dcid: s.dcid,
@@ -383,7 +383,7 @@ pub fn district_facts(
                 personal_email: s.personal_email.clone(),
             })
             .collect(),
-        contacts: snapshot
+        snapshot
             .contacts
             .iter()
             .map(|c| ContactFacts {
@@ -393,7 +393,7 @@ pub fn district_facts(
                 is_decision_making: c.is_decision_making,
             })
             .collect(),
-        guardian_rows: snapshot
+        snapshot
             .guardians
             .iter()
             .map(|g| GuardianRowFacts {
@@ -405,6 +405,26 @@ pub fn district_facts(
                 web_access_account: g.web_access_account,
             })
             .collect(),
+        state,
+        settings,
+    )
+}
+
+/// The facts from PowerSchool's side (however they were read: fetched now,
+/// or as the last sync stored them) completed with SchoolEngage's users,
+/// connections and forms and the district's removal policy. `plan` and
+/// `explain` both build the rules' facts through here.
+pub fn with_schoolengage_side(
+    students: Vec<StudentFacts>,
+    contacts: Vec<ContactFacts>,
+    guardian_rows: Vec<GuardianRowFacts>,
+    state: &CurrentState,
+    settings: &SyncSettings,
+) -> DistrictFacts {
+    DistrictFacts {
+        students,
+        contacts,
+        guardian_rows,
         users: state.users.iter().map(user_facts).collect(),
         connections: state
             .connections
@@ -425,7 +445,7 @@ pub fn district_facts(
     }
 }
 
-pub fn user_facts(u: &crate::store::state::UserRow) -> UserFacts {
+fn user_facts(u: &crate::store::state::UserRow) -> UserFacts {
     UserFacts {
         user_id: u.id,
         email: u.email.clone(),
@@ -435,7 +455,7 @@ pub fn user_facts(u: &crate::store::state::UserRow) -> UserFacts {
     }
 }
 
-pub fn connection_facts(c: &ConnectionRow) -> Option<ConnectionFacts> {
+fn connection_facts(c: &ConnectionRow) -> Option<ConnectionFacts> {
     Some(ConnectionFacts {
         student_dcid: c.student_dcid,
         user_id: c.user_id,
