@@ -214,14 +214,17 @@ pub async fn fingerprint(conn: &mut PgConnection) -> Result<String, StoreError> 
 }
 
 /// The students a guardian email is tied to in the database: through a
-/// connection of the user with that login, or a stored guardian-account row.
-/// `email` must already be normalised.
+/// connection of the user with that login, or a stored guardian-account row
+/// of the account that user is linked to. `email` must already be normalised
+/// (users' emails are stored normalised; no normalising happens in SQL).
 pub async fn students_of_email(pool: &PgPool, email: &str) -> Result<Vec<i64>, StoreError> {
     sqlx::query_scalar(
         "SELECT c.student_dcid FROM connections c JOIN users u ON u.id = c.user_id
           WHERE u.email = $1
          UNION
-         SELECT student_dcid FROM guardian_accounts WHERE lower(btrim(email)) = $1
+         SELECT a.student_dcid FROM guardian_accounts a
+           JOIN users u ON u.powerschool_guardian_id = a.guardian_id
+          WHERE u.email = $1
          ORDER BY 1",
     )
     .bind(email)

@@ -126,6 +126,10 @@ pub struct PlanCounts {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Plan {
     pub students: RowChanges<StudentRow, i64>,
+    /// Students in the sync set until now that leave it in this plan (their
+    /// updates are in `students.update`).
+    #[serde(default)]
+    pub leaving: Vec<i64>,
     pub contacts: RowChanges<ContactRow, (i64, i64)>,
     pub guardian_accounts: RowChanges<GuardianAccountRow, (i64, i64)>,
     pub new_users: Vec<NewUserRow>,
@@ -273,6 +277,7 @@ pub fn plan(
     for s in gone {
         let mut row = s.clone();
         row.in_sync_set = false;
+        plan.leaving.push(row.dcid);
         plan.students.update.push(row);
     }
     plan.students.unchanged += state

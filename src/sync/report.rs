@@ -191,7 +191,7 @@ impl PlanPreview {
         }
         for s in &plan.students.update {
             let old = state.and_then(|st| st.students.get(&s.dcid));
-            let leaving = !s.in_sync_set && old.is_none_or(|o| o.in_sync_set);
+            let leaving = plan.leaving.binary_search(&s.dcid).is_ok();
             changes.push(Change {
                 kind: "student",
                 action: if leaving { "leave" } else { "update" },

@@ -129,13 +129,7 @@ pub fn check(
     last: Option<&LastFullRun>,
 ) -> SafetyCheck {
     let in_set = state.students.values().filter(|s| s.in_sync_set).count() as u64;
-    let leaving = plan
-        .students
-        .update
-        .iter()
-        .filter(|s| !s.in_sync_set)
-        .filter(|s| state.students.get(&s.dcid).is_some_and(|o| o.in_sync_set))
-        .count() as u64;
+    let leaving = plan.leaving.len() as u64;
     let losing = plan
         .connections
         .iter()
