@@ -803,7 +803,7 @@ impl PowerSchoolClient {
                 query = ctx.query,
                 page = page.map(|p| p as i64).unwrap_or(-1),
                 attempt,
-                status = failure.status.map(|s| s as i64).unwrap_or(-1),
+                status = %failure.status.map_or("no HTTP answer".to_string(), |s| s.to_string()),
                 error = %failure.error,
                 retry_in_ms = delay.as_millis() as u64,
                 "PowerSchool request failed, retrying"
@@ -953,7 +953,7 @@ impl PowerSchoolClient {
             ctx.retries.fetch_add(1, Ordering::Relaxed);
             warn!(
                 attempt,
-                status = failure.status.map(|s| s as i64).unwrap_or(-1),
+                status = %failure.status.map_or("no HTTP answer".to_string(), |s| s.to_string()),
                 error = %failure.error,
                 retry_in_ms = delay.as_millis() as u64,
                 "PowerSchool token request failed, retrying"

@@ -61,7 +61,7 @@ pub enum PowerSchoolError {
 
     #[error(
         "gave up on {query} {} after {attempts} attempts; last answer: {}, last error: {last_error}. \
-         PowerSchool is down, overloaded or cutting answers off: check the server, then run the sync again",
+         PowerSchool is down, overloaded or cutting answers off: check that powerschool.url is right and the server answers, then run the sync again",
         request(.page), status(.last_status)
     )]
     GaveUp {
