@@ -181,6 +181,26 @@ async fn stage_rows<T>(
     .await
 }
 
+/// Stages rows, then merges them into their live table with one set-based
+/// `INSERT … ON CONFLICT` (`upsert`, whose `$1` is the run id).
+async fn upsert_staged<T>(
+    tx: &mut Tx<'_>,
+    (table, columns, upsert): (&str, &str, &str),
+    parts: &[&[T]],
+    encode: impl Fn(&mut Vec<u8>, &T) + Send + Sync,
+    run_id: i64,
+    doing: &str,
+) -> Result<(), StoreError> {
+    if stage_rows(tx, table, columns, parts, encode, doing).await? > 0 {
+        sqlx::query(upsert)
+            .bind(run_id)
+            .execute(&mut **tx)
+            .await
+            .doing(doing)?;
+    }
+    Ok(())
+}
+
 const STAGE_STUDENTS: &str = "dcid bigint, powerschool_id bigint, student_number text,
     first_name text, last_name text, grade_level bigint, school_number bigint,
     enroll_status bigint, entry_date date, org_email text, personal_email text,
@@ -207,28 +227,23 @@ pub async fn upsert_students(
     parts: &[&[StudentRow]],
     run_id: i64,
 ) -> Result<(), StoreError> {
-    let doing = "writing students";
-    let n = stage_rows(
+    upsert_staged(
         tx,
-        "student_sync_stage_students",
-        STAGE_STUDENTS,
+        (
+            "student_sync_stage_students",
+            STAGE_STUDENTS,
+            UPSERT_STUDENTS,
+        ),
         parts,
         |out, r: &StudentRow| {
             copy_row!(out; r.dcid, r.powerschool_id, r.student_number, r.first_name, r.last_name,
                 r.grade_level, r.school_number, r.enroll_status, r.entry_date, r.org_email,
                 r.personal_email, r.independent, r.login_email, r.in_sync_set)
         },
-        doing,
+        run_id,
+        "writing students",
     )
-    .await?;
-    if n > 0 {
-        sqlx::query(UPSERT_STUDENTS)
-            .bind(run_id)
-            .execute(&mut **tx)
-            .await
-            .doing(doing)?;
-    }
-    Ok(())
+    .await
 }
 
 const STAGE_CONTACTS: &str = "student_dcid bigint, person_id bigint, first_name text,
@@ -249,27 +264,22 @@ pub async fn upsert_contacts(
     parts: &[&[ContactRow]],
     run_id: i64,
 ) -> Result<(), StoreError> {
-    let doing = "writing student contacts";
-    let n = stage_rows(
+    upsert_staged(
         tx,
-        "student_sync_stage_contacts",
-        STAGE_CONTACTS,
+        (
+            "student_sync_stage_contacts",
+            STAGE_CONTACTS,
+            UPSERT_CONTACTS,
+        ),
         parts,
         |out, r: &ContactRow| {
             copy_row!(out; r.student_dcid, r.person_id, r.first_name, r.last_name, r.email,
                 r.is_decision_making)
         },
-        doing,
+        run_id,
+        "writing student contacts",
     )
-    .await?;
-    if n > 0 {
-        sqlx::query(UPSERT_CONTACTS)
-            .bind(run_id)
-            .execute(&mut **tx)
-            .await
-            .doing(doing)?;
-    }
-    Ok(())
+    .await
 }
 
 pub async fn delete_contacts(tx: &mut Tx<'_>, keys: &[(i64, i64)]) -> Result<(), StoreError> {
@@ -305,27 +315,22 @@ pub async fn upsert_guardian_accounts(
     parts: &[&[GuardianAccountRow]],
     run_id: i64,
 ) -> Result<(), StoreError> {
-    let doing = "writing guardian accounts";
-    let n = stage_rows(
+    upsert_staged(
         tx,
-        "student_sync_stage_guardian_accounts",
-        STAGE_GUARDIAN_ACCOUNTS,
+        (
+            "student_sync_stage_guardian_accounts",
+            STAGE_GUARDIAN_ACCOUNTS,
+            UPSERT_GUARDIAN_ACCOUNTS,
+        ),
         parts,
         |out, r: &GuardianAccountRow| {
             copy_row!(out; r.guardian_id, r.student_dcid, r.email, r.first_name, r.last_name,
                 r.web_access_account)
         },
-        doing,
+        run_id,
+        "writing guardian accounts",
     )
-    .await?;
-    if n > 0 {
-        sqlx::query(UPSERT_GUARDIAN_ACCOUNTS)
-            .bind(run_id)
-            .execute(&mut **tx)
-            .await
-            .doing(doing)?;
-    }
-    Ok(())
+    .await
 }
 
 pub async fn delete_guardian_accounts(
