@@ -2,6 +2,9 @@
 //! `shared/spec/powerschool-api.md`, with plain reqwest rather than the
 //! project's client, so the two cannot share a misreading.
 
+mod common;
+
+use common::records::{account, contact, student};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -9,50 +12,7 @@ use student_sync::fake_powerschool::{
     generate, spawn, FakeCredentials, Faults, FieldOverride, RunningFake, CONTACTS, ENROLLED,
     GUARDIANS, INDEPENDENT,
 };
-use student_sync::world::{
-    PowerSchoolSide, WorldContact, WorldGuardianAccount, WorldSchool, WorldStudent,
-};
-
-fn student(dcid: i64, school: i64, enroll_status: i64) -> WorldStudent {
-    WorldStudent {
-        dcid,
-        id: Some(dcid - 5000),
-        student_number: Some(format!("{}", 100000 + dcid)),
-        first_name: Some(format!("First{dcid}")),
-        last_name: Some("Lee".to_string()),
-        schoolid: school,
-        grade_level: Some(10),
-        enroll_status,
-        entrydate: Some("2025-08-27".to_string()),
-        enrlytype1: None,
-        enrlytype2: None,
-        enrlytype3: None,
-        orgemail: Some(format!("s{dcid}@students.example.org")),
-        personalemail: None,
-    }
-}
-
-fn contact(dcid: i64, person: i64, decision: i64) -> WorldContact {
-    WorldContact {
-        student_dcid: dcid,
-        person_id: person,
-        first_name: Some("Mei".to_string()),
-        last_name: Some("Lee".to_string()),
-        email: Some(format!("p{person}@example.com")),
-        isdecisionmaking: decision,
-    }
-}
-
-fn account(guardianid: i64, dcid: i64, email: &str, web: bool) -> WorldGuardianAccount {
-    WorldGuardianAccount {
-        guardianid,
-        student_dcid: dcid,
-        email: Some(email.to_string()),
-        first_name: Some("Mei".to_string()),
-        last_name: None,
-        web_access_account: web,
-    }
-}
+use student_sync::world::{PowerSchoolSide, WorldSchool};
 
 /// Two schools; 5001..5005 at 101 with statuses 0, -1, 2, 3, 0; 5006 at 102.
 /// 5002 (pre-registered) and 5003 (transferred) are independent.

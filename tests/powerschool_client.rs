@@ -5,6 +5,9 @@
 //! missing `record`, one school as an object, 403) come from a tiny axum
 //! server in this file.
 
+mod common;
+
+use common::records::{account, contact, student};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
@@ -17,9 +20,7 @@ use student_sync::powerschool::{
     PowerSchoolClient, PowerSchoolError, CONTACTS_QUERY, GUARDIANS_QUERY, INDEPENDENT_QUERY,
     STUDENTS_QUERY,
 };
-use student_sync::world::{
-    PowerSchoolSide, WorldContact, WorldGuardianAccount, WorldSchool, WorldStudent,
-};
+use student_sync::world::{PowerSchoolSide, WorldGuardianAccount, WorldSchool, WorldStudent};
 
 fn settings(url: &str, page_size: u32) -> PowerSchoolSettings {
     let creds = FakeCredentials::default();
@@ -59,45 +60,8 @@ async fn fake(world: PowerSchoolSide, faults: Faults) -> RunningFake {
         .expect("the fake PowerSchool starts")
 }
 
-fn student(dcid: i64, school: i64, enroll_status: i64) -> WorldStudent {
-    WorldStudent {
-        dcid,
-        id: Some(dcid - 4000),
-        student_number: Some(format!("{}", 200000 + dcid)),
-        first_name: Some(format!("First{dcid}")),
-        last_name: Some("Okafor".to_string()),
-        schoolid: school,
-        grade_level: Some(dcid % 13 - 1),
-        enroll_status,
-        entrydate: Some("2025-08-27".to_string()),
-        enrlytype1: None,
-        enrlytype2: None,
-        enrlytype3: None,
-        orgemail: Some(format!("s{dcid}@students.example.org")),
-        personalemail: None,
-    }
-}
-
 fn guardian(guardianid: i64, dcid: i64, web: bool) -> WorldGuardianAccount {
-    WorldGuardianAccount {
-        guardianid,
-        student_dcid: dcid,
-        email: Some(format!("g{guardianid}@example.com")),
-        first_name: Some("Ngozi".to_string()),
-        last_name: None,
-        web_access_account: web,
-    }
-}
-
-fn contact(dcid: i64, person: i64, decision: i64) -> WorldContact {
-    WorldContact {
-        student_dcid: dcid,
-        person_id: person,
-        first_name: Some("Ngozi".to_string()),
-        last_name: Some("Okafor".to_string()),
-        email: Some(format!("p{person}@example.com")),
-        isdecisionmaking: decision,
-    }
+    account(guardianid, dcid, &format!("g{guardianid}@example.com"), web)
 }
 
 /// One school (101) with `n` active students, each with one guardian account.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod daemon_http;
+pub mod records;
 
 use sqlx::{PgPool, Row};
 use std::collections::HashMap;
