@@ -351,3 +351,52 @@ async fn a_missing_tier_matrix_file_is_a_configuration_mistake_with_the_fix() {
         "{err}"
     );
 }
+
+#[sqlx::test]
+async fn sync_once_waits_for_a_run_that_holds_the_run_lock(pool: PgPool) {
+    let world = load_world("06-case-d-existing-connection.json");
+    let fake = start_fake(world.powerschool.clone(), Faults::default()).await;
+    let mut env = powerschool_env(&fake);
+    env.push(("DATABASE_URL", database_url(&pool).await));
+
+    // Another run (a daemon's, say) holds the district's run lock.
+    let mut holder = pool.acquire().await.unwrap();
+    let key = student_sync::store::lock::run_lock_key("district");
+    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+        .bind(&key)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let sync = tokio::spawn(async move { run(&["sync", "--once"], &env).await });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(!sync.is_finished(), "sync --once must wait for the lock");
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM sync_runs").await,
+        0,
+        "no run starts while it waits"
+    );
+
+    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+        .bind(&key)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), sync)
+        .await
+        .expect("it runs once the lock is free")
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("another run holds the run lock"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM sync_runs WHERE status = 'succeeded'"
+        )
+        .await,
+        1
+    );
+}

@@ -328,3 +328,33 @@ async fn an_unknown_student_is_an_answer_not_a_run(pool: PgPool) {
         "no run recorded"
     );
 }
+
+#[sqlx::test]
+async fn a_spot_sync_is_not_the_districts_latest_run(pool: PgPool) {
+    // Health, start-up decisions and last-success read the latest full run:
+    // one student's spot sync must not hide how the night went.
+    let (a, _, _) = first_night(&pool).await;
+    let nightly = student_sync::store::runs::latest_full_run(&pool)
+        .await
+        .unwrap()
+        .expect("the first night is recorded");
+    let fake = start_fake(district(), Faults::default()).await;
+    let settings = settings_for(&fake);
+    let outcome = run_spot(
+        &pool,
+        &settings,
+        &opts(&settings, SpotScope::Student(a), false),
+    )
+    .await;
+    assert!(outcome.run_id > nightly.id);
+    let latest = student_sync::store::runs::latest_full_run(&pool)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.id, nightly.id);
+    let last = student_sync::store::runs::last_full_success(&pool)
+        .await
+        .unwrap()
+        .expect("the nightly run succeeded");
+    assert_eq!(last.id, nightly.id);
+}
