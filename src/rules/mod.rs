@@ -82,6 +82,17 @@ impl ConnectionCase {
             ConnectionCase::UnlinkedReturningParent => "unlinked_returning_parent",
         }
     }
+    /// The case of a link a run created (B1, B2) as every later night sees
+    /// it: the connection exists and the link backs it, so case D. A row
+    /// whose access does not change is not rewritten just to say so (README
+    /// decision 17); the export and the plan read it through here instead.
+    pub fn on_a_later_night(self) -> ConnectionCase {
+        match self {
+            ConnectionCase::Created | ConnectionCase::MatchedFormCreator => ConnectionCase::Synced,
+            other => other,
+        }
+    }
+
     pub fn parse(text: &str) -> Option<ConnectionCase> {
         ConnectionCase::ALL.into_iter().find(|c| c.as_str() == text)
     }
@@ -348,3 +359,17 @@ pub struct Decisions {
 
 #[cfg(test)]
 mod test_facts;
+
+#[cfg(test)]
+mod tests {
+    use super::ConnectionCase::*;
+
+    #[test]
+    fn a_created_link_is_case_d_on_every_later_night_and_nothing_else_moves() {
+        assert_eq!(Created.on_a_later_night(), Synced);
+        assert_eq!(MatchedFormCreator.on_a_later_night(), Synced);
+        for case in [Synced, SchoolengageOnly, UnlinkedReturningParent] {
+            assert_eq!(case.on_a_later_night(), case);
+        }
+    }
+}

@@ -2,28 +2,21 @@
 //! `shared/spec/world-format.md`, and a connection's audit history for `explain`.
 
 use super::{Doing, StoreError};
+use crate::rules::ConnectionCase;
 use crate::world::{AccessRow, AccessTable};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgPool, Row};
 
 // Byte order (COLLATE "C"), so the export is the same on every server
-// whatever its locale. A connection no sync has decided yet (its student is
-// outside the sync set) exists only in SchoolEngage: case A.
-//
-// `created` and `matched_form_creator` describe the run that made the
-// connection. Once a later run has succeeded, the same link is case D
-// (`synced`); that is read here rather than written, so a night that changes
-// nothing writes nothing (README decision 17).
+// whatever its locale. `made_by_latest_run` tells whether the connection's
+// case was written by the latest successful run (see
+// `ConnectionCase::on_a_later_night`).
 const SELECT_ACCESS: &str = "
     WITH latest AS (SELECT max(id) AS run_id FROM sync_runs WHERE status = 'succeeded')
-    SELECT c.student_dcid, u.email, c.tier,
-           CASE WHEN c.case_code IN ('created', 'matched_form_creator')
-                 AND c.last_changed_run < (SELECT run_id FROM latest)
-                THEN 'synced'
-                ELSE COALESCE(c.case_code, 'schoolengage_only')
-           END AS case_code,
-           c.limits
+    SELECT c.student_dcid, u.email, c.tier, c.case_code, c.limits,
+           c.last_changed_run IS NOT DISTINCT FROM (SELECT run_id FROM latest)
+               AS made_by_latest_run
     FROM connections c JOIN users u ON u.id = c.user_id
     ORDER BY c.student_dcid, u.email COLLATE \"C\"";
 const SELECT_INCOMPLETE: &str =
@@ -40,11 +33,23 @@ pub async fn export(pool: &PgPool) -> Result<AccessTable, StoreError> {
         .map(|r| {
             let mut limits: Vec<String> = r.get("limits");
             limits.sort();
+            // A connection no sync has decided yet (its student is outside
+            // the sync set) exists only in SchoolEngage: case A.
+            let stored: Option<String> = r.get("case_code");
+            let case = stored
+                .as_deref()
+                .and_then(ConnectionCase::parse)
+                .unwrap_or(ConnectionCase::SchoolengageOnly);
+            let case = if r.get::<bool, _>("made_by_latest_run") {
+                case
+            } else {
+                case.on_a_later_night()
+            };
             AccessRow {
                 student_dcid: r.get("student_dcid"),
                 email: r.get("email"),
                 tier: r.get("tier"),
-                case: r.get("case_code"),
+                case: case.as_str().to_string(),
                 limits,
             }
         })

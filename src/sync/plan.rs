@@ -471,18 +471,12 @@ fn connection_facts(c: &ConnectionRow) -> Option<ConnectionFacts> {
     })
 }
 
-/// A connection's stored case reflects the decision that last changed it: a
-/// connection created as B1/B2 that PowerSchool still backs with the same
-/// access is case D the next night, and rewriting it only to say so would
-/// make every second night write every new connection again.
+/// Whether the stored case already says what the rules decided, reading a
+/// case a past run created as the next night sees it.
 fn same_case(stored: Option<&str>, decided: ConnectionCase) -> bool {
-    match (stored, decided) {
-        (Some(s), ConnectionCase::Synced) => {
-            s == "synced" || s == "created" || s == "matched_form_creator"
-        }
-        (Some(s), d) => s == d.as_str(),
-        (None, _) => false,
-    }
+    stored
+        .and_then(ConnectionCase::parse)
+        .is_some_and(|s| s.on_a_later_night() == decided.on_a_later_night())
 }
 
 /// The PowerSchool account a connection is linked to after the run: the one
