@@ -36,16 +36,11 @@ pub async fn current_running(pool: &PgPool) -> Result<Option<Running>, DaemonErr
     }))
 }
 
-/// When the last successful full run finished (a spot sync of one student
-/// says nothing about the district's night).
+/// When the last successful full run finished.
 pub async fn last_success(pool: &PgPool) -> Result<Option<DateTime<Utc>>, DaemonError> {
-    let t: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "SELECT max(finished_at) FROM sync_runs WHERE status = 'succeeded' AND trigger <> 'spot'",
-    )
-    .fetch_one(pool)
-    .await
-    .map_err(db_err("reading the last successful run"))?;
-    Ok(t)
+    Ok(runs::last_full_success(pool)
+        .await?
+        .and_then(|run| run.finished_at))
 }
 
 /// Does the database answer?

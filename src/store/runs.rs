@@ -247,15 +247,20 @@ pub struct LastFullRun {
     pub id: i64,
     /// Rows the guardian query returned then, when its counts say.
     pub guardians: Option<i64>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub async fn last_full_success(pool: &PgPool) -> Result<Option<LastFullRun>, StoreError> {
-    let row: Option<(i64, Option<i64>)> = sqlx::query_as(
-        "SELECT id, (counts->'fetched'->>'guardians')::bigint FROM sync_runs
+    let row: Option<(i64, Option<i64>, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
+        "SELECT id, (counts->'fetched'->>'guardians')::bigint, finished_at FROM sync_runs
          WHERE status = 'succeeded' AND trigger <> 'spot' ORDER BY id DESC LIMIT 1",
     )
     .fetch_optional(pool)
     .await
     .doing("reading the last successful run")?;
-    Ok(row.map(|(id, guardians)| LastFullRun { id, guardians }))
+    Ok(row.map(|(id, guardians, finished_at)| LastFullRun {
+        id,
+        guardians,
+        finished_at,
+    }))
 }
