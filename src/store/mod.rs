@@ -32,13 +32,16 @@ pub enum StoreError {
     Create { url: String, source: sqlx::Error },
     #[error("cannot bring the database schema up to date: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("database error while {doing}: {source}")]
+    #[error(
+        "database error while {doing}: {source} (nothing of a run is half-written: its \
+         transaction rolled back; check that PostgreSQL is up and its log, then run again)"
+    )]
     Query { doing: String, source: sqlx::Error },
     #[error("the database already holds SchoolEngage data ({what}); seed only loads a world into an empty database")]
     NotEmpty { what: String },
     #[error("world record {record}: {problem}")]
     BadSeed { record: String, problem: String },
-    #[error("run {0} does not exist")]
+    #[error("run {0} does not exist; `student-sync status` lists the recent runs")]
     NoSuchRun(i64),
     #[error("run {run_id} is {status}, not held: only a held run can be approved or discarded (see `student-sync status` for the run history)")]
     NotHeld { run_id: i64, status: String },
