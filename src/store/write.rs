@@ -283,16 +283,31 @@ pub async fn upsert_contacts(
 }
 
 pub async fn delete_contacts(tx: &mut Tx<'_>, keys: &[(i64, i64)]) -> Result<(), StoreError> {
+    delete_by_pairs(
+        tx,
+        "DELETE FROM student_contacts c USING UNNEST($1::bigint[], $2::bigint[]) AS k(s, p)
+         WHERE c.student_dcid = k.s AND c.person_id = k.p",
+        keys,
+        "removing student contacts PowerSchool no longer has",
+    )
+    .await
+}
+
+/// Runs `delete` (keyed by two bigint arrays, `$1` and `$2`) over the keys
+/// in batches.
+async fn delete_by_pairs(
+    tx: &mut Tx<'_>,
+    delete: &str,
+    keys: &[(i64, i64)],
+    doing: &str,
+) -> Result<(), StoreError> {
     for chunk in keys.chunks(BATCH) {
-        sqlx::query(
-            "DELETE FROM student_contacts c USING UNNEST($1::bigint[], $2::bigint[]) AS k(s, p)
-             WHERE c.student_dcid = k.s AND c.person_id = k.p",
-        )
-        .bind(chunk.iter().map(|k| k.0).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|k| k.1).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await
-        .doing("removing student contacts PowerSchool no longer has")?;
+        sqlx::query(delete)
+            .bind(chunk.iter().map(|k| k.0).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|k| k.1).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await
+            .doing(doing)?;
     }
     Ok(())
 }
@@ -337,18 +352,14 @@ pub async fn delete_guardian_accounts(
     tx: &mut Tx<'_>,
     keys: &[(i64, i64)],
 ) -> Result<(), StoreError> {
-    for chunk in keys.chunks(BATCH) {
-        sqlx::query(
-            "DELETE FROM guardian_accounts g USING UNNEST($1::bigint[], $2::bigint[]) AS k(gid, s)
-             WHERE g.guardian_id = k.gid AND g.student_dcid = k.s",
-        )
-        .bind(chunk.iter().map(|k| k.0).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|k| k.1).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await
-        .doing("removing guardian links PowerSchool no longer has")?;
-    }
-    Ok(())
+    delete_by_pairs(
+        tx,
+        "DELETE FROM guardian_accounts g USING UNNEST($1::bigint[], $2::bigint[]) AS k(gid, s)
+         WHERE g.guardian_id = k.gid AND g.student_dcid = k.s",
+        keys,
+        "removing guardian links PowerSchool no longer has",
+    )
+    .await
 }
 
 /// A user the run creates. The email is SchoolEngage's from then on.
