@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 //! The binary as a district admin uses it: real processes, a fake PowerSchool
 //! over HTTP, a fresh database per test.
 

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 //! The daemon (issue 5) end to end: fire times on the days the clocks
 //! change, the start-up decision, a real SIGTERM, two real processes sharing
 //! the district lock, `run --now` and `status` through the binary, sd_notify

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 //! Safe changes: a night whose plan crosses a safety threshold is held and
 //! applies nothing; `approve` applies exactly the stored plan, and refuses
 //! when the database changed underneath it; `discard` drops it; `plan`

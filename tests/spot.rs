@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 //! Spot sync: one student (or one guardian's students) fetched with
 //! PowerQuery arguments and applied alone; every other row stays
 //! byte-identical, no user is created without `--create-users`, and it waits

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 //! One sync run end to end: fake PowerSchool over HTTP → plan → one
 //! transaction into a fresh PostgreSQL database per test.
 

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 //! Every world in fixtures/worlds (and the shared example): fake PowerSchool
 //! over HTTP → seed → sync → access export, compared with the world's
 //! `expect` as plain JSON equality.
