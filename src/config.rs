@@ -5,6 +5,8 @@
 //! from the environment or from a file named in the config, so systemd
 //! credentials work and nothing secret ever sits in a TOML file.
 
+use crate::rules::eligibility::LoginField;
+use crate::rules::RemovalPolicy;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -117,24 +119,24 @@ impl DatabaseSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnPowerSchoolRemoval {
-    Keep,
-    Restrict,
-    Revoke,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StudentLoginField {
-    OrgEmail,
-    PersonalEmail,
+/// One of an enum's spellings (its strum names), or the error naming the key,
+/// the bad value and every allowed spelling.
+pub fn choice<T: std::str::FromStr + strum::VariantNames>(
+    key: &str,
+    value: &str,
+) -> Result<T, ConfigError> {
+    value.parse().map_err(|_| ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        allowed: format!("allowed are {}", T::VARIANTS.join(", ")),
+    })
 }
 
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
     pub include_scheduling_year: bool,
-    pub student_login_field: StudentLoginField,
-    pub on_powerschool_removal: OnPowerSchoolRemoval,
+    pub student_login_field: LoginField,
+    pub on_powerschool_removal: RemovalPolicy,
     /// The tier matrix file; None means the spec's default matrix.
     pub access_tiers_file: Option<PathBuf>,
 }
@@ -808,28 +810,13 @@ impl Settings {
 
         // Sync
         let s = file.sync;
-        let on_powerschool_removal = match s.on_powerschool_removal.as_deref().unwrap_or("keep") {
-            "keep" => OnPowerSchoolRemoval::Keep,
-            "restrict" => OnPowerSchoolRemoval::Restrict,
-            "revoke" => OnPowerSchoolRemoval::Revoke,
-            other => {
-                return Err(invalid(
-                    "sync.on_powerschool_removal",
-                    other,
-                    "allowed are keep, restrict, revoke",
-                ))
-            }
+        let on_powerschool_removal = match s.on_powerschool_removal {
+            Some(v) => choice("sync.on_powerschool_removal", &v)?,
+            None => RemovalPolicy::default(),
         };
-        let student_login_field = match s.student_login_field.as_deref().unwrap_or("orgemail") {
-            "orgemail" => StudentLoginField::OrgEmail,
-            "personalemail" => StudentLoginField::PersonalEmail,
-            other => {
-                return Err(invalid(
-                    "sync.student_login_field",
-                    other,
-                    "allowed are orgemail, personalemail",
-                ))
-            }
+        let student_login_field = match s.student_login_field {
+            Some(v) => choice("sync.student_login_field", &v)?,
+            None => LoginField::default(),
         };
         let access_tiers_file = match s.access_tiers_file {
             Some(p) if p.trim().is_empty() => {

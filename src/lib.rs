@@ -5,6 +5,18 @@
 //! store (commit), with the daemon scheduling runs and the fake PowerSchool
 //! standing in for a district's server in tests, the demo and benchmarks.
 
+/// `as_str` for the enums whose spellings a strum `IntoStaticStr` derive
+/// defines (the database, the settings and the reports all use them).
+macro_rules! static_str {
+    ($($kind:ty),+ $(,)?) => {$(
+        impl $kind {
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
+        }
+    )+};
+}
+
 pub mod cli;
 pub mod config;
 pub mod daemon;

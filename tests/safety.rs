@@ -188,7 +188,7 @@ async fn approve_applies_exactly_the_stored_plan(pool: PgPool) {
         let now = state.connections.iter().find(|x| x.id == id);
         match c.kind {
             sync::plan::ConnectionChangeKind::Remove => assert!(now.is_none()),
-            _ => assert_eq!(now.unwrap().tier, c.decision.tier.as_str()),
+            _ => assert_eq!(now.unwrap().tier, c.decision.tier),
         }
     }
     assert_eq!(

@@ -5,6 +5,7 @@
 
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
+use strum::{AsRefStr, Display, EnumString, IntoStaticStr, VariantNames};
 
 use super::email::normalise_optional;
 
@@ -71,8 +72,25 @@ pub fn is_independent(types: &[Option<String>]) -> bool {
 }
 
 /// Which student field the district uses as the student's own login.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// Spelled as the setting `sync.student_login_field` takes it.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    AsRefStr,
+    IntoStaticStr,
+    EnumString,
+    Display,
+    VariantNames,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum LoginField {
     #[default]
     OrgEmail,

@@ -7,6 +7,7 @@
 //! `decision.rs`, one place per row of the spec.
 
 use serde::{Deserialize, Serialize};
+use strum::{AsRefStr, Display, EnumString, IntoStaticStr, VariantArray, VariantNames};
 
 pub mod decision;
 pub mod eligibility;
@@ -19,9 +20,35 @@ pub use email::normalise_email;
 pub use explain::{explain_pair, Explanation};
 pub use tiers::{Capability, TierMatrix, TierMatrixError, TierPermissions};
 
+static_str!(
+    AccessTier,
+    ConnectionCase,
+    Limit,
+    Origin,
+    RemovalPolicy,
+    tiers::Capability,
+    eligibility::LoginField
+);
+
 /// Most to least access. `Ord` follows access: `Full > Restricted > ReadOnly > Incomplete`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    AsRefStr,
+    IntoStaticStr,
+    EnumString,
+    Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum AccessTier {
     Incomplete,
     ReadOnly,
@@ -30,28 +57,35 @@ pub enum AccessTier {
 }
 
 impl AccessTier {
+    /// Most to least access, the order the spec lists the tiers in.
     pub const ALL: [AccessTier; 4] = [
         AccessTier::Full,
         AccessTier::Restricted,
         AccessTier::ReadOnly,
         AccessTier::Incomplete,
     ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccessTier::Full => "full",
-            AccessTier::Restricted => "restricted",
-            AccessTier::ReadOnly => "read_only",
-            AccessTier::Incomplete => "incomplete",
-        }
-    }
-    pub fn parse(text: &str) -> Option<AccessTier> {
-        AccessTier::ALL.into_iter().find(|t| t.as_str() == text)
-    }
 }
 
 /// The reason codes of step 3 for a connection that exists after the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    AsRefStr,
+    IntoStaticStr,
+    EnumString,
+    Display,
+    VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ConnectionCase {
     /// D
     Synced,
@@ -66,22 +100,6 @@ pub enum ConnectionCase {
 }
 
 impl ConnectionCase {
-    pub const ALL: [ConnectionCase; 5] = [
-        ConnectionCase::Synced,
-        ConnectionCase::MatchedFormCreator,
-        ConnectionCase::Created,
-        ConnectionCase::SchoolengageOnly,
-        ConnectionCase::UnlinkedReturningParent,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConnectionCase::Synced => "synced",
-            ConnectionCase::MatchedFormCreator => "matched_form_creator",
-            ConnectionCase::Created => "created",
-            ConnectionCase::SchoolengageOnly => "schoolengage_only",
-            ConnectionCase::UnlinkedReturningParent => "unlinked_returning_parent",
-        }
-    }
     /// The case of a link a run created (B1, B2) as every later night sees
     /// it: the connection exists and the link backs it, so case D. A row
     /// whose access does not change is not rewritten just to say so (README
@@ -91,10 +109,6 @@ impl ConnectionCase {
             ConnectionCase::Created | ConnectionCase::MatchedFormCreator => ConnectionCase::Synced,
             other => other,
         }
-    }
-
-    pub fn parse(text: &str) -> Option<ConnectionCase> {
-        ConnectionCase::ALL.into_iter().find(|c| c.as_str() == text)
     }
     /// The spec's letter for the case: D, B1, B2, A, C.
     pub fn letter(self) -> &'static str {
@@ -109,7 +123,22 @@ impl ConnectionCase {
 }
 
 /// A rule that lowered a valid link's tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    AsRefStr,
+    IntoStaticStr,
+    EnumString,
+    Display,
+)]
 pub enum Limit {
     /// Not every contact with the email is decision-making: at most `restricted`.
     R4,
@@ -118,19 +147,6 @@ pub enum Limit {
 }
 
 impl Limit {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Limit::R4 => "R4",
-            Limit::R5 => "R5",
-        }
-    }
-    pub fn parse(text: &str) -> Option<Limit> {
-        match text {
-            "R4" => Some(Limit::R4),
-            "R5" => Some(Limit::R5),
-            _ => None,
-        }
-    }
     /// The highest tier this limit allows.
     pub fn ceiling(self) -> AccessTier {
         match self {
@@ -141,8 +157,24 @@ impl Limit {
 }
 
 /// Who made a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    AsRefStr,
+    IntoStaticStr,
+    EnumString,
+    Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Origin {
     /// Made in SchoolEngage by staff.
     Admin,
@@ -152,28 +184,25 @@ pub enum Origin {
     Powerschool,
 }
 
-impl Origin {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Origin::Admin => "admin",
-            Origin::Form => "form",
-            Origin::Powerschool => "powerschool",
-        }
-    }
-    pub fn parse(text: &str) -> Option<Origin> {
-        match text {
-            "admin" => Some(Origin::Admin),
-            "form" => Some(Origin::Form),
-            "powerschool" => Some(Origin::Powerschool),
-            _ => None,
-        }
-    }
-}
-
 /// `on_powerschool_removal`: what happens to a connection an earlier sync
 /// made from PowerSchool once its link is gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    Default,
+    AsRefStr,
+    IntoStaticStr,
+    EnumString,
+    Display,
+    VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RemovalPolicy {
     #[default]
     Keep,

@@ -7,12 +7,28 @@
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
+use strum::{AsRefStr, Display, EnumString, IntoStaticStr, VariantNames};
 
 use super::AccessTier;
 
 /// How much of one kind of thing (viewing, creating, …) a tier allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    AsRefStr,
+    IntoStaticStr,
+    EnumString,
+    Display,
+    VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Capability {
     All,
     StarterFormsOnly,
@@ -21,26 +37,6 @@ pub enum Capability {
 }
 
 impl Capability {
-    pub const ALL: [Capability; 4] = [
-        Capability::All,
-        Capability::StarterFormsOnly,
-        Capability::OnlyFormsICreated,
-        Capability::None,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Capability::All => "all",
-            Capability::StarterFormsOnly => "starter_forms_only",
-            Capability::OnlyFormsICreated => "only_forms_i_created",
-            Capability::None => "none",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Capability> {
-        Capability::ALL.into_iter().find(|c| c.as_str() == text)
-    }
-
     /// Words for a district admin reading `explain`.
     pub fn describe(self) -> &'static str {
         match self {
@@ -155,7 +151,7 @@ fn allowed_capabilities() -> String {
 }
 
 fn allowed_values() -> String {
-    Capability::ALL.map(Capability::as_str).join(", ")
+    Capability::VARIANTS.join(", ")
 }
 
 impl TierMatrix {
@@ -168,7 +164,7 @@ impl TierMatrix {
 
         // Sorted, so the first error reported does not depend on hash order.
         let keys: BTreeSet<&String> = document.keys().collect();
-        if let Some(unknown) = keys.iter().find(|k| AccessTier::parse(k).is_none()) {
+        if let Some(unknown) = keys.iter().find(|k| k.parse::<AccessTier>().is_err()) {
             return Err(TierMatrixError::UnknownTier {
                 key: unknown.to_string(),
                 allowed: allowed_tiers(),
@@ -235,7 +231,7 @@ fn parse_tier(tier: &str, value: &toml::Value) -> Result<TierPermissions, TierMa
         let Some(value) = table.get(name) else {
             return Err(TierMatrixError::MissingCapability { key });
         };
-        *slot = value.as_str().and_then(Capability::parse).ok_or_else(|| {
+        *slot = value.as_str().and_then(|v| v.parse().ok()).ok_or_else(|| {
             TierMatrixError::BadValue {
                 key,
                 value: value.to_string(),
@@ -384,8 +380,13 @@ mod tests {
 
     #[test]
     fn capability_strings_round_trip() {
-        for c in Capability::ALL {
-            assert_eq!(Capability::parse(c.as_str()), Some(c));
+        for c in [
+            Capability::All,
+            Capability::StarterFormsOnly,
+            Capability::OnlyFormsICreated,
+            Capability::None,
+        ] {
+            assert_eq!(c.as_str().parse::<Capability>().ok(), Some(c));
             assert_eq!(
                 serde_json::to_string(&c).unwrap(),
                 format!("\"{}\"", c.as_str())

@@ -2,7 +2,7 @@
 //! `shared/spec/world-format.md`, and a connection's audit history for `explain`.
 
 use super::{Doing, StoreError};
-use crate::rules::ConnectionCase;
+use crate::rules::{ConnectionCase, Limit};
 use crate::world::{AccessRow, AccessTable};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -31,15 +31,13 @@ pub async fn export(pool: &PgPool) -> Result<AccessTable, StoreError> {
     let connections = rows
         .iter()
         .map(|r| {
-            let mut limits: Vec<String> = r.get("limits");
+            let mut limits: Vec<Limit> = r.get("limits");
             limits.sort();
+            let limits = limits.iter().map(|l| l.to_string()).collect();
             // A connection no sync has decided yet (its student is outside
             // the sync set) exists only in SchoolEngage: case A.
-            let stored: Option<String> = r.get("case_code");
-            let case = stored
-                .as_deref()
-                .and_then(ConnectionCase::parse)
-                .unwrap_or(ConnectionCase::SchoolengageOnly);
+            let stored: Option<ConnectionCase> = r.get("case_code");
+            let case = stored.unwrap_or(ConnectionCase::SchoolengageOnly);
             let case = if r.get::<bool, _>("made_by_latest_run") {
                 case
             } else {

@@ -9,6 +9,7 @@ use sqlx::ConnectOptions;
 use std::time::Duration;
 
 pub mod access;
+pub mod codes;
 pub mod held;
 pub mod lock;
 pub mod runs;

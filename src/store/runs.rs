@@ -5,9 +5,13 @@ use super::{Doing, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use sqlx::{PgPool, Postgres, Row, Transaction};
+use strum::{AsRefStr, Display, EnumString, IntoStaticStr};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, AsRefStr, IntoStaticStr, EnumString, Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RunTrigger {
     Schedule,
     Manual,
@@ -16,19 +20,11 @@ pub enum RunTrigger {
     Spot,
 }
 
-impl RunTrigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunTrigger::Schedule => "schedule",
-            RunTrigger::Manual => "manual",
-            RunTrigger::Resume => "resume",
-            RunTrigger::Spot => "spot",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, AsRefStr, IntoStaticStr, EnumString, Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RunStatus {
     Running,
     Succeeded,
@@ -41,32 +37,11 @@ pub enum RunStatus {
     Discarded,
 }
 
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-            RunStatus::Interrupted => "interrupted",
-            RunStatus::Held => "held",
-            RunStatus::Discarded => "discarded",
-        }
-    }
-    pub fn parse(text: &str) -> Option<RunStatus> {
-        match text {
-            "running" => Some(RunStatus::Running),
-            "succeeded" => Some(RunStatus::Succeeded),
-            "failed" => Some(RunStatus::Failed),
-            "interrupted" => Some(RunStatus::Interrupted),
-            "held" => Some(RunStatus::Held),
-            "discarded" => Some(RunStatus::Discarded),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, AsRefStr, IntoStaticStr, EnumString, Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RunPhase {
     Fetching,
     Planning,
@@ -74,16 +49,7 @@ pub enum RunPhase {
     Done,
 }
 
-impl RunPhase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunPhase::Fetching => "fetching",
-            RunPhase::Planning => "planning",
-            RunPhase::Applying => "applying",
-            RunPhase::Done => "done",
-        }
-    }
-}
+static_str!(RunTrigger, RunStatus, RunPhase);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {

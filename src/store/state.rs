@@ -3,6 +3,7 @@
 //! record. The row types double as what `write` stores: a plan is made of them.
 
 use super::{Doing, StoreError};
+use crate::rules::{AccessTier, ConnectionCase, Limit, Origin};
 use chrono::NaiveDate;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
@@ -64,10 +65,10 @@ pub struct ConnectionRow {
     pub id: i64,
     pub student_dcid: i64,
     pub user_id: i64,
-    pub tier: String,
-    pub case_code: Option<String>,
-    pub limits: Vec<String>,
-    pub origin: String,
+    pub tier: AccessTier,
+    pub case_code: Option<ConnectionCase>,
+    pub limits: Vec<Limit>,
+    pub origin: Origin,
     pub present_in_powerschool: bool,
     pub powerschool_guardian_id: Option<i64>,
 }

@@ -9,6 +9,7 @@
 
 use super::state::{ContactRow, GuardianAccountRow, StudentRow};
 use super::{Doing, StoreError, BATCH};
+use crate::rules::{AccessTier, ConnectionCase, Limit, Origin};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Row, Transaction};
@@ -81,17 +82,28 @@ impl<T: CopyValue> CopyValue for Option<T> {
     }
 }
 
-/// A text array of short codes (no quoting needed: letters, digits, `_`).
-struct CodeArray<'a>(&'a [&'a str]);
+/// The rules' codes, as their strum spelling (see `codes`).
+macro_rules! copy_code {
+    ($($code:ty),+) => {$(
+        impl CopyValue for $code {
+            fn put(&self, out: &mut Vec<u8>) {
+                self.as_str().put(out)
+            }
+        }
+    )+};
+}
+copy_code!(AccessTier, ConnectionCase, Limit, Origin);
 
-impl CopyValue for CodeArray<'_> {
+/// A text array of short codes (no quoting needed: letters, digits, `_`).
+struct CodeArray<'a, T>(&'a [T]);
+
+impl<T: CopyValue> CopyValue for CodeArray<'_, T> {
     fn put(&self, out: &mut Vec<u8>) {
         out.push(b'{');
         for (i, code) in self.0.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            debug_assert!(code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
             code.put(out);
         }
         out.push(b'}');
@@ -478,10 +490,10 @@ pub async fn update_users(tx: &mut Tx<'_>, rows: &[UserUpdate]) -> Result<(), St
 pub struct ConnectionWrite {
     pub student_dcid: i64,
     pub user_id: i64,
-    pub tier: &'static str,
-    pub case_code: &'static str,
-    pub limits: Vec<&'static str>,
-    pub origin: &'static str,
+    pub tier: AccessTier,
+    pub case_code: ConnectionCase,
+    pub limits: Vec<Limit>,
+    pub origin: Origin,
     pub present_in_powerschool: bool,
     pub powerschool_guardian_id: Option<i64>,
 }
@@ -550,10 +562,10 @@ pub struct AuditRow {
     pub connection_id: Option<i64>,
     pub student_dcid: i64,
     pub user_id: i64,
-    pub tier_before: Option<String>,
-    pub tier_after: Option<&'static str>,
-    pub case_before: Option<String>,
-    pub case_after: Option<&'static str>,
+    pub tier_before: Option<AccessTier>,
+    pub tier_after: Option<AccessTier>,
+    pub case_before: Option<ConnectionCase>,
+    pub case_after: Option<ConnectionCase>,
     /// The reasons as compact JSON text (stored as `jsonb`).
     pub reasons: String,
 }
@@ -630,7 +642,7 @@ mod tests {
         let mut out = Vec::new();
         let none: Option<String> = None;
         copy_row!(&mut out; 5i64, "a\tb\\c\nd\re", none, Some(true), CodeArray(&["R4", "R5"]));
-        copy_row!(&mut out; CodeArray(&[]), chrono::NaiveDate::from_ymd_opt(2026, 1, 2).unwrap());
+        copy_row!(&mut out; CodeArray::<Limit>(&[]), chrono::NaiveDate::from_ymd_opt(2026, 1, 2).unwrap());
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "5\ta\\tb\\\\c\\nd\\re\t\\N\tt\t{R4,R5}\n{}\t2026-01-02\n"

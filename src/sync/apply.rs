@@ -124,10 +124,10 @@ fn connection_writes(plan: &Plan, new_user_ids: &[i64]) -> Vec<ConnectionWrite> 
         .map(|c| ConnectionWrite {
             student_dcid: c.decision.student_dcid,
             user_id: user_id_of(c.user, new_user_ids),
-            tier: c.decision.tier.as_str(),
-            case_code: c.decision.case.as_str(),
-            limits: c.decision.limits.iter().map(|l| l.as_str()).collect(),
-            origin: c.origin.as_str(),
+            tier: c.decision.tier,
+            case_code: c.decision.case,
+            limits: c.decision.limits.clone(),
+            origin: c.origin,
             present_in_powerschool: c.decision.present_in_powerschool,
             powerschool_guardian_id: guardian_id_after(&c.decision, c.before.as_ref()),
         })
@@ -155,10 +155,9 @@ fn audit_batch(
             if change.kind == ConnectionChangeKind::Remove {
                 continue;
             }
-            let tier_changed = change.before.as_ref().map(|b| b.tier.as_str())
-                != Some(change.decision.tier.as_str());
-            let case_changed = change.before.as_ref().and_then(|b| b.case_code.as_deref())
-                != Some(change.decision.case.as_str());
+            let tier_changed = change.before.as_ref().map(|b| b.tier) != Some(change.decision.tier);
+            let case_changed =
+                change.before.as_ref().and_then(|b| b.case_code) != Some(change.decision.case);
             if tier_changed || case_changed {
                 let id = ids.get(&(change.decision.student_dcid, user_id)).copied();
                 batch.push(audit_row(change, id, user_id));
@@ -200,10 +199,10 @@ fn audit_row(change: &ConnectionChange, connection_id: Option<i64>, user_id: i64
         connection_id,
         student_dcid: d.student_dcid,
         user_id,
-        tier_before: change.before.as_ref().map(|b| b.tier.clone()),
-        tier_after: change.tier_after().map(|t| t.as_str()),
-        case_before: change.before.as_ref().and_then(|b| b.case_code.clone()),
-        case_after: Some(d.case.as_str()),
+        tier_before: change.before.as_ref().map(|b| b.tier),
+        tier_after: change.tier_after(),
+        case_before: change.before.as_ref().and_then(|b| b.case_code),
+        case_after: Some(d.case),
         reasons: serde_json::to_string(&reasons).expect("audit reasons serialise"),
     }
 }

@@ -3,12 +3,12 @@
 //! is written here, so `plan` can be shown, stored or thrown away, and a row
 //! whose synced fields are unchanged simply never appears in it.
 
-use crate::config::{OnPowerSchoolRemoval, StudentLoginField, SyncSettings};
+use crate::config::SyncSettings;
 use crate::powerschool::DistrictSnapshot;
 use crate::rules::{
     self, eligibility, AccessTier, ConnectionAction, ConnectionCase, ConnectionDecision,
-    ConnectionFacts, ContactFacts, Decisions, DistrictFacts, FormFacts, GuardianRowFacts, Limit,
-    Origin, Policy, RemovalPolicy, StudentFacts, UserFacts, UserRef,
+    ConnectionFacts, ContactFacts, Decisions, DistrictFacts, FormFacts, GuardianRowFacts, Origin,
+    Policy, StudentFacts, UserFacts, UserRef,
 };
 use crate::store::state::{
     ConnectionRow, ContactRow, CurrentState, GuardianAccountRow, StudentRow,
@@ -80,9 +80,7 @@ pub struct ConnectionChange {
 
 impl ConnectionChange {
     pub fn tier_before(&self) -> Option<AccessTier> {
-        self.before
-            .as_ref()
-            .and_then(|b| AccessTier::parse(&b.tier))
+        self.before.as_ref().map(|b| b.tier)
     }
     pub fn tier_after(&self) -> Option<AccessTier> {
         match self.kind {
@@ -147,21 +145,6 @@ pub struct DecisionsSummary {
     pub incomplete_users: u64,
 }
 
-fn removal_policy(p: OnPowerSchoolRemoval) -> RemovalPolicy {
-    match p {
-        OnPowerSchoolRemoval::Keep => RemovalPolicy::Keep,
-        OnPowerSchoolRemoval::Restrict => RemovalPolicy::Restrict,
-        OnPowerSchoolRemoval::Revoke => RemovalPolicy::Revoke,
-    }
-}
-
-fn login_field(f: StudentLoginField) -> eligibility::LoginField {
-    match f {
-        StudentLoginField::OrgEmail => eligibility::LoginField::OrgEmail,
-        StudentLoginField::PersonalEmail => eligibility::LoginField::PersonalEmail,
-    }
-}
-
 fn problem(kind: &str, record_id: String, message: String) -> ProblemRow {
     ProblemRow {
         kind: kind.to_string(),
@@ -223,7 +206,7 @@ pub fn plan(
         let login = eligibility::student_login(
             s.org_email.as_deref(),
             s.personal_email.as_deref(),
-            login_field(settings.student_login_field),
+            settings.student_login_field,
         );
         if login.is_none() {
             plan.problems.push(problem(
@@ -232,10 +215,7 @@ pub fn plan(
                 format!(
                     "student {} has no usable email in its login field ({}); synced without a login of its own",
                     s.dcid,
-                    match settings.student_login_field {
-                        StudentLoginField::OrgEmail => "orgemail",
-                        StudentLoginField::PersonalEmail => "personalemail",
-                    }
+                    settings.student_login_field
                 ),
             ));
         }
@@ -434,7 +414,7 @@ pub fn with_schoolengage_side(
         connections: state
             .connections
             .iter()
-            .filter_map(connection_facts)
+            .map(ConnectionFacts::from)
             .collect(),
         forms: state
             .forms
@@ -445,7 +425,7 @@ pub fn with_schoolengage_side(
             })
             .collect(),
         policy: Policy {
-            on_powerschool_removal: removal_policy(settings.on_powerschool_removal),
+            on_powerschool_removal: settings.on_powerschool_removal,
         },
     }
 }
@@ -460,23 +440,23 @@ fn user_facts(u: &crate::store::state::UserRow) -> UserFacts {
     }
 }
 
-fn connection_facts(c: &ConnectionRow) -> Option<ConnectionFacts> {
-    Some(ConnectionFacts {
-        student_dcid: c.student_dcid,
-        user_id: c.user_id,
-        tier: AccessTier::parse(&c.tier)?,
-        case: c.case_code.as_deref().and_then(ConnectionCase::parse),
-        limits: c.limits.iter().filter_map(|l| Limit::parse(l)).collect(),
-        origin: Origin::parse(&c.origin)?,
-    })
+impl From<&ConnectionRow> for ConnectionFacts {
+    fn from(c: &ConnectionRow) -> ConnectionFacts {
+        ConnectionFacts {
+            student_dcid: c.student_dcid,
+            user_id: c.user_id,
+            tier: c.tier,
+            case: c.case_code,
+            limits: c.limits.clone(),
+            origin: c.origin,
+        }
+    }
 }
 
 /// Whether the stored case already says what the rules decided, reading a
 /// case a past run created as the next night sees it.
-fn same_case(stored: Option<&str>, decided: ConnectionCase) -> bool {
-    stored
-        .and_then(ConnectionCase::parse)
-        .is_some_and(|s| s.on_a_later_night() == decided.on_a_later_night())
+fn same_case(stored: Option<ConnectionCase>, decided: ConnectionCase) -> bool {
+    stored.is_some_and(|s| s.on_a_later_night() == decided.on_a_later_night())
 }
 
 /// The PowerSchool account a connection is linked to after the run: the one
@@ -576,13 +556,11 @@ fn plan_users_and_connections(
             (ConnectionAction::Remove, None) => continue,
             (_, None) => ConnectionChangeKind::Create,
             (_, Some(b)) => {
-                let limits: Vec<String> =
-                    dec.limits.iter().map(|l| l.as_str().to_string()).collect();
                 let mut stored_limits = b.limits.clone();
                 stored_limits.sort();
-                let unchanged = b.tier == dec.tier.as_str()
-                    && same_case(b.case_code.as_deref(), dec.case)
-                    && stored_limits == limits
+                let unchanged = b.tier == dec.tier
+                    && same_case(b.case_code, dec.case)
+                    && stored_limits == dec.limits
                     && b.present_in_powerschool == dec.present_in_powerschool
                     && b.powerschool_guardian_id == guardian_id_after(dec, Some(b));
                 if unchanged {
@@ -593,7 +571,7 @@ fn plan_users_and_connections(
             }
         };
         let origin = match before {
-            Some(b) => Origin::parse(&b.origin).unwrap_or(Origin::Admin),
+            Some(b) => b.origin,
             None if dec.case == ConnectionCase::UnlinkedReturningParent => Origin::Form,
             None => Origin::Powerschool,
         };
@@ -602,7 +580,7 @@ fn plan_users_and_connections(
             ConnectionChangeKind::Update => counts.updated += 1,
             ConnectionChangeKind::Remove => counts.removed += 1,
         }
-        let before_tier = before.and_then(|b| AccessTier::parse(&b.tier));
+        let before_tier = before.map(|b| b.tier);
         if kind != ConnectionChangeKind::Remove {
             if let Some(bt) = before_tier {
                 if dec.tier > bt {

@@ -28,7 +28,7 @@ pub async fn seed_world(pool: &PgPool, side: &SchoolEngageSide) -> Result<(), St
     let mut connections = Vec::new();
     for (i, c) in side.connections.iter().enumerate() {
         let record = format!("schoolengage.connections[{i}]");
-        if AccessTier::parse(&c.tier).is_none() {
+        if c.tier.parse::<AccessTier>().is_err() {
             return Err(StoreError::BadSeed {
                 record,
                 problem: format!(
@@ -37,7 +37,7 @@ pub async fn seed_world(pool: &PgPool, side: &SchoolEngageSide) -> Result<(), St
                 ),
             });
         }
-        if Origin::parse(&c.origin).is_none() {
+        if c.origin.parse::<Origin>().is_err() {
             return Err(StoreError::BadSeed {
                 record,
                 problem: format!(

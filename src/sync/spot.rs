@@ -13,7 +13,7 @@ use super::report::RunReport;
 use super::{apply, run_lock_key, SyncError};
 use crate::config::{Settings, SyncSettings};
 use crate::powerschool::{DistrictSnapshot, GuardianLink, PowerSchoolClient, QueryResult};
-use crate::rules::{self, TierMatrix, UserRef};
+use crate::rules::{self, ConnectionCase, TierMatrix, UserRef};
 use crate::store::runs::{self, RunPhase, RunStatus, RunTrigger};
 use crate::store::state::{self, CurrentState, UserRow};
 use crate::store::write::ProblemRow;
@@ -381,7 +381,7 @@ pub fn plan_scoped(
         .iter()
         .filter(|c| {
             !dcids.contains(&c.student_dcid)
-                && c.case_code.as_deref() == Some("unlinked_returning_parent")
+                && c.case_code == Some(ConnectionCase::UnlinkedReturningParent)
         })
         .map(|c| c.user_id)
         .collect();

@@ -2,7 +2,7 @@
 //! applied on top of the sync settings, so one world can run with
 //! `on_powerschool_removal = revoke` or the scheduling year on.
 
-use crate::config::{ConfigError, OnPowerSchoolRemoval, SyncSettings};
+use crate::config::{self, ConfigError, SyncSettings};
 use crate::world::WorldSettings;
 use chrono::NaiveDate;
 
@@ -11,18 +11,7 @@ pub fn apply(world: &WorldSettings, sync: &mut SyncSettings) -> Result<(), Confi
         sync.include_scheduling_year = on;
     }
     if let Some(policy) = &world.on_powerschool_removal {
-        sync.on_powerschool_removal = match policy.as_str() {
-            "keep" => OnPowerSchoolRemoval::Keep,
-            "restrict" => OnPowerSchoolRemoval::Restrict,
-            "revoke" => OnPowerSchoolRemoval::Revoke,
-            other => {
-                return Err(ConfigError::Invalid {
-                    key: "settings.on_powerschool_removal".into(),
-                    value: other.into(),
-                    allowed: "allowed are keep, restrict, revoke".into(),
-                })
-            }
-        };
+        sync.on_powerschool_removal = config::choice("settings.on_powerschool_removal", policy)?;
     }
     Ok(())
 }
