@@ -160,13 +160,11 @@ impl PowerSchoolClient {
             match entry {
                 Ok(school) if seen.insert(school.school_number) => schools.push(school),
                 Ok(_) => duplicates += 1,
-                Err(e) => problems.push(RecordProblem {
-                    query: SCHOOLS_ENDPOINT.to_string(),
-                    record_id: format!("school {}", index + 1),
-                    field: e.field,
-                    value: e.value,
-                    message: e.message,
-                }),
+                Err(e) => problems.push(problem(
+                    SCHOOLS_ENDPOINT,
+                    format!("school {}", index + 1),
+                    e,
+                )),
             }
         }
         schools.sort_by_key(|s| s.school_number);
@@ -353,13 +351,10 @@ impl PowerSchoolClient {
             };
             match outcome {
                 Ok(value) => records.push(value),
-                Err((columns, e)) => problems.push(RecordProblem {
-                    query: query.to_string(),
-                    record_id: record_id(query, columns, record.page, record.index),
-                    field: e.field,
-                    value: e.value,
-                    message: e.message,
-                }),
+                Err((columns, e)) => {
+                    let id = record_id(query, columns, record.page, record.index);
+                    problems.push(problem(query, id, e))
+                }
             }
         }
         let result = QueryResult {
@@ -397,6 +392,17 @@ impl PowerSchoolClient {
 
 fn school_args(school_number: i64) -> Value {
     json!({ "school_number": school_number.to_string() })
+}
+
+/// A record that did not parse, as the run's problem list shows it.
+fn problem(query: &str, record_id: String, e: FieldError) -> RecordProblem {
+    RecordProblem {
+        query: query.to_string(),
+        record_id,
+        field: e.field,
+        value: e.value,
+        message: e.message,
+    }
 }
 
 fn log_problems(problems: &[RecordProblem]) {
