@@ -1,16 +1,31 @@
 //! The PowerSchool client: OAuth client credentials, PowerQuery paging with
 //! retries and bounded concurrency, and parsing into typed records
 //! (`records`). It speaks HTTP only; it knows nothing of the database.
+//!
+//! The parts, in the order a request flows: `queries` (what is asked and how
+//! its records are typed), `paging` (the count and the pages), `request` (one
+//! data request with its token and retries), `token` (the OAuth token),
+//! `retry` (the one retry policy both use), `http` (reading an answer), and
+//! `client` (the handle tying them together); `stats` counts along the way.
 
 mod client;
 mod error;
+mod http;
+mod paging;
 pub mod parse;
+mod queries;
 pub mod records;
+mod request;
+mod retry;
+mod stats;
+mod token;
 
-pub use client::{
-    ClientStats, PowerSchoolClient, QueryResult, RawQueryResult, CONTACTS_QUERY, GUARDIANS_QUERY,
-    INDEPENDENT_QUERY, SCHOOLS_ENDPOINT, STUDENTS_QUERY,
-};
+pub use client::PowerSchoolClient;
 pub use error::PowerSchoolError;
 pub use parse::{Columns, FieldError};
+pub use queries::{
+    QueryResult, RawQueryResult, CONTACTS_QUERY, GUARDIANS_QUERY, INDEPENDENT_QUERY,
+    SCHOOLS_ENDPOINT, STUDENTS_QUERY,
+};
 pub use records::*;
+pub use stats::ClientStats;

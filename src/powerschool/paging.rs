@@ -1,0 +1,250 @@
+//! Paging through one PowerQuery so every record arrives exactly once: the
+//! `/count`, page 1, the planned pages a few at a time, and the pages that
+//! data grown during the fetch added; records whose key an earlier page
+//! already had are dropped. Which columns make the key is the query's to say.
+//!
+//! Paging rule: pages 1..=ceil(count / page size) are fetched (page 1 first,
+//! then the rest a few at a time, in order). Data can grow during the fetch,
+//! so while the last page fetched is full the next one is fetched too, until
+//! a page comes back short or empty, or brings nothing new (a server that
+//! ignores `page` must not loop us forever). If page 1 comes back shorter than
+//! asked although the count says there is more, the server caps the page
+//! size; its cap is used to plan the pages.
+
+use super::error::PowerSchoolError;
+use super::parse::{self, Columns};
+use super::request::{Body, Transport};
+use super::stats::{bump, Ctx};
+use futures::{stream, StreamExt, TryStreamExt};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use tracing::warn;
+
+/// Pages of one query requested at once. Small on purpose: with several
+/// schools in flight, each running two queries, a district server sees at
+/// most `school_concurrency * 2 * PAGES_IN_FLIGHT` requests.
+const PAGES_IN_FLIGHT: usize = 3;
+
+/// The columns that make a record distinct; `None` never de-duplicates.
+pub(super) type KeyColumns = Option<&'static [&'static str]>;
+
+pub(super) struct RawRecord {
+    pub(super) page: u32,
+    pub(super) index: usize,
+    pub(super) columns: Result<Columns, String>,
+}
+
+pub(super) struct RawFetch {
+    pub(super) records: Vec<RawRecord>,
+    pub(super) expected_count: u64,
+    pub(super) duplicates: u64,
+    pub(super) pages: u32,
+}
+
+/// One query's paging: where it goes, its arguments and page size.
+pub(super) struct Pager<'a> {
+    transport: &'a Transport,
+    ctx: &'a Ctx<'a>,
+    args: Value,
+    page_size: u32,
+}
+
+impl<'a> Pager<'a> {
+    pub(super) fn new(
+        transport: &'a Transport,
+        ctx: &'a Ctx<'a>,
+        args: Value,
+        page_size: u32,
+    ) -> Self {
+        let args = if args.is_null() { json!({}) } else { args };
+        Pager {
+            transport,
+            ctx,
+            args,
+            page_size,
+        }
+    }
+
+    /// Counts, then pages through the query, keeping the first record of
+    /// each key (see the paging rule above).
+    pub(super) async fn fetch(&self, keys: KeyColumns) -> Result<RawFetch, PowerSchoolError> {
+        let expected = self.count().await?;
+        let mut acc = Accumulator::new(keys);
+
+        let first = self.page(1).await?;
+        let first_len = first.len() as u64;
+        acc.add_page(1, first);
+        let page_size = self.page_size_served(first_len, expected);
+        let planned = expected.div_ceil(page_size).max(1);
+        let planned = u32::try_from(planned).unwrap_or(u32::MAX);
+
+        let mut last_len = first_len;
+        if planned > 1 {
+            let mut pages = stream::iter(2..=planned)
+                .map(|p| async move { self.page(p).await.map(|r| (p, r)) })
+                .buffered(PAGES_IN_FLIGHT)
+                .boxed();
+            while let Some((p, records)) = pages.try_next().await? {
+                last_len = records.len() as u64;
+                acc.add_page(p, records);
+            }
+        }
+        let mut next = planned + 1;
+        while last_len >= page_size {
+            let records = self.page(next).await?;
+            last_len = records.len() as u64;
+            if acc.add_page(next, records) == 0 {
+                break;
+            }
+            next += 1;
+        }
+
+        let distinct = acc.records.len() as u64;
+        if distinct != expected {
+            warn!(
+                query = self.ctx.query,
+                expected,
+                received = distinct,
+                "PowerSchool's count and the distinct records received differ (data changed during the fetch?)"
+            );
+        }
+        Ok(RawFetch {
+            records: acc.records,
+            expected_count: expected,
+            duplicates: acc.duplicates,
+            pages: next - 1,
+        })
+    }
+
+    /// The page size the server actually serves: the one asked, unless page 1
+    /// came back shorter although the count says there is more.
+    fn page_size_served(&self, first_len: u64, expected: u64) -> u64 {
+        let asked = self.page_size;
+        if first_len > 0 && first_len < asked as u64 && first_len < expected {
+            warn!(
+                query = self.ctx.query,
+                asked,
+                got = first_len,
+                "PowerSchool capped the page size; set powerschool.page_size to at most this district's maximum"
+            );
+            return first_len;
+        }
+        asked as u64
+    }
+
+    async fn count(&self) -> Result<u64, PowerSchoolError> {
+        let ctx = self.ctx;
+        let url = self
+            .transport
+            .url(&["ws", "schema", "query", ctx.query, "count"]);
+        let body = self
+            .transport
+            .call(ctx, None, &url, Body::Json(&self.args))
+            .await?;
+        parse::count_of(&body).map_err(|detail| PowerSchoolError::BadResponse {
+            query: ctx.query.to_string(),
+            page: None,
+            detail,
+        })
+    }
+
+    async fn page(&self, page: u32) -> Result<Vec<Value>, PowerSchoolError> {
+        let ctx = self.ctx;
+        let mut url = self.transport.url(&["ws", "schema", "query", ctx.query]);
+        url.query_pairs_mut()
+            .append_pair("page", &page.to_string())
+            .append_pair("pagesize", &self.page_size.to_string());
+        let body = self
+            .transport
+            .call(ctx, Some(page), &url, Body::Json(&self.args))
+            .await?;
+        let records =
+            parse::into_page_records(body).map_err(|detail| PowerSchoolError::BadResponse {
+                query: ctx.query.to_string(),
+                page: Some(page),
+                detail,
+            })?;
+        bump(&self.transport.counters.pages_fetched);
+        ctx.progress.add(records.len() as u64);
+        Ok(records)
+    }
+}
+
+/// Collects pages in page order and drops repeated keys.
+struct Accumulator {
+    keys: KeyColumns,
+    seen: HashSet<String>,
+    records: Vec<RawRecord>,
+    duplicates: u64,
+}
+
+impl Accumulator {
+    fn new(keys: KeyColumns) -> Self {
+        Accumulator {
+            keys,
+            seen: HashSet::new(),
+            records: Vec::new(),
+            duplicates: 0,
+        }
+    }
+
+    /// Returns how many records of the page were new.
+    fn add_page(&mut self, page: u32, records: Vec<Value>) -> usize {
+        let mut new = 0;
+        for (index, record) in records.into_iter().enumerate() {
+            let columns = parse::record_columns(&record);
+            // Queries without a known key are never de-duplicated (their rows
+            // may legitimately repeat); the fingerprint only tells whether a
+            // page brought anything new.
+            let fingerprint = match (&columns, self.keys) {
+                (Ok(c), Some(keys)) => {
+                    let parts: Option<Vec<&str>> =
+                        keys.iter().map(|k| c.get(*k).map(String::as_str)).collect();
+                    parts.map(|p| p.join("\u{1f}"))
+                }
+                _ => None,
+            };
+            let is_new = match fingerprint {
+                Some(key) => {
+                    if !self.seen.insert(key) {
+                        self.duplicates += 1;
+                        continue;
+                    }
+                    true
+                }
+                None => self.seen.insert(format!("{page}\u{1f}{record}")),
+            };
+            if is_new {
+                new += 1;
+            }
+            self.records.push(RawRecord {
+                page,
+                index,
+                columns,
+            });
+        }
+        new
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_are_dropped_by_key_only_for_known_queries() {
+        let page = vec![
+            json!({"dcid": "1"}),
+            json!({"dcid": 1}),
+            json!({"dcid": "2"}),
+            json!({"name": "no key"}),
+        ];
+        let mut known = Accumulator::new(Some(&["dcid"]));
+        assert_eq!(known.add_page(1, page.clone()), 3);
+        assert_eq!((known.records.len(), known.duplicates), (3, 1));
+        assert_eq!(known.add_page(2, vec![json!({"dcid": "2"})]), 0);
+        let mut unknown = Accumulator::new(None);
+        unknown.add_page(1, page);
+        assert_eq!((unknown.records.len(), unknown.duplicates), (4, 0));
+    }
+}

@@ -1,0 +1,484 @@
+//! The typed queries the sync asks PowerSchool: guardians, each school's
+//! students and contacts, independent students, the schools list, any
+//! PowerQuery as raw columns, and the whole district at once. Each names its
+//! query, pages it (`paging`), parses every record (`parse`) and turns the
+//! records that do not parse into problems instead of failures.
+
+use super::client::PowerSchoolClient;
+use super::error::PowerSchoolError;
+use super::paging::{KeyColumns, Pager, RawFetch};
+use super::parse::{self, Columns, FieldError};
+use super::records::{
+    DistrictSnapshot, GuardianLink, IndependentStudent, RecordProblem, School, Student,
+    StudentContact,
+};
+use super::request::Body;
+use super::stats::{Ctx, Progress};
+use futures::{stream, StreamExt, TryStreamExt};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::time::Instant;
+use tracing::{info, warn};
+
+pub const GUARDIANS_QUERY: &str = "com.pearson.core.guardian.student_guardian_detail";
+pub const STUDENTS_QUERY: &str = "org.studentsync.sync.students.enrolled";
+pub const INDEPENDENT_QUERY: &str = "org.studentsync.sync.students.independent";
+pub const CONTACTS_QUERY: &str = "org.studentsync.sync.students.contacts";
+/// How the schools request is named in errors, problems and logs.
+pub const SCHOOLS_ENDPOINT: &str = "/ws/v1/district/school";
+
+/// Only the first problems of a query are logged one by one; a district with
+/// thousands of bad rows gets a count instead of a flood.
+const PROBLEMS_LOGGED: usize = 20;
+
+/// The columns that make a record distinct, per known query. A second record
+/// with the same key (paging over data that moved) is dropped.
+fn key_columns(query: &str) -> KeyColumns {
+    match query {
+        GUARDIANS_QUERY => Some(&["guardianid", "studentsdcid"]),
+        STUDENTS_QUERY | INDEPENDENT_QUERY => Some(&["dcid"]),
+        CONTACTS_QUERY => Some(&["studentsdcid", "personid"]),
+        _ => None,
+    }
+}
+
+/// The raw result of one PowerQuery: every distinct record's columns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawQueryResult {
+    pub query: String,
+    pub records: Vec<Columns>,
+    /// What `/count` said before paging.
+    pub expected_count: u64,
+    /// Records dropped because an earlier page already had their key.
+    pub duplicates_dropped: u64,
+    pub pages: u32,
+    pub retries: u64,
+}
+
+/// The typed result of one query: the records that parsed and the problems
+/// of those that did not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryResult<T> {
+    pub query: String,
+    pub records: Vec<T>,
+    pub problems: Vec<RecordProblem>,
+    /// What `/count` said (None for the schools list, which has no count).
+    pub expected_count: Option<u64>,
+    pub duplicates_dropped: u64,
+    pub retries: u64,
+}
+
+impl PowerSchoolClient {
+    /// Every (Parent Portal account, student) link with Data Access enabled.
+    pub async fn guardians(&self) -> Result<QueryResult<GuardianLink>, PowerSchoolError> {
+        self.guardians_where(json!({})).await
+    }
+
+    /// The guardian query with narrowing arguments, e.g. `{"students_dcid": "5001"}`.
+    pub async fn guardians_where(
+        &self,
+        args: Value,
+    ) -> Result<QueryResult<GuardianLink>, PowerSchoolError> {
+        let progress = Progress::new(GUARDIANS_QUERY);
+        self.typed(GUARDIANS_QUERY, args, &progress, parse::guardian)
+            .await
+    }
+
+    /// One school's students with `enroll_status <= 0`.
+    pub async fn students(
+        &self,
+        school_number: i64,
+    ) -> Result<QueryResult<Student>, PowerSchoolError> {
+        self.students_where(school_args(school_number)).await
+    }
+
+    /// The students query with any arguments; a `school_number` among them is
+    /// the school assumed for records that lack `schoolid`.
+    pub async fn students_where(
+        &self,
+        args: Value,
+    ) -> Result<QueryResult<Student>, PowerSchoolError> {
+        let progress = Progress::new(STUDENTS_QUERY);
+        self.students_with(args, &progress).await
+    }
+
+    pub async fn independent_students(
+        &self,
+    ) -> Result<QueryResult<IndependentStudent>, PowerSchoolError> {
+        self.independent_students_where(json!({})).await
+    }
+
+    pub async fn independent_students_where(
+        &self,
+        args: Value,
+    ) -> Result<QueryResult<IndependentStudent>, PowerSchoolError> {
+        let progress = Progress::new(INDEPENDENT_QUERY);
+        self.typed(
+            INDEPENDENT_QUERY,
+            args,
+            &progress,
+            parse::independent_student,
+        )
+        .await
+    }
+
+    /// One school's (student, contact person) rows.
+    pub async fn contacts(
+        &self,
+        school_number: i64,
+    ) -> Result<QueryResult<StudentContact>, PowerSchoolError> {
+        self.contacts_where(school_args(school_number)).await
+    }
+
+    pub async fn contacts_where(
+        &self,
+        args: Value,
+    ) -> Result<QueryResult<StudentContact>, PowerSchoolError> {
+        let progress = Progress::new(CONTACTS_QUERY);
+        self.typed(CONTACTS_QUERY, args, &progress, parse::contact)
+            .await
+    }
+
+    /// The district's schools. An entry without a readable `school_number` is
+    /// a problem, not a failure.
+    pub async fn schools(&self) -> Result<QueryResult<School>, PowerSchoolError> {
+        let progress = Progress::new(SCHOOLS_ENDPOINT);
+        let ctx = Ctx::new(SCHOOLS_ENDPOINT, false, &progress);
+        let transport = &self.inner.transport;
+        let url = transport.url(&["ws", "v1", "district", "school"]);
+        let body = transport.call(&ctx, None, &url, Body::Get).await?;
+        let entries = parse::schools(&body).map_err(|detail| PowerSchoolError::BadResponse {
+            query: SCHOOLS_ENDPOINT.to_string(),
+            page: None,
+            detail,
+        })?;
+        let mut schools = Vec::new();
+        let mut problems = Vec::new();
+        let mut seen = HashSet::new();
+        let mut duplicates = 0;
+        for (index, entry) in entries.into_iter().enumerate() {
+            match entry {
+                Ok(school) if seen.insert(school.school_number) => schools.push(school),
+                Ok(_) => duplicates += 1,
+                Err(e) => problems.push(problem(
+                    SCHOOLS_ENDPOINT,
+                    format!("school {}", index + 1),
+                    e,
+                )),
+            }
+        }
+        schools.sort_by_key(|s| s.school_number);
+        let result = QueryResult {
+            query: SCHOOLS_ENDPOINT.to_string(),
+            records: schools,
+            problems,
+            expected_count: None,
+            duplicates_dropped: duplicates,
+            retries: ctx.retries(),
+        };
+        log_problems(&result.problems);
+        info!(
+            query = SCHOOLS_ENDPOINT,
+            records = result.records.len(),
+            problems = result.problems.len(),
+            retries = result.retries,
+            "PowerSchool schools fetched"
+        );
+        Ok(result)
+    }
+
+    /// Any PowerQuery by name with any arguments, paged and de-duplicated
+    /// like the typed ones, as raw columns. For spot syncs that narrow a
+    /// query (`{"students_dcid": "5001"}`) and for queries without a type here.
+    pub async fn run_query(
+        &self,
+        name: &str,
+        args: Value,
+    ) -> Result<RawQueryResult, PowerSchoolError> {
+        let progress = Progress::new(name);
+        let ctx = Ctx::new(name, true, &progress);
+        let raw = self.fetch_raw(&ctx, args).await?;
+        let mut records = Vec::with_capacity(raw.records.len());
+        for record in raw.records {
+            match record.columns {
+                Ok(columns) => records.push(columns),
+                Err(message) => warn!(
+                    query = name,
+                    page = record.page,
+                    record = record.index + 1,
+                    %message,
+                    "PowerSchool record skipped"
+                ),
+            }
+        }
+        Ok(RawQueryResult {
+            query: name.to_string(),
+            records,
+            expected_count: raw.expected_count,
+            duplicates_dropped: raw.duplicates,
+            pages: raw.pages,
+            retries: ctx.retries(),
+        })
+    }
+
+    /// Everything the nightly sync needs: schools, guardians, independent
+    /// students, then each school's students and contacts with at most
+    /// `school_concurrency` schools in flight. The first error ends the fetch;
+    /// a half-fetched district must never look like a complete one.
+    /// Results are sorted by key so two fetches of the same data are equal.
+    pub async fn fetch_district(&self) -> Result<DistrictSnapshot, PowerSchoolError> {
+        let started = Instant::now();
+        let progress = Progress::new("district");
+        info!(url = %self.inner.transport.base, "PowerSchool fetch started");
+        let schools = self.schools().await?;
+        let guardians = self
+            .typed(GUARDIANS_QUERY, json!({}), &progress, parse::guardian)
+            .await?;
+        let independent = self
+            .typed(
+                INDEPENDENT_QUERY,
+                json!({}),
+                &progress,
+                parse::independent_student,
+            )
+            .await?;
+
+        let progress_ref = &progress;
+        let per_school: Vec<(QueryResult<Student>, QueryResult<StudentContact>)> =
+            stream::iter(schools.records.iter().map(|s| s.school_number))
+                .map(|number| async move {
+                    let students = self.students_with(school_args(number), progress_ref);
+                    let contacts = self.typed(
+                        CONTACTS_QUERY,
+                        school_args(number),
+                        progress_ref,
+                        parse::contact,
+                    );
+                    futures::try_join!(students, contacts)
+                })
+                .buffer_unordered(self.inner.school_concurrency)
+                // Boxing erases the closure types; without it the future of a
+                // whole run is not provably Send and cannot be spawned.
+                .boxed()
+                .try_collect()
+                .await?;
+
+        let mut snapshot = DistrictSnapshot {
+            retries: schools.retries + guardians.retries + independent.retries,
+            ..DistrictSnapshot::default()
+        };
+        snapshot.problems.extend(schools.problems);
+        snapshot.problems.extend(guardians.problems);
+        snapshot.problems.extend(independent.problems);
+        snapshot.schools = schools.records;
+        snapshot.guardians = guardians.records;
+        snapshot.independent_students = independent.records;
+        for (students, contacts) in per_school {
+            snapshot.retries += students.retries + contacts.retries;
+            snapshot.students.extend(students.records);
+            snapshot.contacts.extend(contacts.records);
+            snapshot.problems.extend(students.problems);
+            snapshot.problems.extend(contacts.problems);
+        }
+
+        let dropped = snapshot.sort_and_dedup();
+        if dropped > 0 {
+            warn!(
+                dropped,
+                "students came back from more than one school (moved during the fetch?); kept the lowest school number"
+            );
+        }
+
+        info!(
+            schools = snapshot.schools.len(),
+            guardians = snapshot.guardians.len(),
+            students = snapshot.students.len(),
+            independent_students = snapshot.independent_students.len(),
+            contacts = snapshot.contacts.len(),
+            problems = snapshot.problems.len(),
+            retries = snapshot.retries,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "PowerSchool fetch finished"
+        );
+        Ok(snapshot)
+    }
+
+    // ---- typed layer ----
+
+    async fn students_with(
+        &self,
+        args: Value,
+        progress: &Progress,
+    ) -> Result<QueryResult<Student>, PowerSchoolError> {
+        let school = args.get("school_number").and_then(|v| match v {
+            Value::String(s) => s.trim().parse::<i64>().ok(),
+            Value::Number(n) => n.as_i64(),
+            _ => None,
+        });
+        self.typed(STUDENTS_QUERY, args, progress, move |c| {
+            parse::student(c, school)
+        })
+        .await
+    }
+
+    async fn typed<T>(
+        &self,
+        query: &str,
+        args: Value,
+        progress: &Progress,
+        parse_one: impl Fn(&Columns) -> Result<T, FieldError>,
+    ) -> Result<QueryResult<T>, PowerSchoolError> {
+        let started = Instant::now();
+        let ctx = Ctx::new(query, true, progress);
+        let school = args.get("school_number").map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        let raw = self.fetch_raw(&ctx, args).await?;
+        let mut records = Vec::with_capacity(raw.records.len());
+        let mut problems = Vec::new();
+        for record in &raw.records {
+            let outcome = match &record.columns {
+                Ok(columns) => parse_one(columns).map_err(|e| (Some(columns), e)),
+                Err(message) => Err((
+                    None,
+                    FieldError {
+                        field: "(record)".to_string(),
+                        value: String::new(),
+                        message: message.clone(),
+                    },
+                )),
+            };
+            match outcome {
+                Ok(value) => records.push(value),
+                Err((columns, e)) => {
+                    let id = record_id(query, columns, record.page, record.index);
+                    problems.push(problem(query, id, e))
+                }
+            }
+        }
+        let result = QueryResult {
+            query: query.to_string(),
+            records,
+            problems,
+            expected_count: Some(raw.expected_count),
+            duplicates_dropped: raw.duplicates,
+            retries: ctx.retries(),
+        };
+        log_problems(&result.problems);
+        info!(
+            query,
+            school = school.as_deref().unwrap_or("-"),
+            records = result.records.len(),
+            problems = result.problems.len(),
+            duplicates = result.duplicates_dropped,
+            expected = raw.expected_count,
+            pages = raw.pages,
+            retries = result.retries,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "PowerQuery fetched"
+        );
+        Ok(result)
+    }
+
+    /// Pages through the query of `ctx`, de-duplicated by its key columns.
+    async fn fetch_raw(&self, ctx: &Ctx<'_>, args: Value) -> Result<RawFetch, PowerSchoolError> {
+        let inner = &*self.inner;
+        Pager::new(&inner.transport, ctx, args, inner.page_size)
+            .fetch(key_columns(ctx.query))
+            .await
+    }
+}
+
+fn school_args(school_number: i64) -> Value {
+    json!({ "school_number": school_number.to_string() })
+}
+
+/// A record that did not parse, as the run's problem list shows it.
+fn problem(query: &str, record_id: String, e: FieldError) -> RecordProblem {
+    RecordProblem {
+        query: query.to_string(),
+        record_id,
+        field: e.field,
+        value: e.value,
+        message: e.message,
+    }
+}
+
+fn log_problems(problems: &[RecordProblem]) {
+    for p in problems.iter().take(PROBLEMS_LOGGED) {
+        warn!(
+            query = %p.query,
+            record = %p.record_id,
+            field = %p.field,
+            value = %p.value,
+            message = %p.message,
+            "PowerSchool record skipped"
+        );
+    }
+    if problems.len() > PROBLEMS_LOGGED {
+        warn!(
+            more = problems.len() - PROBLEMS_LOGGED,
+            "more PowerSchool records skipped; see the run's problem list"
+        );
+    }
+}
+
+/// `dcid=5001`, `guardianid=12, studentsdcid=5001`; or the record's place
+/// when its key is incomplete.
+fn record_id(query: &str, columns: Option<&Columns>, page: u32, index: usize) -> String {
+    let place = format!("page {page}, record {}", index + 1);
+    let Some(columns) = columns else {
+        return place;
+    };
+    let keys: &[&str] = key_columns(query).unwrap_or(&["dcid"]);
+    let parts: Vec<String> = keys
+        .iter()
+        .filter_map(|k| columns.get(*k).map(|v| format!("{k}={v}")))
+        .collect();
+    if parts.len() == keys.len() {
+        parts.join(", ")
+    } else if parts.is_empty() {
+        place
+    } else {
+        format!("{place} ({})", parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_queries_name_their_key_columns() {
+        assert_eq!(key_columns(STUDENTS_QUERY), Some(&["dcid"][..]));
+        assert_eq!(key_columns(INDEPENDENT_QUERY), Some(&["dcid"][..]));
+        assert_eq!(
+            key_columns(GUARDIANS_QUERY),
+            Some(&["guardianid", "studentsdcid"][..])
+        );
+        assert_eq!(
+            key_columns(CONTACTS_QUERY),
+            Some(&["studentsdcid", "personid"][..])
+        );
+        assert_eq!(key_columns("org.example.other"), None);
+    }
+
+    #[test]
+    fn record_ids_name_the_key_or_the_place() {
+        let mut c = Columns::new();
+        c.insert("dcid".into(), "abc".into());
+        assert_eq!(record_id(STUDENTS_QUERY, Some(&c), 3, 4), "dcid=abc");
+        assert_eq!(record_id(STUDENTS_QUERY, None, 3, 4), "page 3, record 5");
+        c.insert("guardianid".into(), "12".into());
+        assert_eq!(
+            record_id(GUARDIANS_QUERY, Some(&c), 1, 0),
+            "page 1, record 1 (guardianid=12)"
+        );
+        c.insert("studentsdcid".into(), "5001".into());
+        assert_eq!(
+            record_id(GUARDIANS_QUERY, Some(&c), 1, 0),
+            "guardianid=12, studentsdcid=5001"
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! One data request to PowerSchool, whole: it carries the current token, is
+//! sent again with a new token once when refused with 401, and is retried by
+//! the client's one retry policy when the failure is one another attempt may
+//! fix (no answer, timeout, 5xx, 408, 429, a 200 whose body is cut off). A 200
+//! counts only when its whole body is JSON: a page cut off mid-way is retried,
+//! never half-used.
+
+use super::error::PowerSchoolError;
+use super::http::{describe_reqwest, excerpt, read_json, retry_after, url_with};
+use super::retry::{Failure, RetryPolicy, Subject, Transient};
+use super::stats::{bump, Counters, Ctx};
+use super::token::{Token, Tokens};
+use crate::config::PowerSchoolSettings;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// What a request sends.
+#[derive(Clone, Copy)]
+pub(super) enum Body<'a> {
+    Get,
+    Json(&'a Value),
+}
+
+/// How one answer to a data request is taken.
+enum Answer {
+    Data(Value),
+    /// 401: the token was refused.
+    Unauthorized,
+    Failed(Failure),
+}
+
+/// The HTTP connection pool, the token and the retry policy: everything a
+/// data request needs, shared by every query of a client.
+pub(super) struct Transport {
+    http: reqwest::Client,
+    pub(super) base: url::Url,
+    pub(super) tokens: Tokens,
+    policy: RetryPolicy,
+    pub(super) counters: Counters,
+}
+
+impl Transport {
+    pub(super) fn new(settings: &PowerSchoolSettings) -> Result<Self, PowerSchoolError> {
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(settings.request_timeout)
+            .connect_timeout(settings.request_timeout.min(Duration::from_secs(30)))
+            // A redirect here is a login page or a wrong URL; following it
+            // would turn a clear status into an unreadable HTML answer.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("student-sync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| PowerSchoolError::Setup {
+                url: settings.url.to_string(),
+                message: e.to_string(),
+            })?;
+        let policy = RetryPolicy::new(settings);
+        Ok(Transport {
+            tokens: Tokens::new(http.clone(), settings, policy),
+            http,
+            base: settings.url.clone(),
+            policy,
+            counters: Counters::default(),
+        })
+    }
+
+    /// The server's URL with `segments` appended to its path.
+    pub(super) fn url(&self, segments: &[&str]) -> url::Url {
+        url_with(&self.base, segments)
+    }
+
+    /// Sends one data request until it succeeds, fails for good, or runs out
+    /// of attempts.
+    pub(super) async fn call(
+        &self,
+        ctx: &Ctx<'_>,
+        page: Option<u32>,
+        url: &url::Url,
+        body: Body<'_>,
+    ) -> Result<Value, PowerSchoolError> {
+        // One renewal per request, across all its attempts.
+        let renewed = AtomicBool::new(false);
+        self.policy
+            .run(Subject::Request { page }, ctx, &self.counters, || {
+                self.attempt(ctx, page, url, body, &renewed)
+            })
+            .await
+    }
+
+    /// One attempt: the request with the current token, and once per request
+    /// again with a new one when the token is refused. An expired token is
+    /// not a failed attempt.
+    async fn attempt(
+        &self,
+        ctx: &Ctx<'_>,
+        page: Option<u32>,
+        url: &url::Url,
+        body: Body<'_>,
+        renewed: &AtomicBool,
+    ) -> Result<Value, Failure> {
+        // The token may have come due while we slept before this attempt.
+        let mut token = self.tokens.current(None, ctx, &self.counters).await?;
+        loop {
+            match self.send(ctx, page, url, body, &token).await {
+                Answer::Data(value) => return Ok(value),
+                Answer::Failed(failure) => return Err(failure),
+                Answer::Unauthorized if renewed.swap(true, Ordering::Relaxed) => {
+                    return Err(Failure::Final(PowerSchoolError::Unauthorized {
+                        query: ctx.query.to_string(),
+                        page,
+                    }));
+                }
+                Answer::Unauthorized => {
+                    bump(&self.counters.unauthorized_renewals);
+                    token = self
+                        .tokens
+                        .current(Some(token.generation), ctx, &self.counters)
+                        .await?;
+                }
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        ctx: &Ctx<'_>,
+        page: Option<u32>,
+        url: &url::Url,
+        body: Body<'_>,
+        token: &Token,
+    ) -> Answer {
+        let request = match body {
+            Body::Get => self.http.get(url.clone()),
+            Body::Json(args) => self.http.post(url.clone()).json(args),
+        }
+        .bearer_auth(&token.value)
+        .header(ACCEPT, "application/json")
+        .header(CONTENT_TYPE, "application/json");
+        match request.send().await {
+            Err(e) => Answer::Failed(Failure::Transient(Transient::unanswered(describe_reqwest(
+                &e,
+            )))),
+            Ok(response) => self.judge(ctx, page, response).await,
+        }
+    }
+
+    /// What an answer means: data, a refused token, a failure worth another
+    /// attempt, or one that asking again will not change.
+    async fn judge(&self, ctx: &Ctx<'_>, page: Option<u32>, response: reqwest::Response) -> Answer {
+        let status = response.status();
+        let failure = if status.is_success() {
+            match read_json(response).await {
+                Ok(value) => return Answer::Data(value),
+                Err(error) => Failure::Transient(Transient::answered(status.as_u16(), error)),
+            }
+        } else if status == StatusCode::UNAUTHORIZED {
+            return Answer::Unauthorized;
+        } else if status == StatusCode::NOT_FOUND && ctx.powerquery {
+            Failure::Final(PowerSchoolError::QueryNotInstalled {
+                query: ctx.query.to_string(),
+            })
+        } else if status == StatusCode::FORBIDDEN && ctx.powerquery {
+            Failure::Final(PowerSchoolError::AccessDenied {
+                query: ctx.query.to_string(),
+            })
+        } else if status == StatusCode::TOO_MANY_REQUESTS {
+            bump(&self.counters.rate_limited);
+            Failure::Transient(Transient {
+                retry_after: retry_after(&response),
+                ..Transient::answered(429, "rate limited (429)".to_string())
+            })
+        } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+            if status.is_server_error() {
+                bump(&self.counters.server_errors);
+            }
+            let error = format!("server error: {}", excerpt(response).await);
+            Failure::Transient(Transient::answered(status.as_u16(), error))
+        } else {
+            Failure::Final(PowerSchoolError::Rejected {
+                query: ctx.query.to_string(),
+                page,
+                status: status.as_u16(),
+                detail: excerpt(response).await,
+            })
+        };
+        Answer::Failed(failure)
+    }
+}
