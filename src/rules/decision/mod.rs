@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 
 use crate::rules::email::normalise_optional;
-use crate::rules::{DistrictFacts, Limit, UserRef};
+use crate::rules::{DistrictFacts, Limit, StudentFacts, UserRef};
 
 mod account_owner;
 mod cases;
@@ -140,8 +140,10 @@ impl<'a> Engine<'a> {
         (&row.outcome, row.email.as_deref(), row.found)
     }
 
-    pub(crate) fn in_sync_set(&self, student_dcid: i64) -> bool {
-        self.index.students.contains_key(&student_dcid)
+    /// The student as the rules see it (the one kept among duplicates);
+    /// `None` outside the sync set.
+    pub(crate) fn student(&self, student_dcid: i64) -> Option<&'a StudentFacts> {
+        self.index.students.get(&student_dcid).map(|s| s.facts)
     }
 
     pub(crate) fn parent_portal_account_of(&self, user_id: i64) -> Option<String> {

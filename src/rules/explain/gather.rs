@@ -33,30 +33,18 @@ impl<'a> Asked<'a> {
     /// The student as the rules saw it; `None` outside the sync set.
     pub(super) fn student(&self) -> Option<StudentSummary> {
         let wanted = self.wanted;
-        self.facts
-            .students
-            .iter()
-            .filter(|s| s.dcid == self.student_dcid)
-            .min_by_key(|s| {
-                (
-                    !s.independent,
-                    s.org_email.clone(),
-                    s.personal_email.clone(),
-                )
-            })
-            .filter(|_| self.engine.in_sync_set(self.student_dcid))
-            .map(|s| {
-                let org = normalise_optional(s.org_email.as_deref());
-                let personal = normalise_optional(s.personal_email.as_deref());
-                StudentSummary {
-                    dcid: s.dcid,
-                    independent: s.independent,
-                    email_is_org_email: wanted.is_some() && org.as_deref() == wanted,
-                    email_is_personal_email: wanted.is_some() && personal.as_deref() == wanted,
-                    org_email: s.org_email.clone(),
-                    personal_email: s.personal_email.clone(),
-                }
-            })
+        self.engine.student(self.student_dcid).map(|s| {
+            let org = normalise_optional(s.org_email.as_deref());
+            let personal = normalise_optional(s.personal_email.as_deref());
+            StudentSummary {
+                dcid: s.dcid,
+                independent: s.independent,
+                email_is_org_email: wanted.is_some() && org.as_deref() == wanted,
+                email_is_personal_email: wanted.is_some() && personal.as_deref() == wanted,
+                org_email: s.org_email.clone(),
+                personal_email: s.personal_email.clone(),
+            }
+        })
     }
 
     /// The existing user with the email, verified first as step 2 prefers them.
