@@ -4,7 +4,7 @@
 //! own and the same code serves the nightly run, `plan` and `explain`.
 //!
 //! The types here are the contract with `sync`; the table itself lives in
-//! `decision.rs`, one place per row of the spec.
+//! `decision/`, one place per row of the spec.
 
 use serde::{Deserialize, Serialize};
 use strum::{AsRefStr, Display, EnumString, IntoStaticStr, VariantArray, VariantNames};

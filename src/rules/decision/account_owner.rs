@@ -1,0 +1,220 @@
+//! Step 2 of access-rules.md: which SchoolEngage user a valid link's account
+//! is (an earlier link, a form creator, a verified email, or a new user), and
+//! what that means across all rows: the users the run creates, the accounts
+//! it links, and who holds a Parent Portal account this run.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::facts_index::FactsIndex;
+use super::{Engine, JudgedRow};
+use crate::rules::{GuardianRowFacts, NewUser, RuleVerdict, UserRef};
+
+/// How step 2 found the user of a valid link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// 2.1: linked to the account's PowerSchool id by an earlier sync.
+    LinkedAccount(i64),
+    /// 2.2: a verified form creator of the student with the account's email.
+    FormCreator(i64),
+    /// 2.3: a verified user with the account's email.
+    VerifiedEmail(i64),
+    /// 2.4: nobody has the email; the run creates a user.
+    NewUser,
+    /// 2.4 refused: only an unverified user has the email.
+    UnverifiedOnly(i64),
+}
+
+impl Found {
+    /// The existing user the link belongs to, if any.
+    pub(super) fn user(self) -> Option<i64> {
+        match self {
+            Found::LinkedAccount(u) | Found::FormCreator(u) | Found::VerifiedEmail(u) => Some(u),
+            Found::NewUser | Found::UnverifiedOnly(_) => None,
+        }
+    }
+}
+
+/// Step 2 for one valid link with the normalised `email`: first hit wins.
+pub(super) fn find_owner(index: &FactsIndex<'_>, row: &GuardianRowFacts, email: &str) -> Found {
+    if let Some(&user) = index.user_by_guardian.get(&row.guardian_id) {
+        return Found::LinkedAccount(user);
+    }
+    if let Some(ids) = index.verified_by_email.get(email) {
+        let form_creator = ids
+            .iter()
+            .find(|&&u| index.forms.contains(&(row.student_dcid, u)));
+        return match form_creator {
+            Some(&u) => Found::FormCreator(u),
+            None => Found::VerifiedEmail(ids[0]),
+        };
+    }
+    // Nobody gains a student by signing up with someone else's address.
+    if let Some(ids) = index.unverified_by_email.get(email) {
+        return Found::UnverifiedOnly(ids[0]);
+    }
+    Found::NewUser
+}
+
+/// What step 2 means for users across all rows.
+#[derive(Default)]
+pub(super) struct Accounts {
+    /// Step 2.4's users, sorted by email; one per email.
+    pub(super) new_users: Vec<NewUser>,
+    pub(super) new_user_index: HashMap<String, usize>,
+    /// Existing users that step 2.2/2.3 found and no earlier sync linked:
+    /// user id -> lowest guardian id of the accounts that found them.
+    pub(super) guardian_links: BTreeMap<i64, i64>,
+    /// Users a valid link resolved to this run: user id -> lowest (student, guardian id).
+    pub(super) linked_this_run: HashMap<i64, (i64, i64)>,
+}
+
+impl Accounts {
+    /// The users the run creates, the accounts it links, who holds a
+    /// Parent Portal account; `judged[i]` is what steps 1 and 2 made of `rows[i]`.
+    pub(super) fn settle(
+        index: &FactsIndex<'_>,
+        rows: &[GuardianRowFacts],
+        judged: &[JudgedRow],
+    ) -> Accounts {
+        let mut accounts = Accounts::default();
+        // Lowest (guardian id, student, names) wins, so a new user's record
+        // does not depend on row order.
+        let mut new_user_rows: BTreeMap<&str, &GuardianRowFacts> = BTreeMap::new();
+        for (row, judged) in rows.iter().zip(judged) {
+            let Some(found) = judged.found else {
+                continue;
+            };
+            let gid = row.guardian_id;
+            if let Some(u) = found.user() {
+                let seen = accounts
+                    .linked_this_run
+                    .entry(u)
+                    .or_insert((row.student_dcid, gid));
+                *seen = (*seen).min((row.student_dcid, gid));
+            }
+            match found {
+                Found::FormCreator(u) | Found::VerifiedEmail(u)
+                    if index.users[&u].facts.powerschool_guardian_id.is_none() =>
+                {
+                    let link = accounts.guardian_links.entry(u).or_insert(gid);
+                    *link = (*link).min(gid);
+                }
+                Found::NewUser => {
+                    let email = judged
+                        .email
+                        .as_deref()
+                        .expect("only rows with a usable email reach step 2");
+                    let best = new_user_rows.entry(email).or_insert(row);
+                    if new_user_key(row) < new_user_key(best) {
+                        *best = row;
+                    }
+                }
+                _ => {}
+            }
+        }
+        accounts.new_users = new_user_rows
+            .iter()
+            .map(|(email, row)| NewUser {
+                email: email.to_string(),
+                first_name: row.first_name.clone(),
+                last_name: row.last_name.clone(),
+                powerschool_guardian_id: row.guardian_id,
+            })
+            .collect();
+        accounts.new_user_index = accounts
+            .new_users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.email.clone(), i))
+            .collect();
+        accounts
+    }
+}
+
+fn new_user_key(row: &GuardianRowFacts) -> (i64, i64, &Option<String>, &Option<String>) {
+    (
+        row.guardian_id,
+        row.student_dcid,
+        &row.first_name,
+        &row.last_name,
+    )
+}
+
+impl Engine<'_> {
+    /// Step 2's verdict: how the account of a valid link was matched to `user`.
+    pub(super) fn owner_verdict(
+        &self,
+        row: &GuardianRowFacts,
+        email: &str,
+        found: Found,
+        user: UserRef,
+    ) -> RuleVerdict {
+        let gid = row.guardian_id;
+        let dcid = row.student_dcid;
+        let linked_now = |u: i64| match self.accounts.guardian_links.get(&u) {
+            Some(g) => format!("; this run links it to guardian account {g}"),
+            None => String::new(),
+        };
+        let (passed, detail) = match found {
+            Found::LinkedAccount(u) => (true, self.earlier_link_detail(u, gid, email)),
+            Found::FormCreator(u) => (
+                true,
+                format!(
+                    "User {u} ({}) is a verified user with the email {email} who created a form for student {dcid}{}.",
+                    self.index.login_of(u),
+                    linked_now(u)
+                ),
+            ),
+            Found::VerifiedEmail(u) => (
+                true,
+                format!(
+                    "User {u} is the verified user with the email {email}{}.",
+                    linked_now(u)
+                ),
+            ),
+            Found::NewUser => {
+                let linked_to = match user {
+                    UserRef::New(i) => self
+                        .accounts
+                        .new_users
+                        .get(i)
+                        .map(|n| n.powerschool_guardian_id)
+                        .unwrap_or(gid),
+                    UserRef::Existing(_) => gid,
+                };
+                (
+                    true,
+                    format!(
+                        "No SchoolEngage user has the email {email}, so a new user is created with it, linked to guardian account {linked_to}."
+                    ),
+                )
+            }
+            Found::UnverifiedOnly(u) => (
+                false,
+                format!(
+                    "User {u} has the email {email} but SchoolEngage has not verified it, so guardian account {gid} is not linked to that user and no connection to student {dcid} is made."
+                ),
+            ),
+        };
+        RuleVerdict {
+            rule: "step2".into(),
+            passed,
+            detail,
+        }
+    }
+
+    /// Step 2.1 in words, noting a login that differs from PowerSchool's email.
+    fn earlier_link_detail(&self, user_id: i64, gid: i64, email: &str) -> String {
+        let login = self.index.login_of(user_id);
+        let differs = if self.index.login_email(user_id) != Some(email) {
+            format!(
+                "; its login {login} differs from PowerSchool's {email} and is left as it is (SchoolEngage owns the login)"
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "User {user_id} ({login}) was linked to guardian account {gid} by an earlier sync{differs}."
+        )
+    }
+}

@@ -1,0 +1,226 @@
+//! The facts, indexed once: students, contacts, users, connections and forms
+//! by the keys the spec's steps look them up by. Every later step reads the
+//! district through here, in O(1) per lookup, so a district of 150,000
+//! students is decided in a handful of passes.
+//!
+//! Duplicate keys are bad data, but they must still give one answer whatever
+//! the row order, so each index keeps a value-ordered choice.
+
+use std::cmp::Reverse;
+use std::collections::{HashMap, HashSet};
+
+use crate::rules::email::{normalise_email, normalise_optional};
+use crate::rules::{ConnectionFacts, ContactFacts, DistrictFacts, StudentFacts, UserFacts};
+
+/// A student of the sync set, with its own emails normalised for R5.
+pub(super) struct Student<'a> {
+    pub(super) facts: &'a StudentFacts,
+    pub(super) org_email: Option<String>,
+    pub(super) personal_email: Option<String>,
+}
+
+impl Student<'_> {
+    /// R5: the email is the student's `orgemail` or `personalemail`.
+    pub(super) fn is_own_email(&self, email: &str) -> bool {
+        self.org_email.as_deref() == Some(email) || self.personal_email.as_deref() == Some(email)
+    }
+}
+
+/// A SchoolEngage login.
+pub(super) struct User<'a> {
+    pub(super) facts: &'a UserFacts,
+    /// The login, normalised once here because SE's "already normalised"
+    /// is a promise the rules do not lean on.
+    pub(super) email: Option<String>,
+}
+
+/// The district's facts by the keys the rules look them up by.
+pub(super) struct FactsIndex<'a> {
+    pub(super) students: HashMap<i64, Student<'a>>,
+    /// Contacts by student, then by normalised email; each list sorted by person id.
+    contacts: HashMap<i64, HashMap<String, Vec<&'a ContactFacts>>>,
+    pub(super) users: HashMap<i64, User<'a>>,
+    /// User ids by normalised login email, ascending.
+    pub(super) verified_by_email: HashMap<String, Vec<i64>>,
+    pub(super) unverified_by_email: HashMap<String, Vec<i64>>,
+    /// Lowest user id linked to each PowerSchool guardian id before the run.
+    pub(super) user_by_guardian: HashMap<i64, i64>,
+    pub(super) connections: HashMap<(i64, i64), &'a ConnectionFacts>,
+    /// (student, user) pairs with at least one form.
+    pub(super) forms: HashSet<(i64, i64)>,
+}
+
+impl<'a> FactsIndex<'a> {
+    pub(super) fn new(facts: &'a DistrictFacts) -> FactsIndex<'a> {
+        let users = index_users(&facts.users);
+        let (verified_by_email, unverified_by_email) = index_user_emails(&users);
+        FactsIndex {
+            students: index_students(&facts.students),
+            contacts: index_contacts(&facts.contacts),
+            user_by_guardian: index_user_by_guardian(&users),
+            users,
+            verified_by_email,
+            unverified_by_email,
+            connections: index_connections(&facts.connections),
+            forms: facts
+                .forms
+                .iter()
+                .map(|f| (f.student_dcid, f.created_by_user_id))
+                .collect(),
+        }
+    }
+
+    /// The contacts of the student whose normalised email is `email`.
+    pub(super) fn contacts_with_email(
+        &self,
+        student_dcid: i64,
+        email: &str,
+    ) -> &[&'a ContactFacts] {
+        self.contacts
+            .get(&student_dcid)
+            .and_then(|by_email| by_email.get(email))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// The user's login as the reasons show it.
+    pub(super) fn login_of(&self, user_id: i64) -> String {
+        match self.users.get(&user_id) {
+            Some(u) => u.email.clone().unwrap_or_else(|| u.facts.email.clone()),
+            None => "unknown login".to_string(),
+        }
+    }
+
+    /// The user's normalised login, if the user exists and it is usable.
+    pub(super) fn login_email(&self, user_id: i64) -> Option<&str> {
+        self.users.get(&user_id).and_then(|u| u.email.as_deref())
+    }
+
+    /// The PowerSchool account an earlier sync linked the user to.
+    pub(super) fn earlier_guardian_id(&self, user_id: i64) -> Option<i64> {
+        self.users
+            .get(&user_id)
+            .and_then(|u| u.facts.powerschool_guardian_id)
+    }
+}
+
+fn index_students(students: &[StudentFacts]) -> HashMap<i64, Student<'_>> {
+    let mut index: HashMap<i64, Student> = HashMap::with_capacity(students.len());
+    // An independent duplicate wins: R5 then limits rather than widens.
+    let key = |s: &StudentFacts| {
+        (
+            !s.independent,
+            s.org_email.clone(),
+            s.personal_email.clone(),
+        )
+    };
+    for s in students {
+        let entry = Student {
+            facts: s,
+            org_email: normalise_optional(s.org_email.as_deref()),
+            personal_email: normalise_optional(s.personal_email.as_deref()),
+        };
+        match index.get(&s.dcid) {
+            Some(kept) if key(kept.facts) <= key(s) => {}
+            _ => {
+                index.insert(s.dcid, entry);
+            }
+        }
+    }
+    index
+}
+
+fn index_contacts(contacts: &[ContactFacts]) -> HashMap<i64, HashMap<String, Vec<&ContactFacts>>> {
+    let mut index: HashMap<i64, HashMap<String, Vec<&ContactFacts>>> = HashMap::new();
+    for c in contacts {
+        if let Some(email) = normalise_optional(c.email.as_deref()) {
+            index
+                .entry(c.student_dcid)
+                .or_default()
+                .entry(email)
+                .or_default()
+                .push(c);
+        }
+    }
+    for by_email in index.values_mut() {
+        for list in by_email.values_mut() {
+            list.sort_by_key(|c| (c.person_id, c.is_decision_making, c.email.clone()));
+        }
+    }
+    index
+}
+
+fn index_users(users: &[UserFacts]) -> HashMap<i64, User<'_>> {
+    let mut index: HashMap<i64, User> = HashMap::with_capacity(users.len());
+    let key = |u: &UserFacts| {
+        (
+            u.email.clone(),
+            !u.email_verified,
+            u.powerschool_guardian_id,
+            u.incomplete,
+        )
+    };
+    for u in users {
+        match index.get(&u.user_id) {
+            Some(kept) if key(kept.facts) <= key(u) => {}
+            _ => {
+                index.insert(
+                    u.user_id,
+                    User {
+                        facts: u,
+                        email: normalise_email(&u.email),
+                    },
+                );
+            }
+        }
+    }
+    index
+}
+
+type UsersByEmail = HashMap<String, Vec<i64>>;
+
+/// (verified, unverified) user ids by normalised login, each list ascending.
+fn index_user_emails(users: &HashMap<i64, User<'_>>) -> (UsersByEmail, UsersByEmail) {
+    let mut verified: UsersByEmail = HashMap::new();
+    let mut unverified: UsersByEmail = HashMap::new();
+    for (&id, user) in users {
+        if let Some(email) = &user.email {
+            let by_email = if user.facts.email_verified {
+                &mut verified
+            } else {
+                &mut unverified
+            };
+            by_email.entry(email.clone()).or_default().push(id);
+        }
+    }
+    for ids in verified.values_mut().chain(unverified.values_mut()) {
+        ids.sort_unstable();
+    }
+    (verified, unverified)
+}
+
+/// The lowest user id an earlier sync linked to each guardian account.
+fn index_user_by_guardian(users: &HashMap<i64, User<'_>>) -> HashMap<i64, i64> {
+    let mut index: HashMap<i64, i64> = HashMap::new();
+    for (&id, user) in users {
+        if let Some(guardian_id) = user.facts.powerschool_guardian_id {
+            let linked = index.entry(guardian_id).or_insert(id);
+            *linked = (*linked).min(id);
+        }
+    }
+    index
+}
+
+fn index_connections(connections: &[ConnectionFacts]) -> HashMap<(i64, i64), &ConnectionFacts> {
+    let mut index: HashMap<(i64, i64), &ConnectionFacts> =
+        HashMap::with_capacity(connections.len());
+    // An admin duplicate wins: it is never orphaned or revoked.
+    let key = |c: &ConnectionFacts| (c.origin, Reverse(c.tier), c.case, c.limits.clone());
+    for c in connections {
+        let slot = index.entry((c.student_dcid, c.user_id)).or_insert(c);
+        if key(c) < key(slot) {
+            *slot = c;
+        }
+    }
+    index
+}

@@ -1,0 +1,210 @@
+//! The verdicts of a run: one decision per (student, user) pair from its best
+//! link (README decision 5), the connections with no valid link, the form
+//! creators, who carries the incomplete flag, and the run report, all sorted
+//! so that row order never shows.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+
+use super::{tier_under, Engine, Found, RowOutcome};
+use crate::rules::{
+    AccessTier, ConnectionAction, ConnectionCase, ConnectionDecision, DecisionReport, Decisions,
+    UserRef,
+};
+
+/// The valid links of one (student, user) pair.
+pub(super) struct PairLinks {
+    /// Row index of the link that gives the highest tier.
+    pub(super) best: usize,
+    pub(super) guardian_ids: BTreeSet<i64>,
+}
+
+type LinksByPair = HashMap<(i64, UserRef), PairLinks>;
+
+impl Engine<'_> {
+    pub(crate) fn decisions(&self) -> Decisions {
+        let mut report = DecisionReport::default();
+        let email_differs = self.report_rows(&mut report);
+        let links = self.links_by_pair();
+
+        let mut connections = Vec::with_capacity(links.len() + self.facts.connections.len());
+        for (&(student_dcid, user), pair) in &links {
+            connections.push(compact(self.linked_connection(student_dcid, user, pair)));
+        }
+        self.connections_without_link(&links, &mut connections, &mut report);
+        self.form_creators_without_connection(&links, &mut connections, &mut report);
+        connections.sort_by_key(|c| (c.student_dcid, c.user));
+        let incomplete_users = incomplete_users(&connections);
+
+        report.email_differs = email_differs.into_iter().collect();
+        sort_dedup(&mut report.rows_for_unknown_students);
+        sort_dedup(&mut report.links_without_matching_contact);
+        sort_dedup(&mut report.unverified_email_matches);
+        sort_dedup(&mut report.accounts_without_email);
+        sort_dedup(&mut report.orphaned);
+        sort_dedup(&mut report.form_creator_only);
+
+        Decisions {
+            connections,
+            new_users: self.accounts.new_users.clone(),
+            guardian_links: self
+                .accounts
+                .guardian_links
+                .iter()
+                .map(|(&u, &g)| (u, g))
+                .collect(),
+            incomplete_users,
+            report,
+        }
+    }
+
+    /// What the report lists about single rows; returns the linked users
+    /// whose login differs from the account's email.
+    fn report_rows(&self, report: &mut DecisionReport) -> BTreeSet<(i64, String, String)> {
+        let mut email_differs = BTreeSet::new();
+        for (i, row) in self.facts.guardian_rows.iter().enumerate() {
+            let gid = row.guardian_id;
+            let dcid = row.student_dcid;
+            match (&self.rows[i].outcome, self.rows[i].found) {
+                (RowOutcome::WebAccessAccount, _) => report.web_access_rows_ignored += 1,
+                (RowOutcome::StudentNotInSyncSet, _) => {
+                    report.rows_for_unknown_students.push((gid, dcid))
+                }
+                (RowOutcome::NoUsableEmail, _) => report.accounts_without_email.push((gid, dcid)),
+                (RowOutcome::NoMatchingContact, _) => report.links_without_matching_contact.push((
+                    gid,
+                    dcid,
+                    self.row_email(i).to_string(),
+                )),
+                (RowOutcome::Valid { .. }, Some(Found::LinkedAccount(u))) => {
+                    let user = &self.index.users[&u];
+                    if user.email.as_deref() != Some(self.row_email(i)) {
+                        email_differs.insert((
+                            u,
+                            user.facts.email.clone(),
+                            self.row_email(i).to_string(),
+                        ));
+                    }
+                }
+                (RowOutcome::Valid { .. }, Some(Found::UnverifiedOnly(_))) => report
+                    .unverified_email_matches
+                    .push((gid, dcid, self.row_email(i).to_string())),
+                (RowOutcome::Valid { .. }, _) => {}
+            }
+        }
+        email_differs
+    }
+
+    /// README decision 5: one connection per (student, user), from its best link.
+    fn links_by_pair(&self) -> LinksByPair {
+        let mut links: LinksByPair = HashMap::new();
+        for (i, row) in self.facts.guardian_rows.iter().enumerate() {
+            let Some(user) = self.user_of_row(i) else {
+                continue;
+            };
+            let pair = links.entry((row.student_dcid, user)).or_insert(PairLinks {
+                best: i,
+                guardian_ids: BTreeSet::new(),
+            });
+            pair.guardian_ids.insert(row.guardian_id);
+            if self.link_rank(i) < self.link_rank(pair.best) {
+                pair.best = i;
+            }
+        }
+        links
+    }
+
+    /// Orders the links of one pair: highest tier first, then the lowest
+    /// guardian id, so the chosen link never depends on row order.
+    fn link_rank(&self, i: usize) -> (Reverse<AccessTier>, i64, &str) {
+        (
+            Reverse(tier_under(self.limits_of(i))),
+            self.facts.guardian_rows[i].guardian_id,
+            self.row_email(i),
+        )
+    }
+
+    /// Connections with no valid link: cases C and A, and the removal policy.
+    fn connections_without_link(
+        &self,
+        links: &LinksByPair,
+        connections: &mut Vec<ConnectionDecision>,
+        report: &mut DecisionReport,
+    ) {
+        for (&(student_dcid, user_id), connection) in &self.index.connections {
+            if !self.index.students.contains_key(&student_dcid)
+                || links.contains_key(&(student_dcid, UserRef::Existing(user_id)))
+            {
+                continue;
+            }
+            let decision = self.unlinked_connection(connection);
+            if decision.orphaned {
+                report.orphaned.push((student_dcid, user_id));
+            }
+            connections.push(compact(decision));
+        }
+    }
+
+    /// Form creators with neither a connection nor a valid link: case C for
+    /// a returning parent, `form_creator_only` for a new family.
+    fn form_creators_without_connection(
+        &self,
+        links: &LinksByPair,
+        connections: &mut Vec<ConnectionDecision>,
+        report: &mut DecisionReport,
+    ) {
+        let mut form_pairs: Vec<(i64, i64)> = self.index.forms.iter().copied().collect();
+        form_pairs.sort_unstable();
+        for (student_dcid, user_id) in form_pairs {
+            if !self.index.students.contains_key(&student_dcid)
+                || self
+                    .index
+                    .connections
+                    .contains_key(&(student_dcid, user_id))
+                || links.contains_key(&(student_dcid, UserRef::Existing(user_id)))
+            {
+                continue;
+            }
+            match self.parent_portal_account(user_id) {
+                Some(account) => connections.push(compact(self.returning_parent(
+                    student_dcid,
+                    user_id,
+                    &account,
+                    ConnectionAction::Create,
+                ))),
+                None => report.form_creator_only.push((student_dcid, user_id)),
+            }
+        }
+    }
+}
+
+/// README decision 10: exactly the holders of a case C connection.
+fn incomplete_users(connections: &[ConnectionDecision]) -> Vec<i64> {
+    let mut users: Vec<i64> = connections
+        .iter()
+        .filter(|c| c.case == ConnectionCase::UnlinkedReturningParent)
+        .filter_map(|c| match c.user {
+            UserRef::Existing(u) => Some(u),
+            UserRef::New(_) => None,
+        })
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    users
+}
+
+/// Gives back the spare capacity of a decision's verdicts: a district keeps
+/// every decision (with its prose) until the plan is made, and `format!`
+/// leaves up to half of each detail's buffer unused.
+fn compact(mut decision: ConnectionDecision) -> ConnectionDecision {
+    for v in &mut decision.verdicts {
+        v.detail.shrink_to_fit();
+    }
+    decision.verdicts.shrink_to_fit();
+    decision
+}
+
+fn sort_dedup<T: Ord>(list: &mut Vec<T>) {
+    list.sort_unstable();
+    list.dedup();
+}
