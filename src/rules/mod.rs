@@ -26,6 +26,7 @@ static_str!(
     Limit,
     Origin,
     RemovalPolicy,
+    ConnectionAction,
     tiers::Capability,
     eligibility::LoginField
 );
@@ -302,8 +303,24 @@ pub enum UserRef {
     New(usize),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    AsRefStr,
+    IntoStaticStr,
+    EnumString,
+    Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ConnectionAction {
     /// The connection does not exist yet and is created.
     Create,

@@ -162,7 +162,7 @@ impl Engine<'_> {
             }
             Origin::Powerschool => format!(
                 "an earlier sync created the connection of student {student_dcid} and {who} from PowerSchool and its link has gone, so it is orphaned from PowerSchool; on_powerschool_removal = {}",
-                policy_name(self.facts.policy.on_powerschool_removal)
+                self.facts.policy.on_powerschool_removal.as_str()
             ),
         }
     }
@@ -288,13 +288,5 @@ fn removal_verdict(detail: String) -> RuleVerdict {
         rule: "removal".into(),
         passed: false,
         detail,
-    }
-}
-
-fn policy_name(policy: RemovalPolicy) -> &'static str {
-    match policy {
-        RemovalPolicy::Keep => "keep",
-        RemovalPolicy::Restrict => "restrict",
-        RemovalPolicy::Revoke => "revoke",
     }
 }

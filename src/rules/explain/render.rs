@@ -3,7 +3,7 @@
 //! line. Only words and layout here; every fact was gathered before.
 
 use super::{Explanation, UserSummary};
-use crate::rules::{ConnectionAction, Limit, UserRef};
+use crate::rules::{Limit, UserRef};
 
 /// The text being written, a line at a time.
 struct Lines(String);
@@ -178,7 +178,7 @@ impl Explanation {
             out.line("  no connection");
             return;
         };
-        out.line(format!("  action: {}", action_name(d.action)));
+        out.line(format!("  action: {}", d.action.as_str()));
         out.line(format!("  case: {} ({})", d.case_letter, d.case.as_str()));
         out.line(format!("  tier: {}", d.tier.as_str()));
         out.line(format!("  limits: {}", join_limits(&d.limits)));
@@ -252,13 +252,5 @@ fn join_limits(limits: &[Limit]) -> String {
             .map(|l| l.as_str())
             .collect::<Vec<_>>()
             .join(", ")
-    }
-}
-
-fn action_name(action: ConnectionAction) -> &'static str {
-    match action {
-        ConnectionAction::Create => "create",
-        ConnectionAction::Keep => "keep",
-        ConnectionAction::Remove => "remove",
     }
 }
