@@ -580,20 +580,7 @@ async fn demo(cli: &Cli, world_path: &std::path::Path, json: bool) -> Result<(),
     url.set_path(&format!("/{name}"));
     offline.database.url = url;
     let connect_url = offline.database.connect_url();
-    {
-        use sqlx::migrate::MigrateDatabase;
-        if sqlx::Postgres::database_exists(connect_url.expose())
-            .await
-            .unwrap_or(false)
-        {
-            sqlx::Postgres::drop_database(connect_url.expose())
-                .await
-                .map_err(|source| StoreError::Create {
-                    url: offline.database.display_url(),
-                    source,
-                })?;
-        }
-    }
+    store::drop_database_if_exists(connect_url.expose(), &offline.database.display_url()).await?;
     let pool = database(&offline).await?;
     let credentials = FakeCredentials::default();
     let running = fake_powerschool::spawn(

@@ -4,10 +4,9 @@
 //! standby and the active daemon answer the same and a load balancer or
 //! monitor can ask either.
 
-use super::lock::{self, LockKind};
 use super::signals::Shutdown;
-use super::{history, telemetry, DaemonError};
-use crate::store;
+use super::{telemetry, DaemonError};
+use crate::store::{self, lock, runs};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -98,7 +97,7 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 /// Healthy when the database answers and the latest run succeeded or is in
 /// progress (or there has been no run yet: nothing has gone wrong).
 async fn health(pool: &PgPool, district: &str) -> (bool, String) {
-    match tokio::time::timeout(DB_TIMEOUT, history::ping(pool)).await {
+    match tokio::time::timeout(DB_TIMEOUT, store::ping(pool)).await {
         Err(_) => {
             return (
                 false,
@@ -131,7 +130,7 @@ async fn health(pool: &PgPool, district: &str) -> (bool, String) {
         }
         Ok(Ok(None)) => {}
     }
-    let latest = match tokio::time::timeout(DB_TIMEOUT, history::latest(pool)).await {
+    let latest = match tokio::time::timeout(DB_TIMEOUT, runs::latest_full_run(pool)).await {
         Err(_) => return (false, "reading the run history timed out".to_string()),
         Ok(Err(e)) => return (false, e.to_string()),
         Ok(Ok(latest)) => latest,
@@ -153,10 +152,7 @@ async fn health(pool: &PgPool, district: &str) -> (bool, String) {
         "running" => {
             // A row left `running` by a dead process is not progress: the
             // run lock tells the two apart.
-            let alive = lock::holders(pool, district)
-                .await
-                .map(|h| h.iter().any(|h| h.lock == LockKind::Run))
-                .unwrap_or(true);
+            let alive = lock::run_lock_held(pool, district).await.unwrap_or(true);
             if alive {
                 (true, format!("{what} in progress, phase {}", run.phase))
             } else {

@@ -16,43 +16,52 @@
 //!   that one.
 //!
 //! Whoever holds the run lock knows that a run row still `running` belongs to
-//! a process that is gone.
+//! a process that is gone. The locks, like every query, are `store`'s; the
+//! daemon only decides when to take them.
+//!
+//! - `service`: the loop (district lock, start-up decision, schedule);
+//! - `run_task`: one run under the run lock, followed, cancelled, logged;
+//! - `run_now`: `run --now` on the same run task;
+//! - `locking`: taking the locks as this process, keeping the district lock;
+//! - `decision`, `schedule`, `clock`: when to run; `signals`: when to stop;
+//! - `status`, `http`, `telemetry`, `progress`, `notify`: what it tells people.
 
 mod clock;
 pub mod decision;
-mod history;
 mod http;
-mod lock;
+mod locking;
 mod notify;
+mod progress;
+mod run_now;
+mod run_task;
 pub mod schedule;
 mod service;
 mod signals;
 mod status;
 mod telemetry;
 
+pub use crate::store::lock::{LockHolder, LockKind};
 pub use clock::{Clock, SchedulerClock, SystemClock};
 pub use decision::{decide, StartupDecision};
-pub use lock::{LockHolder, LockKind};
 pub use notify::Notifier;
+pub use run_now::RunNowOutcome;
 pub use schedule::{next_fire, NextRun, Schedule};
-pub use service::{Daemon, RunNowOutcome, RunningDaemon};
+pub use service::{Daemon, RunningDaemon};
 pub use status::{CurrentRun, NextRunInfo, RunSummary, StatusReport};
 
 use crate::config::Settings;
 use crate::powerschool::PowerSchoolError;
 use crate::store::{self, StoreError};
 use crate::sync::SyncError;
-use sqlx::PgPool;
 
 /// Everything that can stop the daemon or an on-call command.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("schedule.cron {expression:?} cannot be used: {message}")]
     Schedule { expression: String, message: String },
+    /// Every database error, said once by the store.
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("database error while {doing}: {source}")]
-    Database { doing: String, source: sqlx::Error },
     #[error(
         "cannot listen on daemon.listen {addr} for /healthz and /metrics: {source} \
          (is another student-sync daemon on this host using it? give each its own daemon.listen)"
@@ -98,23 +107,6 @@ impl DaemonError {
     }
 }
 
-/// Adds what the daemon was doing to an sqlx error.
-pub(crate) fn db_err(doing: &str) -> impl FnOnce(sqlx::Error) -> DaemonError + '_ {
-    move |source| DaemonError::Database {
-        doing: doing.to_string(),
-        source,
-    }
-}
-
-async fn connect(settings: &Settings) -> Result<PgPool, DaemonError> {
-    Ok(store::connect(
-        settings.database.connect_url().expose(),
-        &settings.database.display_url(),
-        settings.database.max_connections,
-    )
-    .await?)
-}
-
 /// `student-sync daemon`: runs until SIGTERM or SIGINT, then stops within
 /// `daemon.grace_period` (an in-flight run is cancelled and marked
 /// `interrupted`) and returns Ok, so the process exits 0.
@@ -122,7 +114,7 @@ pub async fn run_daemon(settings: Settings) -> Result<(), DaemonError> {
     // Signals first: a stop during the connect or as a standby must work too.
     let shutdown = signals::on_stop_signal()?;
     let schedule = Schedule::new(&settings.schedule)?;
-    let pool = connect(&settings).await?;
+    let pool = store::connect_to(&settings.database).await?;
     let clock = SchedulerClock::start().await?;
     let daemon = Daemon::with_schedule(settings, pool, clock, schedule);
     let running = daemon.start(shutdown).await?;
@@ -133,14 +125,14 @@ pub async fn run_daemon(settings: Settings) -> Result<(), DaemonError> {
 /// then runs with trigger `manual`, even after a failure tonight.
 pub async fn run_now(settings: Settings) -> Result<RunNowOutcome, DaemonError> {
     let shutdown = signals::on_stop_signal()?;
-    let pool = connect(&settings).await?;
-    service::run_now(&settings, &pool, shutdown).await
+    let pool = store::connect_to(&settings.database).await?;
+    run_now::run_now(&settings, &pool, shutdown).await
 }
 
 /// `student-sync status`: the last runs, the current run's phase, the next
 /// fire time and who holds the locks.
 pub async fn status(settings: &Settings) -> Result<StatusReport, DaemonError> {
-    let pool = connect(settings).await?;
+    let pool = store::connect_to(&settings.database).await?;
     let report = status::gather(settings, &pool, chrono::Utc::now()).await;
     pool.close().await;
     report

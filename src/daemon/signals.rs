@@ -1,8 +1,9 @@
 //! Stopping. A signal (or a test) flips one watch channel; every part of the
-//! daemon that waits selects on it, as in mini-redis's `Shutdown`.
+//! daemon that waits selects on it, as in mini-redis's `Shutdown`. The active
+//! daemon also stops when it loses the district lock (`Stops`).
 
 use super::DaemonError;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 /// The listening half: `requested()` resolves once a stop is asked for.
 #[derive(Debug, Clone)]
@@ -45,4 +46,48 @@ pub fn on_stop_signal() -> Result<watch::Receiver<bool>, DaemonError> {
         std::process::exit(1);
     });
     Ok(rx)
+}
+
+/// Why the daemon's loop must stop.
+pub enum Stop {
+    Requested,
+    LockLost(String),
+}
+
+impl Stop {
+    /// What the loop returns for it: a requested stop is a clean exit.
+    pub fn into_result(self) -> Result<(), DaemonError> {
+        match self {
+            Stop::Requested => {
+                tracing::info!("stopped");
+                Ok(())
+            }
+            Stop::LockLost(why) => Err(DaemonError::LockLost(why)),
+        }
+    }
+}
+
+/// The two things that stop the loop: a stop request, and (once active)
+/// losing the district lock's connection.
+pub struct Stops {
+    pub shutdown: Shutdown,
+    pub lost: Option<oneshot::Receiver<String>>,
+}
+
+impl Stops {
+    pub async fn next(&mut self) -> Stop {
+        match &mut self.lost {
+            None => {
+                self.shutdown.requested().await;
+                Stop::Requested
+            }
+            Some(lost) => tokio::select! {
+                _ = self.shutdown.requested() => Stop::Requested,
+                why = lost => {
+                    self.lost = None;
+                    Stop::LockLost(why.unwrap_or_else(|_| "the lock keeper ended".to_string()))
+                }
+            },
+        }
+    }
 }

@@ -2,10 +2,10 @@
 //! (status, duration, counts, error), the run in progress and its phase, the
 //! next scheduled run in district time, and who holds the locks.
 
-use super::lock::{self, LockHolder, LockKind};
 use super::schedule::{local_text, Schedule};
-use super::{history, DaemonError};
+use super::DaemonError;
 use crate::config::Settings;
+use crate::store::lock::{self, LockHolder, LockKind};
 use crate::store::runs;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -100,7 +100,7 @@ pub async fn gather(
             pid: r.pid,
         })
         .collect();
-    let current = match history::current_running(pool).await? {
+    let current = match runs::current_running(pool).await? {
         None => None,
         Some(running) => {
             let record = recent.iter().find(|r| r.id == running.id);
@@ -179,6 +179,16 @@ impl StatusReport {
         let mut out = String::new();
         let _ = writeln!(out, "student-sync status for district {:?}", self.district);
         let _ = writeln!(out);
+        self.write_locks(&mut out);
+        self.write_next_run(&mut out);
+        self.write_current(&mut out);
+        let _ = writeln!(out);
+        self.write_runs(&mut out);
+        out
+    }
+
+    /// Who is the active daemon, and who holds the run lock.
+    fn write_locks(&self, out: &mut String) {
         let active = self
             .lock_holders
             .iter()
@@ -197,30 +207,39 @@ impl StatusReport {
         if let Some(h) = self.lock_holders.iter().find(|h| h.lock == LockKind::Run) {
             let _ = writeln!(out, "Run lock:       {h}");
         }
+    }
+
+    /// The next run, and the blackout nights skipped before it.
+    fn write_next_run(&self, out: &mut String) {
         let n = &self.next_run;
         let _ = writeln!(
             out,
             "Next run:       {} (night {}; cron {:?} in {})",
             n.local, n.night, n.cron, self.timezone
         );
-        if !n.skipped_blackout_nights.is_empty() {
-            let nights: Vec<String> = n
-                .skipped_blackout_nights
-                .iter()
-                .map(|d| d.to_string())
-                .collect();
-            let shown = if nights.len() > 5 {
-                format!(
-                    "{} … {} ({} nights)",
-                    nights[0],
-                    nights[nights.len() - 1],
-                    nights.len()
-                )
-            } else {
-                nights.join(", ")
-            };
-            let _ = writeln!(out, "                skipping blackout nights {shown}");
+        if n.skipped_blackout_nights.is_empty() {
+            return;
         }
+        let nights: Vec<String> = n
+            .skipped_blackout_nights
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        let shown = if nights.len() > 5 {
+            format!(
+                "{} … {} ({} nights)",
+                nights[0],
+                nights[nights.len() - 1],
+                nights.len()
+            )
+        } else {
+            nights.join(", ")
+        };
+        let _ = writeln!(out, "                skipping blackout nights {shown}");
+    }
+
+    /// The run in progress, or a row left `running` by a process that is gone.
+    fn write_current(&self, out: &mut String) {
         match &self.current {
             Some(c) if c.alive => {
                 let _ = writeln!(
@@ -245,10 +264,13 @@ impl StatusReport {
                 let _ = writeln!(out, "Current run:    none");
             }
         }
-        let _ = writeln!(out);
+    }
+
+    /// The last runs, newest first, with their counts and errors.
+    fn write_runs(&self, out: &mut String) {
         if self.runs.is_empty() {
             let _ = writeln!(out, "No runs yet.");
-            return out;
+            return;
         }
         let _ = writeln!(out, "Last runs (newest first):");
         let _ = writeln!(
@@ -276,6 +298,5 @@ impl StatusReport {
                 let _ = writeln!(out, "          error: {e}");
             }
         }
-        out
     }
 }

@@ -1,15 +1,11 @@
 //! PostgreSQL: migrations, loading the current state in bulk, writing a run's
-//! changes in bulk inside one transaction, run history, problems and the
-//! access audit. Nothing else in student-sync talks to the database, and this
-//! module talks to nothing else.
-
-use sqlx::migrate::MigrateDatabase;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::ConnectOptions;
-use std::time::Duration;
+//! changes in bulk inside one transaction, run history, the district's
+//! advisory locks, problems and the access audit. Nothing else in
+//! student-sync talks to the database, and this module talks to nothing else.
 
 pub mod access;
 pub mod codes;
+mod database;
 pub mod held;
 pub mod lock;
 pub mod runs;
@@ -17,6 +13,9 @@ pub mod seed;
 pub mod state;
 pub mod write;
 
+pub use database::{
+    begin_repeatable_read, connect, connect_to, drop_database_if_exists, migrate, ping,
+};
 pub use held::{latest_held, HeldRun};
 pub use runs::{RunRecord, RunStatus, RunTrigger};
 pub use state::CurrentState;
@@ -40,6 +39,10 @@ pub enum StoreError {
     Query { doing: String, source: sqlx::Error },
     #[error("the database already holds SchoolEngage data ({what}); seed only loads a world into an empty database")]
     NotEmpty { what: String },
+    /// A connection itself failed (a ping, a lock's session); whoever
+    /// asked says what the connection was for.
+    #[error("{0}")]
+    Connection(sqlx::Error),
     #[error("world record {record}: {problem}")]
     BadSeed { record: String, problem: String },
     #[error("run {0} does not exist; `student-sync status` lists the recent runs")]
@@ -62,60 +65,11 @@ impl<T> Doing<T> for Result<T, sqlx::Error> {
     }
 }
 
-/// Connects (creating the database if it does not exist) and migrates.
-/// `display_url` is what error messages show: never the password.
-/// Statements slower than this are logged as warnings.
-const SLOW_STATEMENT: Duration = Duration::from_secs(60);
-
-pub async fn connect(
-    url: &str,
-    display_url: &str,
-    max_connections: u32,
-) -> Result<PgPool, StoreError> {
-    let exists =
-        Postgres::database_exists(url)
-            .await
-            .map_err(|source| StoreError::Unreachable {
-                url: display_url.to_string(),
-                source,
-            })?;
-    if !exists {
-        tracing::info!(
-            database = display_url,
-            "database does not exist: creating it"
-        );
-        Postgres::create_database(url)
-            .await
-            .map_err(|source| StoreError::Create {
-                url: display_url.to_string(),
-                source,
-            })?;
-    }
-    let options: PgConnectOptions = url.parse().map_err(|source| StoreError::Unreachable {
-        url: display_url.to_string(),
-        source,
-    })?;
-    // A bulk INSERT of a whole district takes seconds by design; sqlx's
-    // default (warn after 1 s) would cry wolf every night.
-    let options = options.log_slow_statements(log::LevelFilter::Warn, SLOW_STATEMENT);
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(30))
-        .connect_with(options)
-        .await
-        .map_err(|source| StoreError::Unreachable {
-            url: display_url.to_string(),
-            source,
-        })?;
-    migrate(&pool).await?;
-    Ok(pool)
-}
-
-use sqlx::Postgres;
-
-pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
-    sqlx::migrate!("./migrations").run(pool).await?;
-    Ok(())
+/// This machine's name, as run rows and lock sessions record it.
+pub(crate) fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
 }
 
 /// Rows are written this many at a time: big enough that a 150,000-student

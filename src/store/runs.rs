@@ -77,9 +77,7 @@ pub async fn start_run(
     trigger: RunTrigger,
     night: NaiveDate,
 ) -> Result<i64, StoreError> {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok();
+    let host = super::hostname();
     let row = sqlx::query(INSERT_RUN)
         .bind(trigger.as_str())
         .bind(night)
@@ -205,6 +203,45 @@ pub async fn set_scope(pool: &PgPool, run_id: i64, scope: &str) -> Result<(), St
         .await
         .doing("recording a spot sync's scope")?;
     Ok(())
+}
+
+/// The run in progress: id, phase, start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunInProgress {
+    pub id: i64,
+    pub phase: String,
+    pub started_at: DateTime<Utc>,
+}
+
+/// The newest run whose row says `running` (its process may be gone: only
+/// the run lock tells).
+pub async fn current_running(pool: &PgPool) -> Result<Option<RunInProgress>, StoreError> {
+    let row: Option<(i64, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT id, phase, started_at FROM sync_runs
+         WHERE status = 'running' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+    .doing("reading the run in progress")?;
+    Ok(row.map(|(id, phase, started_at)| RunInProgress {
+        id,
+        phase,
+        started_at,
+    }))
+}
+
+/// Marks every run still `running` as `interrupted`. Only for a caller that
+/// holds the run lock: then no live process owns any of them. `finished_at`
+/// stays empty, as nobody knows when the process died.
+pub async fn mark_all_stale(pool: &PgPool, error: &str) -> Result<Vec<i64>, StoreError> {
+    sqlx::query_scalar(
+        "UPDATE sync_runs SET status = 'interrupted', error = $1
+         WHERE status = 'running' RETURNING id",
+    )
+    .bind(error)
+    .fetch_all(pool)
+    .await
+    .doing("marking runs whose process died as interrupted")
 }
 
 /// The newest successful full run (spot syncs do not count).

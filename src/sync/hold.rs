@@ -114,16 +114,10 @@ async fn approve_locked(
     let report = RunReport::from_plan(run_id, &plan);
     let report_json = serde_json::to_value(&report).expect("report serialises");
 
-    let mut tx = pool
-        .begin()
-        .await
-        .doing("starting the approval's transaction")?;
     // The fingerprint and the writes see one snapshot; a concurrent write to
     // a row the plan touches then fails the approval instead of being lost.
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        .execute(&mut *tx)
-        .await
-        .doing("starting the approval's transaction")?;
+    let mut tx =
+        crate::store::begin_repeatable_read(pool, "starting the approval's transaction").await?;
     let now = state::fingerprint(&mut tx).await?;
     if now != stored.state_fingerprint {
         tracing::warn!(

@@ -1,0 +1,79 @@
+//! Following a run's phase from its row while it runs: the systemd STATUS
+//! line and the per-phase durations in `/metrics`.
+
+use super::notify::Notifier;
+use super::telemetry;
+use crate::store::runs;
+use chrono::NaiveDate;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Follows a run's phase from its row: STATUS lines and phase durations.
+pub struct Progress {
+    notifier: Arc<Notifier>,
+    night: NaiveDate,
+    /// The run's id, once its row has been seen.
+    pub run_id: Option<i64>,
+    phase: Option<(String, Instant)>,
+    started: Instant,
+    polls: u64,
+}
+
+impl Progress {
+    pub fn new(notifier: Arc<Notifier>, night: NaiveDate) -> Self {
+        Progress {
+            notifier,
+            night,
+            run_id: None,
+            phase: None,
+            started: Instant::now(),
+            polls: 0,
+        }
+    }
+
+    /// `run 42`, or `the run` before its row was seen.
+    pub fn run_text(&self) -> String {
+        match self.run_id {
+            Some(id) => format!("run {id}"),
+            None => "the run".to_string(),
+        }
+    }
+
+    pub async fn poll(&mut self, pool: &PgPool) {
+        self.polls += 1;
+        let Ok(Some(row)) = runs::current_running(pool).await else {
+            return;
+        };
+        self.run_id = Some(row.id);
+        let changed = match &self.phase {
+            Some((phase, since)) if *phase != row.phase => {
+                telemetry::phase_finished(phase, since.elapsed());
+                true
+            }
+            Some(_) => false,
+            None => true,
+        };
+        if changed {
+            self.phase = Some((row.phase.clone(), Instant::now()));
+        }
+        // The run itself logs progress every 10 s (sync::heartbeat).
+        // A fresh elapsed time every ~10 s is plenty for `systemctl status`.
+        if changed || self.polls.is_multiple_of(20) {
+            self.notifier.status(&format!(
+                "run {} {} (night {}, {} s)",
+                row.id,
+                row.phase,
+                self.night,
+                self.started.elapsed().as_secs()
+            ));
+        }
+    }
+
+    /// The last phase of a successful run ends with the run.
+    pub fn finish(&mut self, succeeded: bool) {
+        if let (true, Some((phase, since))) = (succeeded, self.phase.take()) {
+            telemetry::phase_finished(&phase, since.elapsed());
+        }
+    }
+}

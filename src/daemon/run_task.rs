@@ -1,0 +1,339 @@
+//! One run of the daemon, from taking the run lock to its outcome line: the
+//! run on a task of its own, followed phase by phase, cancelled (within the
+//! grace period) on a stop, then counted in `/metrics` and logged in one line
+//! that says what comes next. `run --now` uses the same task and lock.
+
+use super::clock::Clock;
+use super::decision::STALE_RUN_ERROR;
+use super::locking;
+use super::progress::Progress;
+use super::schedule::local_text;
+use super::service::Daemon;
+use super::signals::{Stop, Stops};
+use super::{telemetry, DaemonError};
+use crate::config::Settings;
+use crate::powerschool::PowerSchoolClient;
+use crate::store::lock::{self, HeldLock, LockKind};
+use crate::store::{runs, RunTrigger};
+use crate::sync::{self, report, RunOptions, RunOutcome, SyncError};
+use chrono::{NaiveDate, Utc};
+use sqlx::PgPool;
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How often a running run's phase is read back for STATUS and metrics.
+const PROGRESS_POLL: Duration = Duration::from_millis(500);
+
+/// How a run attempt ended, for the loop.
+pub(super) enum RunEnd {
+    Succeeded,
+    /// Failed (or could not start): no more scheduled runs for its night.
+    Failed,
+    Stopped(Stop),
+}
+
+impl RunEnd {
+    /// The loop goes on (with the night whose run failed, if one did) or
+    /// stops. A failed night stays failed after a later success of another.
+    pub fn next(
+        self,
+        night: NaiveDate,
+        failed_night: Option<NaiveDate>,
+    ) -> ControlFlow<Stop, Option<NaiveDate>> {
+        match self {
+            RunEnd::Succeeded => ControlFlow::Continue(failed_night),
+            RunEnd::Failed => ControlFlow::Continue(Some(night)),
+            RunEnd::Stopped(stop) => ControlFlow::Break(stop),
+        }
+    }
+}
+
+/// How following a run ended.
+enum Watched {
+    Ended {
+        /// Boxed: a run's outcome is large beside a stop.
+        result: Box<Result<RunOutcome, SyncError>>,
+        /// The stop that cancelled it, if one did.
+        stopped: Option<Stop>,
+    },
+    /// Cancelled, but it did not stop within the grace period.
+    Abandoned(Stop),
+}
+
+impl<C: Clock> Daemon<C> {
+    /// Waits for the run lock, saying who holds it. None when stopped.
+    pub(super) async fn run_lock(
+        &self,
+        why: &str,
+        stops: &mut Stops,
+    ) -> Result<Option<HeldLock>, DaemonError> {
+        let notifier = self.notifier.clone();
+        locking::take(
+            &self.settings,
+            &self.pool,
+            LockKind::Run,
+            &lock::application_name("daemon"),
+            &mut stops.shutdown,
+            |who| {
+                tracing::info!(holder = %who, "waiting for the run lock, held by {who} ({why})");
+                notifier.status(&format!("waiting for the run in progress by {who}"));
+            },
+        )
+        .await
+    }
+
+    /// One run, from taking the run lock (unless `held` already is it) to
+    /// its outcome line.
+    pub(super) async fn execute(
+        &self,
+        trigger: RunTrigger,
+        night: NaiveDate,
+        held: Option<HeldLock>,
+        stops: &mut Stops,
+    ) -> Result<RunEnd, DaemonError> {
+        let run_lock = match held {
+            Some(l) => l,
+            None => match self
+                .run_lock("this run starts when it is free", stops)
+                .await?
+            {
+                Some(l) => l,
+                None => return Ok(RunEnd::Stopped(Stop::Requested)),
+            },
+        };
+        let client = match PowerSchoolClient::new(&self.settings.powerschool) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, %night, "cannot start the run for night {night}: {e}");
+                telemetry::run_finished(trigger.as_str(), "failed", Duration::ZERO);
+                run_lock.release().await;
+                return Ok(RunEnd::Failed);
+            }
+        };
+        telemetry::set_in_progress(true);
+        let started = Instant::now();
+        let mut progress = Progress::new(self.notifier.clone(), night);
+        let options = self.run_options(trigger, night);
+        let run = RunTask::spawn(self.pool.clone(), self.settings.clone(), client, options);
+        let watched = self.follow(run, &mut progress, stops).await;
+        let took = started.elapsed();
+        telemetry::set_in_progress(false);
+        let (result, stopped) = match watched {
+            Watched::Ended { result, stopped } => (*result, stopped),
+            // Its lock goes with its connection, dropped here.
+            Watched::Abandoned(stop) => return Ok(RunEnd::Stopped(stop)),
+        };
+        progress.finish(result.is_ok());
+        let run_id = match &result {
+            Ok(outcome) => Some(outcome.run_id),
+            Err(_) => match progress.run_id {
+                Some(id) => Some(id),
+                None => latest_run_id(&self.pool).await,
+            },
+        };
+        self.log_outcome(trigger, night, run_id, &result, took);
+        run_lock.release().await;
+        Ok(match (stopped, result.is_ok()) {
+            (Some(stop), _) => RunEnd::Stopped(stop),
+            (None, true) => RunEnd::Succeeded,
+            (None, false) => RunEnd::Failed,
+        })
+    }
+
+    fn run_options(&self, trigger: RunTrigger, night: NaiveDate) -> RunOptions {
+        let today = self
+            .clock
+            .now()
+            .with_timezone(&self.schedule.timezone())
+            .date_naive();
+        RunOptions {
+            trigger,
+            night,
+            today,
+            fail_point: None,
+            cancel: None,
+        }
+    }
+
+    /// Follows the run's phase until it ends; on a stop, cancels it and
+    /// gives it the grace period to roll back.
+    async fn follow(
+        &self,
+        mut run: RunTask,
+        progress: &mut Progress,
+        stops: &mut Stops,
+    ) -> Watched {
+        let mut tick = tokio::time::interval(PROGRESS_POLL);
+        let stop = loop {
+            tokio::select! {
+                result = run.finished() => return Watched::Ended { result: Box::new(result), stopped: None },
+                _ = tick.tick() => progress.poll(&self.pool).await,
+                stop = stops.next() => break stop,
+            }
+        };
+        let grace = cancel_budget(self.settings.daemon.grace_period);
+        if progress.run_id.is_none() {
+            progress.poll(&self.pool).await;
+        }
+        let id = progress.run_text();
+        let run_id = progress.run_id;
+        match &stop {
+            Stop::Requested => tracing::info!(
+                run_id,
+                "stopping: cancelling {id} (it rolls back and is marked interrupted)"
+            ),
+            Stop::LockLost(why) => {
+                tracing::error!(run_id, "lost the district lock ({why}): cancelling {id}")
+            }
+        }
+        self.notifier.stopping();
+        self.notifier.status(&format!("stopping: cancelling {id}"));
+        match run.cancel(grace).await {
+            Some(result) => Watched::Ended {
+                result: Box::new(result),
+                stopped: Some(stop),
+            },
+            None => {
+                tracing::error!(run_id, "{id} did not stop within {} s; leaving it (the next start marks it interrupted and resumes it)", grace.as_secs());
+                Watched::Abandoned(stop)
+            }
+        }
+    }
+
+    /// The run's line in the log and its count in `/metrics`.
+    fn log_outcome(
+        &self,
+        trigger: RunTrigger,
+        night: NaiveDate,
+        run_id: Option<i64>,
+        result: &Result<RunOutcome, SyncError>,
+        took: Duration,
+    ) {
+        let what = format!(
+            "run {} ({}, night {night})",
+            run_id.map(|i| i.to_string()).unwrap_or_else(|| "?".into()),
+            trigger.as_str()
+        );
+        let next = local_text(self.schedule.next_scheduled(self.clock.now()).fire);
+        let seconds = took.as_secs_f64();
+        match result {
+            Ok(outcome) => {
+                telemetry::run_finished(trigger.as_str(), "succeeded", took);
+                telemetry::run_succeeded(&outcome.report, Utc::now());
+                tracing::info!(
+                    run_id = outcome.run_id,
+                    seconds,
+                    "{what} succeeded in {seconds:.1} s: {}; next run {next}",
+                    report::one_line(&outcome.report.counts)
+                );
+            }
+            Err(e @ SyncError::Held { .. }) => {
+                // Nothing applied; a person decides. Repeating the run
+                // tonight would only hold it again.
+                telemetry::run_finished(trigger.as_str(), "held", took);
+                tracing::warn!(
+                    run_id,
+                    "{what} held after {seconds:.1} s, nothing applied: {e}; next run {next}"
+                );
+            }
+            Err(SyncError::Cancelled(_)) => {
+                telemetry::run_finished(trigger.as_str(), "interrupted", took);
+                tracing::warn!(
+                    run_id,
+                    "{what} interrupted after {seconds:.1} s: rolled back; the next start resumes it"
+                );
+            }
+            Err(e) => {
+                telemetry::run_finished(trigger.as_str(), "failed", took);
+                tracing::error!(
+                    run_id,
+                    error = %e,
+                    "{what} failed after {seconds:.1} s: {e}; not retrying tonight, next run {next} \
+                     (`student-sync run --now` retries sooner)"
+                );
+            }
+        }
+    }
+}
+
+/// A run on a task of its own, so the loop can watch its phase and stop
+/// requests without pausing it.
+pub(super) struct RunTask {
+    handle: JoinHandle<Result<RunOutcome, SyncError>>,
+    cancel: watch::Sender<bool>,
+}
+
+impl RunTask {
+    /// Starts the run; `options.cancel` is set to this task's own switch.
+    pub fn spawn(
+        pool: PgPool,
+        settings: Settings,
+        client: PowerSchoolClient,
+        mut options: RunOptions,
+    ) -> RunTask {
+        let (cancel, cancelled) = watch::channel(false);
+        options.cancel = Some(cancelled);
+        let handle =
+            tokio::spawn(async move { sync::run_once(&pool, &settings, &client, &options).await });
+        RunTask { handle, cancel }
+    }
+
+    /// The run's result, once it ends.
+    pub async fn finished(&mut self) -> Result<RunOutcome, SyncError> {
+        flatten((&mut self.handle).await)
+    }
+
+    /// Cancels the run (it rolls back and marks its row `interrupted`) and
+    /// waits up to `grace` for it; None when it did not stop in time (its
+    /// task is then aborted).
+    pub async fn cancel(mut self, grace: Duration) -> Option<Result<RunOutcome, SyncError>> {
+        let _ = self.cancel.send(true);
+        match tokio::time::timeout(grace, &mut self.handle).await {
+            Ok(r) => Some(flatten(r)),
+            Err(_) => {
+                self.handle.abort();
+                None
+            }
+        }
+    }
+}
+
+fn flatten(
+    r: Result<Result<RunOutcome, SyncError>, tokio::task::JoinError>,
+) -> Result<RunOutcome, SyncError> {
+    r.unwrap_or_else(|e| {
+        Err(SyncError::Cancelled(format!(
+            "the run's task ended abnormally: {e}"
+        )))
+    })
+}
+
+/// Of the grace period, the part a cancelled run gets to roll back and mark
+/// its row; the rest is for closing connections.
+pub(super) fn cancel_budget(grace: Duration) -> Duration {
+    grace
+        .saturating_sub(Duration::from_millis(500))
+        .max(Duration::from_millis(500))
+}
+
+/// Marks the runs a dead process left `running` as interrupted. Only under
+/// the run lock: then no live process owns any of them.
+pub(super) async fn mark_stale_runs(pool: &PgPool) -> Result<(), DaemonError> {
+    let stale = runs::mark_all_stale(pool, STALE_RUN_ERROR).await?;
+    if !stale.is_empty() {
+        tracing::warn!(runs = ?stale, "marked runs left running by a dead process as interrupted: {stale:?}");
+    }
+    Ok(())
+}
+
+/// The id of the newest full run, for naming a run that failed before it
+/// reported its own id.
+pub(super) async fn latest_run_id(pool: &PgPool) -> Option<i64> {
+    runs::latest_full_run(pool)
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.id)
+}
