@@ -141,8 +141,21 @@ fn layered(sources: &Sources<'_>) -> Result<file::FileSettings, ConfigError> {
             path: sources
                 .file
                 .map_or_else(|| "(none)".to_string(), |p| p.display().to_string()),
-            message: e.to_string(),
+            message: describe(e),
         })
+}
+
+/// figment's complaints, each with the key it is about (without figment's
+/// profile and source names: the message already names the file).
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| match e.path.is_empty() {
+            true => e.kind.to_string().trim_end().to_string(),
+            false => format!("{} (key `{}`)", e.kind, e.path.join(".")),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn invalid(key: &str, value: impl fmt::Display, allowed: &str) -> ConfigError {

@@ -390,13 +390,21 @@ fn the_environment_wins_over_the_file_and_student_sync_database_url_over_databas
 
 #[test]
 fn unknown_keys_in_the_file_are_refused() {
-    for text in [
-        "colour = \"blue\"\n",
-        "[powerschool]\npagesize = 5\n",
-        "[safety.users_created]\ncount = 1\nratio = 2\n",
+    for (text, key) in [
+        ("colour = \"blue\"\n", "`colour`"),
+        ("[powerschool]\npagesize = 5\n", "`powerschool.pagesize`"),
+        (
+            "[safety.users_created]\ncount = 1\nratio = 2\n",
+            "`safety.users_created.ratio`",
+        ),
+        (
+            "[database]\nmax_connections = \"5\"\n",
+            "`database.max_connections`",
+        ),
     ] {
         let e = load_toml(text, &[]).unwrap_err();
         assert!(matches!(e, ConfigError::Parse { .. }), "{text}: {e}");
+        assert!(e.to_string().contains(key), "{text}: {e}");
     }
     let e = load_toml("[powerschool\n", &[]).unwrap_err();
     assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
