@@ -5,7 +5,6 @@
 use crate::config::{self, ConfigError, Settings, Sources};
 use crate::fake_powerschool::{self, FakeCredentials, Faults};
 use crate::powerschool::{PowerSchoolClient, PowerSchoolError};
-use crate::rules::{self, TierMatrix};
 use crate::store::{self, RunTrigger, StoreError};
 use crate::sync::{self, RunOptions, SyncError};
 use crate::world::{World, WorldError};
@@ -217,19 +216,6 @@ pub enum CliError {
     Sync(#[from] SyncError),
     #[error("{0}")]
     World(#[from] WorldError),
-    #[error("tier matrix {path}: {source}")]
-    TierMatrix {
-        path: String,
-        source: rules::TierMatrixError,
-    },
-    #[error(
-        "cannot read sync.access_tiers_file {path}: {source}; copy config/access_tiers.toml \
-         there, or remove the key to use the built-in default matrix"
-    )]
-    TierMatrixUnreadable {
-        path: String,
-        source: std::io::Error,
-    },
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
@@ -246,10 +232,7 @@ impl CliError {
     /// 4 for an approval refused, 1 for anything else that failed at run time.
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Config(_)
-            | CliError::Usage(_)
-            | CliError::TierMatrix { .. }
-            | CliError::TierMatrixUnreadable { .. } => 2,
+            CliError::Config(_) | CliError::Usage(_) => 2,
             // A run held for approval by a safety threshold (nothing applied).
             CliError::Sync(SyncError::Held { .. }) => 3,
             // `approve` refused: the database changed, or a newer run exists.
@@ -260,32 +243,38 @@ impl CliError {
     }
 }
 
-fn settings(cli: &Cli, offline: bool) -> Result<Settings, CliError> {
+/// The settings a command reads, or the mistake in them: loaded once, by
+/// `main` before logging starts (logging takes its format from them). None
+/// for a command that reads none; the database part only for the commands
+/// that only read the database.
+pub type Loaded = Option<Result<Settings, ConfigError>>;
+
+/// Loads the settings `cli`'s command reads (see `Loaded`).
+pub fn load_settings(cli: &Cli) -> Loaded {
     let sources = Sources::from_process(cli.config.as_deref());
-    let settings = if offline {
-        Settings::load_offline(&sources)?
-    } else {
-        Settings::load(&sources)?
-    };
-    Ok(settings)
+    match &cli.command {
+        Command::FakePowerschool(_) => None,
+        Command::Seed { .. }
+        | Command::Demo { .. }
+        | Command::Access { .. }
+        | Command::Explain { .. }
+        | Command::Approve { .. }
+        | Command::Discard { .. }
+        | Command::Status { .. } => Some(Settings::load_offline(&sources)),
+        Command::Fetch { .. }
+        | Command::Sync { .. }
+        | Command::Plan { .. }
+        | Command::Spot { .. }
+        | Command::Daemon
+        | Command::Run { .. } => Some(Settings::load(&sources)),
+    }
 }
 
-/// Loads and validates the tier matrix named in the settings.
-pub fn tier_matrix(settings: &Settings) -> Result<TierMatrix, CliError> {
-    match &settings.sync.access_tiers_file {
-        None => Ok(TierMatrix::default()),
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|source| CliError::TierMatrixUnreadable {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-            TierMatrix::from_toml_str(&text).map_err(|source| CliError::TierMatrix {
-                path: path.display().to_string(),
-                source,
-            })
-        }
-    }
+/// The loaded settings, asked for after the command's own usage checks, so
+/// a usage mistake is reported before a mistake in the settings.
+fn settings(loaded: Loaded) -> Result<Settings, CliError> {
+    let loaded = loaded.ok_or_else(|| CliError::Usage("this command reads no settings".into()))?;
+    Ok(loaded?)
 }
 
 pub async fn database(settings: &Settings) -> Result<PgPool, CliError> {
@@ -304,17 +293,16 @@ fn print_json<T: serde::Serialize>(value: &T) {
     );
 }
 
-pub async fn run(cli: Cli) -> Result<(), CliError> {
+pub async fn run(cli: Cli, loaded: Loaded) -> Result<(), CliError> {
     match &cli.command {
-        Command::Fetch { json } => fetch(&settings(&cli, false)?, *json).await,
+        Command::Fetch { json } => fetch(&settings(loaded)?, *json).await,
         Command::Sync { once, json } => {
             if !once {
                 return Err(CliError::Usage(
                     "`sync` runs one sync and needs --once; use `student-sync daemon` for the nightly schedule".into(),
                 ));
             }
-            let settings = settings(&cli, false)?;
-            tier_matrix(&settings)?;
+            let settings = settings(loaded)?;
             let pool = database(&settings).await?;
             let client = PowerSchoolClient::new(&settings.powerschool)?;
             // Never beside a nightly run: wait for the same lock the daemon takes.
@@ -339,7 +327,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Seed { world } => {
-            let settings = settings(&cli, true)?;
+            let settings = settings(loaded)?;
             let world = World::load(world)?;
             let pool = database(&settings).await?;
             sync::seed::seed_world(&pool, &world.schoolengage).await?;
@@ -352,11 +340,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             );
             Ok(())
         }
-        Command::Demo { world, json } => demo(&cli, world, *json).await,
+        Command::Demo { world, json } => demo(loaded, world, *json).await,
         Command::Access {
             command: AccessCommand::Export,
         } => {
-            let settings = settings(&cli, true)?;
+            let settings = settings(loaded)?;
             let pool = database(&settings).await?;
             print_json(&store::access::export(&pool).await?);
             Ok(())
@@ -366,11 +354,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             email,
             json,
         } => {
-            let settings = settings(&cli, true)?;
-            let matrix = tier_matrix(&settings)?;
+            let settings = settings(loaded)?;
             let pool = database(&settings).await?;
-            let explanation =
-                sync::explain::explain(&pool, &settings.sync, &matrix, *student, email).await?;
+            let explanation = sync::explain::explain(
+                &pool,
+                &settings.sync,
+                &settings.sync.access_tiers,
+                *student,
+                email,
+            )
+            .await?;
             if *json {
                 print_json(&explanation);
             } else {
@@ -379,14 +372,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::FakePowerschool(args) => fake(args).await,
-        Command::Plan { json, details } => plan_command(&cli, *json, *details).await,
+        Command::Plan { json, details } => plan_command(loaded, *json, *details).await,
         Command::Approve {
             run_id,
             dry_run,
             json,
-        } => approve_command(&cli, *run_id, *dry_run, *json).await,
+        } => approve_command(loaded, *run_id, *dry_run, *json).await,
         Command::Discard { run_id } => {
-            let settings = settings(&cli, true)?;
+            let settings = settings(loaded)?;
             let pool = database(&settings).await?;
             let who = sync::hold::os_user();
             sync::hold::discard(&pool, *run_id, &who).await?;
@@ -400,10 +393,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             email,
             create_users,
             json,
-        } => spot_command(&cli, *student, email.as_deref(), *create_users, *json).await,
+        } => spot_command(loaded, *student, email.as_deref(), *create_users, *json).await,
         Command::Daemon => {
-            let settings = settings(&cli, false)?;
-            tier_matrix(&settings)?;
+            let settings = settings(loaded)?;
             Ok(crate::daemon::run_daemon(settings).await?)
         }
         Command::Run { now, json } => {
@@ -413,8 +405,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                         .into(),
                 ));
             }
-            let settings = settings(&cli, false)?;
-            tier_matrix(&settings)?;
+            let settings = settings(loaded)?;
             let outcome = crate::daemon::run_now(settings).await?;
             if *json {
                 print_json(&outcome);
@@ -424,7 +415,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Status { json } => {
-            let settings = settings(&cli, true)?;
+            let settings = settings(loaded)?;
             let report = crate::daemon::status(&settings).await?;
             if *json {
                 print_json(&report);
@@ -564,10 +555,10 @@ async fn fake(args: &FakeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn demo(cli: &Cli, world_path: &std::path::Path, json: bool) -> Result<(), CliError> {
+async fn demo(loaded: Loaded, world_path: &std::path::Path, json: bool) -> Result<(), CliError> {
     let world = World::load(world_path)?;
     // The demo never touches the district's database: it recreates its own.
-    let mut offline = settings(cli, true)?;
+    let mut offline = settings(loaded)?;
     let mut url = offline.database.url.clone();
     // PostgreSQL cuts names at 63 bytes; a cut name would be the district's own.
     let base: String = url
@@ -676,9 +667,8 @@ async fn demo(cli: &Cli, world_path: &std::path::Path, json: bool) -> Result<(),
 
 // ---- plan, approve, spot (safe changes) ----
 
-async fn plan_command(cli: &Cli, json: bool, details: bool) -> Result<(), CliError> {
-    let settings = settings(cli, false)?;
-    tier_matrix(&settings)?;
+async fn plan_command(loaded: Loaded, json: bool, details: bool) -> Result<(), CliError> {
+    let settings = settings(loaded)?;
     let pool = database(&settings).await?;
     let client = PowerSchoolClient::new(&settings.powerschool)?;
     let today = RunOptions::now(&settings, RunTrigger::Manual).today;
@@ -692,12 +682,12 @@ async fn plan_command(cli: &Cli, json: bool, details: bool) -> Result<(), CliErr
 }
 
 async fn approve_command(
-    cli: &Cli,
+    loaded: Loaded,
     run_id: i64,
     dry_run: bool,
     json: bool,
 ) -> Result<(), CliError> {
-    let settings = settings(cli, true)?;
+    let settings = settings(loaded)?;
     let pool = database(&settings).await?;
     if dry_run {
         let view = sync::hold::show(&pool, run_id).await?;
@@ -726,7 +716,7 @@ async fn approve_command(
 }
 
 async fn spot_command(
-    cli: &Cli,
+    loaded: Loaded,
     student: Option<i64>,
     email: Option<&str>,
     create_users: bool,
@@ -741,8 +731,7 @@ async fn spot_command(
             ))
         }
     };
-    let settings = settings(cli, false)?;
-    let matrix = tier_matrix(&settings)?;
+    let settings = settings(loaded)?;
     let pool = database(&settings).await?;
     let client = PowerSchoolClient::new(&settings.powerschool)?;
     let options = sync::spot::SpotOptions {
@@ -750,7 +739,14 @@ async fn spot_command(
         create_users,
         today: RunOptions::now(&settings, RunTrigger::Manual).today,
     };
-    let outcome = sync::spot::spot(&pool, &settings, &client, &matrix, &options).await?;
+    let outcome = sync::spot::spot(
+        &pool,
+        &settings,
+        &client,
+        &settings.sync.access_tiers,
+        &options,
+    )
+    .await?;
     if json {
         print_json(&outcome);
     } else {

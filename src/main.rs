@@ -1,10 +1,12 @@
-//! The `student-sync` binary: parse arguments, set up logging once, run the
-//! command, and turn any failure into one clear message and an exit code.
+//! The `student-sync` binary: parse arguments, load the settings once, set
+//! up logging once (in the settings' log format), run the command, and turn
+//! any failure into one clear message and an exit code.
 
 use clap::Parser;
 use student_sync::cli::{self, Cli};
+use student_sync::config::{LogFormat, LOG_FORMAT_ENV};
 
-fn init_tracing(format: Option<&str>, default_level: &str) {
+fn init_tracing(format: LogFormat, default_level: &str) {
     use tracing_subscriber::{fmt, EnvFilter};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         // tokio-cron-scheduler logs every job it adds at info.
@@ -13,10 +15,10 @@ fn init_tracing(format: Option<&str>, default_level: &str) {
         ))
     });
     let json = match format {
-        Some("json") => true,
-        Some("human") => false,
+        LogFormat::Json => true,
+        LogFormat::Human => false,
         // systemd sets JOURNAL_STREAM for a service's stdout/stderr.
-        _ => std::env::var_os("JOURNAL_STREAM").is_some(),
+        LogFormat::Auto => std::env::var_os("JOURNAL_STREAM").is_some(),
     };
     // Colours only for a person at a terminal, not in files or pipes.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -35,18 +37,23 @@ fn init_tracing(format: Option<&str>, default_level: &str) {
     }
 }
 
+/// `--log-format` first, then the loaded settings' `logging.format` (the
+/// file, under `STUDENT_SYNC_LOG_FORMAT`); a command that loads no settings,
+/// or whose settings are refused, reads `STUDENT_SYNC_LOG_FORMAT` alone. A
+/// spelling that is not a format means auto (the settings refuse it).
+fn log_format(cli: &Cli, loaded: &cli::Loaded) -> LogFormat {
+    let named = match (&cli.log_format, loaded) {
+        (Some(flag), _) => Some(flag.clone()),
+        (None, Some(Ok(settings))) => return settings.logging.format,
+        (None, _) => std::env::var(LOG_FORMAT_ENV).ok(),
+    };
+    named.and_then(|n| n.parse().ok()).unwrap_or_default()
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    let format = cli
-        .log_format
-        .clone()
-        .or_else(|| std::env::var("STUDENT_SYNC_LOG_FORMAT").ok())
-        .or_else(|| {
-            cli.config
-                .as_deref()
-                .and_then(student_sync::config::log_format_in_file)
-        });
+    let loaded = cli::load_settings(&cli);
     // Commands whose output is the answer keep the logs to warnings unless
     // RUST_LOG asks for more; the daemon and syncs log their progress.
     let default_level = match cli.command {
@@ -55,8 +62,8 @@ async fn main() {
         }
         _ => "info",
     };
-    init_tracing(format.as_deref(), default_level);
-    if let Err(e) = cli::run(cli).await {
+    init_tracing(log_format(&cli, &loaded), default_level);
+    if let Err(e) = cli::run(cli, loaded).await {
         eprintln!("error: {e}");
         std::process::exit(e.exit_code());
     }

@@ -1,0 +1,178 @@
+//! The typed settings every other module reads: what `Settings::load` hands
+//! out once everything has been layered and checked. Nothing here parses or
+//! validates; `validate` builds these from the file shape.
+
+use super::Secret;
+use crate::rules::eligibility::LoginField;
+use crate::rules::{RemovalPolicy, TierMatrix};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Names the district in the advisory lock, logs and metrics.
+    pub district: String,
+    pub powerschool: PowerSchoolSettings,
+    pub database: DatabaseSettings,
+    pub sync: SyncSettings,
+    pub schedule: ScheduleSettings,
+    pub daemon: DaemonSettings,
+    pub logging: LoggingSettings,
+    pub safety: SafetySettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct PowerSchoolSettings {
+    pub url: url::Url,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub page_size: u32,
+    pub school_concurrency: usize,
+    pub max_attempts: u32,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    pub request_timeout: Duration,
+    /// Renew the token this long before PowerSchool says it expires.
+    pub token_refresh_margin: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// The connection URL without its password.
+    pub url: url::Url,
+    pub password: Option<Secret>,
+    pub max_connections: u32,
+}
+
+impl DatabaseSettings {
+    /// The URL to connect with, password included. Never log it.
+    pub fn connect_url(&self) -> Secret {
+        let mut url = self.url.clone();
+        if let Some(password) = &self.password {
+            let _ = url.set_password(Some(password.expose()));
+        }
+        Secret::new(url.to_string())
+    }
+
+    /// The URL as it may be shown to a person.
+    pub fn display_url(&self) -> String {
+        let mut url = self.url.clone();
+        if url.password().is_some() {
+            let _ = url.set_password(Some("***"));
+        }
+        url.to_string()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    pub include_scheduling_year: bool,
+    pub student_login_field: LoginField,
+    pub on_powerschool_removal: RemovalPolicy,
+    /// The tier matrix file; None means the spec's default matrix.
+    pub access_tiers_file: Option<PathBuf>,
+    /// The tier matrix read from `access_tiers_file` (or the default one),
+    /// loaded and checked with the rest of the settings.
+    pub access_tiers: TierMatrix,
+}
+
+/// One safety limit: the run is held when the number it watches is above
+/// `count`, or its share of the base above `percent` (judged only once the
+/// number reaches `SafetySettings::percent_applies_from`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Threshold {
+    pub count: u64,
+    pub percent: f64,
+}
+
+/// `[safety]`: limits past which a run is held for approval instead of applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SafetySettings {
+    pub enabled: bool,
+    /// Percentages are judged only when at least this many rows would change,
+    /// so one withdrawal in a ten-student test district does not hold a run.
+    pub percent_applies_from: u64,
+    /// Students in the sync set that the run would take out of it (base: the sync set now).
+    pub students_leaving: Threshold,
+    /// Connections whose tier goes down or that are removed (base: connections now).
+    pub connections_losing_access: Threshold,
+    /// Users the run would create (base: users now). Not judged on the first run.
+    pub users_created: Threshold,
+    /// Rows of the guardian query fewer than at the last successful full run (base: that count).
+    pub guardian_query_shrink: Threshold,
+}
+
+impl Default for SafetySettings {
+    fn default() -> Self {
+        SafetySettings {
+            enabled: true,
+            percent_applies_from: 10,
+            students_leaving: Threshold {
+                count: 500,
+                percent: 10.0,
+            },
+            connections_losing_access: Threshold {
+                count: 500,
+                percent: 10.0,
+            },
+            // New families arrive in waves (registration, a new school
+            // year): only a run that more than doubles the users, or creates
+            // thousands at once (a renamed email field), is suspect.
+            users_created: Threshold {
+                count: 2000,
+                percent: 100.0,
+            },
+            guardian_query_shrink: Threshold {
+                count: 1000,
+                percent: 10.0,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlackoutRange {
+    pub from: chrono::NaiveDate,
+    pub to: chrono::NaiveDate,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScheduleSettings {
+    /// Six-field cron (sec min hour day month weekday) in `timezone`.
+    pub cron: String,
+    pub timezone: chrono_tz::Tz,
+    pub blackout: Vec<BlackoutRange>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DaemonSettings {
+    pub grace_period: Duration,
+    pub listen: SocketAddr,
+}
+
+/// `logging.format`, spelled as in the file, the environment and `--log-format`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    strum::EnumString,
+    strum::Display,
+    strum::VariantNames,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum LogFormat {
+    /// Human text on a terminal, JSON under systemd (`JOURNAL_STREAM`).
+    #[default]
+    Auto,
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoggingSettings {
+    pub format: LogFormat,
+}

@@ -1,0 +1,431 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn minimal() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("STUDENT_SYNC_POWERSCHOOL_URL", "https://ps.example.org"),
+        ("STUDENT_SYNC_POWERSCHOOL_CLIENT_ID", "id"),
+        ("STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET", "s3cret"),
+        ("DATABASE_URL", "postgres://postgres:pw@127.0.0.1:5432/x"),
+    ]
+}
+
+fn load_toml(toml_text: &str, extra_env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("student-sync.toml");
+    std::fs::write(&path, toml_text).unwrap();
+    let mut e = env(&minimal());
+    e.extend(env(extra_env));
+    Settings::load(&Sources {
+        file: Some(&path),
+        env: e,
+    })
+}
+
+fn key_of(err: ConfigError) -> String {
+    match err {
+        ConfigError::Invalid { key, .. } | ConfigError::Missing { key, .. } => key,
+        other => panic!("expected an error naming a key, got {other}"),
+    }
+}
+
+#[test]
+fn environment_alone_is_enough() {
+    let s = Settings::load(&Sources {
+        file: None,
+        env: env(&minimal()),
+    })
+    .unwrap();
+    assert_eq!(s.powerschool.client_secret.expose(), "s3cret");
+    assert_eq!(s.powerschool.page_size, 1000);
+    assert_eq!(s.powerschool.school_concurrency, 4);
+    assert_eq!(s.database.password.as_ref().unwrap().expose(), "pw");
+    assert!(!s.database.url.as_str().contains("pw"));
+    assert!(s.database.connect_url().expose().contains(":pw@"));
+    assert_eq!(s.schedule.timezone, chrono_tz::America::Edmonton);
+    assert!(
+        !format!("{s:?}").contains("s3cret"),
+        "secrets must not appear in Debug output"
+    );
+}
+
+#[test]
+fn every_validation_error_names_its_key() {
+    let cases: &[(&str, &str)] = &[
+        ("[powerschool]\npage_size = 0", "powerschool.page_size"),
+        (
+            "[powerschool]\nschool_concurrency = 0",
+            "powerschool.school_concurrency",
+        ),
+        (
+            "[powerschool]\nmax_attempts = 0",
+            "powerschool.max_attempts",
+        ),
+        (
+            "[powerschool]\nbackoff_initial_ms = -1",
+            "powerschool.backoff_initial_ms",
+        ),
+        (
+            "[powerschool]\nbackoff_initial_ms = 100\nbackoff_max_ms = 10",
+            "powerschool.backoff_max_ms",
+        ),
+        (
+            "[powerschool]\nrequest_timeout_secs = 0",
+            "powerschool.request_timeout_secs",
+        ),
+        (
+            "[powerschool]\ntoken_refresh_margin_secs = -5",
+            "powerschool.token_refresh_margin_secs",
+        ),
+        (
+            "[database]\nmax_connections = 0",
+            "database.max_connections",
+        ),
+        (
+            "[sync]\non_powerschool_removal = \"delete\"",
+            "sync.on_powerschool_removal",
+        ),
+        (
+            "[sync]\nstudent_login_field = \"username\"",
+            "sync.student_login_field",
+        ),
+        ("[sync]\naccess_tiers_file = \"\"", "sync.access_tiers_file"),
+        ("[schedule]\ncron = \"every night\"", "schedule.cron"),
+        (
+            "[schedule]\ntimezone = \"Mars/Olympus\"",
+            "schedule.timezone",
+        ),
+        (
+            "[[schedule.blackout]]\nfrom = \"2026-07-01\"\nto = \"2026-13-01\"",
+            "schedule.blackout[0].to",
+        ),
+        (
+            "[[schedule.blackout]]\nfrom = \"yesterday\"\nto = \"2026-08-01\"",
+            "schedule.blackout[0].from",
+        ),
+        (
+            "[daemon]\ngrace_period_secs = 0",
+            "daemon.grace_period_secs",
+        ),
+        ("[daemon]\nlisten = \"nowhere\"", "daemon.listen"),
+        ("[logging]\nformat = \"xml\"", "logging.format"),
+        ("district = \" \"", "district"),
+        (
+            "[safety.students_leaving]\npercent = 150.0",
+            "safety.students_leaving.percent",
+        ),
+        (
+            "[safety.connections_losing_access]\ncount = -1",
+            "safety.connections_losing_access.count",
+        ),
+        (
+            "[safety]\npercent_applies_from = -3",
+            "safety.percent_applies_from",
+        ),
+    ];
+    for (text, key) in cases {
+        let err = load_toml(text, &[]).expect_err(text);
+        let message = err.to_string();
+        assert!(
+            message.contains(key),
+            "{text}: message {message:?} must name {key}"
+        );
+        assert_eq!(&key_of(err), key, "{text}");
+    }
+}
+
+#[test]
+fn env_errors_name_the_key() {
+    let e = load_toml("", &[("STUDENT_SYNC_POWERSCHOOL_PAGE_SIZE", "lots")]).unwrap_err();
+    assert_eq!(key_of(e), "powerschool.page_size");
+    let e = load_toml(
+        "",
+        &[("STUDENT_SYNC_SYNC_INCLUDE_SCHEDULING_YEAR", "maybe")],
+    )
+    .unwrap_err();
+    assert_eq!(key_of(e), "sync.include_scheduling_year");
+    let e = load_toml("", &[("DATABASE_URL", "mysql://x@y/z")]).unwrap_err();
+    assert_eq!(key_of(e), "database.url");
+    let e = load_toml("", &[("STUDENT_SYNC_SAFETY_USERS_CREATED_PERCENT", "lots")]).unwrap_err();
+    assert_eq!(key_of(e), "safety.users_created.percent");
+}
+
+#[test]
+fn safety_defaults_file_and_env() {
+    let s = load_toml("", &[]).unwrap();
+    assert_eq!(s.safety, SafetySettings::default());
+    let s = load_toml(
+        "[safety]\nenabled = false\n[safety.students_leaving]\ncount = 7\n",
+        &[
+            ("STUDENT_SYNC_SAFETY_STUDENTS_LEAVING_PERCENT", "2.5"),
+            ("STUDENT_SYNC_SAFETY_GUARDIAN_QUERY_SHRINK_COUNT", "9"),
+        ],
+    )
+    .unwrap();
+    assert!(!s.safety.enabled);
+    assert_eq!(
+        s.safety.students_leaving,
+        Threshold {
+            count: 7,
+            percent: 2.5
+        }
+    );
+    assert_eq!(s.safety.guardian_query_shrink.count, 9);
+}
+
+#[test]
+fn missing_settings_name_their_key() {
+    let e = Settings::load(&Sources {
+        file: None,
+        env: HashMap::new(),
+    })
+    .unwrap_err();
+    assert_eq!(key_of(e), "powerschool.url");
+    let e = Settings::load(&Sources {
+        file: None,
+        env: env(&[("STUDENT_SYNC_POWERSCHOOL_URL", "https://ps.example.org")]),
+    })
+    .unwrap_err();
+    assert_eq!(key_of(e), "powerschool.client_id");
+    let e = Settings::load(&Sources {
+        file: None,
+        env: env(&[
+            ("STUDENT_SYNC_POWERSCHOOL_URL", "https://ps.example.org"),
+            ("STUDENT_SYNC_POWERSCHOOL_CLIENT_ID", "id"),
+        ]),
+    })
+    .unwrap_err();
+    assert_eq!(key_of(e), "powerschool.client_secret");
+}
+
+#[test]
+fn plain_http_only_to_loopback() {
+    assert!(parse_powerschool_url("http://127.0.0.1:8080").is_ok());
+    assert!(parse_powerschool_url("http://localhost:8080").is_ok());
+    assert!(parse_powerschool_url("http://[::1]:8080").is_ok());
+    assert!(parse_powerschool_url("https://ps.example.org").is_ok());
+    let e = parse_powerschool_url("http://ps.example.org").unwrap_err();
+    assert!(e.to_string().contains("powerschool.url"));
+    assert!(e.to_string().contains("loopback"));
+    assert_eq!(
+        key_of(parse_powerschool_url("ftp://ps.example.org").unwrap_err()),
+        "powerschool.url"
+    );
+}
+
+#[test]
+fn secrets_never_come_from_the_toml() {
+    // client_secret in the file is refused outright, by name.
+    let e = load_toml("[powerschool]\nclient_secret = \"x\"", &[]).unwrap_err();
+    assert_eq!(key_of(e), "powerschool.client_secret");
+    // A password inside the TOML's database URL is refused, and not echoed.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[database]\nurl = \"postgres://u:hunter2@db/x\"").unwrap();
+    let mut e = env(&minimal());
+    e.remove("DATABASE_URL");
+    let err = Settings::load(&Sources {
+        file: Some(&path),
+        env: e,
+    })
+    .unwrap_err();
+    assert!(!err.to_string().contains("hunter2"));
+    assert_eq!(key_of(err), "database.url");
+}
+
+#[test]
+fn secret_files_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ps_secret"), "from-file\n").unwrap();
+    std::fs::write(dir.path().join("db_pw"), "dbpw\n").unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "[powerschool]\nurl = \"https://ps.example.org\"\nclient_id = \"id\"\nclient_secret_file = \"ps_secret\"\n[database]\nurl = \"postgres://postgres@127.0.0.1/x\"\npassword_file = \"db_pw\"\n",
+    )
+    .unwrap();
+    let s = Settings::load(&Sources {
+        file: Some(&path),
+        env: HashMap::new(),
+    })
+    .unwrap();
+    assert_eq!(s.powerschool.client_secret.expose(), "from-file");
+    assert_eq!(s.database.password.unwrap().expose(), "dbpw");
+    let missing = dir.path().join("m.toml");
+    std::fs::write(&missing, "[powerschool]\nurl = \"https://ps.example.org\"\nclient_id = \"id\"\nclient_secret_file = \"nope\"\n").unwrap();
+    let e = Settings::load(&Sources {
+        file: Some(&missing),
+        env: HashMap::new(),
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("powerschool.client_secret"), "{e}");
+}
+
+#[test]
+fn example_config_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/student-sync.example.toml");
+    let s = Settings::load(&Sources {
+        file: Some(&path),
+        env: env(&[("STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET", "x")]),
+    })
+    .unwrap();
+    assert_eq!(s.powerschool.page_size, 1000);
+    // The example documents the safety defaults.
+    assert_eq!(s.safety, SafetySettings::default());
+}
+
+#[test]
+fn the_log_format_comes_from_the_same_load() {
+    assert_eq!(load_toml("", &[]).unwrap().logging.format, LogFormat::Auto);
+    let file = "[logging]\nformat = \"json\"\n";
+    assert_eq!(
+        load_toml(file, &[]).unwrap().logging.format,
+        LogFormat::Json
+    );
+    let s = load_toml(file, &[(LOG_FORMAT_ENV, "human")]).unwrap();
+    assert_eq!(s.logging.format, LogFormat::Human);
+    let e = load_toml(file, &[(LOG_FORMAT_ENV, "xml")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "setting `logging.format` has the bad value \"xml\": allowed are auto, human, json"
+    );
+}
+
+#[test]
+fn the_tier_matrix_is_loaded_with_the_settings() {
+    use crate::rules::TierMatrix;
+    // None named: the spec's default matrix.
+    let s = load_toml("", &[]).unwrap();
+    assert_eq!(s.sync.access_tiers, TierMatrix::default());
+    // The example names the shipped file, beside it.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/student-sync.example.toml");
+    let s = Settings::load_offline(&Sources {
+        file: Some(&example),
+        env: HashMap::new(),
+    })
+    .unwrap();
+    assert_eq!(s.sync.access_tiers, TierMatrix::default());
+    // Missing: exit-2 material, with the fix.
+    let e = load_toml("[sync]\naccess_tiers_file = \"nowhere.toml\"\n", &[]).unwrap_err();
+    assert!(matches!(e, ConfigError::TierMatrixUnreadable { .. }), "{e}");
+    assert!(
+        e.to_string().contains("copy config/access_tiers.toml"),
+        "{e}"
+    );
+    // Unreadable as a matrix: the file and the matrix's own complaint.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("tiers.toml");
+    std::fs::write(&bad, "[full]\nview_forms = \"some\"\n").unwrap();
+    let e = load_toml(
+        "",
+        &[("STUDENT_SYNC_SYNC_ACCESS_TIERS_FILE", bad.to_str().unwrap())],
+    )
+    .unwrap_err();
+    assert!(matches!(e, ConfigError::TierMatrix { .. }), "{e}");
+    assert!(e.to_string().contains("tiers.toml"), "{e}");
+}
+
+#[test]
+fn a_settings_mistake_is_reported_before_the_tier_matrix_file() {
+    let e = load_toml(
+        "[sync]\naccess_tiers_file = \"nowhere.toml\"\n[safety]\nenabled = true\npercent_applies_from = -1\n",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(key_of(e), "safety.percent_applies_from");
+}
+
+#[test]
+fn environment_text_is_read_as_its_key_type() {
+    let s = load_toml(
+        "",
+        &[
+            ("STUDENT_SYNC_POWERSCHOOL_PAGE_SIZE", " 250 "),
+            ("STUDENT_SYNC_SAFETY_ENABLED", "Off"),
+            ("STUDENT_SYNC_SYNC_INCLUDE_SCHEDULING_YEAR", "yes"),
+            ("STUDENT_SYNC_SAFETY_USERS_CREATED_PERCENT", "250"),
+            ("STUDENT_SYNC_DISTRICT", "1234"),
+            ("STUDENT_SYNC_POWERSCHOOL_CLIENT_ID", "[not, an, array]"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.powerschool.page_size, 250);
+    assert!(!s.safety.enabled);
+    assert!(s.sync.include_scheduling_year);
+    assert_eq!(s.safety.users_created.percent, 250.0);
+    assert_eq!(s.district, "1234");
+    assert_eq!(s.powerschool.client_id, "[not, an, array]");
+    let e = load_toml("", &[("STUDENT_SYNC_POWERSCHOOL_MAX_ATTEMPTS", "2.5")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "setting `powerschool.max_attempts` has the bad value \"2.5\": \
+         STUDENT_SYNC_POWERSCHOOL_MAX_ATTEMPTS must be a whole number"
+    );
+}
+
+#[test]
+fn the_environment_wins_over_the_file_and_student_sync_database_url_over_database_url() {
+    let s = load_toml(
+        "district = \"from-file\"\n[powerschool]\npage_size = 10\nschool_concurrency = 2\n",
+        &[
+            ("STUDENT_SYNC_POWERSCHOOL_PAGE_SIZE", "20"),
+            (
+                "STUDENT_SYNC_DATABASE_URL",
+                "postgres://postgres@127.0.0.1/second",
+            ),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.district, "from-file");
+    assert_eq!(s.powerschool.page_size, 20);
+    assert_eq!(s.powerschool.school_concurrency, 2);
+    assert_eq!(s.database.url.path(), "/second");
+}
+
+#[test]
+fn unknown_keys_in_the_file_are_refused() {
+    for (text, key) in [
+        ("colour = \"blue\"\n", "`colour`"),
+        ("[powerschool]\npagesize = 5\n", "`powerschool.pagesize`"),
+        (
+            "[safety.users_created]\ncount = 1\nratio = 2\n",
+            "`safety.users_created.ratio`",
+        ),
+        (
+            "[database]\nmax_connections = \"5\"\n",
+            "`database.max_connections`",
+        ),
+    ] {
+        let e = load_toml(text, &[]).unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }), "{text}: {e}");
+        assert!(e.to_string().contains(key), "{text}: {e}");
+    }
+    let e = load_toml("[powerschool\n", &[]).unwrap_err();
+    assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
+    // A variable nobody reads is ignored, as any other variable of the process.
+    load_toml("", &[("STUDENT_SYNC_COLOUR", "blue")]).unwrap();
+}
+
+#[test]
+fn a_secret_in_the_file_is_refused_by_name_and_never_echoed() {
+    for (text, key) in [
+        (
+            "[powerschool]\nclient_secret = \"hunter2\"\n",
+            "powerschool.client_secret",
+        ),
+        ("[database]\npassword = \"hunter2\"\n", "database.password"),
+    ] {
+        let e = load_toml(text, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains(key) && e.contains("never read from the config file"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+}

@@ -1,0 +1,431 @@
+//! Every check on the layered values, turning the file shape into typed
+//! `Settings`: defaults filled in, ranges, URLs, enums, dates and paths
+//! checked, each refusal naming the key, the bad value and what is allowed.
+//! The checks run in the order of the file's sections, so the first mistake
+//! reported is the first in the file.
+
+use super::file::{
+    FileDaemon, FileDatabase, FilePowerSchool, FileSafety, FileSchedule, FileSettings, FileSync,
+    FileThreshold,
+};
+use super::secrets::{read_secret, CLIENT_SECRET_ENV, DATABASE_PASSWORD_ENV};
+use super::settings::*;
+use super::{choice, environment, invalid, resolve, tier_matrix, ConfigError, Secret, Sources};
+use crate::rules::TierMatrix;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/student_sync";
+
+/// The settings from the layered values. Without `need_powerschool` the
+/// PowerSchool section is checked when present but not required.
+pub(super) fn settings(
+    file: FileSettings,
+    sources: &Sources<'_>,
+    need_powerschool: bool,
+) -> Result<Settings, ConfigError> {
+    let district = district(file.district)?;
+    let powerschool = powerschool(file.powerschool, sources, need_powerschool)?;
+    let database = database(file.database, sources)?;
+    let mut sync = sync(file.sync, sources)?;
+    let schedule = schedule(file.schedule)?;
+    let daemon = daemon(file.daemon)?;
+    let logging = LoggingSettings {
+        format: chosen("logging.format", file.logging.format)?,
+    };
+    let safety = safety(&file.safety)?;
+    // The matrix file is read last: a mistake in the settings themselves is
+    // reported before one in the file they name.
+    sync.access_tiers = tier_matrix::load(sync.access_tiers_file.as_deref())?;
+    Ok(Settings {
+        district,
+        powerschool,
+        database,
+        sync,
+        schedule,
+        daemon,
+        logging,
+        safety,
+    })
+}
+
+fn in_range(key: &str, value: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
+    if value < min || value > max {
+        return Err(invalid(
+            key,
+            value,
+            &format!("allowed is a whole number from {min} to {max}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// A whole-number setting, its default when unset.
+fn whole(
+    key: &str,
+    value: Option<i64>,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, ConfigError> {
+    in_range(key, value.unwrap_or(default), min, max)
+}
+
+/// An enum setting (see `choice`), its default when unset.
+fn chosen<T>(key: &str, value: Option<String>) -> Result<T, ConfigError>
+where
+    T: Default + std::str::FromStr + strum::VariantNames,
+{
+    value.map_or_else(|| Ok(T::default()), |v| choice(key, &v))
+}
+
+fn district(district: Option<String>) -> Result<String, ConfigError> {
+    let district = district.unwrap_or_else(|| "district".to_string());
+    if district.trim().is_empty() {
+        return Err(invalid(
+            "district",
+            &district,
+            "allowed is a non-empty name",
+        ));
+    }
+    Ok(district)
+}
+
+fn powerschool(
+    mut ps: FilePowerSchool,
+    sources: &Sources<'_>,
+    need_powerschool: bool,
+) -> Result<PowerSchoolSettings, ConfigError> {
+    if !need_powerschool {
+        ps.url
+            .get_or_insert_with(|| "https://powerschool.invalid".to_string());
+        ps.client_id
+            .get_or_insert_with(|| "not-configured".to_string());
+    }
+    let url_text = ps.url.take().ok_or_else(|| ConfigError::Missing {
+        key: "powerschool.url".into(),
+        hint: "set it in the config file or STUDENT_SYNC_POWERSCHOOL_URL, e.g. https://powerschool.example.org".into(),
+    })?;
+    let url = parse_powerschool_url(&url_text)?;
+    let client_id = ps.client_id.take().unwrap_or_default();
+    if client_id.trim().is_empty() {
+        return Err(ConfigError::Missing {
+            key: "powerschool.client_id".into(),
+            hint: "set it in the config file or STUDENT_SYNC_POWERSCHOOL_CLIENT_ID; the district gets it when it enables the student-sync plugin".into(),
+        });
+    }
+    let client_secret = read_secret(
+        "powerschool.client_secret",
+        CLIENT_SECRET_ENV,
+        ps.client_secret_file.as_deref(),
+        sources,
+    )?
+    .or_else(|| (!need_powerschool).then(Secret::default))
+    .ok_or_else(|| ConfigError::Missing {
+        key: "powerschool.client_secret".into(),
+        hint: format!("set {CLIENT_SECRET_ENV} or powerschool.client_secret_file (it is never read from the TOML itself)"),
+    })?;
+    powerschool_requests(&ps, url, client_id, client_secret)
+}
+
+/// Paging, concurrency, retries and time limits of the PowerSchool requests.
+fn powerschool_requests(
+    ps: &FilePowerSchool,
+    url: url::Url,
+    client_id: String,
+    client_secret: Secret,
+) -> Result<PowerSchoolSettings, ConfigError> {
+    let page_size = whole("powerschool.page_size", ps.page_size, 1000, 1, 100_000)?;
+    let school_concurrency = whole(
+        "powerschool.school_concurrency",
+        ps.school_concurrency,
+        4,
+        1,
+        64,
+    )?;
+    let max_attempts = whole("powerschool.max_attempts", ps.max_attempts, 5, 1, 20)?;
+    let backoff_initial_ms = whole(
+        "powerschool.backoff_initial_ms",
+        ps.backoff_initial_ms,
+        500,
+        0,
+        600_000,
+    )?;
+    let backoff_max_ms = whole(
+        "powerschool.backoff_max_ms",
+        ps.backoff_max_ms,
+        30_000,
+        0,
+        3_600_000,
+    )?;
+    if backoff_max_ms < backoff_initial_ms {
+        return Err(invalid(
+            "powerschool.backoff_max_ms",
+            backoff_max_ms,
+            &format!("allowed is at least powerschool.backoff_initial_ms ({backoff_initial_ms})"),
+        ));
+    }
+    let request_timeout_secs = whole(
+        "powerschool.request_timeout_secs",
+        ps.request_timeout_secs,
+        60,
+        1,
+        3600,
+    )?;
+    let token_refresh_margin_secs = whole(
+        "powerschool.token_refresh_margin_secs",
+        ps.token_refresh_margin_secs,
+        60,
+        0,
+        3600,
+    )?;
+    Ok(PowerSchoolSettings {
+        url,
+        client_id,
+        client_secret,
+        page_size: page_size as u32,
+        school_concurrency: school_concurrency as usize,
+        max_attempts: max_attempts as u32,
+        backoff_initial: Duration::from_millis(backoff_initial_ms as u64),
+        backoff_max: Duration::from_millis(backoff_max_ms as u64),
+        request_timeout: Duration::from_secs(request_timeout_secs as u64),
+        token_refresh_margin: Duration::from_secs(token_refresh_margin_secs as u64),
+    })
+}
+
+/// Accepts https anywhere, and plain http only to a loopback host (the fake
+/// server, a local tunnel): credentials must never cross a network in clear.
+pub fn parse_powerschool_url(text: &str) -> Result<url::Url, ConfigError> {
+    let key = "powerschool.url";
+    let url = url::Url::parse(text.trim())
+        .map_err(|e| invalid(key, text, &format!("allowed is an https:// URL ({e})")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if !loopback {
+                return Err(invalid(
+                    key,
+                    text,
+                    "plain http:// is allowed only for a loopback host (127.0.0.1, ::1, localhost); use https://",
+                ));
+            }
+        }
+        _ => return Err(invalid(key, text, "allowed is an https:// URL")),
+    }
+    if url.host().is_none() {
+        return Err(invalid(key, text, "allowed is a URL with a host name"));
+    }
+    Ok(url)
+}
+
+/// The database URL (a password in it only when it came from the
+/// environment), the password from the environment or a file, the pool size.
+fn database(db: FileDatabase, sources: &Sources<'_>) -> Result<DatabaseSettings, ConfigError> {
+    let text = db.url.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+    let mut url = url::Url::parse(&text).map_err(|e| {
+        invalid(
+            "database.url",
+            redact_url_text(&text),
+            &format!("allowed is a postgres:// URL ({e})"),
+        )
+    })?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(invalid(
+            "database.url",
+            redact_url_text(&text),
+            "allowed is a postgres:// or postgresql:// URL",
+        ));
+    }
+    let mut password = None;
+    if let Some(p) = url.password() {
+        if !environment::sets(&sources.env, "database.url") {
+            return Err(invalid(
+                "database.url",
+                redact_url_text(&text),
+                &format!("the config file must not hold the database password: use DATABASE_URL, {DATABASE_PASSWORD_ENV} or database.password_file"),
+            ));
+        }
+        password = Some(Secret::new(p.to_string()));
+        let _ = url.set_password(None);
+    }
+    if let Some(p) = read_secret(
+        "database.password",
+        DATABASE_PASSWORD_ENV,
+        db.password_file.as_deref(),
+        sources,
+    )? {
+        password = Some(p);
+    }
+    let max_connections = whole("database.max_connections", db.max_connections, 5, 1, 100)?;
+    Ok(DatabaseSettings {
+        url,
+        password,
+        max_connections: max_connections as u32,
+    })
+}
+
+fn redact_url_text(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "(unparseable URL, not shown in case it holds a password)".to_string(),
+    }
+}
+
+/// `[sync]`, with the default tier matrix until `settings` reads the file.
+fn sync(s: FileSync, sources: &Sources<'_>) -> Result<SyncSettings, ConfigError> {
+    let on_powerschool_removal = chosen("sync.on_powerschool_removal", s.on_powerschool_removal)?;
+    let student_login_field = chosen("sync.student_login_field", s.student_login_field)?;
+    let access_tiers_file = match s.access_tiers_file {
+        Some(p) if p.trim().is_empty() => {
+            return Err(invalid(
+                "sync.access_tiers_file",
+                p,
+                "allowed is a path to a TOML file",
+            ))
+        }
+        Some(p) => Some(resolve(&sources.config_dir(), &p)),
+        None => None,
+    };
+    Ok(SyncSettings {
+        include_scheduling_year: s.include_scheduling_year.unwrap_or(false),
+        student_login_field,
+        on_powerschool_removal,
+        access_tiers_file,
+        access_tiers: TierMatrix::default(),
+    })
+}
+
+fn schedule(sch: FileSchedule) -> Result<ScheduleSettings, ConfigError> {
+    let cron = sch.cron.unwrap_or_else(|| "0 0 0 * * *".to_string());
+    if cron.split_whitespace().count() != 6 {
+        return Err(invalid(
+            "schedule.cron",
+            &cron,
+            "allowed is a six-field cron expression: sec min hour day month weekday, e.g. \"0 0 0 * * *\"",
+        ));
+    }
+    let tz_text = sch
+        .timezone
+        .unwrap_or_else(|| "America/Edmonton".to_string());
+    let timezone: chrono_tz::Tz = tz_text.parse().map_err(|_| {
+        invalid(
+            "schedule.timezone",
+            &tz_text,
+            "allowed is an IANA time zone name such as America/Edmonton",
+        )
+    })?;
+    let mut blackout = Vec::new();
+    for (i, b) in sch.blackout.iter().enumerate() {
+        let key_from = format!("schedule.blackout[{i}].from");
+        let key_to = format!("schedule.blackout[{i}].to");
+        let from = parse_date(&key_from, &b.from)?;
+        let to = parse_date(&key_to, &b.to)?;
+        if to < from {
+            return Err(invalid(
+                &key_to,
+                &b.to,
+                &format!("allowed is a date on or after {from}"),
+            ));
+        }
+        blackout.push(BlackoutRange { from, to });
+    }
+    Ok(ScheduleSettings {
+        cron,
+        timezone,
+        blackout,
+    })
+}
+
+fn parse_date(key: &str, text: &str) -> Result<chrono::NaiveDate, ConfigError> {
+    chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| invalid(key, text, "allowed is a date written YYYY-MM-DD"))
+}
+
+fn daemon(d: FileDaemon) -> Result<DaemonSettings, ConfigError> {
+    let grace = whole("daemon.grace_period_secs", d.grace_period_secs, 30, 1, 3600)?;
+    let listen_text = d.listen.unwrap_or_else(|| "127.0.0.1:9187".to_string());
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        invalid(
+            "daemon.listen",
+            &listen_text,
+            "allowed is an address and port such as 127.0.0.1:9187",
+        )
+    })?;
+    Ok(DaemonSettings {
+        grace_period: Duration::from_secs(grace as u64),
+        listen,
+    })
+}
+
+fn safety(file: &FileSafety) -> Result<SafetySettings, ConfigError> {
+    let d = SafetySettings::default();
+    Ok(SafetySettings {
+        enabled: file.enabled.unwrap_or(d.enabled),
+        percent_applies_from: whole(
+            "safety.percent_applies_from",
+            file.percent_applies_from,
+            d.percent_applies_from as i64,
+            0,
+            100_000_000,
+        )? as u64,
+        students_leaving: threshold(
+            "students_leaving",
+            &file.students_leaving,
+            d.students_leaving,
+            100.0,
+        )?,
+        connections_losing_access: threshold(
+            "connections_losing_access",
+            &file.connections_losing_access,
+            d.connections_losing_access,
+            100.0,
+        )?,
+        // Created users are counted against the users there are, so more than 100% is possible.
+        users_created: threshold(
+            "users_created",
+            &file.users_created,
+            d.users_created,
+            100_000.0,
+        )?,
+        guardian_query_shrink: threshold(
+            "guardian_query_shrink",
+            &file.guardian_query_shrink,
+            d.guardian_query_shrink,
+            100.0,
+        )?,
+    })
+}
+
+fn threshold(
+    name: &str,
+    file: &FileThreshold,
+    default: Threshold,
+    max_percent: f64,
+) -> Result<Threshold, ConfigError> {
+    let count = whole(
+        &format!("safety.{name}.count"),
+        file.count,
+        default.count as i64,
+        0,
+        100_000_000,
+    )? as u64;
+    let percent = file.percent.unwrap_or(default.percent);
+    if !percent.is_finite() || !(0.0..=max_percent).contains(&percent) {
+        return Err(invalid(
+            &format!("safety.{name}.percent"),
+            percent,
+            &format!("allowed is a number from 0 to {max_percent}"),
+        ));
+    }
+    Ok(Threshold { count, percent })
+}
