@@ -3,12 +3,12 @@
 //! says what failed, for which record or setting, and what to do.
 
 use crate::config::{self, ConfigError, Settings, Sources};
-use crate::fake_powerschool::{self, FakeCredentials, Faults};
+use crate::harness::fake_powerschool::{self, FakeCredentials, Faults};
+use crate::harness::world::{World, WorldError};
 use crate::powerschool::{PowerSchoolClient, PowerSchoolError};
 use crate::rules::{self, TierMatrix};
 use crate::store::{self, RunTrigger, StoreError};
 use crate::sync::{self, RunOptions, SyncError};
-use crate::world::{World, WorldError};
 use clap::{Args, Parser, Subcommand};
 use sqlx::PgPool;
 use std::net::SocketAddr;
@@ -342,7 +342,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let settings = settings(&cli, true)?;
             let world = World::load(world)?;
             let pool = database(&settings).await?;
-            sync::seed::seed_world(&pool, &world.schoolengage).await?;
+            crate::harness::seed::seed_world(&pool, &world.schoolengage).await?;
             println!(
                 "Seeded {} users, {} connections, {} forms into {}",
                 world.schoolengage.users.len(),
@@ -625,11 +625,11 @@ async fn demo(cli: &Cli, world_path: &std::path::Path, json: bool) -> Result<(),
         file: None,
         env: sources_env,
     })?;
-    crate::sync::world_settings::apply(&world.settings, &mut settings.sync)?;
-    sync::seed::seed_world(&pool, &world.schoolengage).await?;
+    crate::harness::world_settings::apply(&world.settings, &mut settings.sync)?;
+    crate::harness::seed::seed_world(&pool, &world.schoolengage).await?;
     let client = PowerSchoolClient::new(&settings.powerschool)?;
     let mut options = RunOptions::now(&settings, RunTrigger::Manual);
-    if let Some(today) = crate::sync::world_settings::today(&world.settings)? {
+    if let Some(today) = crate::harness::world_settings::today(&world.settings)? {
         options.today = today;
     }
     let outcome = sync::run_once(&pool, &settings, &client, &options).await?;

@@ -9,7 +9,7 @@
 //! PowerSchool. Any other argument is refused with 400, so a client sending
 //! the wrong argument name is noticed.
 
-use crate::world::{PowerSchoolSide, WorldStudent};
+use crate::harness::world::{PowerSchoolSide, WorldStudent};
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::ops::Range;
@@ -428,7 +428,7 @@ fn render_independent(s: &WorldStudent, i: usize, out: &mut String) {
     o.end();
 }
 
-fn render_contact(c: &crate::world::WorldContact, i: usize, out: &mut String) {
+fn render_contact(c: &crate::harness::world::WorldContact, i: usize, out: &mut String) {
     let mut o = Obj::new(out, i);
     o.n("studentsdcid", Some(c.student_dcid));
     o.n("personid", Some(c.person_id));
@@ -448,7 +448,7 @@ fn render_contact(c: &crate::world::WorldContact, i: usize, out: &mut String) {
 }
 
 /// The core query is not flattened: its columns come grouped by table.
-fn render_guardian(g: &crate::world::WorldGuardianAccount, i: usize, out: &mut String) {
+fn render_guardian(g: &crate::harness::world::WorldGuardianAccount, i: usize, out: &mut String) {
     let _ = write!(out, "{{\"id\":{}", i + 1);
     out.push_str(",\"name\":\"guardianstudent\",\"tables\":{\"guardianstudent\":");
     let mut o = Obj::new(out, i);

@@ -11,7 +11,7 @@ mod data;
 mod generate;
 mod server;
 
-use crate::world::PowerSchoolSide;
+use crate::harness::world::PowerSchoolSide;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,7 +9,7 @@
 //! usually non-decision-making, contact. That gives about 2 contacts and 1.5
 //! guardian links per student, and siblings sharing guardians.
 
-use crate::world::{
+use crate::harness::world::{
     PowerSchoolSide, WorldContact, WorldGuardianAccount, WorldSchool, WorldStudent,
 };
 use rand::rngs::StdRng;
