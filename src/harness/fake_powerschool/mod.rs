@@ -9,6 +9,7 @@
 
 mod data;
 mod generate;
+mod render;
 mod server;
 
 use crate::harness::world::PowerSchoolSide;
