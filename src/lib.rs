@@ -20,9 +20,8 @@ macro_rules! static_str {
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod fake_powerschool;
+pub mod harness;
 pub mod powerschool;
 pub mod rules;
 pub mod store;
 pub mod sync;
-pub mod world;

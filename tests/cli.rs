@@ -7,7 +7,9 @@ mod common;
 use common::*;
 use sqlx::PgPool;
 use std::process::Output;
-use student_sync::fake_powerschool::{FakeCredentials, Faults, FieldOverride, RunningFake};
+use student_sync::harness::fake_powerschool::{
+    FakeCredentials, Faults, FieldOverride, RunningFake,
+};
 
 async fn run(args: &[&str], env: &[(&str, String)]) -> Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_student-sync"));

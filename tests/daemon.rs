@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use student_sync::config::BlackoutRange;
 use student_sync::daemon::{decide, next_fire, Clock, Daemon, Notifier, Schedule, StartupDecision};
-use student_sync::fake_powerschool::{self, FakeCredentials, Faults, RunningFake};
+use student_sync::harness::fake_powerschool::{self, FakeCredentials, Faults, RunningFake};
 use student_sync::store::RunRecord;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
@@ -375,7 +375,7 @@ async fn run_binary(args: &[&str], env: &[(String, String)]) -> std::process::Ou
     cmd.output().await.expect("the binary runs")
 }
 
-fn small_district() -> student_sync::world::PowerSchoolSide {
+fn small_district() -> student_sync::harness::world::PowerSchoolSide {
     fake_powerschool::generate(400, 7)
 }
 

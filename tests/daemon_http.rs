@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use student_sync::daemon::{Daemon, Notifier};
-use student_sync::fake_powerschool::{self, Faults};
+use student_sync::harness::fake_powerschool::{self, Faults};
 use tokio::sync::{watch, Semaphore};
 
 #[sqlx::test]

@@ -9,11 +9,11 @@ use common::records::{account, contact, student};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::Duration;
-use student_sync::fake_powerschool::{
+use student_sync::harness::fake_powerschool::{
     generate, spawn, FakeCredentials, Faults, FieldOverride, RunningFake, CONTACTS, ENROLLED,
     GUARDIANS, INDEPENDENT,
 };
-use student_sync::world::{PowerSchoolSide, WorldSchool};
+use student_sync::harness::world::{PowerSchoolSide, WorldSchool};
 
 /// Two schools; 5001..5005 at 101 with statuses 0, -1, 2, 3, 0; 5006 at 102.
 /// 5002 (pre-registered) and 5003 (transferred) are independent.

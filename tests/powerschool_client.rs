@@ -16,12 +16,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use student_sync::config::{PowerSchoolSettings, Secret};
-use student_sync::fake_powerschool::{spawn, FakeCredentials, Faults, FieldOverride, RunningFake};
+use student_sync::harness::fake_powerschool::{
+    spawn, FakeCredentials, Faults, FieldOverride, RunningFake,
+};
+use student_sync::harness::world::{
+    PowerSchoolSide, WorldGuardianAccount, WorldSchool, WorldStudent,
+};
 use student_sync::powerschool::{
     PowerSchoolClient, PowerSchoolError, CONTACTS_QUERY, GUARDIANS_QUERY, INDEPENDENT_QUERY,
     STUDENTS_QUERY,
 };
-use student_sync::world::{PowerSchoolSide, WorldGuardianAccount, WorldSchool, WorldStudent};
 
 fn settings(url: &str, page_size: u32) -> PowerSchoolSettings {
     let creds = FakeCredentials::default();

@@ -8,10 +8,10 @@ mod common;
 
 use common::*;
 use sqlx::{PgPool, Row};
-use student_sync::fake_powerschool::{self, Faults};
+use student_sync::harness::fake_powerschool::{self, Faults};
+use student_sync::harness::world::PowerSchoolSide;
 use student_sync::store::{self, RunTrigger, StoreError};
 use student_sync::sync::{self, plan::Plan, RunOptions, SyncError};
-use student_sync::world::PowerSchoolSide;
 
 fn options(settings: &student_sync::config::Settings) -> RunOptions {
     RunOptions::now(settings, RunTrigger::Manual)
@@ -332,7 +332,7 @@ async fn the_binary_exits_3_on_a_held_run_and_plan_prints_a_summary(pool: PgPool
     let mut empty = district();
     empty.students.clear();
     let fake = start_fake(empty, Faults::default()).await;
-    let creds = student_sync::fake_powerschool::FakeCredentials::default();
+    let creds = student_sync::harness::fake_powerschool::FakeCredentials::default();
     let env = [
         ("STUDENT_SYNC_POWERSCHOOL_URL", fake.base_url()),
         (

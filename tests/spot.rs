@@ -10,12 +10,12 @@ use common::*;
 use sqlx::{PgPool, Row};
 use std::time::Duration;
 use student_sync::config::Settings;
-use student_sync::fake_powerschool::{self, Faults};
+use student_sync::harness::fake_powerschool::{self, Faults};
+use student_sync::harness::world::{PowerSchoolSide, WorldContact, WorldGuardianAccount};
 use student_sync::rules::TierMatrix;
 use student_sync::store::RunTrigger;
 use student_sync::sync::spot::{spot, SpotOptions, SpotOutcome, SpotScope};
 use student_sync::sync::{self, RunOptions};
-use student_sync::world::{PowerSchoolSide, WorldContact, WorldGuardianAccount};
 
 const NEW_EMAIL: &str = "new.parent@example.org";
 

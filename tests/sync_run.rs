@@ -6,10 +6,10 @@ mod common;
 
 use common::*;
 use sqlx::PgPool;
-use student_sync::fake_powerschool::{self, Faults};
+use student_sync::harness::fake_powerschool::{self, Faults};
+use student_sync::harness::world::World;
 use student_sync::store::RunTrigger;
 use student_sync::sync::{self, FailPoint, RunOptions};
-use student_sync::world::World;
 
 fn options(settings: &student_sync::config::Settings) -> RunOptions {
     RunOptions::now(settings, RunTrigger::Manual)
@@ -193,7 +193,7 @@ async fn a_changed_name_updates_only_that_row(pool: PgPool) {
 #[sqlx::test]
 async fn schoolengage_owned_columns_survive_a_sync(pool: PgPool) {
     let world = load_world("00-independent-parent-read-only.json");
-    sync::seed::seed_world(&pool, &world.schoolengage)
+    student_sync::harness::seed::seed_world(&pool, &world.schoolengage)
         .await
         .unwrap();
     let fake = start_fake(world.powerschool.clone(), Faults::default()).await;

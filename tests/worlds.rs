@@ -7,10 +7,11 @@ mod common;
 
 use common::*;
 use sqlx::PgPool;
-use student_sync::fake_powerschool::Faults;
+use student_sync::harness::fake_powerschool::Faults;
+use student_sync::harness::world::World;
+use student_sync::harness::{seed, world_settings};
 use student_sync::store::{self, RunTrigger};
-use student_sync::sync::{self, world_settings, RunOptions};
-use student_sync::world::World;
+use student_sync::sync::{self, RunOptions};
 
 fn world_files() -> Vec<std::path::PathBuf> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -40,9 +41,9 @@ async fn reset(pool: &PgPool) {
     .unwrap();
 }
 
-async fn run_world(pool: &PgPool, world: &World) -> student_sync::world::AccessTable {
+async fn run_world(pool: &PgPool, world: &World) -> student_sync::harness::world::AccessTable {
     reset(pool).await;
-    sync::seed::seed_world(pool, &world.schoolengage)
+    seed::seed_world(pool, &world.schoolengage)
         .await
         .expect("world seeds");
     let fake = start_fake(world.powerschool.clone(), Faults::default()).await;

@@ -2,8 +2,8 @@
 //! `shared/spec/world-format.md`, and a connection's audit history for `explain`.
 
 use super::{Doing, StoreError};
+use crate::harness::world::{AccessRow, AccessTable};
 use crate::rules::{ConnectionCase, Limit};
-use crate::world::{AccessRow, AccessTable};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgPool, Row};

@@ -1,6 +1,6 @@
 //! One sync run: fetch → plan (stage, reconcile, rules) → apply in one
 //! transaction, with the run's row written first and its report at the end.
-//! Also the small pieces built on the same path: seeding a world, the access
+//! Also the small pieces built on the same path: the access
 //! export, `plan` (the same fetch and plan, writing nothing), safety holds
 //! with `approve`/`discard`, and spot syncs of one student or guardian.
 
@@ -20,9 +20,7 @@ pub mod hold;
 pub mod plan;
 pub mod report;
 pub mod safety;
-pub mod seed;
 pub mod spot;
-pub mod world_settings;
 
 pub use apply::FailPoint;
 pub use plan::{plan, Plan};

@@ -10,9 +10,9 @@ use sqlx::{PgPool, Row};
 use std::collections::HashMap;
 use std::time::Duration;
 use student_sync::config::{Settings, Sources};
-use student_sync::fake_powerschool::{self, FakeCredentials, Faults, RunningFake};
+use student_sync::harness::fake_powerschool::{self, FakeCredentials, Faults, RunningFake};
+use student_sync::harness::world::{PowerSchoolSide, World};
 use student_sync::powerschool::PowerSchoolClient;
-use student_sync::world::{PowerSchoolSide, World};
 
 pub const LIVE_TABLES: &[&str] = &[
     "students",

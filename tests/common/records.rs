@@ -1,7 +1,7 @@
 //! Small PowerSchool records for tests that build a world by hand.
 #![allow(dead_code)]
 
-use student_sync::world::{WorldContact, WorldGuardianAccount, WorldStudent};
+use student_sync::harness::world::{WorldContact, WorldGuardianAccount, WorldStudent};
 
 pub fn student(dcid: i64, school: i64, enroll_status: i64) -> WorldStudent {
     WorldStudent {

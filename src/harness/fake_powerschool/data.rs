@@ -9,9 +9,9 @@
 //! PowerSchool. Any other argument is refused with 400, so a client sending
 //! the wrong argument name is noticed.
 
-use crate::world::{PowerSchoolSide, WorldStudent};
+use super::render::{render_contact, render_guardian, render_independent, render_student};
+use crate::harness::world::PowerSchoolSide;
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::ops::Range;
 
 pub const GUARDIANS: &str = "com.pearson.core.guardian.student_guardian_detail";
@@ -190,7 +190,22 @@ impl Dataset {
     }
 
     pub(crate) fn build(world: &PowerSchoolSide) -> Dataset {
-        let mut schools: Vec<School> = world
+        let rows = SortedRows::of(world);
+        Dataset {
+            queries: rows.render(world),
+            schools: schools_served(world),
+            student_count: world.students.len(),
+        }
+    }
+}
+
+/// The district school list: the world's schools, or, for a world that
+/// lists students but no schools, one school per `schoolid` its students
+/// name (they would otherwise be unreachable through the per-school
+/// queries).
+fn schools_served(world: &PowerSchoolSide) -> Vec<School> {
+    if !world.schools.is_empty() {
+        return world
             .schools
             .iter()
             .enumerate()
@@ -200,26 +215,38 @@ impl Dataset {
                 school_number: s.school_number,
             })
             .collect();
-        // A world that lists students but no schools would otherwise be
-        // unreachable through the per-school queries.
-        if schools.is_empty() {
-            let mut numbers: Vec<i64> = world.students.iter().map(|s| s.schoolid).collect();
-            numbers.sort_unstable();
-            numbers.dedup();
-            schools = numbers
-                .into_iter()
-                .enumerate()
-                .map(|(i, n)| School {
-                    id: i as i64 + 1,
-                    name: format!("School {n}"),
-                    school_number: n,
-                })
-                .collect();
-        }
+    }
+    let mut numbers: Vec<i64> = world.students.iter().map(|s| s.schoolid).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| School {
+            id: i as i64 + 1,
+            name: format!("School {n}"),
+            school_number: n,
+        })
+        .collect()
+}
 
-        // Sorting compact (key, index) pairs rather than references keeps a
-        // large world's sort in cache; the index breaks ties so the order is
-        // that of a stable sort.
+/// Each query's rows in the order it serves them, as compact sort keys
+/// ending in the record's index in the world. Sorting such pairs rather
+/// than references keeps a large world's sort in cache; the index breaks
+/// ties so the order is that of a stable sort.
+struct SortedRows {
+    /// (school, dcid, student): students with `enroll_status <= 0`.
+    enrolled: Vec<(i64, i64, usize)>,
+    /// (dcid, student): the enrolled students who are independent.
+    independent: Vec<(i64, usize)>,
+    /// (school, dcid, person, contact): contacts of enrolled students only.
+    contacts: Vec<(i64, i64, i64, usize)>,
+    /// (dcid, guardian id, account): every guardian link.
+    guardians: Vec<(i64, i64, usize)>,
+}
+
+impl SortedRows {
+    fn of(world: &PowerSchoolSide) -> SortedRows {
         let students = &world.students;
         let mut enrolled: Vec<(i64, i64, usize)> = students
             .iter()
@@ -255,46 +282,50 @@ impl Dataset {
             .map(|(i, g)| (g.student_dcid, g.guardianid, i))
             .collect();
         guardians.sort_unstable();
+        SortedRows {
+            enrolled,
+            independent,
+            contacts,
+            guardians,
+        }
+    }
 
-        // Rendering is most of the work and the four queries are independent.
-        let (guardians_q, enrolled_q, independent_q, contacts_q) = std::thread::scope(|scope| {
+    /// Renders and indexes the four queries, in `QueryKind` order.
+    /// Rendering is most of the work and the four queries are independent.
+    fn render(&self, world: &PowerSchoolSide) -> [QueryData; 4] {
+        let students = &world.students;
+        std::thread::scope(|scope| {
             let g = scope.spawn(|| {
                 build_query(
-                    &guardians,
+                    &self.guardians,
                     |&(dcid, _, _)| (None, dcid),
                     |&(_, _, i), n, out| render_guardian(&world.guardian_accounts[i], n, out),
                 )
             });
             let c = scope.spawn(|| {
                 build_query(
-                    &contacts,
+                    &self.contacts,
                     |&(school, dcid, _, _)| (Some(school), dcid),
                     |&(_, _, _, i), n, out| render_contact(&world.contacts[i], n, out),
                 )
             });
             let e = build_query(
-                &enrolled,
+                &self.enrolled,
                 |&(school, dcid, _)| (Some(school), dcid),
                 |&(_, _, i), n, out| render_student(&students[i], n, out),
             );
             let ind = build_query(
-                &independent,
+                &self.independent,
                 |&(dcid, _)| (None, dcid),
                 |&(_, i), n, out| render_independent(&students[i], n, out),
             );
-            (
+            [
                 g.join().expect("guardian indexing panicked"),
                 e,
                 ind,
                 c.join().expect("contact indexing panicked"),
-            )
-        });
-
-        Dataset {
-            queries: [guardians_q, enrolled_q, independent_q, contacts_q],
-            schools,
-            student_count: world.students.len(),
-        }
+            ]
+        })
     }
 }
 
@@ -320,184 +351,4 @@ fn build_query<T>(
         q.by_dcid.entry(dcid).or_insert(i..i).end = i + 1;
     }
     q
-}
-
-/// Writes one flat JSON object. NULL columns alternate between the two forms
-/// the spec allows, by the record's position, so both reach every client.
-struct Obj<'a> {
-    out: &'a mut String,
-    first: bool,
-    null_absent: bool,
-}
-
-impl<'a> Obj<'a> {
-    fn new(out: &'a mut String, position: usize) -> Obj<'a> {
-        out.push('{');
-        Obj {
-            out,
-            first: true,
-            null_absent: !position.is_multiple_of(2),
-        }
-    }
-
-    fn key(&mut self, key: &str) {
-        if !self.first {
-            self.out.push(',');
-        }
-        self.first = false;
-        push_json_string(self.out, key);
-        self.out.push(':');
-    }
-
-    fn s(&mut self, key: &str, value: Option<&str>) {
-        match value {
-            Some(v) => {
-                self.key(key);
-                push_json_string(self.out, v);
-            }
-            None if self.null_absent => {}
-            None => {
-                self.key(key);
-                self.out.push_str("\"\"");
-            }
-        }
-    }
-
-    fn n(&mut self, key: &str, value: Option<i64>) {
-        match value {
-            Some(v) => {
-                self.key(key);
-                let _ = write!(self.out, "\"{v}\"");
-            }
-            None => self.s(key, None),
-        }
-    }
-
-    fn end(self) {
-        self.out.push('}');
-    }
-}
-
-fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-        out.push_str(s);
-        out.push('"');
-        return;
-    }
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-fn render_student(s: &WorldStudent, i: usize, out: &mut String) {
-    let mut o = Obj::new(out, i);
-    o.n("dcid", Some(s.dcid));
-    o.n("id", s.id);
-    o.s("student_number", s.student_number.as_deref());
-    o.s("first_name", s.first_name.as_deref());
-    o.s("last_name", s.last_name.as_deref());
-    o.n("grade_level", s.grade_level);
-    o.n("schoolid", Some(s.schoolid));
-    o.n("enroll_status", Some(s.enroll_status));
-    o.s("entrydate", s.entrydate.as_deref());
-    o.s("orgemail", s.orgemail.as_deref());
-    o.s("personalemail", s.personalemail.as_deref());
-    o.end();
-}
-
-fn render_independent(s: &WorldStudent, i: usize, out: &mut String) {
-    let mut o = Obj::new(out, i);
-    o.n("dcid", Some(s.dcid));
-    o.s("enrlytype1", s.enrlytype1.as_deref());
-    o.s("enrlytype2", s.enrlytype2.as_deref());
-    o.s("enrlytype3", s.enrlytype3.as_deref());
-    o.s("orgemail", s.orgemail.as_deref());
-    o.s("personalemail", s.personalemail.as_deref());
-    o.end();
-}
-
-fn render_contact(c: &crate::world::WorldContact, i: usize, out: &mut String) {
-    let mut o = Obj::new(out, i);
-    o.n("studentsdcid", Some(c.student_dcid));
-    o.n("personid", Some(c.person_id));
-    o.s("firstname", c.first_name.as_deref());
-    o.s("lastname", c.last_name.as_deref());
-    o.s("email", c.email.as_deref());
-    // A non-decision-making contact is "0" or has no detail row at all.
-    let flag = if c.isdecisionmaking == 1 {
-        Some("1")
-    } else {
-        Some("0")
-    };
-    if c.isdecisionmaking == 1 || i.is_multiple_of(2) {
-        o.s("isdecisionmaking", flag);
-    }
-    o.end();
-}
-
-/// The core query is not flattened: its columns come grouped by table.
-fn render_guardian(g: &crate::world::WorldGuardianAccount, i: usize, out: &mut String) {
-    let _ = write!(out, "{{\"id\":{}", i + 1);
-    out.push_str(",\"name\":\"guardianstudent\",\"tables\":{\"guardianstudent\":");
-    let mut o = Obj::new(out, i);
-    o.n("guardianid", Some(g.guardianid));
-    o.n("studentsdcid", Some(g.student_dcid));
-    let accounttype = if g.web_access_account {
-        Some("webaccess")
-    } else {
-        Some("parentportal")
-    };
-    if g.web_access_account || i.is_multiple_of(2) {
-        o.s("accounttype", accounttype);
-    }
-    o.end();
-    out.push_str(",\"guardian\":");
-    let mut o = Obj::new(out, i);
-    o.s("email", g.email.as_deref());
-    o.s("firstname", g.first_name.as_deref());
-    o.s("lastname", g.last_name.as_deref());
-    o.end();
-    out.push_str("}}");
-}
-
-/// Plants `value` as `field` of one rendered record; `null` removes the
-/// field. Nested records get the field in the table that has it (or the
-/// first table).
-pub(crate) fn apply_override(record: &str, field: &str, value: &serde_json::Value) -> String {
-    let mut v: serde_json::Value = match serde_json::from_str(record) {
-        Ok(v) => v,
-        Err(_) => return record.to_string(),
-    };
-    let target = if v.get("tables").is_some_and(|t| t.is_object()) {
-        let tables = v["tables"].as_object_mut().expect("checked above");
-        let name = tables
-            .iter()
-            .find(|(_, t)| t.get(field).is_some())
-            .or_else(|| tables.iter().next())
-            .map(|(k, _)| k.clone());
-        name.and_then(|name| tables.get_mut(&name))
-            .and_then(|t| t.as_object_mut())
-    } else {
-        v.as_object_mut()
-    };
-    if let Some(obj) = target {
-        if value.is_null() {
-            obj.remove(field);
-        } else {
-            obj.insert(field.to_string(), value.clone());
-        }
-    }
-    v.to_string()
 }

@@ -1,10 +1,10 @@
 //! Turning a world's SchoolEngage side into seed rows: emails normalised the
 //! way the rules compare them, every bad value named with its record.
 
+use crate::harness::world::SchoolEngageSide;
 use crate::rules::{normalise_email, AccessTier, Origin};
 use crate::store::seed::{self, SeedConnection, SeedForm, SeedUser};
 use crate::store::StoreError;
-use crate::world::SchoolEngageSide;
 use sqlx::PgPool;
 
 fn email(value: &str, record: String) -> Result<String, StoreError> {

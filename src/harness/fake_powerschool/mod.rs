@@ -9,9 +9,10 @@
 
 mod data;
 mod generate;
+mod render;
 mod server;
 
-use crate::world::PowerSchoolSide;
+use crate::harness::world::PowerSchoolSide;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,8 @@
 //! list and PowerQuery pages and counts, with the fault switches applied to
 //! PowerQuery pages.
 
-use super::data::{apply_override, parse_args, Dataset, QueryKind, Selection};
+use super::data::{parse_args, Dataset, QueryKind, Selection};
+use super::render::apply_override;
 use super::{FakeCredentials, FakeStats, Faults};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -13,6 +14,7 @@ use axum::Router;
 use base64::Engine;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -397,86 +399,18 @@ async fn query_page(
     if !s.faults.page_latency.is_zero() {
         tokio::time::sleep(s.faults.page_latency).await;
     }
-    if s.always_fails(kind) {
-        return s.server_error("always_fail_queries");
-    }
-    if s.faults
-        .always_fail_pages
-        .iter()
-        .any(|&p| p as usize == page)
-    {
-        return s.server_error("always_fail_pages");
-    }
-    let fault = s.decide_fault();
-    match fault {
-        PageFault::Error => {
-            tracing::debug!(query = name, page, "fake PowerSchool: injected 500");
-            return s.server_error("injected fault");
-        }
-        PageFault::RateLimit => {
-            tracing::debug!(query = name, page, "fake PowerSchool: injected 429");
-            bump(&s.counters.answered_429);
-            let mut r = json_value(
-                StatusCode::TOO_MANY_REQUESTS,
-                serde_json::json!({"message": "Too Many Requests"}),
-            );
-            r.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(s.faults.retry_after_secs),
-            );
-            return r;
-        }
-        PageFault::Truncate | PageFault::None => {}
-    }
-
-    let total = selection.len();
-    let (start, end) = if size == 0 {
-        if page == 1 {
-            (0, total)
-        } else {
-            (total, total)
-        }
-    } else {
-        let start = (page - 1).saturating_mul(size).min(total);
-        (start, start.saturating_add(size).min(total))
+    let truncate = match s.page_fault(kind, &name, page) {
+        Ok(truncate) => truncate,
+        Err(answer) => return answer,
     };
-    let mut body = String::with_capacity(64 + (end - start) * 256);
-    body.push_str("{\"name\":");
-    body.push_str(&serde_json::Value::from(kind.name()).to_string());
-    if start < end {
-        body.push_str(",\"record\":[");
-        let overrides = s.overrides.get(&kind);
-        for i in start..end {
-            if i > start {
-                body.push(',');
-            }
-            let record = s.data.record(kind, selection.get(i));
-            let mut planted: Option<String> = None;
-            for (_, field, value) in overrides.iter().flat_map(|o| o.iter()).filter(|o| o.0 == i) {
-                let base = planted.as_deref().unwrap_or(record);
-                planted = Some(apply_override(base, field, value));
-            }
-            body.push_str(planted.as_deref().unwrap_or(record));
-        }
-        body.push(']');
-    } else if page.is_multiple_of(2) {
-        // Servers differ on an empty page: `record` missing or empty.
-        body.push_str(",\"record\":[]");
-    }
-    body.push_str(",\"@extensions\":");
-    body.push_str(&serde_json::Value::from(kind.extensions()).to_string());
-    body.push('}');
+    let records = page_records(selection.len(), page, size);
+    let mut body = s.page_body(kind, &selection, records.clone(), page);
     s.counters
         .records_served
-        .fetch_add((end - start) as u64, Ordering::Relaxed);
-
-    if let PageFault::Truncate = fault {
+        .fetch_add(records.len() as u64, Ordering::Relaxed);
+    if truncate {
         bump(&s.counters.truncated);
-        let mut cut = body.len() / 2;
-        while !body.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        body.truncate(cut);
+        cut_in_half(&mut body);
         tracing::debug!(
             query = name,
             page,
@@ -487,9 +421,118 @@ async fn query_page(
             query = name,
             page,
             pagesize = size,
-            records = end - start,
+            records = records.len(),
             "fake PowerSchool: page"
         );
     }
     json_response(StatusCode::OK, body)
+}
+
+impl Shared {
+    /// The fault switches' verdict on one page request: an always-failing
+    /// query or page and an injected 500 or 429 are the answer itself (Err,
+    /// sent at once, so its size does not matter); Ok says whether the page
+    /// is to be cut off mid-JSON.
+    #[allow(clippy::result_large_err)]
+    fn page_fault(&self, kind: QueryKind, name: &str, page: usize) -> Result<bool, Response> {
+        if self.always_fails(kind) {
+            return Err(self.server_error("always_fail_queries"));
+        }
+        if self
+            .faults
+            .always_fail_pages
+            .iter()
+            .any(|&p| p as usize == page)
+        {
+            return Err(self.server_error("always_fail_pages"));
+        }
+        match self.decide_fault() {
+            PageFault::Error => {
+                tracing::debug!(query = name, page, "fake PowerSchool: injected 500");
+                Err(self.server_error("injected fault"))
+            }
+            PageFault::RateLimit => {
+                tracing::debug!(query = name, page, "fake PowerSchool: injected 429");
+                bump(&self.counters.answered_429);
+                let mut r = json_value(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    serde_json::json!({"message": "Too Many Requests"}),
+                );
+                r.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(self.faults.retry_after_secs),
+                );
+                Err(r)
+            }
+            PageFault::Truncate => Ok(true),
+            PageFault::None => Ok(false),
+        }
+    }
+
+    /// The page's JSON: the query name, the selected records in `records`
+    /// (with any planted overrides), and the `@extensions` field.
+    fn page_body(
+        &self,
+        kind: QueryKind,
+        selection: &Selection,
+        records: Range<usize>,
+        page: usize,
+    ) -> String {
+        let mut body = String::with_capacity(64 + records.len() * 256);
+        body.push_str("{\"name\":");
+        body.push_str(&serde_json::Value::from(kind.name()).to_string());
+        if !records.is_empty() {
+            body.push_str(",\"record\":[");
+            let start = records.start;
+            for i in records {
+                if i > start {
+                    body.push(',');
+                }
+                let record = self.data.record(kind, selection.get(i));
+                match self.planted(kind, i, record) {
+                    Some(planted) => body.push_str(&planted),
+                    None => body.push_str(record),
+                }
+            }
+            body.push(']');
+        } else if page.is_multiple_of(2) {
+            // Servers differ on an empty page: `record` missing or empty.
+            body.push_str(",\"record\":[]");
+        }
+        body.push_str(",\"@extensions\":");
+        body.push_str(&serde_json::Value::from(kind.extensions()).to_string());
+        body.push('}');
+        body
+    }
+
+    /// The `i`-th selected record with the test's overrides for it planted,
+    /// in the order they were given; None when it has none.
+    fn planted(&self, kind: QueryKind, i: usize, record: &str) -> Option<String> {
+        let mut planted: Option<String> = None;
+        let overrides = self.overrides.get(&kind);
+        for (_, field, value) in overrides.iter().flat_map(|o| o.iter()).filter(|o| o.0 == i) {
+            let base = planted.as_deref().unwrap_or(record);
+            planted = Some(apply_override(base, field, value));
+        }
+        planted
+    }
+}
+
+/// Which of the `total` selected records a page holds. Page size 0 means
+/// everything on page 1 and nothing after.
+fn page_records(total: usize, page: usize, size: usize) -> Range<usize> {
+    if size == 0 {
+        return if page == 1 { 0..total } else { total..total };
+    }
+    let start = (page - 1).saturating_mul(size).min(total);
+    start..start.saturating_add(size).min(total)
+}
+
+/// Cuts a page's body off mid-JSON, at a character boundary.
+fn cut_in_half(body: &mut String) {
+    let mut cut = body.len() / 2;
+    while !body.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    body.truncate(cut);
 }

@@ -3,7 +3,7 @@
 //! `on_powerschool_removal = revoke` or the scheduling year on.
 
 use crate::config::{self, ConfigError, SyncSettings};
-use crate::world::WorldSettings;
+use crate::harness::world::WorldSettings;
 use chrono::NaiveDate;
 
 pub fn apply(world: &WorldSettings, sync: &mut SyncSettings) -> Result<(), ConfigError> {

@@ -9,7 +9,7 @@
 //! usually non-decision-making, contact. That gives about 2 contacts and 1.5
 //! guardian links per student, and siblings sharing guardians.
 
-use crate::world::{
+use crate::harness::world::{
     PowerSchoolSide, WorldContact, WorldGuardianAccount, WorldSchool, WorldStudent,
 };
 use rand::rngs::StdRng;
@@ -105,7 +105,29 @@ const DOMAINS: &[&str] = &[
 pub(crate) fn district(students: usize, seed: u64) -> PowerSchoolSide {
     let mut rng = StdRng::seed_from_u64(seed);
     let school_count = students.div_ceil(STUDENTS_PER_SCHOOL).max(1);
-    let schools: Vec<WorldSchool> = (0..school_count)
+    let mut side = PowerSchoolSide {
+        schools: schools(school_count),
+        students: Vec::with_capacity(students),
+        contacts: Vec::with_capacity(students * 21 / 10),
+        guardian_accounts: Vec::with_capacity(students * 16 / 10),
+    };
+    let mut ids = NextIds {
+        person: 700_001,
+        guardian: 900_001,
+    };
+    while side.students.len() < students {
+        let family = Family::draw(&mut rng, &mut ids, students - side.students.len());
+        for _ in 0..family.children {
+            add_child(&mut rng, &mut side, &family, &mut ids, school_count);
+        }
+    }
+    side
+}
+
+/// The district's schools, named after places and kinds of school, numbered
+/// from 101.
+fn schools(count: usize) -> Vec<WorldSchool> {
+    (0..count)
         .map(|i| {
             let place = PLACES[i % PLACES.len()];
             let kind = KINDS[(i / PLACES.len()) % KINDS.len()];
@@ -120,90 +142,127 @@ pub(crate) fn district(students: usize, seed: u64) -> PowerSchoolSide {
                 name,
             }
         })
-        .collect();
+        .collect()
+}
 
-    let mut side = PowerSchoolSide {
-        schools,
-        students: Vec::with_capacity(students),
-        contacts: Vec::with_capacity(students * 21 / 10),
-        guardian_accounts: Vec::with_capacity(students * 16 / 10),
-    };
-    let mut next_person: i64 = 700_001;
-    let mut next_guardian: i64 = 900_001;
+/// The next free PERSON id and Parent Portal guardian id.
+struct NextIds {
+    person: i64,
+    guardian: i64,
+}
 
-    while side.students.len() < students {
-        let family_last = pick(&mut rng, LAST);
+impl NextIds {
+    fn person(&mut self) -> i64 {
+        self.person += 1;
+        self.person - 1
+    }
+
+    fn guardian(&mut self) -> i64 {
+        self.guardian += 1;
+        self.guardian - 1
+    }
+}
+
+/// One family: a surname, how many children (at most `remaining`), and
+/// the parents every child shares.
+struct Family {
+    last: &'static str,
+    children: usize,
+    parents: Vec<Parent>,
+}
+
+impl Family {
+    fn draw(rng: &mut StdRng, ids: &mut NextIds, remaining: usize) -> Family {
+        let last = pick(rng, LAST);
         let children = match rng.gen_range(0..100) {
             0..=59 => 1,
             60..=89 => 2,
             _ => 3,
         }
-        .min(students - side.students.len());
+        .min(remaining);
         let parent_count = match rng.gen_range(0..100) {
             0..=24 => 1,
             25..=89 => 2,
             _ => 3,
         };
-        let parents: Vec<Parent> = (0..parent_count)
+        let parents = (0..parent_count)
             .map(|_| {
-                let person = next_person;
-                next_person += 1;
-                let account = rng.gen_bool(0.8).then(|| {
-                    next_guardian += 1;
-                    next_guardian - 1
-                });
-                Parent::new(&mut rng, person, family_last, account)
+                let person = ids.person();
+                let account = rng.gen_bool(0.8).then(|| ids.guardian());
+                Parent::new(rng, person, last, account)
             })
             .collect();
-
-        for _ in 0..children {
-            let n = side.students.len();
-            let dcid = 10_001 + n as i64;
-            let student = make_student(&mut rng, n, dcid, family_last, school_count);
-            side.students.push(student);
-            for p in &parents {
-                side.contacts.push(WorldContact {
-                    student_dcid: dcid,
-                    person_id: p.person,
-                    first_name: Some(p.first.to_string()),
-                    last_name: Some(p.last.to_string()),
-                    email: p.contact_email.clone(),
-                    isdecisionmaking: i64::from(p.decision_making),
-                });
-                if let Some(guardianid) = p.account {
-                    side.guardian_accounts.push(WorldGuardianAccount {
-                        guardianid,
-                        student_dcid: dcid,
-                        email: p.account_email.clone(),
-                        first_name: Some(p.first.to_string()),
-                        last_name: Some(p.last.to_string()),
-                        web_access_account: rng.gen_bool(0.01),
-                    });
-                }
-            }
-            // A grandparent or emergency contact: rarely a decision maker.
-            if rng.gen_bool(0.2) {
-                let person = next_person;
-                next_person += 1;
-                let first = pick(&mut rng, FIRST);
-                let last = if rng.gen_bool(0.5) {
-                    family_last
-                } else {
-                    pick(&mut rng, LAST)
-                };
-                let clean = clean_email(&mut rng, first, last, person);
-                side.contacts.push(WorldContact {
-                    student_dcid: dcid,
-                    person_id: person,
-                    first_name: Some(first.to_string()),
-                    last_name: Some(last.to_string()),
-                    email: messy_email(&mut rng, &clean),
-                    isdecisionmaking: i64::from(rng.gen_bool(0.2)),
-                });
-            }
+        Family {
+            last,
+            children,
+            parents,
         }
     }
-    side
+}
+
+/// One child of `family`: the student, each parent as a contact (and a
+/// guardian link where the parent has an account), and sometimes an extra
+/// contact.
+fn add_child(
+    rng: &mut StdRng,
+    side: &mut PowerSchoolSide,
+    family: &Family,
+    ids: &mut NextIds,
+    school_count: usize,
+) {
+    let n = side.students.len();
+    let dcid = 10_001 + n as i64;
+    let student = make_student(rng, n, dcid, family.last, school_count);
+    side.students.push(student);
+    for p in &family.parents {
+        side.contacts.push(WorldContact {
+            student_dcid: dcid,
+            person_id: p.person,
+            first_name: Some(p.first.to_string()),
+            last_name: Some(p.last.to_string()),
+            email: p.contact_email.clone(),
+            isdecisionmaking: i64::from(p.decision_making),
+        });
+        if let Some(guardianid) = p.account {
+            side.guardian_accounts.push(WorldGuardianAccount {
+                guardianid,
+                student_dcid: dcid,
+                email: p.account_email.clone(),
+                first_name: Some(p.first.to_string()),
+                last_name: Some(p.last.to_string()),
+                web_access_account: rng.gen_bool(0.01),
+            });
+        }
+    }
+    if rng.gen_bool(0.2) {
+        let extra = extra_contact(rng, ids, dcid, family.last);
+        side.contacts.push(extra);
+    }
+}
+
+/// A grandparent or emergency contact: rarely a decision maker.
+fn extra_contact(
+    rng: &mut StdRng,
+    ids: &mut NextIds,
+    dcid: i64,
+    family_last: &'static str,
+) -> WorldContact {
+    let person = ids.person();
+    let first = pick(rng, FIRST);
+    let last = if rng.gen_bool(0.5) {
+        family_last
+    } else {
+        pick(rng, LAST)
+    };
+    let clean = clean_email(rng, first, last, person);
+    WorldContact {
+        student_dcid: dcid,
+        person_id: person,
+        first_name: Some(first.to_string()),
+        last_name: Some(last.to_string()),
+        email: messy_email(rng, &clean),
+        isdecisionmaking: i64::from(rng.gen_bool(0.2)),
+    }
 }
 
 struct Parent {

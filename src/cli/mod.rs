@@ -1,0 +1,24 @@
+//! The command line: argument parsing and wiring of the other modules, and
+//! nothing else. Each command turns its module's error into one message that
+//! says what failed, for which record or setting, and what to do.
+//!
+//! `args` holds the commands and flags, `dispatch` sends each command to the
+//! file that carries it out (`runs`, `access`, `safe_changes`, `worlds`,
+//! `demo`), `errors` the one error and its exit codes; `load` and `output`
+//! are what every command shares.
+
+mod access;
+mod args;
+mod demo;
+mod dispatch;
+mod errors;
+mod load;
+mod output;
+mod runs;
+mod safe_changes;
+mod worlds;
+
+pub use args::{AccessCommand, Cli, Command, FakeArgs};
+pub use dispatch::run;
+pub use errors::CliError;
+pub use load::{database, load_settings, Loaded};

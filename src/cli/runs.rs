@@ -1,0 +1,98 @@
+//! The commands about full runs: `fetch` (what PowerSchool answers),
+//! `sync --once`, the `daemon`, `run --now` and `status`.
+
+use super::load::{database, settings, Loaded};
+use super::output::{print_answer, print_json};
+use super::CliError;
+use crate::config::Settings;
+use crate::powerschool::PowerSchoolClient;
+use crate::store::{self, RunTrigger};
+use crate::sync::{self, RunOptions};
+
+pub(super) async fn fetch(settings: &Settings, json: bool) -> Result<(), CliError> {
+    let client = PowerSchoolClient::new(&settings.powerschool)?;
+    let snapshot = client.fetch_district().await?;
+    let counts = serde_json::json!({
+        "guardians": snapshot.guardians.len(),
+        "students": snapshot.students.len(),
+        "independent_students": snapshot.independent_students.len(),
+        "contacts": snapshot.contacts.len(),
+    });
+    if json {
+        print_json(&serde_json::json!({ "counts": counts, "problems": snapshot.problems }));
+        return Ok(());
+    }
+    println!("PowerSchool at {} answered:", settings.powerschool.url);
+    println!("  schools               {:>8}", snapshot.schools.len());
+    println!("  guardian links        {:>8}", snapshot.guardians.len());
+    println!("  students              {:>8}", snapshot.students.len());
+    println!(
+        "  independent students  {:>8}",
+        snapshot.independent_students.len()
+    );
+    println!("  contacts              {:>8}", snapshot.contacts.len());
+    println!("  retried requests      {:>8}", snapshot.retries);
+    if snapshot.problems.is_empty() {
+        println!("No record problems.");
+    } else {
+        println!("Record problems ({}):", snapshot.problems.len());
+        for p in &snapshot.problems {
+            println!(
+                "  {} record {}: field {} = {:?}: {}",
+                p.query, p.record_id, p.field, p.value, p.message
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn sync_once(loaded: Loaded, once: bool, json: bool) -> Result<(), CliError> {
+    if !once {
+        return Err(CliError::Usage(
+            "`sync` runs one sync and needs --once; use `student-sync daemon` for the nightly schedule".into(),
+        ));
+    }
+    let settings = settings(loaded)?;
+    let pool = database(&settings).await?;
+    let client = PowerSchoolClient::new(&settings.powerschool)?;
+    // Never beside a nightly run: wait for the same lock the daemon takes.
+    let lock = store::lock::wait_for_lock(&pool, &sync::run_lock_key(&settings), || {
+        tracing::warn!("another run holds the run lock; this sync starts when it is free")
+    })
+    .await?;
+    let outcome = sync::run_once(
+        &pool,
+        &settings,
+        &client,
+        &RunOptions::now(&settings, RunTrigger::Manual),
+    )
+    .await;
+    lock.release().await;
+    let outcome = outcome?;
+    print_answer(json, &outcome.report, |r| r.to_text());
+    Ok(())
+}
+
+pub(super) async fn daemon(loaded: Loaded) -> Result<(), CliError> {
+    let settings = settings(loaded)?;
+    Ok(crate::daemon::run_daemon(settings).await?)
+}
+
+pub(super) async fn run_now(loaded: Loaded, now: bool, json: bool) -> Result<(), CliError> {
+    if !now {
+        return Err(CliError::Usage(
+            "`run` needs --now (it forces a run now); the daemon runs on the schedule".into(),
+        ));
+    }
+    let settings = settings(loaded)?;
+    let outcome = crate::daemon::run_now(settings).await?;
+    print_answer(json, &outcome, |o| o.to_text());
+    Ok(())
+}
+
+pub(super) async fn status(loaded: Loaded, json: bool) -> Result<(), CliError> {
+    let settings = settings(loaded)?;
+    let report = crate::daemon::status(&settings).await?;
+    print_answer(json, &report, |r| r.to_text());
+    Ok(())
+}
