@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+pub use crate::store::access::{AccessRow, AccessTable};
+
 #[derive(Debug, thiserror::Error)]
 pub enum WorldError {
     #[error("cannot read world file {path}: {source}")]
@@ -201,20 +203,4 @@ pub struct WorldConnection {
 pub struct WorldForm {
     pub student_dcid: i64,
     pub created_by: String,
-}
-
-/// The `expect` object, and exactly what `access export` prints.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AccessTable {
-    pub connections: Vec<AccessRow>,
-    pub incomplete_users: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
-pub struct AccessRow {
-    pub student_dcid: i64,
-    pub email: String,
-    pub tier: String,
-    pub case: String,
-    pub limits: Vec<String>,
 }

@@ -2,11 +2,26 @@
 //! `shared/spec/world-format.md`, and a connection's audit history for `explain`.
 
 use super::{Doing, StoreError};
-use crate::harness::world::{AccessRow, AccessTable};
 use crate::rules::{ConnectionCase, Limit};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Row};
+
+/// What `access export` prints (a test world's `expect` object has the same shape).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessTable {
+    pub connections: Vec<AccessRow>,
+    pub incomplete_users: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AccessRow {
+    pub student_dcid: i64,
+    pub email: String,
+    pub tier: String,
+    pub case: String,
+    pub limits: Vec<String>,
+}
 
 // Byte order (COLLATE "C"), so the export is the same on every server
 // whatever its locale. `made_by_latest_run` tells whether the connection's
