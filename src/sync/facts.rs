@@ -7,7 +7,7 @@
 //! from the stored rows, which are declared apart for now (issue 10, item 6).
 
 use crate::config::SyncSettings;
-use crate::powerschool::{DistrictSnapshot, GuardianLink, StudentContact};
+use crate::powerschool::{GuardianLink, StudentContact};
 use crate::rules::{
     ConnectionFacts, ContactFacts, DistrictFacts, FormFacts, GuardianRowFacts, Policy,
     StudentFacts, UserFacts,
@@ -15,27 +15,6 @@ use crate::rules::{
 use crate::store::state::{
     ConnectionRow, ContactRow, CurrentState, FormRow, GuardianAccountRow, StudentRow, UserRow,
 };
-
-/// The rules' facts for a run: the students of its sync set (in dcid order)
-/// and every fetched contact and guardian row.
-pub fn district_facts(
-    students: Vec<StudentFacts>,
-    snapshot: &DistrictSnapshot,
-    state: &CurrentState,
-    settings: &SyncSettings,
-) -> DistrictFacts {
-    with_schoolengage_side(
-        students,
-        snapshot.contacts.iter().map(ContactFacts::from).collect(),
-        snapshot
-            .guardians
-            .iter()
-            .map(GuardianRowFacts::from)
-            .collect(),
-        state,
-        settings,
-    )
-}
 
 /// The rules' facts as the last sync stored them.
 pub fn facts_from_state(state: &CurrentState, settings: &SyncSettings) -> DistrictFacts {
@@ -48,30 +27,34 @@ pub fn facts_from_state(state: &CurrentState, settings: &SyncSettings) -> Distri
     students.sort_by_key(|s| s.dcid);
     with_schoolengage_side(
         students,
-        state.contacts.values().map(ContactFacts::from).collect(),
-        state
-            .guardian_accounts
-            .values()
-            .map(GuardianRowFacts::from)
-            .collect(),
+        state.contacts.values(),
+        state.guardian_accounts.values(),
         state,
         settings,
     )
 }
 
-/// The facts from PowerSchool's side (however they were read) completed
-/// with SchoolEngage's side and the district's removal policy.
-pub fn with_schoolengage_side(
+/// The facts from PowerSchool's side (the students of the sync set, in dcid
+/// order, and every contact and guardian row, however they were read)
+/// completed with SchoolEngage's side and the district's removal policy.
+pub fn with_schoolengage_side<'a, C: 'a, G: 'a>(
     students: Vec<StudentFacts>,
-    contacts: Vec<ContactFacts>,
-    guardian_rows: Vec<GuardianRowFacts>,
+    contacts: impl IntoIterator<Item = &'a C>,
+    guardian_rows: impl IntoIterator<Item = &'a G>,
     state: &CurrentState,
     settings: &SyncSettings,
-) -> DistrictFacts {
+) -> DistrictFacts
+where
+    ContactFacts: From<&'a C>,
+    GuardianRowFacts: From<&'a G>,
+{
     DistrictFacts {
         students,
-        contacts,
-        guardian_rows,
+        contacts: contacts.into_iter().map(ContactFacts::from).collect(),
+        guardian_rows: guardian_rows
+            .into_iter()
+            .map(GuardianRowFacts::from)
+            .collect(),
         users: state.users.iter().map(UserFacts::from).collect(),
         connections: state
             .connections

@@ -7,18 +7,58 @@ use super::Tx;
 use crate::store::state::{ContactRow, GuardianAccountRow, StudentRow};
 use crate::store::{Doing, StoreError, BATCH};
 
-/// A row kind mirrored from PowerSchool: where it is staged, how it is
-/// merged into its live table, and its COPY text.
+/// A table mirrored from PowerSchool: its key (the conflict target) and
+/// every synced column with its type, in COPY order. The staging table and
+/// the merge are made from this one list.
+pub struct MirroredTable {
+    pub table: &'static str,
+    pub key: &'static [&'static str],
+    pub columns: &'static [(&'static str, &'static str)],
+    /// What writing the table is called in errors.
+    pub doing: &'static str,
+}
+
+impl MirroredTable {
+    fn stage_table(&self) -> String {
+        format!("student_sync_stage_{}", self.table)
+    }
+
+    fn stage_columns(&self) -> String {
+        let columns: Vec<String> = self
+            .columns
+            .iter()
+            .map(|(name, sql_type)| format!("{name} {sql_type}"))
+            .collect();
+        columns.join(", ")
+    }
+
+    /// The set-based merge from the staging table; `$1` is the run id. Every
+    /// column but the key is PowerSchool's and is overwritten.
+    fn upsert(&self) -> String {
+        let names: Vec<&str> = self.columns.iter().map(|(name, _)| *name).collect();
+        let set: Vec<String> = names
+            .iter()
+            .filter(|name| !self.key.contains(name))
+            .map(|name| format!("{name} = EXCLUDED.{name}"))
+            .collect();
+        format!(
+            "INSERT INTO {table} ({columns}, last_changed_run)
+             SELECT u.*, $1 FROM {stage} AS u
+             ON CONFLICT ({key}) DO UPDATE SET {set},
+                 updated_at = now(), last_changed_run = EXCLUDED.last_changed_run",
+            table = self.table,
+            columns = names.join(", "),
+            stage = self.stage_table(),
+            key = self.key.join(", "),
+            set = set.join(", "),
+        )
+    }
+}
+
+/// A row kind mirrored from PowerSchool: its table and its COPY text.
 pub trait MirroredRow: Sync {
-    /// The temporary staging table.
-    const STAGE_TABLE: &'static str;
-    /// The staging table's columns, in COPY order.
-    const STAGE_COLUMNS: &'static str;
-    /// The set-based merge from the staging table; `$1` is the run id.
-    const UPSERT: &'static str;
-    /// What writing this kind is called in errors.
-    const DOING: &'static str;
-    /// Appends the row as one COPY text line.
+    const TABLE: MirroredTable;
+    /// Appends the row as one COPY text line, in `TABLE.columns` order.
     fn encode(&self, out: &mut Vec<u8>);
 }
 
@@ -29,42 +69,44 @@ pub async fn upsert_mirrored<T: MirroredRow>(
     parts: &[&[T]],
     run_id: i64,
 ) -> Result<(), StoreError> {
+    let table = &T::TABLE;
     let staging = Staging {
-        table: T::STAGE_TABLE,
-        columns: T::STAGE_COLUMNS,
-        doing: T::DOING,
+        table: &table.stage_table(),
+        columns: &table.stage_columns(),
+        doing: table.doing,
     };
     if stage_rows(tx, &staging, parts, |out, r: &T| r.encode(out)).await? > 0 {
-        sqlx::query(T::UPSERT)
+        sqlx::query(&table.upsert())
             .bind(run_id)
             .execute(&mut **tx)
             .await
-            .doing(T::DOING)?;
+            .doing(table.doing)?;
     }
     Ok(())
 }
 
 impl MirroredRow for StudentRow {
-    const STAGE_TABLE: &'static str = "student_sync_stage_students";
-    const STAGE_COLUMNS: &'static str = "dcid bigint, powerschool_id bigint, student_number text,
-        first_name text, last_name text, grade_level bigint, school_number bigint,
-        enroll_status bigint, entry_date date, org_email text, personal_email text,
-        independent bool, login_email text, in_sync_set bool";
-    const UPSERT: &'static str = "
-        INSERT INTO students (dcid, powerschool_id, student_number, first_name, last_name, grade_level,
-                              school_number, enroll_status, entry_date, org_email, personal_email,
-                              independent, login_email, in_sync_set, last_changed_run)
-        SELECT u.*, $1 FROM student_sync_stage_students AS u
-        ON CONFLICT (dcid) DO UPDATE SET
-            powerschool_id = EXCLUDED.powerschool_id, student_number = EXCLUDED.student_number,
-            first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
-            grade_level = EXCLUDED.grade_level, school_number = EXCLUDED.school_number,
-            enroll_status = EXCLUDED.enroll_status, entry_date = EXCLUDED.entry_date,
-            org_email = EXCLUDED.org_email, personal_email = EXCLUDED.personal_email,
-            independent = EXCLUDED.independent, login_email = EXCLUDED.login_email,
-            in_sync_set = EXCLUDED.in_sync_set,
-            updated_at = now(), last_changed_run = EXCLUDED.last_changed_run";
-    const DOING: &'static str = "writing students";
+    const TABLE: MirroredTable = MirroredTable {
+        table: "students",
+        key: &["dcid"],
+        columns: &[
+            ("dcid", "bigint"),
+            ("powerschool_id", "bigint"),
+            ("student_number", "text"),
+            ("first_name", "text"),
+            ("last_name", "text"),
+            ("grade_level", "bigint"),
+            ("school_number", "bigint"),
+            ("enroll_status", "bigint"),
+            ("entry_date", "date"),
+            ("org_email", "text"),
+            ("personal_email", "text"),
+            ("independent", "bool"),
+            ("login_email", "text"),
+            ("in_sync_set", "bool"),
+        ],
+        doing: "writing students",
+    };
 
     fn encode(&self, out: &mut Vec<u8>) {
         let r = self;
@@ -75,18 +117,19 @@ impl MirroredRow for StudentRow {
 }
 
 impl MirroredRow for ContactRow {
-    const STAGE_TABLE: &'static str = "student_sync_stage_contacts";
-    const STAGE_COLUMNS: &'static str = "student_dcid bigint, person_id bigint, first_name text,
-        last_name text, email text, is_decision_making bool";
-    const UPSERT: &'static str = "
-        INSERT INTO student_contacts (student_dcid, person_id, first_name, last_name, email,
-                                      is_decision_making, last_changed_run)
-        SELECT u.*, $1 FROM student_sync_stage_contacts AS u
-        ON CONFLICT (student_dcid, person_id) DO UPDATE SET
-            first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
-            email = EXCLUDED.email, is_decision_making = EXCLUDED.is_decision_making,
-            updated_at = now(), last_changed_run = EXCLUDED.last_changed_run";
-    const DOING: &'static str = "writing student contacts";
+    const TABLE: MirroredTable = MirroredTable {
+        table: "student_contacts",
+        key: &["student_dcid", "person_id"],
+        columns: &[
+            ("student_dcid", "bigint"),
+            ("person_id", "bigint"),
+            ("first_name", "text"),
+            ("last_name", "text"),
+            ("email", "text"),
+            ("is_decision_making", "bool"),
+        ],
+        doing: "writing student contacts",
+    };
 
     fn encode(&self, out: &mut Vec<u8>) {
         let r = self;
@@ -96,18 +139,19 @@ impl MirroredRow for ContactRow {
 }
 
 impl MirroredRow for GuardianAccountRow {
-    const STAGE_TABLE: &'static str = "student_sync_stage_guardian_accounts";
-    const STAGE_COLUMNS: &'static str = "guardian_id bigint, student_dcid bigint, email text,
-        first_name text, last_name text, web_access_account bool";
-    const UPSERT: &'static str = "
-        INSERT INTO guardian_accounts (guardian_id, student_dcid, email, first_name, last_name,
-                                       web_access_account, last_changed_run)
-        SELECT u.*, $1 FROM student_sync_stage_guardian_accounts AS u
-        ON CONFLICT (guardian_id, student_dcid) DO UPDATE SET
-            email = EXCLUDED.email, first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
-            web_access_account = EXCLUDED.web_access_account,
-            updated_at = now(), last_changed_run = EXCLUDED.last_changed_run";
-    const DOING: &'static str = "writing guardian accounts";
+    const TABLE: MirroredTable = MirroredTable {
+        table: "guardian_accounts",
+        key: &["guardian_id", "student_dcid"],
+        columns: &[
+            ("guardian_id", "bigint"),
+            ("student_dcid", "bigint"),
+            ("email", "text"),
+            ("first_name", "text"),
+            ("last_name", "text"),
+            ("web_access_account", "bool"),
+        ],
+        doing: "writing guardian accounts",
+    };
 
     fn encode(&self, out: &mut Vec<u8>) {
         let r = self;
@@ -158,4 +202,34 @@ async fn delete_by_pairs(
             .doing(doing)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(sql: &str) -> String {
+        sql.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn the_merge_overwrites_every_column_but_the_key() {
+        assert_eq!(
+            words(&ContactRow::TABLE.upsert()),
+            words(
+                "INSERT INTO student_contacts (student_dcid, person_id, first_name, last_name,
+                     email, is_decision_making, last_changed_run)
+                 SELECT u.*, $1 FROM student_sync_stage_student_contacts AS u
+                 ON CONFLICT (student_dcid, person_id) DO UPDATE SET
+                     first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
+                     email = EXCLUDED.email, is_decision_making = EXCLUDED.is_decision_making,
+                     updated_at = now(), last_changed_run = EXCLUDED.last_changed_run"
+            )
+        );
+        assert_eq!(
+            GuardianAccountRow::TABLE.stage_columns(),
+            "guardian_id bigint, student_dcid bigint, email text, first_name text, \
+             last_name text, web_access_account bool"
+        );
+    }
 }

@@ -24,7 +24,9 @@ mod users;
 
 pub use audit::{append_audit, insert_problems, AuditRow, ProblemRow};
 pub use connections::{delete_connections, upsert_connections, ConnectionWrite};
-pub use mirrored::{delete_contacts, delete_guardian_accounts, upsert_mirrored, MirroredRow};
+pub use mirrored::{
+    delete_contacts, delete_guardian_accounts, upsert_mirrored, MirroredRow, MirroredTable,
+};
 pub use users::{insert_users, update_users, NewUserRow, UserUpdate};
 
 pub type Tx<'a> = Transaction<'a, Postgres>;

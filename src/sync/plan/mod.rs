@@ -8,7 +8,7 @@
 //! connections (`connections`) they decide, and the problems (`problems`).
 //! What a plan is made of is in `changes`.
 
-use super::facts::district_facts;
+use super::facts::with_schoolengage_side;
 use crate::config::SyncSettings;
 use crate::powerschool::DistrictSnapshot;
 use crate::rules::{self, StudentFacts};
@@ -85,7 +85,13 @@ pub fn plan(
     let students: Vec<StudentFacts> = in_set.values().map(StudentFacts::from).collect();
     (plan.students, plan.leaving) = mirrored::student_changes(in_set, &state.students);
 
-    let facts = district_facts(students, snapshot, state, settings);
+    let facts = with_schoolengage_side(
+        students,
+        &snapshot.contacts,
+        &snapshot.guardians,
+        state,
+        settings,
+    );
     let mut decisions = rules::decide(&facts);
     // The facts copy every fetched row; free them before the plan grows.
     drop(facts);
