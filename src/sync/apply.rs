@@ -46,10 +46,10 @@ pub async fn apply_in(
     let step = std::time::Instant::now();
     // Creates and updates are disjoint (a create is a key the state did not
     // have), so each table takes both in one statement.
-    write::upsert_students(tx, &[&plan.students.create, &plan.students.update], run_id).await?;
-    write::upsert_contacts(tx, &[&plan.contacts.create, &plan.contacts.update], run_id).await?;
+    write::upsert_mirrored(tx, &[&plan.students.create, &plan.students.update], run_id).await?;
+    write::upsert_mirrored(tx, &[&plan.contacts.create, &plan.contacts.update], run_id).await?;
     write::delete_contacts(tx, &plan.contacts.remove).await?;
-    write::upsert_guardian_accounts(
+    write::upsert_mirrored(
         tx,
         &[
             &plan.guardian_accounts.create,

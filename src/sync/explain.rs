@@ -2,9 +2,9 @@
 //! the state the last sync left in the database, plus that connection's
 //! audit history.
 
-use super::plan::with_schoolengage_side;
+use super::facts::facts_from_state;
 use crate::config::SyncSettings;
-use crate::rules::{self, ContactFacts, DistrictFacts, GuardianRowFacts, StudentFacts, TierMatrix};
+use crate::rules::{self, DistrictFacts, TierMatrix};
 use crate::store::access::{audit_history, AuditEntry};
 use crate::store::state::CurrentState;
 use crate::store::StoreError;
@@ -44,49 +44,6 @@ impl AccessExplanation {
     }
 }
 
-/// The rules' facts as the last sync stored them.
-pub fn facts_from_state(state: &CurrentState, settings: &SyncSettings) -> DistrictFacts {
-    let mut students: Vec<StudentFacts> = state
-        .students
-        .values()
-        .filter(|s| s.in_sync_set)
-        .map(|s| StudentFacts {
-            dcid: s.dcid,
-            independent: s.independent,
-            org_email: s.org_email.clone(),
-            personal_email: s.personal_email.clone(),
-        })
-        .collect();
-    students.sort_by_key(|s| s.dcid);
-    with_schoolengage_side(
-        students,
-        state
-            .contacts
-            .values()
-            .map(|c| ContactFacts {
-                student_dcid: c.student_dcid,
-                person_id: c.person_id,
-                email: c.email.clone(),
-                is_decision_making: c.is_decision_making,
-            })
-            .collect(),
-        state
-            .guardian_accounts
-            .values()
-            .map(|g| GuardianRowFacts {
-                guardian_id: g.guardian_id,
-                student_dcid: g.student_dcid,
-                email: g.email.clone(),
-                first_name: g.first_name.clone(),
-                last_name: g.last_name.clone(),
-                web_access_account: g.web_access_account,
-            })
-            .collect(),
-        state,
-        settings,
-    )
-}
-
 pub async fn explain(
     pool: &PgPool,
     settings: &SyncSettings,
@@ -96,17 +53,7 @@ pub async fn explain(
 ) -> Result<AccessExplanation, StoreError> {
     let state = CurrentState::load(pool).await?;
     let facts = facts_from_state(&state, settings);
-    let explanation = rules::explain_pair(&facts, matrix, student_dcid, email);
-    let user =
-        rules::normalise_email(email).and_then(|e| state.users.iter().find(|u| u.email == e));
-    let audit_history = match user {
-        Some(u) => audit_history(pool, student_dcid, u.id).await?,
-        None => Vec::new(),
-    };
-    Ok(AccessExplanation {
-        explanation,
-        audit_history,
-    })
+    explain_with(pool, &state, &facts, matrix, student_dcid, email).await
 }
 
 /// `explain` for several (student, email) pairs from one load of the state:
@@ -121,17 +68,30 @@ pub async fn explain_pairs(
     let facts = facts_from_state(&state, settings);
     let mut out = Vec::with_capacity(pairs.len());
     for (student_dcid, email) in pairs {
-        let explanation = rules::explain_pair(&facts, matrix, *student_dcid, email);
-        let user =
-            rules::normalise_email(email).and_then(|e| state.users.iter().find(|u| u.email == e));
-        let audit_history = match user {
-            Some(u) => audit_history(pool, *student_dcid, u.id).await?,
-            None => Vec::new(),
-        };
-        out.push(AccessExplanation {
-            explanation,
-            audit_history,
-        });
+        out.push(explain_with(pool, &state, &facts, matrix, *student_dcid, email).await?);
     }
     Ok(out)
+}
+
+/// One pair explained from facts already built, with the audit history of
+/// the user's connection to the student (none when no user has the email).
+async fn explain_with(
+    pool: &PgPool,
+    state: &CurrentState,
+    facts: &DistrictFacts,
+    matrix: &TierMatrix,
+    student_dcid: i64,
+    email: &str,
+) -> Result<AccessExplanation, StoreError> {
+    let explanation = rules::explain_pair(facts, matrix, student_dcid, email);
+    let user =
+        rules::normalise_email(email).and_then(|e| state.users.iter().find(|u| u.email == e));
+    let audit_history = match user {
+        Some(u) => audit_history(pool, student_dcid, u.id).await?,
+        None => Vec::new(),
+    };
+    Ok(AccessExplanation {
+        explanation,
+        audit_history,
+    })
 }

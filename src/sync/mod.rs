@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 
 pub mod apply;
 pub mod explain;
+pub mod facts;
 pub mod hold;
 pub mod plan;
+pub mod preview;
 pub mod report;
 pub mod safety;
 pub mod spot;
@@ -139,12 +141,18 @@ pub async fn run_once(
                 _ => RunStatus::Failed,
             };
             tracing::error!(run_id, error = %e, "run {} {}", run_id, status.as_str());
-            if let Err(mark) = runs::finish_unsuccessful(pool, run_id, status, &e.to_string()).await
-            {
-                tracing::error!(run_id, error = %mark, "could not record the run's failure");
-            }
+            mark_unsuccessful(pool, run_id, status, &e).await;
             Err(e)
         }
+    }
+}
+
+/// Records that a run ended without success (`failed`, or `interrupted` so
+/// the next start resumes it). The run's own error is what the caller
+/// returns; a failure to record it is only logged.
+async fn mark_unsuccessful(pool: &PgPool, run_id: i64, status: RunStatus, error: &SyncError) {
+    if let Err(mark) = runs::finish_unsuccessful(pool, run_id, status, &error.to_string()).await {
+        tracing::error!(run_id, error = %mark, "could not record the run's failure");
     }
 }
 
@@ -242,6 +250,25 @@ pub async fn finish_from_snapshot(
     snapshot: DistrictSnapshot,
     started: Instant,
 ) -> Result<RunReport, SyncError> {
+    let (plan, safety, fingerprint) =
+        planning_phase(pool, settings, options, run_id, snapshot).await?;
+    if safety.holds() {
+        return Err(hold_for_approval(pool, run_id, &plan, &safety, &fingerprint, started).await);
+    }
+    applying_phase(pool, options, run_id, plan, started).await
+}
+
+/// The run's planning phase: the state read, the plan made and measured
+/// against the safety thresholds (see `prepare`). The fetched records and
+/// the state are freed before anything is written: the plan holds all it
+/// needs.
+async fn planning_phase(
+    pool: &PgPool,
+    settings: &Settings,
+    options: &RunOptions,
+    run_id: i64,
+    snapshot: DistrictSnapshot,
+) -> Result<(Plan, safety::SafetyCheck, String), SyncError> {
     runs::set_phase(pool, run_id, RunPhase::Planning).await?;
     let phase = Instant::now();
     tracing::info!(
@@ -258,8 +285,6 @@ pub async fn finish_from_snapshot(
         prepare(pool, settings, &snapshot, options.today),
     )
     .await?;
-    // The plan holds all it needs: free the fetched records and the state
-    // before writing.
     drop(state);
     drop(snapshot);
     release_free_memory();
@@ -268,49 +293,65 @@ pub async fn finish_from_snapshot(
         "plan ready: {}",
         report::one_line(&plan.counts)
     );
+    Ok((plan, safety, fingerprint))
+}
 
-    if safety.holds() {
-        let reason = safety.reason();
-        let mut report = RunReport::from_plan(run_id, &plan);
-        report.duration = started.elapsed();
-        let counts = serde_json::to_value(&plan.counts).expect("plan counts serialise");
-        let report_json = serde_json::to_value(&report).expect("report serialises");
-        let bytes = serde_json::to_vec(&plan).expect("plan serialises");
-        hold::store_hold(
-            pool,
-            run_id,
-            &bytes,
-            &fingerprint,
-            &reason,
-            &counts,
-            &report_json,
-        )
-        .await?;
-        tracing::warn!(
-            run_id,
-            thresholds = %reason,
-            "run {run_id} HELD for approval, nothing applied: {reason}; review with \
-             `student-sync approve {run_id} --dry-run`, then `student-sync approve {run_id}` \
-             or `student-sync discard {run_id}`"
-        );
-        return Err(SyncError::Held { run_id, reason });
-    }
-
-    runs::set_phase(pool, run_id, RunPhase::Applying).await?;
-    let phase = Instant::now();
-    let mut report = RunReport::from_plan(run_id, &plan);
-    report.duration = Duration::ZERO;
+/// Stores a plan that crossed a safety threshold (with the fingerprint of
+/// the state it was made from) and marks the run `held`; nothing is
+/// applied. Returns the error the run ends with: `SyncError::Held`, or what
+/// kept the plan from being stored.
+async fn hold_for_approval(
+    pool: &PgPool,
+    run_id: i64,
+    plan: &Plan,
+    safety: &safety::SafetyCheck,
+    fingerprint: &str,
+    started: Instant,
+) -> SyncError {
+    let reason = safety.reason();
+    let mut report = RunReport::from_plan(run_id, plan);
+    report.duration = started.elapsed();
+    let counts = serde_json::to_value(&plan.counts).expect("plan counts serialise");
     let report_json = serde_json::to_value(&report).expect("report serialises");
+    let bytes = serde_json::to_vec(plan).expect("plan serialises");
+    let stored = hold::store_hold(
+        pool,
+        run_id,
+        &bytes,
+        fingerprint,
+        &reason,
+        &counts,
+        &report_json,
+    )
+    .await;
+    if let Err(e) = stored {
+        return e.into();
+    }
+    tracing::warn!(
+        run_id,
+        thresholds = %reason,
+        "run {run_id} HELD for approval, nothing applied: {reason}; review with \
+         `student-sync approve {run_id} --dry-run`, then `student-sync approve {run_id}` \
+         or `student-sync discard {run_id}`"
+    );
+    SyncError::Held { run_id, reason }
+}
+
+/// The run's applying phase: every write of the plan in one transaction,
+/// then the plan freed.
+async fn applying_phase(
+    pool: &PgPool,
+    options: &RunOptions,
+    run_id: i64,
+    plan: Plan,
+    started: Instant,
+) -> Result<RunReport, SyncError> {
+    let phase = Instant::now();
     tracing::info!(
         "run {run_id} applying in one transaction: {}",
         report::one_line(&plan.counts)
     );
-    heartbeat(
-        run_id,
-        "applying",
-        apply::apply(pool, run_id, &plan, &report_json, options.fail_point),
-    )
-    .await?;
+    let mut report = apply_run(pool, run_id, &plan, options.fail_point).await?;
     report.duration = started.elapsed();
     tracing::info!(
         seconds = phase.elapsed().as_secs_f64(),
@@ -320,6 +361,28 @@ pub async fn finish_from_snapshot(
     );
     drop(plan);
     release_free_memory();
+    Ok(report)
+}
+
+/// Applies a run's plan: the run's phase becomes `applying`, and the plan's
+/// rows, problems, audit and the run's report (stored with a zero
+/// duration) commit in one transaction. Nightly and spot runs both write
+/// through here; returns the report.
+async fn apply_run(
+    pool: &PgPool,
+    run_id: i64,
+    plan: &Plan,
+    fail_point: Option<FailPoint>,
+) -> Result<RunReport, SyncError> {
+    runs::set_phase(pool, run_id, RunPhase::Applying).await?;
+    let report = RunReport::from_plan(run_id, plan);
+    let report_json = serde_json::to_value(&report).expect("report serialises");
+    heartbeat(
+        run_id,
+        "applying",
+        apply::apply(pool, run_id, plan, &report_json, fail_point),
+    )
+    .await?;
     Ok(report)
 }
 

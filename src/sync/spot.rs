@@ -8,21 +8,21 @@
 //! holds it.
 
 use super::explain::{explain_pairs, AccessExplanation};
-use super::plan::{self, ConnectionChangeKind, ConnectionCounts, KindCounts, Plan};
+use super::plan::{self, ConnectionCounts, Plan};
 use super::report::RunReport;
-use super::{apply, run_lock_key, SyncError};
+use super::{apply_run, mark_unsuccessful, run_lock_key, SyncError};
 use crate::config::{Settings, SyncSettings};
 use crate::powerschool::{DistrictSnapshot, GuardianLink, PowerSchoolClient, QueryResult};
 use crate::rules::{self, ConnectionCase, TierMatrix, UserRef};
 use crate::store::runs::{self, RunPhase, RunStatus, RunTrigger};
 use crate::store::state::{self, CurrentState, UserRow};
-use crate::store::write::ProblemRow;
 use chrono::NaiveDate;
 use serde::Serialize;
 use serde_json::json;
 use sqlx::PgPool;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
+use std::hash::Hash;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpotScope {
@@ -144,66 +144,111 @@ async fn spot_locked(
     // The built-in guardian query takes no arguments (wire spec §4), so the
     // whole query is read and narrowed here.
     let guardians = client.guardians().await?;
-    let dcids: BTreeSet<i64> = match scope {
-        SpotScope::Student(d) => [*d].into(),
-        SpotScope::Guardian(email) => {
-            let mut set: BTreeSet<i64> = guardians
-                .records
-                .iter()
-                .filter(|g| {
-                    g.email.as_deref().and_then(rules::normalise_email).as_ref() == Some(email)
-                })
-                .map(|g| g.student_dcid)
-                .collect();
-            set.extend(state::students_of_email(pool, email).await?);
-            if set.is_empty() {
-                return Err(SyncError::Spot(format!(
-                    "no student is linked to {email} in PowerSchool or in the database; \
-                     check the address, or let the nightly run pick it up"
-                )));
-            }
-            set
-        }
-    };
-    let scope_text = scope.text();
+    let dcids = students_of_scope(pool, scope, &guardians.records).await?;
     // Fetched before the run row exists: a mistyped id is an answer to the
     // admin, not a failed run in the district's history.
     let snapshot = fetch_students(client, &dcids, guardians).await?;
     if let SpotScope::Student(dcid) = scope {
-        let enrolled = snapshot.students.iter().any(|s| s.dcid == *dcid);
-        if !enrolled && !state::student_known(pool, *dcid).await? {
-            return Err(SyncError::Spot(format!(
-                "PowerSchool has no enrolled student (enroll_status <= 0) with DCID {dcid} and \
-                 SchoolEngage has never synced one; check the number (it is students.dcid, not \
-                 the student number)"
-            )));
-        }
+        ensure_student_exists(pool, &snapshot, *dcid).await?;
     }
+    let scope_text = scope.text();
+    let run = run_spot(pool, settings, options, &snapshot, &dcids, &scope_text).await?;
+    let connections = explain_scope(pool, settings, matrix, scope, &dcids, &run).await?;
+    Ok(SpotOutcome {
+        run_id: run.run_id,
+        scope: scope_text,
+        students: dcids.into_iter().collect(),
+        report: run.report,
+        users_not_created: run.users_not_created,
+        connections,
+    })
+}
+
+/// The students a spot sync covers: the one asked for, or every student
+/// linked to the guardian's email in PowerSchool or in the database.
+async fn students_of_scope(
+    pool: &PgPool,
+    scope: &SpotScope,
+    guardians: &[GuardianLink],
+) -> Result<BTreeSet<i64>, SyncError> {
+    let email = match scope {
+        SpotScope::Student(d) => return Ok([*d].into()),
+        SpotScope::Guardian(email) => email,
+    };
+    let mut set: BTreeSet<i64> = guardians
+        .iter()
+        .filter(|g| g.email.as_deref().and_then(rules::normalise_email).as_ref() == Some(email))
+        .map(|g| g.student_dcid)
+        .collect();
+    set.extend(state::students_of_email(pool, email).await?);
+    if set.is_empty() {
+        return Err(SyncError::Spot(format!(
+            "no student is linked to {email} in PowerSchool or in the database; \
+             check the address, or let the nightly run pick it up"
+        )));
+    }
+    Ok(set)
+}
+
+/// Refuses a student PowerSchool does not return as enrolled and the
+/// database has never held: most likely a mistyped number.
+async fn ensure_student_exists(
+    pool: &PgPool,
+    snapshot: &DistrictSnapshot,
+    dcid: i64,
+) -> Result<(), SyncError> {
+    let enrolled = snapshot.students.iter().any(|s| s.dcid == dcid);
+    if !enrolled && !state::student_known(pool, dcid).await? {
+        return Err(SyncError::Spot(format!(
+            "PowerSchool has no enrolled student (enroll_status <= 0) with DCID {dcid} and \
+             SchoolEngage has never synced one; check the number (it is students.dcid, not \
+             the student number)"
+        )));
+    }
+    Ok(())
+}
+
+/// A spot sync done: its run, what it wrote, and the state it planned from.
+struct SpotRun {
+    run_id: i64,
+    plan: Plan,
+    report: RunReport,
+    users_not_created: Vec<String>,
+    before: CurrentState,
+}
+
+/// The spot sync as a run (trigger `spot`, with its scope): planned against
+/// the state of the scope's students and applied in one transaction. A
+/// failure marks the run failed.
+async fn run_spot(
+    pool: &PgPool,
+    settings: &Settings,
+    options: &SpotOptions,
+    snapshot: &DistrictSnapshot,
+    dcids: &BTreeSet<i64>,
+    scope_text: &str,
+) -> Result<SpotRun, SyncError> {
     let run_id = runs::start_run(pool, RunTrigger::Spot, options.today).await?;
-    runs::set_scope(pool, run_id, &scope_text).await?;
+    runs::set_scope(pool, run_id, scope_text).await?;
     tracing::info!(run_id, scope = %scope_text, "spot sync {run_id} of {scope_text}: students {dcids:?}");
     let work = async {
         runs::set_phase(pool, run_id, RunPhase::Planning).await?;
         let state = CurrentState::load(pool).await?;
         let (plan, not_created) = plan_scoped(
-            &snapshot,
+            snapshot,
             &state,
-            &dcids,
+            dcids,
             &settings.sync,
             options.today,
             options.create_users,
         );
-        runs::set_phase(pool, run_id, RunPhase::Applying).await?;
-        let report = RunReport::from_plan(run_id, &plan);
-        let report_json = serde_json::to_value(&report).expect("report serialises");
-        apply::apply(pool, run_id, &plan, &report_json, None).await?;
+        let report = apply_run(pool, run_id, &plan, None).await?;
         Ok::<_, SyncError>((plan, report, not_created, state))
     };
     let (plan, report, users_not_created, before) = match work.await {
         Ok(r) => r,
         Err(e) => {
-            let _ =
-                runs::finish_unsuccessful(pool, run_id, RunStatus::Failed, &e.to_string()).await;
+            mark_unsuccessful(pool, run_id, RunStatus::Failed, &e).await;
             return Err(e);
         }
     };
@@ -212,8 +257,27 @@ async fn spot_locked(
         "spot sync {run_id} succeeded: {}",
         super::report::one_line(&plan.counts)
     );
+    Ok(SpotRun {
+        run_id,
+        plan,
+        report,
+        users_not_created,
+        before,
+    })
+}
 
-    // The connections of the scope, before and after, each explained.
+/// The connections of the scope, before and after, each explained: every
+/// connection the spot sync wrote, and the scope's students' connections
+/// (for a guardian, only that guardian's).
+async fn explain_scope(
+    pool: &PgPool,
+    settings: &Settings,
+    matrix: &TierMatrix,
+    scope: &SpotScope,
+    dcids: &BTreeSet<i64>,
+    run: &SpotRun,
+) -> Result<Vec<SpotConnection>, SyncError> {
+    let (plan, before) = (&run.plan, &run.before);
     let email_of: HashMap<i64, &str> = before
         .users
         .iter()
@@ -244,7 +308,7 @@ async fn spot_locked(
     }
     let pairs: Vec<(i64, String)> = pairs.into_iter().collect();
     let explanations = explain_pairs(pool, &settings.sync, matrix, &pairs).await?;
-    let connections = pairs
+    Ok(pairs
         .into_iter()
         .zip(explanations)
         .map(|((student_dcid, email), explanation)| SpotConnection {
@@ -253,15 +317,7 @@ async fn spot_locked(
             email,
             explanation,
         })
-        .collect();
-    Ok(SpotOutcome {
-        run_id,
-        scope: scope_text,
-        students: dcids.into_iter().collect(),
-        report,
-        users_not_created,
-        connections,
-    })
+        .collect())
 }
 
 /// The plugin's three queries narrowed to each student (`students_dcid`),
@@ -323,25 +379,39 @@ pub fn plan_scoped(
     today: NaiveDate,
     create_users: bool,
 ) -> (Plan, Vec<String>) {
-    let scoped = CurrentState {
-        students: state
-            .students
-            .iter()
-            .filter(|(k, _)| dcids.contains(k))
-            .map(|(k, v)| (*k, v.clone()))
-            .collect(),
-        contacts: state
-            .contacts
-            .iter()
-            .filter(|(k, _)| dcids.contains(&k.0))
-            .map(|(k, v)| (*k, v.clone()))
-            .collect(),
-        guardian_accounts: state
-            .guardian_accounts
-            .iter()
-            .filter(|(k, _)| dcids.contains(&k.1))
-            .map(|(k, v)| (*k, v.clone()))
-            .collect(),
+    let scoped = scoped_state(state, dcids);
+    let mut plan = plan::plan(snapshot, &scoped, settings, today);
+    let touched = users_touched(snapshot, state, &scoped, &plan);
+    keep_user_updates_in_scope(&mut plan, state, dcids, &touched);
+    let not_created = if create_users {
+        Vec::new()
+    } else {
+        leave_new_users_uncreated(&mut plan)
+    };
+
+    // The counts after narrowing.
+    plan.counts.connections = ConnectionCounts::tally(
+        &plan.connections,
+        plan.counts.connections.unchanged,
+        plan.counts.connections.orphaned,
+    );
+    let updated = plan.user_updates.len();
+    plan.counts.users = plan::user_counts(
+        plan.new_users.len(),
+        updated,
+        (touched.len() as u64).saturating_sub(updated as u64),
+    );
+    plan.counts.problems = plan.problems.len() as u64;
+    (plan, not_created)
+}
+
+/// The state of the scope's students alone (and every user, since a user
+/// can be matched by email from anywhere).
+fn scoped_state(state: &CurrentState, dcids: &BTreeSet<i64>) -> CurrentState {
+    CurrentState {
+        students: of_scope(&state.students, |dcid| dcids.contains(dcid)),
+        contacts: of_scope(&state.contacts, |(dcid, _)| dcids.contains(dcid)),
+        guardian_accounts: of_scope(&state.guardian_accounts, |(_, dcid)| dcids.contains(dcid)),
         users: state.users.clone(),
         connections: state
             .connections
@@ -355,11 +425,28 @@ pub fn plan_scoped(
             .filter(|f| dcids.contains(&f.student_dcid))
             .cloned()
             .collect(),
-    };
-    let mut plan = plan::plan(snapshot, &scoped, settings, today);
+    }
+}
 
-    // Users: only those the scope touches, and a user flagged incomplete
-    // because of a connection outside the scope keeps the flag.
+/// The stored rows whose key is in the scope.
+fn of_scope<K: Copy + Eq + Hash, V: Clone>(
+    rows: &HashMap<K, V>,
+    in_scope: impl Fn(&K) -> bool,
+) -> HashMap<K, V> {
+    rows.iter()
+        .filter(|(k, _)| in_scope(k))
+        .map(|(k, v)| (*k, v.clone()))
+        .collect()
+}
+
+/// The users the scope touches: those connected to its students before or
+/// after, and those linked to its guardian accounts.
+fn users_touched(
+    snapshot: &DistrictSnapshot,
+    state: &CurrentState,
+    scoped: &CurrentState,
+    plan: &Plan,
+) -> HashSet<i64> {
     let scoped_guardians: HashSet<i64> = snapshot.guardians.iter().map(|g| g.guardian_id).collect();
     let mut touched: HashSet<i64> = scoped.connections.iter().map(|c| c.user_id).collect();
     touched.extend(plan.connections.iter().filter_map(|c| match c.user {
@@ -376,6 +463,17 @@ pub fn plan_scoped(
             })
             .map(|u| u.id),
     );
+    touched
+}
+
+/// Only the touched users are updated, and a user flagged incomplete because
+/// of a connection outside the scope keeps the flag.
+fn keep_user_updates_in_scope(
+    plan: &mut Plan,
+    state: &CurrentState,
+    dcids: &BTreeSet<i64>,
+    touched: &HashSet<i64>,
+) {
     let incomplete_elsewhere: HashSet<i64> = state
         .connections
         .iter()
@@ -393,74 +491,39 @@ pub fn plan_scoped(
         if incomplete_elsewhere.contains(&u.id) {
             u.incomplete = true;
         }
-        by_id.get(&u.id).is_none_or(|o| {
-            o.first_name != u.first_name
-                || o.last_name != u.last_name
-                || o.powerschool_guardian_id != u.powerschool_guardian_id
-                || o.incomplete != u.incomplete
-        })
+        by_id.get(&u.id).is_none_or(|o| plan::changes_user(u, o))
     });
+}
 
+/// Without `create_users`: the plan's new users and their connections are
+/// dropped, each reported as a problem; returns their emails.
+fn leave_new_users_uncreated(plan: &mut Plan) -> Vec<String> {
     let mut not_created = Vec::new();
-    if !create_users && !plan.new_users.is_empty() {
-        for (i, u) in plan.new_users.iter().enumerate() {
-            let students: Vec<String> = plan
-                .connections
-                .iter()
-                .filter(|c| c.user == UserRef::New(i))
-                .map(|c| c.decision.student_dcid.to_string())
-                .collect();
-            let guardian = u
-                .powerschool_guardian_id
-                .map(|g| g.to_string())
-                .unwrap_or_else(|| "-".into());
-            not_created.push(u.email.clone());
-            plan.problems.push(ProblemRow {
-                kind: "spot_user_not_created".into(),
-                query: None,
-                record_id: Some(format!("guardian {guardian}")),
-                field: None,
-                value: None,
-                message: format!(
-                    "spot sync did not create a user for {} (Parent Portal guardian {guardian}, student {}): \
-                     run it again with --create-users, or let the nightly run create it",
-                    u.email,
-                    students.join(", ")
-                ),
-            });
-        }
-        plan.new_users.clear();
-        plan.connections
-            .retain(|c| !matches!(c.user, UserRef::New(_)));
+    for (i, u) in plan.new_users.iter().enumerate() {
+        let students: Vec<String> = plan
+            .connections
+            .iter()
+            .filter(|c| c.user == UserRef::New(i))
+            .map(|c| c.decision.student_dcid.to_string())
+            .collect();
+        let guardian = u
+            .powerschool_guardian_id
+            .map(|g| g.to_string())
+            .unwrap_or_else(|| "-".into());
+        not_created.push(u.email.clone());
+        plan.problems.push(plan::problem(
+            "spot_user_not_created",
+            format!("guardian {guardian}"),
+            format!(
+                "spot sync did not create a user for {} (Parent Portal guardian {guardian}, student {}): \
+                 run it again with --create-users, or let the nightly run create it",
+                u.email,
+                students.join(", ")
+            ),
+        ));
     }
-
-    // The counts after narrowing.
-    let mut cc = ConnectionCounts {
-        unchanged: plan.counts.connections.unchanged,
-        orphaned: plan.counts.connections.orphaned,
-        ..Default::default()
-    };
-    for c in &plan.connections {
-        match c.kind {
-            ConnectionChangeKind::Create => cc.created += 1,
-            ConnectionChangeKind::Update => cc.updated += 1,
-            ConnectionChangeKind::Remove => cc.removed += 1,
-        }
-        if let (Some(b), Some(a)) = (c.tier_before(), c.tier_after()) {
-            if a > b {
-                cc.tier_up += 1;
-            } else if a < b {
-                cc.tier_down += 1;
-            }
-        }
-    }
-    plan.counts.connections = cc;
-    plan.counts.users = KindCounts {
-        created: plan.new_users.len() as u64,
-        updated: plan.user_updates.len() as u64,
-        removed: 0,
-        unchanged: (touched.len() as u64).saturating_sub(plan.user_updates.len() as u64),
-    };
-    plan.counts.problems = plan.problems.len() as u64;
-    (plan, not_created)
+    plan.new_users.clear();
+    plan.connections
+        .retain(|c| !matches!(c.user, UserRef::New(_)));
+    not_created
 }

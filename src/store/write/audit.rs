@@ -1,0 +1,76 @@
+//! What a run records beside its writes: the access audit (every change of
+//! a guardian's access, with its reasons) and the run's problems. Both are
+//! appended with one COPY each.
+
+use super::copy::{copy_in, copy_row};
+use super::Tx;
+use crate::rules::{AccessTier, ConnectionCase};
+use crate::store::StoreError;
+use serde::{Deserialize, Serialize};
+
+/// One append to the access audit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditRow {
+    pub connection_id: Option<i64>,
+    pub student_dcid: i64,
+    pub user_id: i64,
+    pub tier_before: Option<AccessTier>,
+    pub tier_after: Option<AccessTier>,
+    pub case_before: Option<ConnectionCase>,
+    pub case_after: Option<ConnectionCase>,
+    /// The reasons as compact JSON text (stored as `jsonb`).
+    pub reasons: String,
+}
+
+/// Appends rows to the access audit (one `COPY`); callers build and append
+/// them a batch at a time.
+pub async fn append_audit(
+    tx: &mut Tx<'_>,
+    rows: &[AuditRow],
+    run_id: Option<i64>,
+) -> Result<u64, StoreError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    copy_in(
+        tx,
+        "COPY access_audit (connection_id, student_dcid, user_id, tier_before, tier_after,
+                            case_before, case_after, reasons, run_id) FROM STDIN",
+        &[rows],
+        move |out, r: &AuditRow| {
+            copy_row!(out; r.connection_id, r.student_dcid, r.user_id, r.tier_before,
+                r.tier_after, r.case_before, r.case_after, r.reasons, run_id)
+        },
+        "appending to the access audit",
+    )
+    .await
+}
+
+/// A record a run could not use or wants an admin to look at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProblemRow {
+    pub kind: String,
+    pub query: Option<String>,
+    pub record_id: Option<String>,
+    pub field: Option<String>,
+    pub value: Option<String>,
+    pub message: String,
+}
+
+pub async fn insert_problems(
+    tx: &mut Tx<'_>,
+    rows: &[ProblemRow],
+    run_id: i64,
+) -> Result<(), StoreError> {
+    copy_in(
+        tx,
+        "COPY run_problems (run_id, kind, query, record_id, field, value, message) FROM STDIN",
+        &[rows],
+        move |out, r: &ProblemRow| {
+            copy_row!(out; run_id, r.kind, r.query, r.record_id, r.field, r.value, r.message)
+        },
+        "recording the run's problems",
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! The rows PowerSchool owns and the run mirrors: students, student contacts
+//! and guardian accounts. Each kind is staged with COPY and merged into its
+//! live table with one `INSERT … ON CONFLICT`; removals go by key pairs.
+
+use super::copy::{copy_row, stage_rows, Staging};
+use super::Tx;
+use crate::store::state::{ContactRow, GuardianAccountRow, StudentRow};
+use crate::store::{Doing, StoreError, BATCH};
+
+/// A table mirrored from PowerSchool: its key (the conflict target) and
+/// every synced column with its type, in COPY order. The staging table and
+/// the merge are made from this one list.
+pub struct MirroredTable {
+    pub table: &'static str,
+    pub key: &'static [&'static str],
+    pub columns: &'static [(&'static str, &'static str)],
+    /// What writing the table is called in errors.
+    pub doing: &'static str,
+}
+
+impl MirroredTable {
+    fn stage_table(&self) -> String {
+        format!("student_sync_stage_{}", self.table)
+    }
+
+    fn stage_columns(&self) -> String {
+        let columns: Vec<String> = self
+            .columns
+            .iter()
+            .map(|(name, sql_type)| format!("{name} {sql_type}"))
+            .collect();
+        columns.join(", ")
+    }
+
+    /// The set-based merge from the staging table; `$1` is the run id. Every
+    /// column but the key is PowerSchool's and is overwritten.
+    fn upsert(&self) -> String {
+        let names: Vec<&str> = self.columns.iter().map(|(name, _)| *name).collect();
+        let set: Vec<String> = names
+            .iter()
+            .filter(|name| !self.key.contains(name))
+            .map(|name| format!("{name} = EXCLUDED.{name}"))
+            .collect();
+        format!(
+            "INSERT INTO {table} ({columns}, last_changed_run)
+             SELECT u.*, $1 FROM {stage} AS u
+             ON CONFLICT ({key}) DO UPDATE SET {set},
+                 updated_at = now(), last_changed_run = EXCLUDED.last_changed_run",
+            table = self.table,
+            columns = names.join(", "),
+            stage = self.stage_table(),
+            key = self.key.join(", "),
+            set = set.join(", "),
+        )
+    }
+}
+
+/// A row kind mirrored from PowerSchool: its table and its COPY text.
+pub trait MirroredRow: Sync {
+    const TABLE: MirroredTable;
+    /// Appends the row as one COPY text line, in `TABLE.columns` order.
+    fn encode(&self, out: &mut Vec<u8>);
+}
+
+/// Inserts or updates rows of one mirrored kind (one row per key among all
+/// given): staged, then merged with one statement.
+pub async fn upsert_mirrored<T: MirroredRow>(
+    tx: &mut Tx<'_>,
+    parts: &[&[T]],
+    run_id: i64,
+) -> Result<(), StoreError> {
+    let table = &T::TABLE;
+    let staging = Staging {
+        table: &table.stage_table(),
+        columns: &table.stage_columns(),
+        doing: table.doing,
+    };
+    if stage_rows(tx, &staging, parts, |out, r: &T| r.encode(out)).await? > 0 {
+        sqlx::query(&table.upsert())
+            .bind(run_id)
+            .execute(&mut **tx)
+            .await
+            .doing(table.doing)?;
+    }
+    Ok(())
+}
+
+impl MirroredRow for StudentRow {
+    const TABLE: MirroredTable = MirroredTable {
+        table: "students",
+        key: &["dcid"],
+        columns: &[
+            ("dcid", "bigint"),
+            ("powerschool_id", "bigint"),
+            ("student_number", "text"),
+            ("first_name", "text"),
+            ("last_name", "text"),
+            ("grade_level", "bigint"),
+            ("school_number", "bigint"),
+            ("enroll_status", "bigint"),
+            ("entry_date", "date"),
+            ("org_email", "text"),
+            ("personal_email", "text"),
+            ("independent", "bool"),
+            ("login_email", "text"),
+            ("in_sync_set", "bool"),
+        ],
+        doing: "writing students",
+    };
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        let r = self;
+        copy_row!(out; r.dcid, r.powerschool_id, r.student_number, r.first_name, r.last_name,
+            r.grade_level, r.school_number, r.enroll_status, r.entry_date, r.org_email,
+            r.personal_email, r.independent, r.login_email, r.in_sync_set)
+    }
+}
+
+impl MirroredRow for ContactRow {
+    const TABLE: MirroredTable = MirroredTable {
+        table: "student_contacts",
+        key: &["student_dcid", "person_id"],
+        columns: &[
+            ("student_dcid", "bigint"),
+            ("person_id", "bigint"),
+            ("first_name", "text"),
+            ("last_name", "text"),
+            ("email", "text"),
+            ("is_decision_making", "bool"),
+        ],
+        doing: "writing student contacts",
+    };
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        let r = self;
+        copy_row!(out; r.student_dcid, r.person_id, r.first_name, r.last_name, r.email,
+            r.is_decision_making)
+    }
+}
+
+impl MirroredRow for GuardianAccountRow {
+    const TABLE: MirroredTable = MirroredTable {
+        table: "guardian_accounts",
+        key: &["guardian_id", "student_dcid"],
+        columns: &[
+            ("guardian_id", "bigint"),
+            ("student_dcid", "bigint"),
+            ("email", "text"),
+            ("first_name", "text"),
+            ("last_name", "text"),
+            ("web_access_account", "bool"),
+        ],
+        doing: "writing guardian accounts",
+    };
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        let r = self;
+        copy_row!(out; r.guardian_id, r.student_dcid, r.email, r.first_name, r.last_name,
+            r.web_access_account)
+    }
+}
+
+pub async fn delete_contacts(tx: &mut Tx<'_>, keys: &[(i64, i64)]) -> Result<(), StoreError> {
+    delete_by_pairs(
+        tx,
+        "DELETE FROM student_contacts c USING UNNEST($1::bigint[], $2::bigint[]) AS k(s, p)
+         WHERE c.student_dcid = k.s AND c.person_id = k.p",
+        keys,
+        "removing student contacts PowerSchool no longer has",
+    )
+    .await
+}
+
+pub async fn delete_guardian_accounts(
+    tx: &mut Tx<'_>,
+    keys: &[(i64, i64)],
+) -> Result<(), StoreError> {
+    delete_by_pairs(
+        tx,
+        "DELETE FROM guardian_accounts g USING UNNEST($1::bigint[], $2::bigint[]) AS k(gid, s)
+         WHERE g.guardian_id = k.gid AND g.student_dcid = k.s",
+        keys,
+        "removing guardian links PowerSchool no longer has",
+    )
+    .await
+}
+
+/// Runs `delete` (keyed by two bigint arrays, `$1` and `$2`) over the keys
+/// in batches.
+async fn delete_by_pairs(
+    tx: &mut Tx<'_>,
+    delete: &str,
+    keys: &[(i64, i64)],
+    doing: &str,
+) -> Result<(), StoreError> {
+    for chunk in keys.chunks(BATCH) {
+        sqlx::query(delete)
+            .bind(chunk.iter().map(|k| k.0).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|k| k.1).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await
+            .doing(doing)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(sql: &str) -> String {
+        sql.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn the_merge_overwrites_every_column_but_the_key() {
+        assert_eq!(
+            words(&ContactRow::TABLE.upsert()),
+            words(
+                "INSERT INTO student_contacts (student_dcid, person_id, first_name, last_name,
+                     email, is_decision_making, last_changed_run)
+                 SELECT u.*, $1 FROM student_sync_stage_student_contacts AS u
+                 ON CONFLICT (student_dcid, person_id) DO UPDATE SET
+                     first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
+                     email = EXCLUDED.email, is_decision_making = EXCLUDED.is_decision_making,
+                     updated_at = now(), last_changed_run = EXCLUDED.last_changed_run"
+            )
+        );
+        assert_eq!(
+            GuardianAccountRow::TABLE.stage_columns(),
+            "guardian_id bigint, student_dcid bigint, email text, first_name text, \
+             last_name text, web_access_account bool"
+        );
+    }
+}

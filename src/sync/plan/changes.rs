@@ -1,0 +1,141 @@
+//! What a plan is made of: the creates, updates and removals of each kind of
+//! row, the connection changes with the decisions behind them, and the
+//! counts the report, the safety check and the run history read.
+
+use crate::rules::{AccessTier, ConnectionDecision, Origin, UserRef};
+use crate::store::state::ConnectionRow;
+use serde::{Deserialize, Serialize};
+use strum::IntoStaticStr;
+
+/// Creates, updates and removals of one kind of PowerSchool-owned row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RowChanges<T, K> {
+    pub create: Vec<T>,
+    pub update: Vec<T>,
+    pub remove: Vec<K>,
+    pub unchanged: u64,
+}
+
+impl<T, K> Default for RowChanges<T, K> {
+    fn default() -> Self {
+        RowChanges {
+            create: Vec::new(),
+            update: Vec::new(),
+            remove: Vec::new(),
+            unchanged: 0,
+        }
+    }
+}
+
+impl<T, K> RowChanges<T, K> {
+    pub fn counts(&self) -> KindCounts {
+        KindCounts {
+            created: self.create.len() as u64,
+            updated: self.update.len() as u64,
+            removed: self.remove.len() as u64,
+            unchanged: self.unchanged,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.create.is_empty() && self.update.is_empty() && self.remove.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindCounts {
+    pub created: u64,
+    pub updated: u64,
+    pub removed: u64,
+    pub unchanged: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ConnectionChangeKind {
+    Create,
+    Update,
+    Remove,
+}
+static_str!(ConnectionChangeKind);
+
+/// One connection the run writes, with the decision behind it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectionChange {
+    pub kind: ConnectionChangeKind,
+    pub before: Option<ConnectionRow>,
+    pub user: UserRef,
+    pub origin: Origin,
+    pub decision: ConnectionDecision,
+}
+
+impl ConnectionChange {
+    pub fn tier_before(&self) -> Option<AccessTier> {
+        self.before.as_ref().map(|b| b.tier)
+    }
+    pub fn tier_after(&self) -> Option<AccessTier> {
+        match self.kind {
+            ConnectionChangeKind::Remove => None,
+            _ => Some(self.decision.tier),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionCounts {
+    pub created: u64,
+    pub updated: u64,
+    pub removed: u64,
+    pub unchanged: u64,
+    pub tier_up: u64,
+    pub tier_down: u64,
+    pub orphaned: u64,
+}
+
+impl ConnectionCounts {
+    /// The counts of the changes a plan writes (each kind, and the kept
+    /// connections whose tier goes up or down), with the unchanged and
+    /// orphaned connections as counted by the planner.
+    pub fn tally(changes: &[ConnectionChange], unchanged: u64, orphaned: u64) -> ConnectionCounts {
+        let mut counts = ConnectionCounts {
+            unchanged,
+            orphaned,
+            ..Default::default()
+        };
+        for c in changes {
+            match c.kind {
+                ConnectionChangeKind::Create => counts.created += 1,
+                ConnectionChangeKind::Update => counts.updated += 1,
+                ConnectionChangeKind::Remove => counts.removed += 1,
+            }
+            if let (Some(before), Some(after)) = (c.tier_before(), c.tier_after()) {
+                if after > before {
+                    counts.tier_up += 1;
+                } else if after < before {
+                    counts.tier_down += 1;
+                }
+            }
+        }
+        counts
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchCounts {
+    pub guardians: u64,
+    pub students: u64,
+    pub independent_students: u64,
+    pub contacts: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PlanCounts {
+    pub fetched: FetchCounts,
+    pub students: KindCounts,
+    pub contacts: KindCounts,
+    pub guardian_accounts: KindCounts,
+    pub users: KindCounts,
+    pub connections: ConnectionCounts,
+    pub scheduling_year_excluded: u64,
+    pub problems: u64,
+}

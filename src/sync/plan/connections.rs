@@ -1,0 +1,104 @@
+//! The connections a plan writes: each decision of the rules set against
+//! the stored connection (if any) becomes a create, an update or a removal,
+//! or nothing when the stored one already says what was decided.
+
+use super::changes::{ConnectionChange, ConnectionChangeKind};
+use crate::rules::{
+    ConnectionAction, ConnectionCase, ConnectionDecision, Decisions, Origin, UserRef,
+};
+use crate::store::state::{ConnectionRow, CurrentState};
+use std::collections::HashMap;
+
+/// The connection changes, and how many decided connections need no write.
+/// Each decision moves into its change (no copy of every verdict's prose).
+pub(super) fn connection_changes(
+    state: &CurrentState,
+    d: &mut Decisions,
+) -> (Vec<ConnectionChange>, u64) {
+    let existing: HashMap<(i64, i64), &ConnectionRow> = state
+        .connections
+        .iter()
+        .map(|c| ((c.student_dcid, c.user_id), c))
+        .collect();
+    let mut changes = Vec::new();
+    let mut unchanged = 0u64;
+    for decision in std::mem::take(&mut d.connections) {
+        let before = match decision.user {
+            UserRef::Existing(id) => existing.get(&(decision.student_dcid, id)).copied(),
+            UserRef::New(_) => None,
+        };
+        let kind = match write_needed(&decision, before) {
+            WriteNeeded::Change(kind) => kind,
+            WriteNeeded::Unchanged => {
+                unchanged += 1;
+                continue;
+            }
+            WriteNeeded::NothingToRemove => continue,
+        };
+        changes.push(ConnectionChange {
+            kind,
+            before: before.cloned(),
+            user: decision.user,
+            origin: origin(&decision, before),
+            decision,
+        });
+    }
+    (changes, unchanged)
+}
+
+/// What one decided connection needs from the run.
+enum WriteNeeded {
+    Change(ConnectionChangeKind),
+    /// The stored connection already says what was decided.
+    Unchanged,
+    /// A removal of a connection that does not exist.
+    NothingToRemove,
+}
+
+fn write_needed(dec: &ConnectionDecision, before: Option<&ConnectionRow>) -> WriteNeeded {
+    match (dec.action, before) {
+        (ConnectionAction::Remove, Some(_)) => WriteNeeded::Change(ConnectionChangeKind::Remove),
+        (ConnectionAction::Remove, None) => WriteNeeded::NothingToRemove,
+        (_, None) => WriteNeeded::Change(ConnectionChangeKind::Create),
+        (_, Some(b)) if stored_as_decided(dec, b) => WriteNeeded::Unchanged,
+        (_, Some(_)) => WriteNeeded::Change(ConnectionChangeKind::Update),
+    }
+}
+
+/// Whether the stored connection already holds every decided field.
+fn stored_as_decided(dec: &ConnectionDecision, b: &ConnectionRow) -> bool {
+    let mut stored_limits = b.limits.clone();
+    stored_limits.sort();
+    b.tier == dec.tier
+        && same_case(b.case_code, dec.case)
+        && stored_limits == dec.limits
+        && b.present_in_powerschool == dec.present_in_powerschool
+        && b.powerschool_guardian_id == guardian_id_after(dec, Some(b))
+}
+
+/// A connection keeps the origin it was made with; a new one comes from a
+/// form when the rules matched a returning parent's form, else from PowerSchool.
+fn origin(dec: &ConnectionDecision, before: Option<&ConnectionRow>) -> Origin {
+    match before {
+        Some(b) => b.origin,
+        None if dec.case == ConnectionCase::UnlinkedReturningParent => Origin::Form,
+        None => Origin::Powerschool,
+    }
+}
+
+/// Whether the stored case already says what the rules decided, reading a
+/// case a past run created as the next night sees it.
+fn same_case(stored: Option<ConnectionCase>, decided: ConnectionCase) -> bool {
+    stored.is_some_and(|s| s.on_a_later_night() == decided.on_a_later_night())
+}
+
+/// The PowerSchool account a connection is linked to after the run: the one
+/// backing it now, or the last one it had when its link is gone (kept for
+/// the orphaned report and `explain`).
+pub fn guardian_id_after(dec: &ConnectionDecision, before: Option<&ConnectionRow>) -> Option<i64> {
+    if dec.present_in_powerschool {
+        dec.guardian_id
+    } else {
+        before.and_then(|b| b.powerschool_guardian_id)
+    }
+}

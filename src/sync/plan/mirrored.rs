@@ -1,0 +1,117 @@
+//! The diff of the rows the database mirrors from PowerSchool: students
+//! (a student leaving the sync set is kept, marked as out of it), and the
+//! contacts and guardian accounts of the sync set's students (removed when
+//! PowerSchool no longer has them). A row equal to its stored copy is only
+//! counted.
+
+use super::changes::RowChanges;
+use crate::powerschool::{GuardianLink, StudentContact};
+use crate::store::state::{ContactRow, GuardianAccountRow, StudentRow};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+
+/// The students' changes, and the dcids of those leaving the sync set
+/// (their rows are in the updates, with `in_sync_set` off; a student
+/// already out of it and still not returned stays as it is).
+pub(super) fn student_changes(
+    in_set: BTreeMap<i64, StudentRow>,
+    current: &HashMap<i64, StudentRow>,
+) -> (RowChanges<StudentRow, i64>, Vec<i64>) {
+    let mut changes = diff_rows(in_set, current);
+    let mut leaving = Vec::new();
+    for dcid in std::mem::take(&mut changes.remove) {
+        match current.get(&dcid) {
+            Some(old) if old.in_sync_set => {
+                leaving.push(dcid);
+                changes.update.push(StudentRow {
+                    in_sync_set: false,
+                    ..old.clone()
+                });
+            }
+            _ => changes.unchanged += 1,
+        }
+    }
+    (changes, leaving)
+}
+
+pub(super) fn contact_changes(
+    fetched: &[StudentContact],
+    in_set: &BTreeMap<i64, StudentRow>,
+    current: &HashMap<(i64, i64), ContactRow>,
+) -> RowChanges<ContactRow, (i64, i64)> {
+    let fresh = of_sync_set(fetched, in_set, |c| c.student_dcid, contact_row);
+    diff_rows(fresh, current)
+}
+
+pub(super) fn guardian_account_changes(
+    fetched: &[GuardianLink],
+    in_set: &BTreeMap<i64, StudentRow>,
+    current: &HashMap<(i64, i64), GuardianAccountRow>,
+) -> RowChanges<GuardianAccountRow, (i64, i64)> {
+    let fresh = of_sync_set(fetched, in_set, |g| g.student_dcid, guardian_account_row);
+    diff_rows(fresh, current)
+}
+
+/// The rows of the fetched records whose student is in the sync set, by key
+/// (a later record of the same key wins).
+fn of_sync_set<R, K: Ord, T>(
+    fetched: &[R],
+    in_set: &BTreeMap<i64, StudentRow>,
+    student_of: impl Fn(&R) -> i64,
+    row_of: impl Fn(&R) -> (K, T),
+) -> BTreeMap<K, T> {
+    fetched
+        .iter()
+        .filter(|r| in_set.contains_key(&student_of(r)))
+        .map(row_of)
+        .collect()
+}
+
+fn contact_row(c: &StudentContact) -> ((i64, i64), ContactRow) {
+    let row = ContactRow {
+        student_dcid: c.student_dcid,
+        person_id: c.person_id,
+        first_name: c.first_name.clone(),
+        last_name: c.last_name.clone(),
+        email: c.email.clone(),
+        is_decision_making: c.is_decision_making,
+    };
+    ((c.student_dcid, c.person_id), row)
+}
+
+fn guardian_account_row(g: &GuardianLink) -> ((i64, i64), GuardianAccountRow) {
+    let row = GuardianAccountRow {
+        guardian_id: g.guardian_id,
+        student_dcid: g.student_dcid,
+        email: g.email.clone(),
+        first_name: g.first_name.clone(),
+        last_name: g.last_name.clone(),
+        web_access_account: g.web_access_account,
+    };
+    ((g.guardian_id, g.student_dcid), row)
+}
+
+/// Moves each fresh row into the changes (or drops it when unchanged): no
+/// second copy of PowerSchool's rows stays alive while the rules run. The
+/// stored keys PowerSchool no longer has are removed, in key order.
+fn diff_rows<K: Ord + Copy + Hash, T: PartialEq>(
+    fresh: BTreeMap<K, T>,
+    current: &HashMap<K, T>,
+) -> RowChanges<T, K> {
+    let mut changes = RowChanges::default();
+    let mut gone: Vec<K> = current
+        .keys()
+        .filter(|k| !fresh.contains_key(k))
+        .copied()
+        .collect();
+    for (key, row) in fresh {
+        match current.get(&key) {
+            None => changes.create.push(row),
+            Some(old) if *old != row => changes.update.push(row),
+            Some(_) => changes.unchanged += 1,
+        }
+    }
+    gone.sort();
+    changes.remove = gone;
+    changes
+}

@@ -1,0 +1,121 @@
+//! The plan of one run: every create, update and removal it would make,
+//! computed in memory from the fetched snapshot and the loaded state. Nothing
+//! is written here, so `plan` can be shown, stored or thrown away, and a row
+//! whose synced fields are unchanged simply never appears in it.
+//!
+//! The steps, in the order `plan` takes them: the sync set (`sync_set`), the
+//! diff of the mirrored rows (`mirrored`), the rules, the users (`users`) and
+//! connections (`connections`) they decide, and the problems (`problems`).
+//! What a plan is made of is in `changes`.
+
+use super::facts::with_schoolengage_side;
+use crate::config::SyncSettings;
+use crate::powerschool::DistrictSnapshot;
+use crate::rules::{self, StudentFacts};
+use crate::store::state::{ContactRow, CurrentState, GuardianAccountRow, StudentRow};
+use crate::store::write::{NewUserRow, ProblemRow, UserUpdate};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+mod changes;
+mod connections;
+mod mirrored;
+mod problems;
+mod sync_set;
+mod users;
+
+pub use changes::{
+    ConnectionChange, ConnectionChangeKind, ConnectionCounts, FetchCounts, KindCounts, PlanCounts,
+    RowChanges,
+};
+pub use connections::guardian_id_after;
+pub(crate) use problems::problem;
+pub(crate) use users::{changes_user, user_counts};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Plan {
+    pub students: RowChanges<StudentRow, i64>,
+    /// Students in the sync set until now that leave it in this plan (their
+    /// updates are in `students.update`).
+    #[serde(default)]
+    pub leaving: Vec<i64>,
+    pub contacts: RowChanges<ContactRow, (i64, i64)>,
+    pub guardian_accounts: RowChanges<GuardianAccountRow, (i64, i64)>,
+    pub new_users: Vec<NewUserRow>,
+    pub user_updates: Vec<UserUpdate>,
+    pub connections: Vec<ConnectionChange>,
+    pub problems: Vec<ProblemRow>,
+    pub counts: PlanCounts,
+    pub decisions: DecisionsSummary,
+}
+
+/// What the rules reported, kept for the run report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DecisionsSummary {
+    pub report: rules::DecisionReport,
+    pub incomplete_users: u64,
+}
+
+/// Builds the whole plan. `today` is the district's local date.
+pub fn plan(
+    snapshot: &DistrictSnapshot,
+    state: &CurrentState,
+    settings: &SyncSettings,
+    today: NaiveDate,
+) -> Plan {
+    let mut plan = Plan::default();
+    plan.counts.fetched = FetchCounts {
+        guardians: snapshot.guardians.len() as u64,
+        students: snapshot.students.len() as u64,
+        independent_students: snapshot.independent_students.len() as u64,
+        contacts: snapshot.contacts.len() as u64,
+    };
+    plan.problems.extend(problems::fetch_problems(snapshot));
+
+    let set = sync_set::sync_set(snapshot, settings, today);
+    plan.counts.scheduling_year_excluded = set.scheduling_year_excluded;
+    plan.problems.extend(set.problems);
+    let in_set = set.students;
+
+    // Contacts and guardian accounts mirror PowerSchool for the sync set;
+    // the sync set's rows then move into the students' changes.
+    plan.contacts = mirrored::contact_changes(&snapshot.contacts, &in_set, &state.contacts);
+    plan.guardian_accounts =
+        mirrored::guardian_account_changes(&snapshot.guardians, &in_set, &state.guardian_accounts);
+    let students: Vec<StudentFacts> = in_set.values().map(StudentFacts::from).collect();
+    (plan.students, plan.leaving) = mirrored::student_changes(in_set, &state.students);
+
+    let facts = with_schoolengage_side(
+        students,
+        &snapshot.contacts,
+        &snapshot.guardians,
+        state,
+        settings,
+    );
+    let mut decisions = rules::decide(&facts);
+    // The facts copy every fetched row; free them before the plan grows.
+    drop(facts);
+
+    let users = users::user_changes(state, snapshot, &decisions);
+    plan.counts.users = users.counts();
+    plan.new_users = users.new_users;
+    plan.user_updates = users.updates;
+    let (connections, unchanged) = connections::connection_changes(state, &mut decisions);
+    plan.counts.connections = ConnectionCounts::tally(
+        &connections,
+        unchanged,
+        decisions.report.orphaned.len() as u64,
+    );
+    plan.connections = connections;
+    problems::report_problems(&mut plan.problems, &decisions.report);
+
+    plan.counts.students = plan.students.counts();
+    plan.counts.contacts = plan.contacts.counts();
+    plan.counts.guardian_accounts = plan.guardian_accounts.counts();
+    plan.counts.problems = plan.problems.len() as u64;
+    plan.decisions = DecisionsSummary {
+        incomplete_users: decisions.incomplete_users.len() as u64,
+        report: decisions.report,
+    };
+    plan
+}

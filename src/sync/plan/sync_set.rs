@@ -1,0 +1,95 @@
+//! The sync set (step 4 of the spec): which fetched students the run keeps
+//! (enrolled, and scheduling-year students only when the district wants
+//! them), each as the row the database mirrors, with its login decided.
+
+use super::problems::problem;
+use crate::config::SyncSettings;
+use crate::powerschool::{DistrictSnapshot, Student};
+use crate::rules::eligibility::{self, Eligibility};
+use crate::store::state::StudentRow;
+use crate::store::write::ProblemRow;
+use chrono::NaiveDate;
+use std::collections::{BTreeMap, HashSet};
+
+/// The students of the sync set and what deciding it found.
+pub(super) struct SyncSet {
+    /// By dcid.
+    pub students: BTreeMap<i64, StudentRow>,
+    pub scheduling_year_excluded: u64,
+    /// Students without a usable login, in dcid order.
+    pub problems: Vec<ProblemRow>,
+}
+
+/// Decides the sync set from the fetched students. `today` is the
+/// district's local date.
+pub(super) fn sync_set(
+    snapshot: &DistrictSnapshot,
+    settings: &SyncSettings,
+    today: NaiveDate,
+) -> SyncSet {
+    let independent: HashSet<i64> = snapshot
+        .independent_students
+        .iter()
+        .filter(|i| eligibility::is_independent(&i.enrollment_types))
+        .map(|i| i.dcid)
+        .collect();
+    let mut set = SyncSet {
+        students: BTreeMap::new(),
+        scheduling_year_excluded: 0,
+        problems: Vec::new(),
+    };
+    for s in &snapshot.students {
+        match eligibility::sync_set_status(
+            s.enroll_status,
+            s.entry_date,
+            today,
+            settings.include_scheduling_year,
+        ) {
+            Eligibility::Included => {}
+            Eligibility::SchedulingYearExcluded => {
+                set.scheduling_year_excluded += 1;
+                continue;
+            }
+            Eligibility::NotEnrolled => continue,
+        }
+        let login = eligibility::student_login(
+            s.org_email.as_deref(),
+            s.personal_email.as_deref(),
+            settings.student_login_field,
+        );
+        if login.is_none() {
+            set.problems.push(problem(
+                "student_without_login",
+                s.dcid.to_string(),
+                format!(
+                    "student {} has no usable email in its login field ({}); synced without a login of its own",
+                    s.dcid,
+                    settings.student_login_field
+                ),
+            ));
+        }
+        let row = student_row(s, independent.contains(&s.dcid), login);
+        set.students.insert(s.dcid, row);
+    }
+    set
+}
+
+/// The row the database keeps for a student of the sync set.
+fn student_row(s: &Student, independent: bool, login_email: Option<String>) -> StudentRow {
+    StudentRow {
+        dcid: s.dcid,
+        powerschool_id: s.id,
+        student_number: s.student_number.clone(),
+        first_name: s.first_name.clone(),
+        last_name: s.last_name.clone(),
+        grade_level: s.grade_level,
+        school_number: s.school_number,
+        enroll_status: s.enroll_status,
+        entry_date: s.entry_date,
+        org_email: s.org_email.clone(),
+        personal_email: s.personal_email.clone(),
+        independent,
+        login_email,
+        in_sync_set: true,
+    }
+}

@@ -1,0 +1,119 @@
+//! The users a plan writes: the new users the rules ask for, and the fields
+//! the sync owns on existing users (the name of a linked Parent Portal
+//! account, the link itself, the incomplete flag) where they change.
+
+use super::changes::KindCounts;
+use crate::powerschool::DistrictSnapshot;
+use crate::rules::{Decisions, NewUser};
+use crate::store::state::UserRow;
+use crate::store::write::{NewUserRow, UserUpdate};
+use std::collections::{HashMap, HashSet};
+
+/// The users' part of a plan.
+pub(super) struct UserChanges {
+    pub new_users: Vec<NewUserRow>,
+    pub updates: Vec<UserUpdate>,
+    pub unchanged: u64,
+}
+
+impl UserChanges {
+    pub fn counts(&self) -> KindCounts {
+        user_counts(self.new_users.len(), self.updates.len(), self.unchanged)
+    }
+}
+
+/// The users' counts: users are created and updated, never removed.
+pub(crate) fn user_counts(created: usize, updated: usize, unchanged: u64) -> KindCounts {
+    KindCounts {
+        created: created as u64,
+        updated: updated as u64,
+        removed: 0,
+        unchanged,
+    }
+}
+
+pub(super) fn user_changes(
+    state: &crate::store::state::CurrentState,
+    snapshot: &DistrictSnapshot,
+    d: &Decisions,
+) -> UserChanges {
+    let links: HashMap<i64, i64> = d.guardian_links.iter().copied().collect();
+    let incomplete: HashSet<i64> = d.incomplete_users.iter().copied().collect();
+    let names = guardian_names(snapshot);
+    let mut changes = UserChanges {
+        new_users: d.new_users.iter().map(new_user_row).collect(),
+        updates: Vec::new(),
+        unchanged: 0,
+    };
+    for u in &state.users {
+        let guardian_id = u
+            .powerschool_guardian_id
+            .or_else(|| links.get(&u.id).copied());
+        let names = guardian_id.and_then(|g| names.get(&g)).copied();
+        let update = synced_fields(u, guardian_id, names, incomplete.contains(&u.id));
+        if changes_user(&update, u) {
+            changes.updates.push(update);
+        } else {
+            changes.unchanged += 1;
+        }
+    }
+    changes
+}
+
+fn new_user_row(u: &NewUser) -> NewUserRow {
+    NewUserRow {
+        email: u.email.clone(),
+        first_name: u.first_name.clone(),
+        last_name: u.last_name.clone(),
+        powerschool_guardian_id: Some(u.powerschool_guardian_id),
+        incomplete: false,
+    }
+}
+
+type Names<'a> = (&'a Option<String>, &'a Option<String>);
+
+/// The first and last name of each Parent Portal account (of its first row).
+fn guardian_names(snapshot: &DistrictSnapshot) -> HashMap<i64, Names<'_>> {
+    let mut names: HashMap<i64, Names<'_>> = HashMap::new();
+    for g in &snapshot.guardians {
+        names
+            .entry(g.guardian_id)
+            .or_insert((&g.first_name, &g.last_name));
+    }
+    names
+}
+
+/// A user's synced fields after the run. PowerSchool owns the name of a
+/// linked account, but a blank there never erases a name SchoolEngage
+/// already has.
+fn synced_fields(
+    u: &UserRow,
+    guardian_id: Option<i64>,
+    linked_names: Option<Names<'_>>,
+    incomplete: bool,
+) -> UserUpdate {
+    let (mut first, mut last) = (u.first_name.clone(), u.last_name.clone());
+    if let Some((f, l)) = linked_names {
+        if f.as_deref().is_some_and(|s| !s.trim().is_empty()) {
+            first = f.clone();
+        }
+        if l.as_deref().is_some_and(|s| !s.trim().is_empty()) {
+            last = l.clone();
+        }
+    }
+    UserUpdate {
+        id: u.id,
+        first_name: first,
+        last_name: last,
+        powerschool_guardian_id: guardian_id,
+        incomplete,
+    }
+}
+
+/// Whether the update changes any synced field of the stored user.
+pub(crate) fn changes_user(update: &UserUpdate, stored: &UserRow) -> bool {
+    update.first_name != stored.first_name
+        || update.last_name != stored.last_name
+        || update.powerschool_guardian_id != stored.powerschool_guardian_id
+        || update.incomplete != stored.incomplete
+}
