@@ -18,8 +18,8 @@ use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use strum::VariantArray;
 use student_sync::rules::{
     decide, normalise_email, AccessTier, ConnectionAction, ConnectionCase, ConnectionDecision,
-    ConnectionFacts, ContactFacts, Decisions, DistrictFacts, FormFacts, GuardianRowFacts, Limit,
-    Origin, Policy, RemovalPolicy, StudentFacts, UserFacts, UserRef,
+    ConnectionFacts, Decisions, DistrictFacts, FormFacts, GuardianLink, Limit, Origin, Policy,
+    RemovalPolicy, StudentContact, StudentFacts, UserFacts, UserRef,
 };
 use unicode_normalization::UnicodeNormalization;
 
@@ -118,23 +118,25 @@ fn students(n: usize) -> impl Strategy<Value = Vec<StudentFacts>> {
     })
 }
 
-fn contacts(n: usize) -> impl Strategy<Value = Vec<ContactFacts>> {
+fn contacts(n: usize) -> impl Strategy<Value = Vec<StudentContact>> {
     let one = (
         student_ref(n),
         800i64..806,
         any_email(),
         prop::bool::weighted(0.7),
     )
-        .prop_map(|(student_dcid, person_id, email, dm)| ContactFacts {
+        .prop_map(|(student_dcid, person_id, email, dm)| StudentContact {
             student_dcid,
             person_id,
+            first_name: None,
+            last_name: None,
             email,
             is_decision_making: dm,
         });
     prop::collection::vec(one, 0..14)
 }
 
-fn guardian_rows(n: usize) -> impl Strategy<Value = Vec<GuardianRowFacts>> {
+fn guardian_rows(n: usize) -> impl Strategy<Value = Vec<GuardianLink>> {
     let names = prop::sample::select(vec![
         (Some("Mei"), Some("Lee")),
         (Some("Sam"), Some("Lee")),
@@ -149,7 +151,7 @@ fn guardian_rows(n: usize) -> impl Strategy<Value = Vec<GuardianRowFacts>> {
         prop::bool::weighted(0.15),
     )
         .prop_map(
-            |(guardian_id, student_dcid, email, (first, last), web)| GuardianRowFacts {
+            |(guardian_id, student_dcid, email, (first, last), web)| GuardianLink {
                 guardian_id,
                 student_dcid,
                 email,
@@ -306,13 +308,13 @@ fn lowest_ceiling(limits: &[Limit]) -> AccessTier {
 
 /// Step 1 for one row, straight from the spec: `None` when the row is not a
 /// valid link, else its normalised email and the limits R4/R5 impose.
-fn spec_link(f: &DistrictFacts, row: &GuardianRowFacts) -> Option<(String, Vec<Limit>)> {
+fn spec_link(f: &DistrictFacts, row: &GuardianLink) -> Option<(String, Vec<Limit>)> {
     if row.web_access_account {
         return None; // R1
     }
     let student = f.students.iter().find(|s| s.dcid == row.student_dcid)?;
     let email = normalise_email(row.email.as_deref()?)?;
-    let same_email: Vec<&ContactFacts> = f
+    let same_email: Vec<&StudentContact> = f
         .contacts
         .iter()
         .filter(|c| {

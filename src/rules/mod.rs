@@ -7,6 +7,11 @@
 //! `decision/`, one place per row of the spec.
 
 use serde::{Deserialize, Serialize};
+
+/// PowerSchool's guardian links and student contacts reach the rules as the
+/// records the client parsed (one type per row kind, whichever layer reads
+/// it: the fetch, the store or the rules).
+pub use crate::powerschool::records::{GuardianLink, StudentContact};
 use strum::{AsRefStr, Display, EnumString, IntoStaticStr, VariantArray, VariantNames};
 
 pub mod decision;
@@ -229,27 +234,6 @@ pub struct StudentFacts {
     pub personal_email: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContactFacts {
-    pub student_dcid: i64,
-    pub person_id: i64,
-    /// As PowerSchool holds it.
-    pub email: Option<String>,
-    pub is_decision_making: bool,
-}
-
-/// One row of the guardian PowerQuery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GuardianRowFacts {
-    pub guardian_id: i64,
-    pub student_dcid: i64,
-    /// As PowerSchool holds it.
-    pub email: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub web_access_account: bool,
-}
-
 /// A SchoolEngage login.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserFacts {
@@ -283,8 +267,8 @@ pub struct FormFacts {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DistrictFacts {
     pub students: Vec<StudentFacts>,
-    pub contacts: Vec<ContactFacts>,
-    pub guardian_rows: Vec<GuardianRowFacts>,
+    pub contacts: Vec<StudentContact>,
+    pub guardian_rows: Vec<GuardianLink>,
     pub users: Vec<UserFacts>,
     pub connections: Vec<ConnectionFacts>,
     pub forms: Vec<FormFacts>,

@@ -26,17 +26,19 @@ pub fn contact(
     person_id: i64,
     email: &str,
     decision_making: bool,
-) -> ContactFacts {
-    ContactFacts {
+) -> StudentContact {
+    StudentContact {
         student_dcid,
         person_id,
+        first_name: None,
+        last_name: None,
         email: Some(email.to_string()),
         is_decision_making: decision_making,
     }
 }
 
-pub fn row(guardian_id: i64, student_dcid: i64, email: &str) -> GuardianRowFacts {
-    GuardianRowFacts {
+pub fn row(guardian_id: i64, student_dcid: i64, email: &str) -> GuardianLink {
+    GuardianLink {
         guardian_id,
         student_dcid,
         email: Some(email.to_string()),
@@ -46,8 +48,8 @@ pub fn row(guardian_id: i64, student_dcid: i64, email: &str) -> GuardianRowFacts
     }
 }
 
-pub fn web_access_row(guardian_id: i64, student_dcid: i64, email: &str) -> GuardianRowFacts {
-    GuardianRowFacts {
+pub fn web_access_row(guardian_id: i64, student_dcid: i64, email: &str) -> GuardianLink {
+    GuardianLink {
         web_access_account: true,
         ..row(guardian_id, student_dcid, email)
     }

@@ -3,11 +3,13 @@
 //! record. The row types double as what `write` stores: a plan is made of them.
 
 use super::{Doing, StoreError};
-use crate::rules::{AccessTier, ConnectionCase, Limit, Origin};
+use crate::powerschool::records::{GuardianLink, StudentContact};
+use crate::rules::{AccessTier, ConnectionCase, FormFacts, Limit, Origin};
 use chrono::NaiveDate;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgConnection, PgPool, Row};
 use std::collections::HashMap;
 
 /// A student's synced fields.
@@ -27,26 +29,6 @@ pub struct StudentRow {
     pub independent: bool,
     pub login_email: Option<String>,
     pub in_sync_set: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize, Deserialize)]
-pub struct ContactRow {
-    pub student_dcid: i64,
-    pub person_id: i64,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub email: Option<String>,
-    pub is_decision_making: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize, Deserialize)]
-pub struct GuardianAccountRow {
-    pub guardian_id: i64,
-    pub student_dcid: i64,
-    pub email: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub web_access_account: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize, Deserialize)]
@@ -73,20 +55,34 @@ pub struct ConnectionRow {
     pub powerschool_guardian_id: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize, Deserialize)]
-pub struct FormRow {
-    pub student_dcid: i64,
-    pub created_by_user_id: i64,
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct CurrentState {
     pub students: HashMap<i64, StudentRow>,
-    pub contacts: HashMap<(i64, i64), ContactRow>,
-    pub guardian_accounts: HashMap<(i64, i64), GuardianAccountRow>,
+    pub contacts: HashMap<(i64, i64), StudentContact>,
+    pub guardian_accounts: HashMap<(i64, i64), GuardianLink>,
     pub users: Vec<UserRow>,
     pub connections: Vec<ConnectionRow>,
-    pub forms: Vec<FormRow>,
+    pub forms: Vec<FormFacts>,
+}
+
+/// `FromRow` for the row kinds other modules declare (the records
+/// PowerSchool sends, the rules' forms): each column read by its field's name.
+macro_rules! from_row {
+    ($($kind:ty { $($field:ident),+ })+) => {$(
+        impl<'r> FromRow<'r, PgRow> for $kind {
+            fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+                Ok(Self {
+                    $($field: row.try_get(stringify!($field))?),+
+                })
+            }
+        }
+    )+};
+}
+
+from_row! {
+    StudentContact { student_dcid, person_id, first_name, last_name, email, is_decision_making }
+    GuardianLink { guardian_id, student_dcid, email, first_name, last_name, web_access_account }
+    FormFacts { student_dcid, created_by_user_id }
 }
 
 const SELECT_STUDENTS: &str = "
@@ -126,13 +122,12 @@ impl CurrentState {
             state.students.insert(r.dcid, r);
         }
         drop(rows);
-        let mut rows = sqlx::query_as::<_, ContactRow>(SELECT_CONTACTS).fetch(&mut *tx);
+        let mut rows = sqlx::query_as::<_, StudentContact>(SELECT_CONTACTS).fetch(&mut *tx);
         while let Some(r) = rows.try_next().await.doing("reading student contacts")? {
             state.contacts.insert((r.student_dcid, r.person_id), r);
         }
         drop(rows);
-        let mut rows =
-            sqlx::query_as::<_, GuardianAccountRow>(SELECT_GUARDIAN_ACCOUNTS).fetch(&mut *tx);
+        let mut rows = sqlx::query_as::<_, GuardianLink>(SELECT_GUARDIAN_ACCOUNTS).fetch(&mut *tx);
         while let Some(r) = rows.try_next().await.doing("reading guardian accounts")? {
             state
                 .guardian_accounts
@@ -147,7 +142,7 @@ impl CurrentState {
             .fetch_all(&mut *tx)
             .await
             .doing("reading connections")?;
-        state.forms = sqlx::query_as::<_, FormRow>(SELECT_FORMS)
+        state.forms = sqlx::query_as::<_, FormFacts>(SELECT_FORMS)
             .fetch_all(&mut *tx)
             .await
             .doing("reading forms")?;

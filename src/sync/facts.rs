@@ -3,18 +3,16 @@
 //! SchoolEngage's users, connections and forms and the district's removal
 //! policy. `plan` and `explain` both build the rules' facts through here.
 //!
-//! The conversions below fill the rules' rows from the fetched records and
-//! from the stored rows, which are declared apart for now (issue 10, item 6).
+//! Each row kind has one type: guardian links and contacts are PowerSchool's
+//! records wherever they are read, forms are the rules' own; a stored
+//! student, user or connection carries more than the rules read, and
+//! converts with `From`.
 
 use crate::config::SyncSettings;
-use crate::powerschool::{GuardianLink, StudentContact};
 use crate::rules::{
-    ConnectionFacts, ContactFacts, DistrictFacts, FormFacts, GuardianRowFacts, Policy,
-    StudentFacts, UserFacts,
+    ConnectionFacts, DistrictFacts, GuardianLink, Policy, StudentContact, StudentFacts, UserFacts,
 };
-use crate::store::state::{
-    ConnectionRow, ContactRow, CurrentState, FormRow, GuardianAccountRow, StudentRow, UserRow,
-};
+use crate::store::state::{ConnectionRow, CurrentState, StudentRow, UserRow};
 
 /// The rules' facts as the last sync stored them.
 pub fn facts_from_state(state: &CurrentState, settings: &SyncSettings) -> DistrictFacts {
@@ -37,31 +35,24 @@ pub fn facts_from_state(state: &CurrentState, settings: &SyncSettings) -> Distri
 /// The facts from PowerSchool's side (the students of the sync set, in dcid
 /// order, and every contact and guardian row, however they were read)
 /// completed with SchoolEngage's side and the district's removal policy.
-pub fn with_schoolengage_side<'a, C: 'a, G: 'a>(
+pub fn with_schoolengage_side<'a>(
     students: Vec<StudentFacts>,
-    contacts: impl IntoIterator<Item = &'a C>,
-    guardian_rows: impl IntoIterator<Item = &'a G>,
+    contacts: impl IntoIterator<Item = &'a StudentContact>,
+    guardian_rows: impl IntoIterator<Item = &'a GuardianLink>,
     state: &CurrentState,
     settings: &SyncSettings,
-) -> DistrictFacts
-where
-    ContactFacts: From<&'a C>,
-    GuardianRowFacts: From<&'a G>,
-{
+) -> DistrictFacts {
     DistrictFacts {
         students,
-        contacts: contacts.into_iter().map(ContactFacts::from).collect(),
-        guardian_rows: guardian_rows
-            .into_iter()
-            .map(GuardianRowFacts::from)
-            .collect(),
+        contacts: contacts.into_iter().cloned().collect(),
+        guardian_rows: guardian_rows.into_iter().cloned().collect(),
         users: state.users.iter().map(UserFacts::from).collect(),
         connections: state
             .connections
             .iter()
             .map(ConnectionFacts::from)
             .collect(),
-        forms: state.forms.iter().map(FormFacts::from).collect(),
+        forms: state.forms.clone(),
         policy: Policy {
             on_powerschool_removal: settings.on_powerschool_removal,
         },
@@ -75,54 +66,6 @@ impl From<&StudentRow> for StudentFacts {
             independent: s.independent,
             org_email: s.org_email.clone(),
             personal_email: s.personal_email.clone(),
-        }
-    }
-}
-
-impl From<&StudentContact> for ContactFacts {
-    fn from(c: &StudentContact) -> ContactFacts {
-        ContactFacts {
-            student_dcid: c.student_dcid,
-            person_id: c.person_id,
-            email: c.email.clone(),
-            is_decision_making: c.is_decision_making,
-        }
-    }
-}
-
-impl From<&ContactRow> for ContactFacts {
-    fn from(c: &ContactRow) -> ContactFacts {
-        ContactFacts {
-            student_dcid: c.student_dcid,
-            person_id: c.person_id,
-            email: c.email.clone(),
-            is_decision_making: c.is_decision_making,
-        }
-    }
-}
-
-impl From<&GuardianLink> for GuardianRowFacts {
-    fn from(g: &GuardianLink) -> GuardianRowFacts {
-        GuardianRowFacts {
-            guardian_id: g.guardian_id,
-            student_dcid: g.student_dcid,
-            email: g.email.clone(),
-            first_name: g.first_name.clone(),
-            last_name: g.last_name.clone(),
-            web_access_account: g.web_access_account,
-        }
-    }
-}
-
-impl From<&GuardianAccountRow> for GuardianRowFacts {
-    fn from(g: &GuardianAccountRow) -> GuardianRowFacts {
-        GuardianRowFacts {
-            guardian_id: g.guardian_id,
-            student_dcid: g.student_dcid,
-            email: g.email.clone(),
-            first_name: g.first_name.clone(),
-            last_name: g.last_name.clone(),
-            web_access_account: g.web_access_account,
         }
     }
 }
@@ -148,15 +91,6 @@ impl From<&ConnectionRow> for ConnectionFacts {
             case: c.case_code,
             limits: c.limits.clone(),
             origin: c.origin,
-        }
-    }
-}
-
-impl From<&FormRow> for FormFacts {
-    fn from(f: &FormRow) -> FormFacts {
-        FormFacts {
-            student_dcid: f.student_dcid,
-            created_by_user_id: f.created_by_user_id,
         }
     }
 }

@@ -5,8 +5,9 @@
 use super::plan::{ConnectionChange, Plan, PlanCounts, RowChanges};
 use super::report::counts_table;
 use super::safety::SafetyCheck;
+use crate::powerschool::{GuardianLink, StudentContact};
 use crate::rules::{Limit, UserRef};
-use crate::store::state::{ContactRow, CurrentState, GuardianAccountRow, StudentRow};
+use crate::store::state::{CurrentState, StudentRow};
 use crate::store::write::{NewUserRow, ProblemRow, UserUpdate};
 use serde::Serialize;
 use std::fmt::Write;
@@ -171,7 +172,7 @@ impl MirroredKind for StudentRow {
     }
 }
 
-impl MirroredKind for ContactRow {
+impl MirroredKind for StudentContact {
     type Key = (i64, i64);
     const KIND: &'static str = "contact";
     const CREATED: &'static str = "new contact in PowerSchool";
@@ -187,7 +188,7 @@ impl MirroredKind for ContactRow {
     }
 }
 
-impl MirroredKind for GuardianAccountRow {
+impl MirroredKind for GuardianLink {
     type Key = (i64, i64);
     const KIND: &'static str = "guardian_account";
     const CREATED: &'static str = "new Parent Portal link in PowerSchool";

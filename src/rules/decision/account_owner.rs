@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::facts_index::FactsIndex;
 use super::{Engine, JudgedRow};
-use crate::rules::{GuardianRowFacts, NewUser, RuleVerdict, UserRef};
+use crate::rules::{GuardianLink, NewUser, RuleVerdict, UserRef};
 
 /// How step 2 found the user of a valid link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +35,7 @@ impl Found {
 }
 
 /// Step 2 for one valid link with the normalised `email`: first hit wins.
-pub(super) fn find_owner(index: &FactsIndex<'_>, row: &GuardianRowFacts, email: &str) -> Found {
+pub(super) fn find_owner(index: &FactsIndex<'_>, row: &GuardianLink, email: &str) -> Found {
     if let Some(&user) = index.user_by_guardian.get(&row.guardian_id) {
         return Found::LinkedAccount(user);
     }
@@ -73,13 +73,13 @@ impl Accounts {
     /// Parent Portal account; `judged[i]` is what steps 1 and 2 made of `rows[i]`.
     pub(super) fn settle(
         index: &FactsIndex<'_>,
-        rows: &[GuardianRowFacts],
+        rows: &[GuardianLink],
         judged: &[JudgedRow],
     ) -> Accounts {
         let mut accounts = Accounts::default();
         // Lowest (guardian id, student, names) wins, so a new user's record
         // does not depend on row order.
-        let mut new_user_rows: BTreeMap<&str, &GuardianRowFacts> = BTreeMap::new();
+        let mut new_user_rows: BTreeMap<&str, &GuardianLink> = BTreeMap::new();
         for (row, judged) in rows.iter().zip(judged) {
             let Some(found) = judged.found else {
                 continue;
@@ -131,7 +131,7 @@ impl Accounts {
     }
 }
 
-fn new_user_key(row: &GuardianRowFacts) -> (i64, i64, &Option<String>, &Option<String>) {
+fn new_user_key(row: &GuardianLink) -> (i64, i64, &Option<String>, &Option<String>) {
     (
         row.guardian_id,
         row.student_dcid,
@@ -144,7 +144,7 @@ impl Engine<'_> {
     /// Step 2's verdict: how the account of a valid link was matched to `user`.
     pub(super) fn owner_verdict(
         &self,
-        row: &GuardianRowFacts,
+        row: &GuardianLink,
         email: &str,
         found: Found,
         user: UserRef,

@@ -10,7 +10,7 @@ use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 
 use crate::rules::email::{normalise_email, normalise_optional};
-use crate::rules::{ConnectionFacts, ContactFacts, DistrictFacts, StudentFacts, UserFacts};
+use crate::rules::{ConnectionFacts, DistrictFacts, StudentContact, StudentFacts, UserFacts};
 
 /// A student of the sync set, with its own emails normalised for R5.
 pub(super) struct Student<'a> {
@@ -38,7 +38,7 @@ pub(super) struct User<'a> {
 pub(super) struct FactsIndex<'a> {
     pub(super) students: HashMap<i64, Student<'a>>,
     /// Contacts by student, then by normalised email; each list sorted by person id.
-    contacts: HashMap<i64, HashMap<String, Vec<&'a ContactFacts>>>,
+    contacts: HashMap<i64, HashMap<String, Vec<&'a StudentContact>>>,
     pub(super) users: HashMap<i64, User<'a>>,
     /// User ids by normalised login email, ascending.
     pub(super) verified_by_email: HashMap<String, Vec<i64>>,
@@ -75,7 +75,7 @@ impl<'a> FactsIndex<'a> {
         &self,
         student_dcid: i64,
         email: &str,
-    ) -> &[&'a ContactFacts] {
+    ) -> &[&'a StudentContact] {
         self.contacts
             .get(&student_dcid)
             .and_then(|by_email| by_email.get(email))
@@ -130,8 +130,10 @@ fn index_students(students: &[StudentFacts]) -> HashMap<i64, Student<'_>> {
     index
 }
 
-fn index_contacts(contacts: &[ContactFacts]) -> HashMap<i64, HashMap<String, Vec<&ContactFacts>>> {
-    let mut index: HashMap<i64, HashMap<String, Vec<&ContactFacts>>> = HashMap::new();
+fn index_contacts(
+    contacts: &[StudentContact],
+) -> HashMap<i64, HashMap<String, Vec<&StudentContact>>> {
+    let mut index: HashMap<i64, HashMap<String, Vec<&StudentContact>>> = HashMap::new();
     for c in contacts {
         if let Some(email) = normalise_optional(c.email.as_deref()) {
             index

@@ -4,7 +4,7 @@
 //! student's contacts.
 
 use super::facts_index::{FactsIndex, Student};
-use crate::rules::{AccessTier, ContactFacts, GuardianRowFacts, Limit, RuleVerdict};
+use crate::rules::{AccessTier, GuardianLink, Limit, RuleVerdict, StudentContact};
 
 /// What step 1 made of one guardian row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub fn tier_under(limits: &[Limit]) -> AccessTier {
 /// R1–R5 on one row; `email` is the row's normalised email, if usable.
 pub(super) fn judge_link(
     index: &FactsIndex<'_>,
-    row: &GuardianRowFacts,
+    row: &GuardianLink,
     email: Option<&str>,
 ) -> RowOutcome {
     // R1 before the sync set: a Web Access row is never a link, for any student.
@@ -65,7 +65,7 @@ pub(super) fn judge_link(
 /// R1–R5 for a valid link, one verdict each.
 pub(super) fn link_verdicts(
     index: &FactsIndex<'_>,
-    row: &GuardianRowFacts,
+    row: &GuardianLink,
     email: &str,
     limits: &[Limit],
 ) -> Vec<RuleVerdict> {
@@ -113,7 +113,7 @@ pub(super) fn link_verdicts(
 fn decision_making_verdict(
     dcid: i64,
     email: &str,
-    contacts: &[&ContactFacts],
+    contacts: &[&StudentContact],
     limited: bool,
 ) -> RuleVerdict {
     let flags = contact_flags(contacts);
@@ -177,7 +177,7 @@ fn independent_student_verdict(
     }
 }
 
-fn contact_flags(contacts: &[&ContactFacts]) -> String {
+fn contact_flags(contacts: &[&StudentContact]) -> String {
     contacts
         .iter()
         .map(|c| {

@@ -4,8 +4,8 @@
 use super::{decide, tier_under, Engine};
 use crate::rules::test_facts::*;
 use crate::rules::{
-    AccessTier, ConnectionAction, ConnectionCase, DistrictFacts, FormFacts, GuardianRowFacts,
-    Limit, NewUser, Origin, Policy, RemovalPolicy, StudentFacts, UserFacts, UserRef,
+    AccessTier, ConnectionAction, ConnectionCase, DistrictFacts, FormFacts, GuardianLink, Limit,
+    NewUser, Origin, Policy, RemovalPolicy, StudentFacts, UserFacts, UserRef,
 };
 use AccessTier::*;
 
@@ -465,7 +465,7 @@ fn b2_two_accounts_sharing_an_email_create_exactly_one_user() {
         students: vec![student(5001), student(5002)],
         contacts: vec![contact(5001, 801, MEI, true), contact(5002, 802, MEI, true)],
         guardian_rows: vec![
-            GuardianRowFacts {
+            GuardianLink {
                 first_name: Some("Later".into()),
                 ..row(9002, 5001, MEI)
             },

@@ -4,7 +4,8 @@
 
 use super::copy::{copy_row, stage_rows, Staging};
 use super::Tx;
-use crate::store::state::{ContactRow, GuardianAccountRow, StudentRow};
+use crate::powerschool::records::{GuardianLink, StudentContact};
+use crate::store::state::StudentRow;
 use crate::store::{Doing, StoreError, BATCH};
 
 /// A table mirrored from PowerSchool: its key (the conflict target) and
@@ -116,7 +117,7 @@ impl MirroredRow for StudentRow {
     }
 }
 
-impl MirroredRow for ContactRow {
+impl MirroredRow for StudentContact {
     const TABLE: MirroredTable = MirroredTable {
         table: "student_contacts",
         key: &["student_dcid", "person_id"],
@@ -138,7 +139,7 @@ impl MirroredRow for ContactRow {
     }
 }
 
-impl MirroredRow for GuardianAccountRow {
+impl MirroredRow for GuardianLink {
     const TABLE: MirroredTable = MirroredTable {
         table: "guardian_accounts",
         key: &["guardian_id", "student_dcid"],
@@ -215,7 +216,7 @@ mod tests {
     #[test]
     fn the_merge_overwrites_every_column_but_the_key() {
         assert_eq!(
-            words(&ContactRow::TABLE.upsert()),
+            words(&StudentContact::TABLE.upsert()),
             words(
                 "INSERT INTO student_contacts (student_dcid, person_id, first_name, last_name,
                      email, is_decision_making, last_changed_run)
@@ -227,7 +228,7 @@ mod tests {
             )
         );
         assert_eq!(
-            GuardianAccountRow::TABLE.stage_columns(),
+            GuardianLink::TABLE.stage_columns(),
             "guardian_id bigint, student_dcid bigint, email text, first_name text, \
              last_name text, web_access_account bool"
         );

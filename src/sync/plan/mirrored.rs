@@ -6,7 +6,7 @@
 
 use super::changes::RowChanges;
 use crate::powerschool::{GuardianLink, StudentContact};
-use crate::store::state::{ContactRow, GuardianAccountRow, StudentRow};
+use crate::store::state::StudentRow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
@@ -37,58 +37,44 @@ pub(super) fn student_changes(
 pub(super) fn contact_changes(
     fetched: &[StudentContact],
     in_set: &BTreeMap<i64, StudentRow>,
-    current: &HashMap<(i64, i64), ContactRow>,
-) -> RowChanges<ContactRow, (i64, i64)> {
-    let fresh = of_sync_set(fetched, in_set, |c| c.student_dcid, contact_row);
+    current: &HashMap<(i64, i64), StudentContact>,
+) -> RowChanges<StudentContact, (i64, i64)> {
+    let fresh = of_sync_set(
+        fetched,
+        in_set,
+        |c| c.student_dcid,
+        |c| (c.student_dcid, c.person_id),
+    );
     diff_rows(fresh, current)
 }
 
 pub(super) fn guardian_account_changes(
     fetched: &[GuardianLink],
     in_set: &BTreeMap<i64, StudentRow>,
-    current: &HashMap<(i64, i64), GuardianAccountRow>,
-) -> RowChanges<GuardianAccountRow, (i64, i64)> {
-    let fresh = of_sync_set(fetched, in_set, |g| g.student_dcid, guardian_account_row);
+    current: &HashMap<(i64, i64), GuardianLink>,
+) -> RowChanges<GuardianLink, (i64, i64)> {
+    let fresh = of_sync_set(
+        fetched,
+        in_set,
+        |g| g.student_dcid,
+        |g| (g.guardian_id, g.student_dcid),
+    );
     diff_rows(fresh, current)
 }
 
-/// The rows of the fetched records whose student is in the sync set, by key
-/// (a later record of the same key wins).
-fn of_sync_set<R, K: Ord, T>(
+/// The fetched records whose student is in the sync set, by key (a later
+/// record of the same key wins).
+fn of_sync_set<R: Clone, K: Ord>(
     fetched: &[R],
     in_set: &BTreeMap<i64, StudentRow>,
     student_of: impl Fn(&R) -> i64,
-    row_of: impl Fn(&R) -> (K, T),
-) -> BTreeMap<K, T> {
+    key_of: impl Fn(&R) -> K,
+) -> BTreeMap<K, R> {
     fetched
         .iter()
         .filter(|r| in_set.contains_key(&student_of(r)))
-        .map(row_of)
+        .map(|r| (key_of(r), r.clone()))
         .collect()
-}
-
-fn contact_row(c: &StudentContact) -> ((i64, i64), ContactRow) {
-    let row = ContactRow {
-        student_dcid: c.student_dcid,
-        person_id: c.person_id,
-        first_name: c.first_name.clone(),
-        last_name: c.last_name.clone(),
-        email: c.email.clone(),
-        is_decision_making: c.is_decision_making,
-    };
-    ((c.student_dcid, c.person_id), row)
-}
-
-fn guardian_account_row(g: &GuardianLink) -> ((i64, i64), GuardianAccountRow) {
-    let row = GuardianAccountRow {
-        guardian_id: g.guardian_id,
-        student_dcid: g.student_dcid,
-        email: g.email.clone(),
-        first_name: g.first_name.clone(),
-        last_name: g.last_name.clone(),
-        web_access_account: g.web_access_account,
-    };
-    ((g.guardian_id, g.student_dcid), row)
 }
 
 /// Moves each fresh row into the changes (or drops it when unchanged): no

@@ -11,8 +11,9 @@
 use super::facts::with_schoolengage_side;
 use crate::config::SyncSettings;
 use crate::powerschool::DistrictSnapshot;
+use crate::powerschool::{GuardianLink, StudentContact};
 use crate::rules::{self, StudentFacts};
-use crate::store::state::{ContactRow, CurrentState, GuardianAccountRow, StudentRow};
+use crate::store::state::{CurrentState, StudentRow};
 use crate::store::write::{NewUserRow, ProblemRow, UserUpdate};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -39,8 +40,8 @@ pub struct Plan {
     /// updates are in `students.update`).
     #[serde(default)]
     pub leaving: Vec<i64>,
-    pub contacts: RowChanges<ContactRow, (i64, i64)>,
-    pub guardian_accounts: RowChanges<GuardianAccountRow, (i64, i64)>,
+    pub contacts: RowChanges<StudentContact, (i64, i64)>,
+    pub guardian_accounts: RowChanges<GuardianLink, (i64, i64)>,
     pub new_users: Vec<NewUserRow>,
     pub user_updates: Vec<UserUpdate>,
     pub connections: Vec<ConnectionChange>,
