@@ -167,15 +167,15 @@ async fn approve_applies_exactly_the_stored_plan(pool: PgPool) {
     );
     for s in &plan.students.update {
         let in_set: bool = sqlx::query_scalar("SELECT in_sync_set FROM students WHERE dcid = $1")
-            .bind(s.dcid)
+            .bind(s.student.dcid)
             .fetch_one(&pool)
             .await
             .unwrap();
-        assert_eq!(in_set, s.in_sync_set, "student {}", s.dcid);
+        assert_eq!(in_set, s.in_sync_set, "student {}", s.student.dcid);
     }
     let state = store::CurrentState::load(&pool).await.unwrap();
     for s in &plan.students.update {
-        assert_eq!(state.students.get(&s.dcid), Some(s));
+        assert_eq!(state.students.get(&s.student.dcid), Some(s));
     }
     // Contacts and guardian links the plan removes are gone; connections
     // carry the plan's decision.

@@ -161,7 +161,7 @@ pub struct DaemonSettings {
     Default,
     strum::EnumString,
     strum::Display,
-    strum::VariantNames,
+    strum::VariantNames
 )]
 #[strum(serialize_all = "snake_case")]
 pub enum LogFormat {

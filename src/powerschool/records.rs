@@ -32,6 +32,9 @@ pub struct GuardianLink {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Student {
     pub dcid: i64,
+    /// (`powerschool_id` in the database and in plans held before it was
+    /// stored as the record itself.)
+    #[serde(alias = "powerschool_id")]
     pub id: Option<i64>,
     pub student_number: Option<String>,
     pub first_name: Option<String>,

@@ -73,22 +73,9 @@ pub fn is_independent(types: &[Option<String>]) -> bool {
 
 /// Which student field the district uses as the student's own login.
 /// Spelled as the setting `sync.student_login_field` takes it.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Default,
-    Serialize,
-    Deserialize,
-    AsRefStr,
-    IntoStaticStr,
-    EnumString,
-    Display,
-    VariantNames,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Serialize, Deserialize)]
+#[derive(AsRefStr, IntoStaticStr, EnumString, Display, VariantNames)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum LoginField {

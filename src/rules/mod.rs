@@ -37,22 +37,9 @@ static_str!(
 );
 
 /// Most to least access. `Ord` follows access: `Full > Restricted > ReadOnly > Incomplete`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    AsRefStr,
-    IntoStaticStr,
-    EnumString,
-    Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Serialize, Deserialize)]
+#[derive(AsRefStr, IntoStaticStr, EnumString, Display)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum AccessTier {
@@ -73,23 +60,9 @@ impl AccessTier {
 }
 
 /// The reason codes of step 3 for a connection that exists after the run.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    AsRefStr,
-    IntoStaticStr,
-    EnumString,
-    Display,
-    VariantArray,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Serialize, Deserialize)]
+#[derive(AsRefStr, IntoStaticStr, EnumString, Display, VariantArray)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum ConnectionCase {
@@ -129,22 +102,9 @@ impl ConnectionCase {
 }
 
 /// A rule that lowered a valid link's tier.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    AsRefStr,
-    IntoStaticStr,
-    EnumString,
-    Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Serialize, Deserialize)]
+#[derive(AsRefStr, IntoStaticStr, EnumString, Display)]
 pub enum Limit {
     /// Not every contact with the email is decision-making: at most `restricted`.
     R4,
@@ -163,22 +123,9 @@ impl Limit {
 }
 
 /// Who made a connection.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    AsRefStr,
-    IntoStaticStr,
-    EnumString,
-    Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Serialize, Deserialize)]
+#[derive(AsRefStr, IntoStaticStr, EnumString, Display)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Origin {
@@ -192,21 +139,9 @@ pub enum Origin {
 
 /// `on_powerschool_removal`: what happens to a connection an earlier sync
 /// made from PowerSchool once its link is gone.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    Default,
-    AsRefStr,
-    IntoStaticStr,
-    EnumString,
-    Display,
-    VariantNames,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Serialize, Deserialize)]
+#[derive(AsRefStr, IntoStaticStr, EnumString, Display, VariantNames)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum RemovalPolicy {
@@ -280,29 +215,17 @@ pub struct DistrictFacts {
 
 /// A user the decision refers to: one that exists, or one the run creates
 /// (an index into `Decisions::new_users`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserRef {
     Existing(i64),
     New(usize),
 }
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    AsRefStr,
-    IntoStaticStr,
-    EnumString,
-    Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Serialize, Deserialize)]
+#[derive(AsRefStr, IntoStaticStr, EnumString, Display)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum ConnectionAction {

@@ -12,21 +12,9 @@ use strum::{AsRefStr, Display, EnumString, IntoStaticStr, VariantNames};
 use super::AccessTier;
 
 /// How much of one kind of thing (viewing, creating, …) a tier allows.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    AsRefStr,
-    IntoStaticStr,
-    EnumString,
-    Display,
-    VariantNames,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Serialize, Deserialize)]
+#[derive(AsRefStr, IntoStaticStr, EnumString, Display, VariantNames)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Capability {

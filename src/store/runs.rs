@@ -7,9 +7,9 @@ use serde::Serialize;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use strum::{AsRefStr, Display, EnumString, IntoStaticStr};
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, AsRefStr, IntoStaticStr, EnumString, Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Serialize)]
+#[derive(AsRefStr, IntoStaticStr, EnumString, Display)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum RunTrigger {
@@ -20,9 +20,9 @@ pub enum RunTrigger {
     Spot,
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, AsRefStr, IntoStaticStr, EnumString, Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Serialize)]
+#[derive(AsRefStr, IntoStaticStr, EnumString, Display)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum RunStatus {
@@ -37,9 +37,9 @@ pub enum RunStatus {
     Discarded,
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, AsRefStr, IntoStaticStr, EnumString, Display,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Serialize)]
+#[derive(AsRefStr, IntoStaticStr, EnumString, Display)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum RunPhase {

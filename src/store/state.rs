@@ -3,29 +3,21 @@
 //! record. The row types double as what `write` stores: a plan is made of them.
 
 use super::{Doing, StoreError};
-use crate::powerschool::records::{GuardianLink, StudentContact};
+use crate::powerschool::records::{GuardianLink, Student, StudentContact};
 use crate::rules::{AccessTier, ConnectionCase, FormFacts, Limit, Origin};
-use chrono::NaiveDate;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, PgPool, Row};
 use std::collections::HashMap;
 
-/// A student's synced fields.
+/// A student as the database keeps it: the record PowerSchool sent, and
+/// what the run derived from it.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize, Deserialize)]
 pub struct StudentRow {
-    pub dcid: i64,
-    pub powerschool_id: Option<i64>,
-    pub student_number: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub grade_level: Option<i64>,
-    pub school_number: i64,
-    pub enroll_status: i64,
-    pub entry_date: Option<NaiveDate>,
-    pub org_email: Option<String>,
-    pub personal_email: Option<String>,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub student: Student,
     pub independent: bool,
     pub login_email: Option<String>,
     pub in_sync_set: bool,
@@ -67,19 +59,26 @@ pub struct CurrentState {
 
 /// `FromRow` for the row kinds other modules declare (the records
 /// PowerSchool sends, the rules' forms): each column read by its field's name.
+/// (`field as column` where the column is named otherwise.)
 macro_rules! from_row {
-    ($($kind:ty { $($field:ident),+ })+) => {$(
+    ($($kind:ty { $($field:ident $(as $column:ident)?),+ })+) => {$(
         impl<'r> FromRow<'r, PgRow> for $kind {
             fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
                 Ok(Self {
-                    $($field: row.try_get(stringify!($field))?),+
+                    $($field: row.try_get(from_row!(@column $field $($column)?))?),+
                 })
             }
         }
     )+};
+    (@column $field:ident) => { stringify!($field) };
+    (@column $field:ident $column:ident) => { stringify!($column) };
 }
 
 from_row! {
+    Student {
+        dcid, id as powerschool_id, student_number, first_name, last_name, grade_level,
+        school_number, enroll_status, entry_date, org_email, personal_email
+    }
     StudentContact { student_dcid, person_id, first_name, last_name, email, is_decision_making }
     GuardianLink { guardian_id, student_dcid, email, first_name, last_name, web_access_account }
     FormFacts { student_dcid, created_by_user_id }
@@ -119,7 +118,7 @@ impl CurrentState {
         let mut state = CurrentState::default();
         let mut rows = sqlx::query_as::<_, StudentRow>(SELECT_STUDENTS).fetch(&mut *tx);
         while let Some(r) = rows.try_next().await.doing("reading students")? {
-            state.students.insert(r.dcid, r);
+            state.students.insert(r.student.dcid, r);
         }
         drop(rows);
         let mut rows = sqlx::query_as::<_, StudentContact>(SELECT_CONTACTS).fetch(&mut *tx);

@@ -62,10 +62,10 @@ pub fn with_schoolengage_side<'a>(
 impl From<&StudentRow> for StudentFacts {
     fn from(s: &StudentRow) -> StudentFacts {
         StudentFacts {
-            dcid: s.dcid,
+            dcid: s.student.dcid,
             independent: s.independent,
-            org_email: s.org_email.clone(),
-            personal_email: s.personal_email.clone(),
+            org_email: s.student.org_email.clone(),
+            personal_email: s.student.personal_email.clone(),
         }
     }
 }

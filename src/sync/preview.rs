@@ -57,7 +57,7 @@ impl PlanPreview {
     /// connections), creates before updates before removals.
     pub fn new(plan: &Plan, state: Option<&CurrentState>, safety: SafetyCheck) -> PlanPreview {
         let mut changes = Vec::new();
-        let leaving = |s: &StudentRow| plan.leaving.binary_search(&s.dcid).is_ok();
+        let leaving = |s: &StudentRow| plan.leaving.binary_search(&s.student.dcid).is_ok();
         mirrored_changes(&mut changes, &plan.students, state, leaving);
         mirrored_changes(&mut changes, &plan.contacts, state, |_| false);
         mirrored_changes(&mut changes, &plan.guardian_accounts, state, |_| false);
@@ -162,7 +162,7 @@ impl MirroredKind for StudentRow {
     const CREATED: &'static str = "new in PowerSchool's sync set";
     const REMOVED: &'static str = "no longer in PowerSchool";
     fn key(&self) -> i64 {
-        self.dcid
+        self.student.dcid
     }
     fn record(dcid: &i64) -> String {
         format!("student {dcid}")

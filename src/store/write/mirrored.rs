@@ -110,10 +110,10 @@ impl MirroredRow for StudentRow {
     };
 
     fn encode(&self, out: &mut Vec<u8>) {
-        let r = self;
-        copy_row!(out; r.dcid, r.powerschool_id, r.student_number, r.first_name, r.last_name,
-            r.grade_level, r.school_number, r.enroll_status, r.entry_date, r.org_email,
-            r.personal_email, r.independent, r.login_email, r.in_sync_set)
+        let s = &self.student;
+        copy_row!(out; s.dcid, s.id, s.student_number, s.first_name, s.last_name,
+            s.grade_level, s.school_number, s.enroll_status, s.entry_date, s.org_email,
+            s.personal_email, self.independent, self.login_email, self.in_sync_set)
     }
 }
 

@@ -77,17 +77,7 @@ pub(super) fn sync_set(
 /// The row the database keeps for a student of the sync set.
 fn student_row(s: &Student, independent: bool, login_email: Option<String>) -> StudentRow {
     StudentRow {
-        dcid: s.dcid,
-        powerschool_id: s.id,
-        student_number: s.student_number.clone(),
-        first_name: s.first_name.clone(),
-        last_name: s.last_name.clone(),
-        grade_level: s.grade_level,
-        school_number: s.school_number,
-        enroll_status: s.enroll_status,
-        entry_date: s.entry_date,
-        org_email: s.org_email.clone(),
-        personal_email: s.personal_email.clone(),
+        student: s.clone(),
         independent,
         login_email,
         in_sync_set: true,
