@@ -875,10 +875,7 @@ fn generate_is_deterministic() {
 #[test]
 fn generate_has_realistic_proportions() {
     let n = 20_000;
-    let t = std::time::Instant::now();
     let w = generate(n, 2026);
-    // Debug build; release is many times faster.
-    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     assert_eq!(w.students.len(), n);
     let ratio = |x: usize| x as f64 / n as f64;
 

@@ -129,19 +129,17 @@ async fn every_record_arrives_exactly_once_at_any_page_size() {
 
 #[tokio::test]
 async fn a_token_that_expires_mid_run_is_renewed() {
+    // 120 pages, at most three at a time, each held 10 ms by the server: the
+    // fetch lasts at least 400 ms however fast the machine, so the 150 ms
+    // token expires during it.
     let faults = Faults {
         token_ttl: Some(Duration::from_millis(150)),
-        page_latency: Duration::from_millis(4),
+        page_latency: Duration::from_millis(10),
         ..Faults::default()
     };
     let running = fake(one_school(1200), faults).await;
     let client = PowerSchoolClient::new(&settings(&running.base_url(), 10)).unwrap();
-    let started = std::time::Instant::now();
     assert_exactly(all_guardian_keys(&client).await, &guardian_keys(1200));
-    assert!(
-        started.elapsed() > Duration::from_millis(300),
-        "the run must outlast the token to test anything"
-    );
     let stats = client.stats();
     assert!(stats.token_requests > 1, "{stats:?}");
     assert!(

@@ -5,26 +5,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The guardian links and student contacts are the rules' own facts, parsed
+/// straight into the rules' types (one type per row kind, in every layer).
+pub use crate::rules::{GuardianLink, StudentContact};
+
 /// One school of the district (`/ws/v1/district/school`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct School {
     pub id: Option<i64>,
     pub name: String,
     pub school_number: i64,
-}
-
-/// One row of `com.pearson.core.guardian.student_guardian_detail`: a Parent
-/// Portal (or Web Access) account linked to one student.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GuardianLink {
-    pub guardian_id: i64,
-    pub student_dcid: i64,
-    /// As PowerSchool holds it: not normalised, may be absent.
-    pub email: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    /// `accounttype = "webaccess"`: rule R1 ignores the row.
-    pub web_access_account: bool,
 }
 
 /// One enrolled (`enroll_status <= 0`) student from
@@ -56,18 +46,6 @@ pub struct IndependentStudent {
     pub enrollment_types: [Option<String>; 3],
     pub org_email: Option<String>,
     pub personal_email: Option<String>,
-}
-
-/// One (student, contact person) row of `org.studentsync.sync.students.contacts`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StudentContact {
-    pub student_dcid: i64,
-    pub person_id: i64,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub email: Option<String>,
-    /// `u_studentcontactdetail.isdecisionmaking = 1`
-    pub is_decision_making: bool,
 }
 
 /// A record the client could not parse. It is reported and skipped; the run

@@ -7,11 +7,6 @@
 //! `decision/`, one place per row of the spec.
 
 use serde::{Deserialize, Serialize};
-
-/// PowerSchool's guardian links and student contacts reach the rules as the
-/// records the client parsed (one type per row kind, whichever layer reads
-/// it: the fetch, the store or the rules).
-pub use crate::powerschool::records::{GuardianLink, StudentContact};
 use strum::{AsRefStr, Display, EnumString, IntoStaticStr, VariantArray, VariantNames};
 
 pub mod decision;
@@ -157,6 +152,32 @@ pub struct Policy {
 }
 
 // ---------------- facts ----------------
+
+/// A guardian link: one row of `com.pearson.core.guardian.student_guardian_detail`: a Parent
+/// Portal (or Web Access) account linked to one student.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardianLink {
+    pub guardian_id: i64,
+    pub student_dcid: i64,
+    /// As PowerSchool holds it: not normalised, may be absent.
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// `accounttype = "webaccess"`: rule R1 ignores the row.
+    pub web_access_account: bool,
+}
+
+/// One (student, contact person) row of `org.studentsync.sync.students.contacts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StudentContact {
+    pub student_dcid: i64,
+    pub person_id: i64,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    /// `u_studentcontactdetail.isdecisionmaking = 1`
+    pub is_decision_making: bool,
+}
 
 /// A student in this run's sync set (already filtered for enrolment and the
 /// scheduling year, see `eligibility`).
