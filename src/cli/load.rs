@@ -2,7 +2,7 @@
 //! environment, with the tier matrix they name), and the database pool.
 
 use super::{Cli, CliError, Command};
-use crate::config::{ConfigError, Settings, Sources};
+use crate::config::{ConfigError, Needs, Settings, Sources};
 use crate::store;
 use sqlx::PgPool;
 
@@ -20,10 +20,10 @@ pub fn load_settings(cli: &Cli) -> Loaded {
         Command::Seed { .. }
         | Command::Demo { .. }
         | Command::Access { .. }
-        | Command::Explain { .. }
         | Command::Approve { .. }
         | Command::Discard { .. }
-        | Command::Status { .. } => Some(Settings::load_offline(&sources)),
+        | Command::Status { .. } => Some(Settings::load_for(&sources, Needs::Database)),
+        Command::Explain { .. } => Some(Settings::load_for(&sources, Needs::Rules)),
         Command::Fetch { .. }
         | Command::Sync { .. }
         | Command::Plan { .. }

@@ -110,17 +110,29 @@ impl<'a> Sources<'a> {
     }
 }
 
+/// What a command reads beyond the database: it decides what must be set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// PowerSchool and the tier matrix: every command that fetches or decides.
+    Everything,
+    /// The tier matrix but not PowerSchool (`explain`).
+    Rules,
+    /// The database only (`status`, `seed`, `access export`, approve,
+    /// discard, the demo): the PowerSchool section is checked when present,
+    /// the tier-matrix file is not read (the default matrix stands in), so
+    /// on-call's `status` works while that file is being fixed.
+    Database,
+}
+
 impl Settings {
     /// Loads the file (if any), applies the environment, validates everything.
     pub fn load(sources: &Sources<'_>) -> Result<Settings, ConfigError> {
-        validate::settings(layered(sources)?, sources, true)
+        Settings::load_for(sources, Needs::Everything)
     }
 
-    /// As `load`, for commands that only read the database (`access export`,
-    /// `explain`, `status`, `seed`): the PowerSchool section is validated
-    /// when present but not required.
-    pub fn load_offline(sources: &Sources<'_>) -> Result<Settings, ConfigError> {
-        validate::settings(layered(sources)?, sources, false)
+    /// As `load`, checking what `needs` asks for.
+    pub fn load_for(sources: &Sources<'_>, needs: Needs) -> Result<Settings, ConfigError> {
+        validate::settings(layered(sources)?, sources, needs)
     }
 }
 

@@ -305,10 +305,13 @@ fn the_tier_matrix_is_loaded_with_the_settings() {
     assert_eq!(s.sync.access_tiers, TierMatrix::default());
     // The example names the shipped file, beside it.
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/student-sync.example.toml");
-    let s = Settings::load_offline(&Sources {
-        file: Some(&example),
-        env: HashMap::new(),
-    })
+    let s = Settings::load_for(
+        &Sources {
+            file: Some(&example),
+            env: HashMap::new(),
+        },
+        Needs::Rules,
+    )
     .unwrap();
     assert_eq!(s.sync.access_tiers, TierMatrix::default());
     // Missing: exit-2 material, with the fix.
@@ -329,6 +332,23 @@ fn the_tier_matrix_is_loaded_with_the_settings() {
     .unwrap_err();
     assert!(matches!(e, ConfigError::TierMatrix { .. }), "{e}");
     assert!(e.to_string().contains("tiers.toml"), "{e}");
+}
+
+#[test]
+fn commands_that_read_only_the_database_do_not_read_the_tier_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("student-sync.toml");
+    std::fs::write(&file, "[sync]\naccess_tiers_file = \"nowhere.toml\"\n").unwrap();
+    let sources = Sources {
+        file: Some(&file),
+        env: HashMap::new(),
+    };
+    // `status` and the other database-only commands still work while the
+    // matrix file is being fixed; `explain` and every run refuse to start.
+    let s = Settings::load_for(&sources, Needs::Database).unwrap();
+    assert_eq!(s.sync.access_tiers, crate::rules::TierMatrix::default());
+    let e = Settings::load_for(&sources, Needs::Rules).unwrap_err();
+    assert!(matches!(e, ConfigError::TierMatrixUnreadable { .. }), "{e}");
 }
 
 #[test]

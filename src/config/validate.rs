@@ -10,22 +10,24 @@ use super::file::{
 };
 use super::secrets::{read_secret, CLIENT_SECRET_ENV, DATABASE_PASSWORD_ENV};
 use super::settings::*;
-use super::{choice, environment, invalid, resolve, tier_matrix, ConfigError, Secret, Sources};
+use super::{
+    choice, environment, invalid, resolve, tier_matrix, ConfigError, Needs, Secret, Sources,
+};
 use crate::rules::TierMatrix;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/student_sync";
 
-/// The settings from the layered values. Without `need_powerschool` the
-/// PowerSchool section is checked when present but not required.
+/// The settings from the layered values, checked for what the command needs
+/// (see `Needs`).
 pub(super) fn settings(
     file: FileSettings,
     sources: &Sources<'_>,
-    need_powerschool: bool,
+    needs: Needs,
 ) -> Result<Settings, ConfigError> {
     let district = district(file.district)?;
-    let powerschool = powerschool(file.powerschool, sources, need_powerschool)?;
+    let powerschool = powerschool(file.powerschool, sources, needs == Needs::Everything)?;
     let database = database(file.database, sources)?;
     let mut sync = sync(file.sync, sources)?;
     let schedule = schedule(file.schedule)?;
@@ -36,7 +38,9 @@ pub(super) fn settings(
     let safety = safety(&file.safety)?;
     // The matrix file is read last: a mistake in the settings themselves is
     // reported before one in the file they name.
-    sync.access_tiers = tier_matrix::load(sync.access_tiers_file.as_deref())?;
+    if needs != Needs::Database {
+        sync.access_tiers = tier_matrix::load(sync.access_tiers_file.as_deref())?;
+    }
     Ok(Settings {
         district,
         powerschool,

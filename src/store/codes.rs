@@ -1,5 +1,6 @@
 //! The rules' codes as the database stores them. Tier, case, origin and
-//! limit are `text` columns (with `CHECK` constraints) spelled exactly as the
+//! limits are `text` columns (and a `text[]`), each with a `CHECK`
+//! constraint on the allowed codes, spelled exactly as the
 //! rules' enums spell themselves (their strum derives), so the store reads
 //! and writes the enums directly: no string is parsed back by hand anywhere,
 //! and the rules module stays free of database types.
@@ -71,6 +72,25 @@ mod tests {
         assert_eq!(case, Some(ConnectionCase::MatchedFormCreator));
         assert_eq!(limits, vec![Limit::R4, Limit::R5]);
         assert_eq!(origin, Origin::Powerschool);
+    }
+
+    #[sqlx::test]
+    async fn the_database_refuses_an_unknown_limit(pool: sqlx::PgPool) {
+        sqlx::query("INSERT INTO users (email) VALUES ('a@example.org')")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let err = sqlx::query(
+            "INSERT INTO connections (student_dcid, user_id, tier, limits, origin)
+             SELECT 5001, id, 'full', ARRAY['R9'], 'admin' FROM users",
+        )
+        .execute(&pool)
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("connections_limits_known"),
+            "{err}"
+        );
     }
 
     #[sqlx::test]

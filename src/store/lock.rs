@@ -8,7 +8,7 @@
 //! The daemon names its connection (`application_name`), which `status` and
 //! a waiting standby show from `pg_locks` + `pg_stat_activity`.
 
-use super::{Doing, StoreError};
+use super::StoreError;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
@@ -138,12 +138,14 @@ pub async fn acquire(
     on_wait: impl FnOnce(Option<LockHolder>),
 ) -> Result<Acquired, StoreError> {
     let options = PgConnectOptions::from_str(connect_url)
-        .doing("reading the database URL for the lock connection")?
+        .map_err(lock_error(
+            "reading the database URL for the lock connection",
+        ))?
         .application_name(application_name)
         .disable_statement_logging();
     let conn = PgConnection::connect_with(&options)
         .await
-        .doing("opening the connection that holds the lock")?;
+        .map_err(lock_error("opening the connection that holds the lock"))?;
     let before_waiting = async {
         let holder = holders(pool, district)
             .await
@@ -165,7 +167,7 @@ pub async fn wait_for_lock(
     let conn = pool
         .acquire()
         .await
-        .doing("opening the connection that holds the run lock")?
+        .map_err(lock_error("opening the connection that holds the run lock"))?
         .detach();
     let before_waiting = async { on_wait() };
     match take(
@@ -195,7 +197,7 @@ async fn take(
         .bind(key_text)
         .fetch_one(&mut conn)
         .await
-        .doing(&format!("trying the {}", kind.describe()))?;
+        .map_err(|e| lock_error(&format!("trying the {}", kind.describe()))(e))?;
     if got {
         return Ok(Acquired::Held(HeldLock { conn }));
     }
@@ -207,7 +209,7 @@ async fn take(
         .execute(&mut conn);
     tokio::select! {
         r = wait => {
-            r.doing(&format!("waiting for the {}", kind.describe()))?;
+            r.map_err(|e| lock_error(&format!("waiting for the {}", kind.describe()))(e))?;
         }
         // The query is abandoned mid-flight: the connection is dropped
         // rather than reused.
@@ -241,7 +243,7 @@ pub async fn holders(pool: &PgPool, district: &str) -> Result<Vec<LockHolder>, S
         .bind(LockKind::Run.key_text(district))
         .fetch_all(pool)
         .await
-        .doing("reading who holds the advisory locks")?;
+        .map_err(lock_error("reading who holds the advisory locks"))?;
     Ok(rows
         .into_iter()
         .map(|(kind, pid, addr, name, since)| LockHolder {
@@ -264,4 +266,12 @@ pub async fn run_lock_held(pool: &PgPool, district: &str) -> Result<bool, StoreE
         .await?
         .iter()
         .any(|h| h.lock == LockKind::Run))
+}
+
+/// Names what the lock was doing in an sqlx error (see `StoreError::Lock`).
+fn lock_error(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |source| StoreError::Lock {
+        doing: what.to_string(),
+        source,
+    }
 }

@@ -37,6 +37,12 @@ pub enum StoreError {
          transaction rolled back; check that PostgreSQL is up and its log, then run again)"
     )]
     Query { doing: String, source: sqlx::Error },
+    /// A lock statement failed: no run's data is involved.
+    #[error(
+        "database error while {doing}: {source} (check that PostgreSQL is up and its log; \
+         `student-sync status` shows who holds the locks)"
+    )]
+    Lock { doing: String, source: sqlx::Error },
     #[error("the database already holds SchoolEngage data ({what}); seed only loads a world into an empty database")]
     NotEmpty { what: String },
     /// A connection itself failed (a ping, a lock's session); whoever
