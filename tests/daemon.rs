@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use student_sync::config::BlackoutRange;
 use student_sync::daemon::{decide, next_fire, Clock, Daemon, Notifier, Schedule, StartupDecision};
 use student_sync::harness::fake_powerschool::{self, FakeCredentials, Faults, RunningFake};
-use student_sync::store::RunRecord;
+use student_sync::store::runs::{RunPhase, RunRecord, RunTrigger};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 
@@ -567,12 +567,12 @@ async fn daemon_runs_once_per_night_across_dst_and_skips_blackout(pool: PgPool) 
 fn record(id: i64, status: &str, night: NaiveDate, error: Option<&str>) -> RunRecord {
     RunRecord {
         id,
-        trigger: "schedule".into(),
+        trigger: RunTrigger::Schedule,
         night,
         started_at: Utc::now(),
         finished_at: None,
-        phase: "applying".into(),
-        status: status.into(),
+        phase: RunPhase::Applying,
+        status: status.parse().unwrap(),
         counts: serde_json::json!({}),
         error: error.map(String::from),
         host: Some("old-host".into()),

@@ -12,7 +12,7 @@
 //! half-applied and nothing needs to be picked up from where it stopped.
 
 use super::schedule::local_text;
-use crate::store::RunRecord;
+use crate::store::runs::{RunPhase, RunRecord, RunStatus};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
@@ -27,7 +27,7 @@ pub enum StartupDecision {
     Resume {
         run_id: i64,
         night: NaiveDate,
-        phase: String,
+        phase: RunPhase,
         stale: bool,
         /// Who left it running (host and pid, when recorded).
         owner: Option<String>,
@@ -46,7 +46,7 @@ pub enum StartupDecision {
 pub struct LastRun {
     pub run_id: i64,
     pub night: NaiveDate,
-    pub status: String,
+    pub status: RunStatus,
     pub error: Option<String>,
 }
 
@@ -56,12 +56,12 @@ pub fn decide(latest: Option<&RunRecord>, now: DateTime<Utc>, tz: Tz) -> Startup
         return StartupDecision::WaitSchedule { last: None };
     };
     let tonight = now.with_timezone(&tz).date_naive();
-    match run.status.as_str() {
-        "running" | "interrupted" => StartupDecision::Resume {
+    match run.status {
+        RunStatus::Running | RunStatus::Interrupted => StartupDecision::Resume {
             run_id: run.id,
             night: run.night,
-            phase: run.phase.clone(),
-            stale: run.status == "running",
+            phase: run.phase,
+            stale: run.status == RunStatus::Running,
             owner: match (&run.host, run.pid) {
                 (Some(h), Some(p)) => Some(format!("pid {p} on {h}")),
                 (None, Some(p)) => Some(format!("pid {p}")),
@@ -69,7 +69,7 @@ pub fn decide(latest: Option<&RunRecord>, now: DateTime<Utc>, tz: Tz) -> Startup
                 (None, None) => None,
             },
         },
-        "failed" if run.night == tonight => StartupDecision::WaitNextNight {
+        RunStatus::Failed if run.night == tonight => StartupDecision::WaitNextNight {
             run_id: run.id,
             night: run.night,
             error: one_line(run.error.as_deref().unwrap_or("no error recorded")),
@@ -78,7 +78,7 @@ pub fn decide(latest: Option<&RunRecord>, now: DateTime<Utc>, tz: Tz) -> Startup
             last: Some(LastRun {
                 run_id: run.id,
                 night: run.night,
-                status: status.to_string(),
+                status,
                 error: run.error.as_deref().map(one_line),
             }),
         },

@@ -6,7 +6,8 @@
 
 use super::signals::Shutdown;
 use super::{telemetry, DaemonError};
-use crate::store::{self, lock, runs};
+use crate::store::runs::{self, RunStatus};
+use crate::store::{self, lock};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -139,8 +140,8 @@ async fn health(pool: &PgPool, district: &str) -> (bool, String) {
         return (true, "no run yet".to_string());
     };
     let what = format!("run {} (night {}, {})", run.id, run.night, run.trigger);
-    match run.status.as_str() {
-        "succeeded" => (
+    match run.status {
+        RunStatus::Succeeded => (
             true,
             format!(
                 "last {what} succeeded{}",
@@ -149,7 +150,7 @@ async fn health(pool: &PgPool, district: &str) -> (bool, String) {
                     .unwrap_or_default()
             ),
         ),
-        "running" => {
+        RunStatus::Running => {
             // A row left `running` by a dead process is not progress: the
             // run lock tells the two apart.
             let alive = lock::run_lock_held(pool, district).await.unwrap_or(true);
@@ -166,7 +167,7 @@ async fn health(pool: &PgPool, district: &str) -> (bool, String) {
                 )
             }
         }
-        "failed" => (
+        RunStatus::Failed => (
             false,
             format!(
                 "last {what} failed: {}",

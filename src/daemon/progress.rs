@@ -3,7 +3,7 @@
 
 use super::notify::Notifier;
 use super::telemetry;
-use crate::store::runs;
+use crate::store::runs::{self, RunPhase};
 use chrono::NaiveDate;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ pub struct Progress {
     night: NaiveDate,
     /// The run's id, once its row has been seen.
     pub run_id: Option<i64>,
-    phase: Option<(String, Instant)>,
+    phase: Option<(RunPhase, Instant)>,
     started: Instant,
     polls: u64,
 }
@@ -48,14 +48,14 @@ impl Progress {
         self.run_id = Some(row.id);
         let changed = match &self.phase {
             Some((phase, since)) if *phase != row.phase => {
-                telemetry::phase_finished(phase, since.elapsed());
+                telemetry::phase_finished(phase.as_str(), since.elapsed());
                 true
             }
             Some(_) => false,
             None => true,
         };
         if changed {
-            self.phase = Some((row.phase.clone(), Instant::now()));
+            self.phase = Some((row.phase, Instant::now()));
         }
         // The run itself logs progress every 10 s (sync::heartbeat).
         // A fresh elapsed time every ~10 s is plenty for `systemctl status`.
@@ -73,7 +73,7 @@ impl Progress {
     /// The last phase of a successful run ends with the run.
     pub fn finish(&mut self, succeeded: bool) {
         if let (true, Some((phase, since))) = (succeeded, self.phase.take()) {
-            telemetry::phase_finished(&phase, since.elapsed());
+            telemetry::phase_finished(phase.as_str(), since.elapsed());
         }
     }
 }

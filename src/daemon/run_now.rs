@@ -9,7 +9,8 @@ use super::DaemonError;
 use crate::config::Settings;
 use crate::powerschool::PowerSchoolClient;
 use crate::store::lock::{self, LockKind};
-use crate::store::{runs, RunTrigger};
+use crate::store::runs::{self, RunStatus};
+use crate::store::RunTrigger;
 use crate::sync::{RunOptions, RunOutcome, RunReport, SyncError};
 use chrono::{NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -104,9 +105,11 @@ async fn note_failed_tonight(pool: &PgPool, tz: Tz) -> Result<(), DaemonError> {
     let finished = runs::recent_runs(pool, 20)
         .await?
         .into_iter()
-        .find(|r| r.status != "running");
+        .find(|r| r.status != RunStatus::Running);
     if let Some(last) = finished {
-        if last.status == "failed" && last.night == Utc::now().with_timezone(&tz).date_naive() {
+        if last.status == RunStatus::Failed
+            && last.night == Utc::now().with_timezone(&tz).date_naive()
+        {
             tracing::info!(
                 run_id = last.id,
                 "run --now: tonight's run {} failed ({}); running anyway, as asked",
@@ -148,7 +151,7 @@ fn succeeded(
         run_id: outcome.run_id,
         trigger: RunTrigger::Manual.as_str(),
         night,
-        status: "succeeded",
+        status: RunStatus::Succeeded.as_str(),
         waited_seconds: waited.as_secs_f64(),
         duration_seconds: took.as_secs_f64(),
         report: outcome.report,

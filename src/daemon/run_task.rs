@@ -14,7 +14,8 @@ use super::{telemetry, DaemonError};
 use crate::config::Settings;
 use crate::powerschool::PowerSchoolClient;
 use crate::store::lock::{self, HeldLock, LockKind};
-use crate::store::{runs, RunTrigger};
+use crate::store::runs::{self, RunStatus};
+use crate::store::RunTrigger;
 use crate::sync::{self, report, RunOptions, RunOutcome, SyncError};
 use chrono::{NaiveDate, Utc};
 use sqlx::PgPool;
@@ -107,7 +108,11 @@ impl<C: Clock> Daemon<C> {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, %night, "cannot start the run for night {night}: {e}");
-                telemetry::run_finished(trigger.as_str(), "failed", Duration::ZERO);
+                telemetry::run_finished(
+                    trigger.as_str(),
+                    RunStatus::Failed.as_str(),
+                    Duration::ZERO,
+                );
                 run_lock.release().await;
                 return Ok(RunEnd::Failed);
             }
@@ -220,7 +225,7 @@ impl<C: Clock> Daemon<C> {
         let seconds = took.as_secs_f64();
         match result {
             Ok(outcome) => {
-                telemetry::run_finished(trigger.as_str(), "succeeded", took);
+                telemetry::run_finished(trigger.as_str(), RunStatus::Succeeded.as_str(), took);
                 telemetry::run_succeeded(&outcome.report, Utc::now());
                 tracing::info!(
                     run_id = outcome.run_id,
@@ -232,21 +237,21 @@ impl<C: Clock> Daemon<C> {
             Err(e @ SyncError::Held { .. }) => {
                 // Nothing applied; a person decides. Repeating the run
                 // tonight would only hold it again.
-                telemetry::run_finished(trigger.as_str(), "held", took);
+                telemetry::run_finished(trigger.as_str(), RunStatus::Held.as_str(), took);
                 tracing::warn!(
                     run_id,
                     "{what} held after {seconds:.1} s, nothing applied: {e}; next run {next}"
                 );
             }
             Err(SyncError::Cancelled(_)) => {
-                telemetry::run_finished(trigger.as_str(), "interrupted", took);
+                telemetry::run_finished(trigger.as_str(), RunStatus::Interrupted.as_str(), took);
                 tracing::warn!(
                     run_id,
                     "{what} interrupted after {seconds:.1} s: rolled back; the next start resumes it"
                 );
             }
             Err(e) => {
-                telemetry::run_finished(trigger.as_str(), "failed", took);
+                telemetry::run_finished(trigger.as_str(), RunStatus::Failed.as_str(), took);
                 tracing::error!(
                     run_id,
                     error = %e,

@@ -6,7 +6,7 @@ use super::schedule::{local_text, Schedule};
 use super::DaemonError;
 use crate::config::Settings;
 use crate::store::lock::{self, LockHolder, LockKind};
-use crate::store::runs;
+use crate::store::runs::{self, RunPhase, RunStatus, RunTrigger};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -31,10 +31,10 @@ pub struct StatusReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
     pub id: i64,
-    pub trigger: String,
+    pub trigger: RunTrigger,
     pub night: NaiveDate,
-    pub status: String,
-    pub phase: String,
+    pub status: RunStatus,
+    pub phase: RunPhase,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     /// Finished runs: start to finish. A run in progress: so far.
@@ -48,9 +48,10 @@ pub struct RunSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct CurrentRun {
     pub id: i64,
-    pub trigger: String,
+    /// None when the row could not be read back.
+    pub trigger: Option<RunTrigger>,
     pub night: NaiveDate,
-    pub phase: String,
+    pub phase: RunPhase,
     pub started_at: DateTime<Utc>,
     pub elapsed_seconds: f64,
     /// False when the row says `running` but nobody holds the run lock: its
@@ -83,15 +84,15 @@ pub async fn gather(
         .iter()
         .map(|r| RunSummary {
             id: r.id,
-            trigger: r.trigger.clone(),
+            trigger: r.trigger,
             night: r.night,
-            status: r.status.clone(),
-            phase: r.phase.clone(),
+            status: r.status,
+            phase: r.phase,
             started_at: r.started_at,
             finished_at: r.finished_at,
-            duration_seconds: match (r.finished_at, r.status.as_str()) {
+            duration_seconds: match (r.finished_at, r.status) {
                 (Some(end), _) => Some(seconds(end - r.started_at)),
-                (None, "running") => Some(seconds(now - r.started_at)),
+                (None, RunStatus::Running) => Some(seconds(now - r.started_at)),
                 _ => None,
             },
             counts: r.counts.clone(),
@@ -106,7 +107,7 @@ pub async fn gather(
             let record = recent.iter().find(|r| r.id == running.id);
             Some(CurrentRun {
                 id: running.id,
-                trigger: record.map(|r| r.trigger.clone()).unwrap_or_default(),
+                trigger: record.map(|r| r.trigger),
                 night: record.map(|r| r.night).unwrap_or_else(|| now.date_naive()),
                 phase: running.phase,
                 started_at: running.started_at,
@@ -246,7 +247,7 @@ impl StatusReport {
                     out,
                     "Current run:    {} ({}, night {}) in phase {}, running for {}",
                     c.id,
-                    c.trigger,
+                    trigger_text(c.trigger),
                     c.night,
                     c.phase,
                     duration_text(c.elapsed_seconds)
@@ -257,7 +258,10 @@ impl StatusReport {
                     out,
                     "Current run:    {} ({}, night {}) says phase {} but its process is gone; \
                      the daemon resumes it when it becomes active",
-                    c.id, c.trigger, c.night, c.phase
+                    c.id,
+                    trigger_text(c.trigger),
+                    c.night,
+                    c.phase
                 );
             }
             None => {
@@ -299,4 +303,8 @@ impl StatusReport {
             }
         }
     }
+}
+
+fn trigger_text(trigger: Option<RunTrigger>) -> &'static str {
+    trigger.map(RunTrigger::as_str).unwrap_or_default()
 }

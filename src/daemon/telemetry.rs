@@ -106,8 +106,18 @@ pub fn set_held_run(run_id: Option<i64>) {
 
 /// Zero series for every status, so dashboards see them before the first run.
 pub fn init_series() {
-    for status in ["succeeded", "failed", "interrupted", "held"] {
-        for trigger in ["schedule", "manual", "resume"] {
+    use crate::store::runs::{RunStatus, RunTrigger};
+    for status in [
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Interrupted,
+        RunStatus::Held,
+    ]
+    .map(RunStatus::as_str)
+    {
+        for trigger in
+            [RunTrigger::Schedule, RunTrigger::Manual, RunTrigger::Resume].map(RunTrigger::as_str)
+        {
             counter!("student_sync_runs_total", "status" => status, "trigger" => trigger)
                 .absolute(0);
         }

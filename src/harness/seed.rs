@@ -6,11 +6,26 @@ use crate::rules::{normalise_email, AccessTier, Origin};
 use crate::store::seed::{self, SeedConnection, SeedForm, SeedUser};
 use crate::store::StoreError;
 use sqlx::PgPool;
+use std::str::FromStr;
+use strum::VariantNames;
 
 fn email(value: &str, record: String) -> Result<String, StoreError> {
     normalise_email(value).ok_or_else(|| StoreError::BadSeed {
         record,
         problem: format!("{value:?} is not a well-formed email"),
+    })
+}
+
+/// One of the rules' codes, or the error naming the record and the codes allowed.
+fn code<T: FromStr>(
+    record: &str,
+    what: &str,
+    value: &str,
+    allowed: &[&str],
+) -> Result<T, StoreError> {
+    value.parse().map_err(|_| StoreError::BadSeed {
+        record: record.to_string(),
+        problem: format!("{what} {value:?} is not one of {}", allowed.join(", ")),
     })
 }
 
@@ -28,29 +43,18 @@ pub async fn seed_world(pool: &PgPool, side: &SchoolEngageSide) -> Result<(), St
     let mut connections = Vec::new();
     for (i, c) in side.connections.iter().enumerate() {
         let record = format!("schoolengage.connections[{i}]");
-        if c.tier.parse::<AccessTier>().is_err() {
-            return Err(StoreError::BadSeed {
-                record,
-                problem: format!(
-                    "tier {:?} is not one of full, restricted, read_only, incomplete",
-                    c.tier
-                ),
-            });
-        }
-        if c.origin.parse::<Origin>().is_err() {
-            return Err(StoreError::BadSeed {
-                record,
-                problem: format!(
-                    "origin {:?} is not one of admin, form, powerschool",
-                    c.origin
-                ),
-            });
-        }
+        let tier = code(
+            &record,
+            "tier",
+            &c.tier,
+            &AccessTier::ALL.map(AccessTier::as_str),
+        )?;
+        let origin = code(&record, "origin", &c.origin, Origin::VARIANTS)?;
         connections.push(SeedConnection {
             student_dcid: c.student_dcid,
             email: email(&c.email, record)?,
-            tier: c.tier.clone(),
-            origin: c.origin.clone(),
+            tier,
+            origin,
         });
     }
     let mut forms = Vec::new();

@@ -120,7 +120,7 @@ impl Limit {
 /// Who made a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[derive(Serialize, Deserialize)]
-#[derive(AsRefStr, IntoStaticStr, EnumString, Display)]
+#[derive(AsRefStr, IntoStaticStr, EnumString, Display, VariantNames)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Origin {

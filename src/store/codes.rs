@@ -1,10 +1,12 @@
-//! The rules' codes as the database stores them. Tier, case, origin and
+//! The rules' codes (and a run's trigger, phase and status) as the database
+//! stores them. Tier, case, origin and
 //! limits are `text` columns (and a `text[]`), each with a `CHECK`
 //! constraint on the allowed codes, spelled exactly as the
 //! rules' enums spell themselves (their strum derives), so the store reads
 //! and writes the enums directly: no string is parsed back by hand anywhere,
 //! and the rules module stays free of database types.
 
+use super::runs::{RunPhase, RunStatus, RunTrigger};
 use crate::rules::{AccessTier, ConnectionCase, Limit, Origin};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -51,7 +53,15 @@ macro_rules! text_code {
     )+};
 }
 
-text_code!(AccessTier, ConnectionCase, Limit, Origin);
+text_code!(
+    AccessTier,
+    ConnectionCase,
+    Limit,
+    Origin,
+    RunTrigger,
+    RunStatus,
+    RunPhase
+);
 
 #[cfg(test)]
 mod tests {

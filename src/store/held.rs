@@ -2,6 +2,7 @@
 //! the decisions on it (`approve`, `discard`) with who made them. A held run
 //! is final for the daemon (never resumed); only an admin moves it on.
 
+use super::runs::RunStatus;
 use super::{Doing, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -82,19 +83,20 @@ pub async fn latest_held(pool: &PgPool) -> Result<Option<HeldRun>, StoreError> {
     }))
 }
 
-async fn status_of(pool: &PgPool, run_id: i64) -> Result<String, StoreError> {
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM sync_runs WHERE id = $1")
-        .bind(run_id)
-        .fetch_optional(pool)
-        .await
-        .doing("reading a run's status")?;
+async fn status_of(pool: &PgPool, run_id: i64) -> Result<RunStatus, StoreError> {
+    let status: Option<RunStatus> =
+        sqlx::query_scalar("SELECT status FROM sync_runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(pool)
+            .await
+            .doing("reading a run's status")?;
     status.ok_or(StoreError::NoSuchRun(run_id))
 }
 
 /// A held run's plan; `NotHeld` when the run is anything but `held`.
 pub async fn load(pool: &PgPool, run_id: i64) -> Result<StoredPlan, StoreError> {
     let status = status_of(pool, run_id).await?;
-    if status != "held" {
+    if status != RunStatus::Held {
         return Err(StoreError::NotHeld { run_id, status });
     }
     let row = sqlx::query(
@@ -105,10 +107,7 @@ pub async fn load(pool: &PgPool, run_id: i64) -> Result<StoredPlan, StoreError> 
     .fetch_optional(pool)
     .await
     .doing("reading a held run's plan")?
-    .ok_or(StoreError::NotHeld {
-        run_id,
-        status: "held, but its plan is missing".into(),
-    })?;
+    .ok_or(StoreError::HeldPlanMissing(run_id))?;
     Ok(StoredPlan {
         run_id,
         plan: row.get("plan"),

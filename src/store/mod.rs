@@ -54,7 +54,12 @@ pub enum StoreError {
     #[error("run {0} does not exist; `student-sync status` lists the recent runs")]
     NoSuchRun(i64),
     #[error("run {run_id} is {status}, not held: only a held run can be approved or discarded (see `student-sync status` for the run history)")]
-    NotHeld { run_id: i64, status: String },
+    NotHeld { run_id: i64, status: RunStatus },
+    #[error(
+        "run {0} is held but its stored plan is missing; `student-sync discard {0}` drops \
+         the run, and the next run plans again"
+    )]
+    HeldPlanMissing(i64),
 }
 
 /// Adds what the database was doing to an sqlx error.

@@ -54,12 +54,12 @@ static_str!(RunTrigger, RunStatus, RunPhase);
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
     pub id: i64,
-    pub trigger: String,
+    pub trigger: RunTrigger,
     pub night: NaiveDate,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
-    pub phase: String,
-    pub status: String,
+    pub phase: RunPhase,
+    pub status: RunStatus,
     pub counts: serde_json::Value,
     pub error: Option<String>,
     pub host: Option<String>,
@@ -209,14 +209,14 @@ pub async fn set_scope(pool: &PgPool, run_id: i64, scope: &str) -> Result<(), St
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunInProgress {
     pub id: i64,
-    pub phase: String,
+    pub phase: RunPhase,
     pub started_at: DateTime<Utc>,
 }
 
 /// The newest run whose row says `running` (its process may be gone: only
 /// the run lock tells).
 pub async fn current_running(pool: &PgPool) -> Result<Option<RunInProgress>, StoreError> {
-    let row: Option<(i64, String, DateTime<Utc>)> = sqlx::query_as(
+    let row: Option<(i64, RunPhase, DateTime<Utc>)> = sqlx::query_as(
         "SELECT id, phase, started_at FROM sync_runs
          WHERE status = 'running' ORDER BY id DESC LIMIT 1",
     )

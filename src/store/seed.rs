@@ -2,6 +2,7 @@
 //! into an empty database, in one transaction, for tests and the demo.
 
 use super::{Doing, StoreError};
+use crate::rules::{AccessTier, Origin};
 use sqlx::{PgPool, Row};
 use std::collections::HashMap;
 
@@ -20,8 +21,8 @@ pub struct SeedConnection {
     pub student_dcid: i64,
     /// Normalised; must be one of the seeded users.
     pub email: String,
-    pub tier: String,
-    pub origin: String,
+    pub tier: AccessTier,
+    pub origin: Origin,
 }
 
 #[derive(Debug, Clone)]
@@ -100,18 +101,8 @@ pub async fn load(
             .collect::<Vec<_>>(),
     )
     .bind(c_users)
-    .bind(
-        connections
-            .iter()
-            .map(|c| c.tier.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        connections
-            .iter()
-            .map(|c| c.origin.clone())
-            .collect::<Vec<_>>(),
-    )
+    .bind(connections.iter().map(|c| c.tier).collect::<Vec<_>>())
+    .bind(connections.iter().map(|c| c.origin).collect::<Vec<_>>())
     .execute(&mut *tx)
     .await
     .doing("seeding connections")?;
