@@ -7,7 +7,8 @@
 use super::changes::RowChanges;
 use crate::powerschool::{GuardianLink, StudentContact};
 use crate::store::state::StudentRow;
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
 
 /// The students' changes, and the dcids of those leaving the sync set
@@ -17,7 +18,11 @@ pub(super) fn student_changes(
     in_set: BTreeMap<i64, StudentRow>,
     current: &HashMap<i64, StudentRow>,
 ) -> (RowChanges<StudentRow, i64>, Vec<i64>) {
-    let mut changes = diff_rows(in_set, current);
+    let fresh = in_set
+        .into_iter()
+        .map(|(k, r)| (k, Cow::Owned(r)))
+        .collect();
+    let mut changes = diff_rows(fresh, current);
     let mut leaving = Vec::new();
     for dcid in std::mem::take(&mut changes.remove) {
         match current.get(&dcid) {
@@ -36,7 +41,7 @@ pub(super) fn student_changes(
 
 pub(super) fn contact_changes(
     fetched: &[StudentContact],
-    in_set: &BTreeMap<i64, StudentRow>,
+    in_set: &BTreeSet<i64>,
     current: &HashMap<(i64, i64), StudentContact>,
 ) -> RowChanges<StudentContact, (i64, i64)> {
     let fresh = of_sync_set(
@@ -50,7 +55,7 @@ pub(super) fn contact_changes(
 
 pub(super) fn guardian_account_changes(
     fetched: &[GuardianLink],
-    in_set: &BTreeMap<i64, StudentRow>,
+    in_set: &BTreeSet<i64>,
     current: &HashMap<(i64, i64), GuardianLink>,
 ) -> RowChanges<GuardianLink, (i64, i64)> {
     let fresh = of_sync_set(
@@ -63,25 +68,26 @@ pub(super) fn guardian_account_changes(
 }
 
 /// The fetched records whose student is in the sync set, by key (a later
-/// record of the same key wins).
-fn of_sync_set<R: Clone, K: Ord>(
-    fetched: &[R],
-    in_set: &BTreeMap<i64, StudentRow>,
+/// record of the same key wins); borrowed, so only the changed ones are
+/// ever copied.
+fn of_sync_set<'a, R: Clone, K: Ord>(
+    fetched: &'a [R],
+    in_set: &BTreeSet<i64>,
     student_of: impl Fn(&R) -> i64,
     key_of: impl Fn(&R) -> K,
-) -> BTreeMap<K, R> {
+) -> BTreeMap<K, Cow<'a, R>> {
     fetched
         .iter()
-        .filter(|r| in_set.contains_key(&student_of(r)))
-        .map(|r| (key_of(r), r.clone()))
+        .filter(|r| in_set.contains(&student_of(r)))
+        .map(|r| (key_of(r), Cow::Borrowed(r)))
         .collect()
 }
 
-/// Moves each fresh row into the changes (or drops it when unchanged): no
-/// second copy of PowerSchool's rows stays alive while the rules run. The
-/// stored keys PowerSchool no longer has are removed, in key order.
-fn diff_rows<K: Ord + Copy + Hash, T: PartialEq>(
-    fresh: BTreeMap<K, T>,
+/// Puts each fresh row that is new or changed into the changes (copied
+/// only then) and counts the others. The stored keys PowerSchool no longer
+/// has are removed, in key order.
+fn diff_rows<K: Ord + Copy + Hash, T: PartialEq + Clone>(
+    fresh: BTreeMap<K, Cow<'_, T>>,
     current: &HashMap<K, T>,
 ) -> RowChanges<T, K> {
     let mut changes = RowChanges::default();
@@ -92,8 +98,8 @@ fn diff_rows<K: Ord + Copy + Hash, T: PartialEq>(
         .collect();
     for (key, row) in fresh {
         match current.get(&key) {
-            None => changes.create.push(row),
-            Some(old) if *old != row => changes.update.push(row),
+            None => changes.create.push(row.into_owned()),
+            Some(old) if *old != *row => changes.update.push(row.into_owned()),
             Some(_) => changes.unchanged += 1,
         }
     }

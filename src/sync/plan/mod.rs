@@ -17,6 +17,7 @@ use crate::store::state::{CurrentState, StudentRow};
 use crate::store::write::{NewUserRow, ProblemRow, UserUpdate};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 mod changes;
 mod connections;
@@ -78,12 +79,10 @@ pub fn plan(
     plan.problems.extend(set.problems);
     let in_set = set.students;
 
-    // Contacts and guardian accounts mirror PowerSchool for the sync set;
-    // the sync set's rows then move into the students' changes.
-    plan.contacts = mirrored::contact_changes(&snapshot.contacts, &in_set, &state.contacts);
-    plan.guardian_accounts =
-        mirrored::guardian_account_changes(&snapshot.guardians, &in_set, &state.guardian_accounts);
     let students: Vec<StudentFacts> = in_set.values().map(StudentFacts::from).collect();
+    let dcids: BTreeSet<i64> = in_set.keys().copied().collect();
+    // The sync set's rows move into the students' changes (the unchanged
+    // ones are freed here, before the rules run).
     (plan.students, plan.leaving) = mirrored::student_changes(in_set, &state.students);
 
     let facts = with_schoolengage_side(
@@ -94,8 +93,14 @@ pub fn plan(
         settings,
     );
     let mut decisions = rules::decide(&facts);
-    // The facts copy every fetched row; free them before the plan grows.
+    // The facts copy every fetched row; free them before the plan's own
+    // copies of the changed rows are made.
     drop(facts);
+
+    // Contacts and guardian accounts mirror PowerSchool for the sync set.
+    plan.contacts = mirrored::contact_changes(&snapshot.contacts, &dcids, &state.contacts);
+    plan.guardian_accounts =
+        mirrored::guardian_account_changes(&snapshot.guardians, &dcids, &state.guardian_accounts);
 
     let users = users::user_changes(state, snapshot, &decisions);
     plan.counts.users = users.counts();
