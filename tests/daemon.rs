@@ -494,14 +494,8 @@ async fn tokio_cron_scheduler_agrees_and_wakes_the_daemon() {
 
     let clock = student_sync::daemon::SchedulerClock::start().await.unwrap();
     let target = Utc::now() + ChronoDuration::milliseconds(1500);
-    let started = Instant::now();
     clock.sleep_until(target).await;
-    assert!(Utc::now() >= target);
-    assert!(
-        started.elapsed() < Duration::from_millis(2500),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(Utc::now() >= target, "woke before the fire time");
 }
 
 /// The daemon loop itself, driven by an injected clock across both clock
