@@ -84,6 +84,16 @@ impl ConnectionCase {
             other => other,
         }
     }
+    /// Who a connection this case creates is made by (README decision 6):
+    /// a returning parent's form (case C), else a PowerSchool link (B1,
+    /// B2). An existing connection keeps the origin it has.
+    pub fn origin_when_created(self) -> Origin {
+        match self {
+            ConnectionCase::UnlinkedReturningParent => Origin::Form,
+            _ => Origin::Powerschool,
+        }
+    }
+
     /// The spec's letter for the case: D, B1, B2, A, C.
     pub fn letter(self) -> &'static str {
         match self {
@@ -344,6 +354,15 @@ mod tests {
         assert_eq!(MatchedFormCreator.on_a_later_night(), Synced);
         for case in [Synced, SchoolengageOnly, UnlinkedReturningParent] {
             assert_eq!(case.on_a_later_night(), case);
+        }
+    }
+
+    #[test]
+    fn a_returning_parents_form_makes_a_form_connection_every_link_a_powerschool_one() {
+        use super::Origin;
+        assert_eq!(UnlinkedReturningParent.origin_when_created(), Origin::Form);
+        for case in [Created, MatchedFormCreator, Synced, SchoolengageOnly] {
+            assert_eq!(case.origin_when_created(), Origin::Powerschool);
         }
     }
 }

@@ -76,14 +76,10 @@ fn stored_as_decided(dec: &ConnectionDecision, b: &ConnectionRow) -> bool {
         && b.powerschool_guardian_id == guardian_id_after(dec, Some(b))
 }
 
-/// A connection keeps the origin it was made with; a new one comes from a
-/// form when the rules matched a returning parent's form, else from PowerSchool.
+/// A connection keeps the origin it was made with; a new one takes the one
+/// its case gives it.
 fn origin(dec: &ConnectionDecision, before: Option<&ConnectionRow>) -> Origin {
-    match before {
-        Some(b) => b.origin,
-        None if dec.case == ConnectionCase::UnlinkedReturningParent => Origin::Form,
-        None => Origin::Powerschool,
-    }
+    before.map_or_else(|| dec.case.origin_when_created(), |b| b.origin)
 }
 
 /// Whether the stored case already says what the rules decided, reading a
