@@ -84,6 +84,19 @@ impl ConnectionCase {
             other => other,
         }
     }
+    /// The case `access export` shows for a stored connection. One no sync
+    /// has decided yet (its student is outside the sync set) exists only in
+    /// SchoolEngage: case A. A case an earlier run wrote is read as that
+    /// run's next night sees it (`on_a_later_night`).
+    pub fn as_exported(stored: Option<ConnectionCase>, made_by_latest_run: bool) -> ConnectionCase {
+        let case = stored.unwrap_or(ConnectionCase::SchoolengageOnly);
+        if made_by_latest_run {
+            case
+        } else {
+            case.on_a_later_night()
+        }
+    }
+
     /// Who a connection this case creates is made by (README decision 6):
     /// a returning parent's form (case C), else a PowerSchool link (B1,
     /// B2). An existing connection keeps the origin it has.
@@ -346,7 +359,7 @@ mod test_facts;
 
 #[cfg(test)]
 mod tests {
-    use super::ConnectionCase::*;
+    use super::ConnectionCase::{self, *};
 
     #[test]
     fn a_created_link_is_case_d_on_every_later_night_and_nothing_else_moves() {
@@ -355,6 +368,18 @@ mod tests {
         for case in [Synced, SchoolengageOnly, UnlinkedReturningParent] {
             assert_eq!(case.on_a_later_night(), case);
         }
+    }
+
+    #[test]
+    fn the_export_reads_an_undecided_connection_as_a_and_an_earlier_runs_case_as_its_next_night() {
+        assert_eq!(ConnectionCase::as_exported(None, true), SchoolengageOnly);
+        assert_eq!(ConnectionCase::as_exported(None, false), SchoolengageOnly);
+        assert_eq!(ConnectionCase::as_exported(Some(Created), true), Created);
+        assert_eq!(ConnectionCase::as_exported(Some(Created), false), Synced);
+        assert_eq!(
+            ConnectionCase::as_exported(Some(UnlinkedReturningParent), false),
+            UnlinkedReturningParent
+        );
     }
 
     #[test]

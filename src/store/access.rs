@@ -49,15 +49,10 @@ pub async fn export(pool: &PgPool) -> Result<AccessTable, StoreError> {
             let mut limits: Vec<Limit> = r.get("limits");
             limits.sort();
             let limits = limits.iter().map(|l| l.to_string()).collect();
-            // A connection no sync has decided yet (its student is outside
-            // the sync set) exists only in SchoolEngage: case A.
-            let stored: Option<ConnectionCase> = r.get("case_code");
-            let case = stored.unwrap_or(ConnectionCase::SchoolengageOnly);
-            let case = if r.get::<bool, _>("made_by_latest_run") {
-                case
-            } else {
-                case.on_a_later_night()
-            };
+            let case = ConnectionCase::as_exported(
+                r.get("case_code"),
+                r.get::<bool, _>("made_by_latest_run"),
+            );
             AccessRow {
                 student_dcid: r.get("student_dcid"),
                 email: r.get("email"),
