@@ -251,6 +251,28 @@ async fn approve_after_the_database_changed_refuses_and_discard_drops(pool: PgPo
 }
 
 #[sqlx::test]
+async fn a_held_run_whose_plan_is_gone_says_so_and_can_be_discarded(pool: PgPool) {
+    let (run_id, _) = held_second_night(&pool).await;
+    sqlx::query("DELETE FROM held_plans WHERE run_id = $1")
+        .bind(run_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = sync::hold::show(&pool, run_id).await.unwrap_err();
+    assert!(
+        matches!(err, SyncError::Store(StoreError::HeldPlanMissing(r)) if r == run_id),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains(&format!("`student-sync discard {run_id}`")),
+        "the message says what to do: {err}"
+    );
+    sync::hold::discard(&pool, run_id, "on-call").await.unwrap();
+    assert_eq!(status(&pool, run_id).await.0, "discarded");
+}
+
+#[sqlx::test]
 async fn a_newer_successful_run_supersedes_a_held_one(pool: PgPool) {
     let (run_id, _) = held_second_night(&pool).await;
     // The next night PowerSchool is whole again and the run goes through.
