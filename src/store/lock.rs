@@ -275,3 +275,17 @@ fn lock_error(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
         source,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_error_names_the_lock_and_the_fix_and_claims_no_rollback() {
+        let e = lock_error("waiting for the run lock")(sqlx::Error::PoolTimedOut);
+        let text = e.to_string();
+        assert!(text.contains("waiting for the run lock"), "{text}");
+        assert!(text.contains("`student-sync status`"), "{text}");
+        assert!(!text.contains("rolled back"), "{text}");
+    }
+}
