@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 //! The fake PowerSchool server checked over real HTTP against
-//! `shared/spec/powerschool-api.md`, with plain reqwest rather than the
+//! `docs/powerschool.md`, with plain reqwest rather than the
 //! project's client, so the two cannot share a misreading.
 
 mod common;

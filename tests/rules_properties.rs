@@ -6,7 +6,7 @@
 //! connections of every origin.
 //!
 //! The checks compare `decide` with an independent reading of
-//! `shared/spec/access-rules.md` written here (R3/R4/R5, the tier ceilings,
+//! `docs/access-rules.md` written here (R3/R4/R5, the tier ceilings,
 //! step 2's order, cases A/C and `on_powerschool_removal`), so a property
 //! never holds merely because it restates the engine's own code.
 

@@ -1,6 +1,6 @@
 //! Test worlds: one JSON file describing what PowerSchool holds, what
 //! SchoolEngage already holds, and the access table expected after one sync
-//! (`../shared/spec/world-format.md`). The fake PowerSchool serves the
+//! (`docs/test-worlds.md`). The fake PowerSchool serves the
 //! `powerschool` side, `seed` loads the `schoolengage` side, and the
 //! acceptance tests compare `access export` with `expect`.
 
@@ -16,7 +16,7 @@ pub enum WorldError {
         path: String,
         source: std::io::Error,
     },
-    #[error("world file {path} is not a valid world: {source} (see shared/spec/world-format.md)")]
+    #[error("world file {path} is not a valid world: {source} (see docs/test-worlds.md)")]
     Parse {
         path: String,
         source: serde_json::Error,

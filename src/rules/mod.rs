@@ -1,4 +1,4 @@
-//! The access decision table of `shared/spec/access-rules.md` as pure
+//! The access decision table of `docs/access-rules.md` as pure
 //! functions: plain facts in, a decision with its reasons out. No I/O, no
 //! async, no database types, so every rule can be tested and explained on its
 //! own and the same code serves the nightly run, `plan` and `explain`.

@@ -1,5 +1,5 @@
 //! Reading the access table: the `access export` contract of
-//! `shared/spec/world-format.md`, and a connection's audit history for `explain`.
+//! `docs/test-worlds.md`, and a connection's audit history for `explain`.
 
 use super::{Doing, StoreError};
 use crate::rules::{ConnectionCase, Limit};

@@ -2,7 +2,7 @@
 //! rendered to JSON strings in a stable order and indexed by school and
 //! student, so that a page is a slice and never a scan of the world.
 //!
-//! Project extension, not in the shared spec: besides `school_number`, the
+//! Project extension, not in PowerSchool itself (see docs/powerschool.md): besides `school_number`, the
 //! plugin's three custom queries accept `students_dcid` for a spot sync of
 //! one student (see powerschool-plugin/); with it `school_number` becomes
 //! optional. The built-in guardian query takes no arguments, as in

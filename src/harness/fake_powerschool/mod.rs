@@ -1,4 +1,4 @@
-//! A fake PowerSchool server, written from `shared/spec/powerschool-api.md`
+//! A fake PowerSchool server, written from `docs/powerschool.md`
 //! and not from the client, so that a client bug is not mirrored here. It
 //! serves a world's `powerschool` side (or a generated district) over real
 //! HTTP, with fault switches for tests and benchmarks.
