@@ -55,9 +55,10 @@ pub fn next_school_year_start(today: NaiveDate) -> NaiveDate {
     }
 }
 
+/// 1 August of `year`; past the last year chrono represents, the last date
+/// it represents (no entry date comes after it).
 fn school_year_start_in(year: i32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(year, SCHOOL_YEAR_START_MONTH, 1)
-        .expect("1 August exists in every year chrono represents")
+    NaiveDate::from_ymd_opt(year, SCHOOL_YEAR_START_MONTH, 1).unwrap_or(NaiveDate::MAX)
 }
 
 /// The enrolment type PowerSchool uses for an independent student.

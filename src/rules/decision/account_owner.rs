@@ -43,16 +43,22 @@ pub(super) fn find_owner(index: &FactsIndex<'_>, row: &GuardianLink, email: &str
         let form_creator = ids
             .iter()
             .find(|&&u| index.forms.contains(&(row.student_dcid, u)));
-        return match form_creator {
-            Some(&u) => Found::FormCreator(u),
-            None => Found::VerifiedEmail(ids[0]),
-        };
+        if let Some(&u) = form_creator {
+            return Found::FormCreator(u);
+        }
+        if let Some(&u) = ids.first() {
+            return Found::VerifiedEmail(u);
+        }
     }
     // Nobody gains a student by signing up with someone else's address.
-    if let Some(ids) = index.unverified_by_email.get(email) {
-        return Found::UnverifiedOnly(ids[0]);
+    match index
+        .unverified_by_email
+        .get(email)
+        .and_then(|ids| ids.first())
+    {
+        Some(&u) => Found::UnverifiedOnly(u),
+        None => Found::NewUser,
     }
-    Found::NewUser
 }
 
 /// What step 2 means for users across all rows.
@@ -70,17 +76,14 @@ pub(super) struct Accounts {
 
 impl Accounts {
     /// The users the run creates, the accounts it links, who holds a
-    /// Parent Portal account; `judged[i]` is what steps 1 and 2 made of `rows[i]`.
-    pub(super) fn settle(
-        index: &FactsIndex<'_>,
-        rows: &[GuardianLink],
-        judged: &[JudgedRow],
-    ) -> Accounts {
+    /// Parent Portal account, from what steps 1 and 2 made of every row.
+    pub(super) fn settle(index: &FactsIndex<'_>, judged: &[JudgedRow<'_>]) -> Accounts {
         let mut accounts = Accounts::default();
         // Lowest (guardian id, student, names) wins, so a new user's record
         // does not depend on row order.
         let mut new_user_rows: BTreeMap<&str, &GuardianLink> = BTreeMap::new();
-        for (row, judged) in rows.iter().zip(judged) {
+        for judged in judged {
+            let row = judged.link;
             let Some(found) = judged.found else {
                 continue;
             };
@@ -94,16 +97,19 @@ impl Accounts {
             }
             match found {
                 Found::FormCreator(u) | Found::VerifiedEmail(u)
-                    if index.users[&u].facts.powerschool_guardian_id.is_none() =>
+                    if index
+                        .users
+                        .get(&u)
+                        .is_some_and(|user| user.facts.powerschool_guardian_id.is_none()) =>
                 {
                     let link = accounts.guardian_links.entry(u).or_insert(gid);
                     *link = (*link).min(gid);
                 }
+                // Only rows with a usable email reach step 2.
                 Found::NewUser => {
-                    let email = judged
-                        .email
-                        .as_deref()
-                        .expect("only rows with a usable email reach step 2");
+                    let Some(email) = judged.email.as_deref() else {
+                        continue;
+                    };
                     let best = new_user_rows.entry(email).or_insert(row);
                     if new_user_key(row) < new_user_key(best) {
                         *best = row;

@@ -25,15 +25,13 @@ impl Engine<'_> {
         &self,
         student_dcid: i64,
         user: UserRef,
-        pair: &PairLinks,
+        pair: &PairLinks<'_, '_>,
     ) -> ConnectionDecision {
-        let row = &self.facts.guardian_rows[pair.best];
-        let email = self.row_email(pair.best);
-        let limits = self.limits_of(pair.best).to_vec();
+        let row = pair.best.link;
+        let email = pair.best.email_or_empty();
+        let limits = pair.best.limits().to_vec();
         let tier = tier_under(&limits);
-        let found = self.rows[pair.best]
-            .found
-            .expect("a linked pair has a step 2 result");
+        let found = pair.found;
 
         let mut verdicts = super::link_validity::link_verdicts(&self.index, row, email, &limits);
         verdicts.push(self.owner_verdict(row, email, found, user));
@@ -259,7 +257,7 @@ impl Engine<'_> {
 }
 
 /// README decision 5 in words: the other accounts that link the same pair.
-fn other_links_note(pair: &PairLinks, gid: i64) -> String {
+fn other_links_note(pair: &PairLinks<'_, '_>, gid: i64) -> String {
     if pair.guardian_ids.len() <= 1 {
         return String::new();
     }

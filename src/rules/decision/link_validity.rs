@@ -72,7 +72,7 @@ pub(super) fn link_verdicts(
     let gid = row.guardian_id;
     let dcid = row.student_dcid;
     let contacts = index.contacts_with_email(dcid, email);
-    vec![
+    let mut verdicts = vec![
         RuleVerdict {
             rule: "R1".into(),
             passed: true,
@@ -100,13 +100,17 @@ pub(super) fn link_verdicts(
             ),
         },
         decision_making_verdict(dcid, email, contacts, limits.contains(&Limit::R4)),
-        independent_student_verdict(
-            &index.students[&dcid],
+    ];
+    // A valid link's student is in the sync set (R2), so it is always found.
+    if let Some(student) = index.students.get(&dcid) {
+        verdicts.push(independent_student_verdict(
+            student,
             dcid,
             email,
             limits.contains(&Limit::R5),
-        ),
-    ]
+        ));
+    }
+    verdicts
 }
 
 /// R4: are all the contacts with the email decision-making?

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Engine, Found, RowOutcome};
+use super::{Engine, Found, JudgedRow, RowOutcome};
 use crate::rules::RuleVerdict;
 
 /// One row's reason: (rule, detail).
@@ -29,13 +29,16 @@ impl Engine<'_> {
             .into_iter()
             .flatten()
         {
-            let row_email = self.rows[i].email.as_deref();
+            let Some(judged) = self.rows.get(i) else {
+                continue;
+            };
+            let row_email = judged.email.as_deref();
             let related = (email.is_some() && row_email == email)
-                || (account.is_some() && account == Some(self.facts.guardian_rows[i].guardian_id));
+                || (account.is_some() && account == Some(judged.link.guardian_id));
             if !related {
                 continue;
             }
-            if let Some((rule, detail)) = self.why_row_is_no_link(i, user_id) {
+            if let Some((rule, detail)) = self.why_row_is_no_link(judged, user_id) {
                 verdicts.insert((rule.to_string(), detail), false);
             }
         }
@@ -60,12 +63,16 @@ impl Engine<'_> {
 
     /// Why guardian row `i` gives `user_id` no link to its student; `None`
     /// when it does (the row is the user's own valid link).
-    fn why_row_is_no_link(&self, i: usize, user_id: Option<i64>) -> Option<RowReason> {
-        let row = &self.facts.guardian_rows[i];
+    fn why_row_is_no_link(
+        &self,
+        judged: &JudgedRow<'_>,
+        user_id: Option<i64>,
+    ) -> Option<RowReason> {
+        let row = judged.link;
         let student_dcid = row.student_dcid;
         let gid = row.guardian_id;
-        let shown = self.rows[i].email.as_deref().unwrap_or("no usable email");
-        let reason = match &self.rows[i].outcome {
+        let shown = judged.email.as_deref().unwrap_or("no usable email");
+        let reason = match &judged.outcome {
             RowOutcome::WebAccessAccount => (
                 "R1",
                 format!(
@@ -91,18 +98,24 @@ impl Engine<'_> {
                     "No contact of student {student_dcid} has the email {shown}, so the link of guardian account {gid} is treated as absent from PowerSchool."
                 ),
             ),
-            RowOutcome::Valid { .. } => ("step2", self.whose_valid_link(i, shown, user_id)?),
+            RowOutcome::Valid { .. } => ("step2", self.whose_valid_link(judged, shown, user_id)?),
         };
         Some(reason)
     }
 
     /// Step 2 on a valid link that belongs to someone other than `user_id`;
     /// `None` when it is theirs.
-    fn whose_valid_link(&self, i: usize, shown: &str, user_id: Option<i64>) -> Option<String> {
-        let row = &self.facts.guardian_rows[i];
+    fn whose_valid_link(
+        &self,
+        judged: &JudgedRow<'_>,
+        shown: &str,
+        user_id: Option<i64>,
+    ) -> Option<String> {
+        let row = judged.link;
         let student_dcid = row.student_dcid;
         let gid = row.guardian_id;
-        let found = self.rows[i].found.expect("step 2 ran for every valid link");
+        // Step 2 ran for every valid link.
+        let found = judged.found?;
         let detail = match found {
             _ if found.user().is_some() && found.user() == user_id => return None,
             Found::LinkedAccount(u) => format!(

@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 
 use crate::rules::email::normalise_optional;
-use crate::rules::{DistrictFacts, Limit, StudentFacts, UserRef};
+use crate::rules::{DistrictFacts, GuardianLink, Limit, StudentFacts, UserRef};
 
 mod account_owner;
 mod cases;
@@ -49,12 +49,29 @@ pub fn decide(facts: &DistrictFacts) -> Decisions {
 }
 
 /// What steps 1 and 2 made of one guardian row.
-struct JudgedRow {
+struct JudgedRow<'a> {
+    link: &'a GuardianLink,
     /// The row's email, normalised; `None` when empty or malformed.
     email: Option<String>,
     outcome: RowOutcome,
     /// Step 2's answer, for a valid link only.
     found: Option<Found>,
+}
+
+impl JudgedRow<'_> {
+    /// The normalised email. Every row past R2 has one; any other row gets
+    /// the empty string, which matches nobody.
+    fn email_or_empty(&self) -> &str {
+        self.email.as_deref().unwrap_or_default()
+    }
+
+    /// The limits of a valid link; none for any other row.
+    fn limits(&self) -> &[Limit] {
+        match &self.outcome {
+            RowOutcome::Valid { limits } => limits,
+            _ => &[],
+        }
+    }
 }
 
 /// The facts, indexed once; step 1 and step 2 are worked out for every row
@@ -63,7 +80,7 @@ pub(crate) struct Engine<'a> {
     facts: &'a DistrictFacts,
     index: FactsIndex<'a>,
     /// Per guardian row, by position in `facts.guardian_rows`.
-    rows: Vec<JudgedRow>,
+    rows: Vec<JudgedRow<'a>>,
     rows_by_student: HashMap<i64, Vec<usize>>,
     accounts: Accounts,
 }
@@ -81,13 +98,14 @@ impl<'a> Engine<'a> {
                 _ => None,
             };
             rows.push(JudgedRow {
+                link: row,
                 email,
                 outcome,
                 found,
             });
             rows_by_student.entry(row.student_dcid).or_default().push(i);
         }
-        let accounts = Accounts::settle(&index, &facts.guardian_rows, &rows);
+        let accounts = Accounts::settle(&index, &rows);
         Engine {
             facts,
             index,
@@ -99,28 +117,19 @@ impl<'a> Engine<'a> {
 
     // ---------------- small lookups ----------------
 
-    fn row_email(&self, i: usize) -> &str {
-        self.rows[i]
-            .email
-            .as_deref()
-            .expect("only rows with a usable email get this far")
-    }
-
-    /// The user a valid link gives the student to, if any.
-    fn user_of_row(&self, i: usize) -> Option<UserRef> {
-        match self.rows[i].found? {
-            Found::NewUser => Some(UserRef::New(
-                self.accounts.new_user_index[self.row_email(i)],
-            )),
+    /// The user a valid link gives the student to, with step 2's answer;
+    /// `None` for a row that is no valid link.
+    fn owner_of(&self, row: &JudgedRow<'_>) -> Option<(UserRef, Found)> {
+        let found = row.found?;
+        let user = match found {
+            Found::NewUser => self
+                .accounts
+                .new_user_index
+                .get(row.email_or_empty())
+                .map(|&i| UserRef::New(i)),
             found => found.user().map(UserRef::Existing),
-        }
-    }
-
-    fn limits_of(&self, i: usize) -> &[Limit] {
-        match &self.rows[i].outcome {
-            RowOutcome::Valid { limits } => limits,
-            _ => &[],
-        }
+        }?;
+        Some((user, found))
     }
 
     fn describe_user(&self, user: UserRef) -> String {
@@ -135,9 +144,14 @@ impl<'a> Engine<'a> {
 
     // ---------------- for explain ----------------
 
-    pub(crate) fn row_outcome(&self, i: usize) -> (&RowOutcome, Option<&str>, Option<Found>) {
-        let row = &self.rows[i];
-        (&row.outcome, row.email.as_deref(), row.found)
+    /// Every guardian row with what steps 1 and 2 made of it: the row, its
+    /// outcome, its normalised email and step 2's answer.
+    pub(crate) fn judged_rows(
+        &self,
+    ) -> impl Iterator<Item = (&'a GuardianLink, &RowOutcome, Option<&str>, Option<Found>)> {
+        self.rows
+            .iter()
+            .map(|r| (r.link, &r.outcome, r.email.as_deref(), r.found))
     }
 
     /// The student as the rules see it (the one kept among duplicates);

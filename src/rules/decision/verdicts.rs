@@ -6,20 +6,21 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
-use super::{tier_under, Engine, Found, RowOutcome};
+use super::{tier_under, Engine, Found, JudgedRow, RowOutcome};
 use crate::rules::{
     AccessTier, ConnectionAction, ConnectionCase, ConnectionDecision, DecisionReport, Decisions,
     UserRef,
 };
 
 /// The valid links of one (student, user) pair.
-pub(super) struct PairLinks {
-    /// Row index of the link that gives the highest tier.
-    pub(super) best: usize,
+pub(super) struct PairLinks<'r, 'a> {
+    /// The link that gives the highest tier, and step 2's answer for it.
+    pub(super) best: &'r JudgedRow<'a>,
+    pub(super) found: Found,
     pub(super) guardian_ids: BTreeSet<i64>,
 }
 
-type LinksByPair = HashMap<(i64, UserRef), PairLinks>;
+type LinksByPair<'r, 'a> = HashMap<(i64, UserRef), PairLinks<'r, 'a>>;
 
 impl Engine<'_> {
     pub(crate) fn decisions(&self) -> Decisions {
@@ -62,33 +63,31 @@ impl Engine<'_> {
     /// whose login differs from the account's email.
     fn report_rows(&self, report: &mut DecisionReport) -> BTreeSet<(i64, String, String)> {
         let mut email_differs = BTreeSet::new();
-        for (i, row) in self.facts.guardian_rows.iter().enumerate() {
-            let gid = row.guardian_id;
-            let dcid = row.student_dcid;
-            match (&self.rows[i].outcome, self.rows[i].found) {
+        for judged in &self.rows {
+            let gid = judged.link.guardian_id;
+            let dcid = judged.link.student_dcid;
+            let email = judged.email_or_empty();
+            match (&judged.outcome, judged.found) {
                 (RowOutcome::WebAccessAccount, _) => report.web_access_rows_ignored += 1,
                 (RowOutcome::StudentNotInSyncSet, _) => {
                     report.rows_for_unknown_students.push((gid, dcid))
                 }
                 (RowOutcome::NoUsableEmail, _) => report.accounts_without_email.push((gid, dcid)),
-                (RowOutcome::NoMatchingContact, _) => report.links_without_matching_contact.push((
-                    gid,
-                    dcid,
-                    self.row_email(i).to_string(),
-                )),
+                (RowOutcome::NoMatchingContact, _) => {
+                    report
+                        .links_without_matching_contact
+                        .push((gid, dcid, email.to_string()))
+                }
                 (RowOutcome::Valid { .. }, Some(Found::LinkedAccount(u))) => {
-                    let user = &self.index.users[&u];
-                    if user.email.as_deref() != Some(self.row_email(i)) {
-                        email_differs.insert((
-                            u,
-                            user.facts.email.clone(),
-                            self.row_email(i).to_string(),
-                        ));
+                    if let Some(user) = self.index.users.get(&u) {
+                        if user.email.as_deref() != Some(email) {
+                            email_differs.insert((u, user.facts.email.clone(), email.to_string()));
+                        }
                     }
                 }
                 (RowOutcome::Valid { .. }, Some(Found::UnverifiedOnly(_))) => report
                     .unverified_email_matches
-                    .push((gid, dcid, self.row_email(i).to_string())),
+                    .push((gid, dcid, email.to_string())),
                 (RowOutcome::Valid { .. }, _) => {}
             }
         }
@@ -96,32 +95,26 @@ impl Engine<'_> {
     }
 
     /// README decision 5: one connection per (student, user), from its best link.
-    fn links_by_pair(&self) -> LinksByPair {
+    fn links_by_pair(&self) -> LinksByPair<'_, '_> {
         let mut links: LinksByPair = HashMap::new();
-        for (i, row) in self.facts.guardian_rows.iter().enumerate() {
-            let Some(user) = self.user_of_row(i) else {
+        for judged in &self.rows {
+            let Some((user, found)) = self.owner_of(judged) else {
                 continue;
             };
-            let pair = links.entry((row.student_dcid, user)).or_insert(PairLinks {
-                best: i,
-                guardian_ids: BTreeSet::new(),
-            });
-            pair.guardian_ids.insert(row.guardian_id);
-            if self.link_rank(i) < self.link_rank(pair.best) {
-                pair.best = i;
+            let pair = links
+                .entry((judged.link.student_dcid, user))
+                .or_insert(PairLinks {
+                    best: judged,
+                    found,
+                    guardian_ids: BTreeSet::new(),
+                });
+            pair.guardian_ids.insert(judged.link.guardian_id);
+            if link_rank(judged) < link_rank(pair.best) {
+                pair.best = judged;
+                pair.found = found;
             }
         }
         links
-    }
-
-    /// Orders the links of one pair: highest tier first, then the lowest
-    /// guardian id, so the chosen link never depends on row order.
-    fn link_rank(&self, i: usize) -> (Reverse<AccessTier>, i64, &str) {
-        (
-            Reverse(tier_under(self.limits_of(i))),
-            self.facts.guardian_rows[i].guardian_id,
-            self.row_email(i),
-        )
     }
 
     /// Connections with no valid link: cases C and A, and the removal policy.
@@ -176,6 +169,16 @@ impl Engine<'_> {
             }
         }
     }
+}
+
+/// Orders the links of one pair: highest tier first, then the lowest
+/// guardian id, so the chosen link never depends on row order.
+fn link_rank<'r>(judged: &'r JudgedRow<'_>) -> (Reverse<AccessTier>, i64, &'r str) {
+    (
+        Reverse(tier_under(judged.limits())),
+        judged.link.guardian_id,
+        judged.email_or_empty(),
+    )
 }
 
 /// README decision 10: exactly the holders of a case C connection.

@@ -75,11 +75,10 @@ impl<'a> Asked<'a> {
     /// The student's guardian rows, each with what steps 1 and 2 made of it.
     pub(super) fn guardian_rows(&self) -> Vec<GuardianRowSummary> {
         let mut rows: Vec<GuardianRowSummary> = Vec::new();
-        for (i, row) in self.facts.guardian_rows.iter().enumerate() {
+        for (row, outcome, row_email, found) in self.engine.judged_rows() {
             if row.student_dcid != self.student_dcid {
                 continue;
             }
-            let (outcome, row_email, found) = self.engine.row_outcome(i);
             rows.push(GuardianRowSummary {
                 guardian_id: row.guardian_id,
                 email: row.email.clone(),
@@ -133,9 +132,11 @@ impl<'a> Asked<'a> {
     ) -> Option<UserSummary> {
         match (existing_user, user_ref) {
             (Some(u), _) => Some(self.existing_user_summary(u)),
-            (None, Some(UserRef::New(i))) => {
-                Some(new_user_summary(i, &self.decisions.new_users[i]))
-            }
+            (None, Some(UserRef::New(i))) => self
+                .decisions
+                .new_users
+                .get(i)
+                .map(|new_user| new_user_summary(i, new_user)),
             (None, _) => None,
         }
     }
@@ -197,7 +198,7 @@ impl<'a> Asked<'a> {
             .connections
             .binary_search_by(|c| (c.student_dcid, c.user).cmp(&(self.student_dcid, r)))
             .ok()
-            .map(|i| &decisions.connections[i])
+            .and_then(|i| decisions.connections.get(i))
     }
 
     /// The verdicts behind the absence of a connection: a malformed email,
