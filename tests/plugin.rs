@@ -22,7 +22,7 @@ fn unzip(bytes: &[u8]) -> BTreeMap<String, String> {
         let mut entry = archive.by_index(i).unwrap();
         let mut text = String::new();
         entry.read_to_string(&mut text).unwrap();
-        files.insert(entry.name().to_string(), text);
+        files.insert(entry.name().unwrap().to_string(), text);
     }
     files
 }
