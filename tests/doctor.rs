@@ -28,7 +28,10 @@ async fn doctor(fake: &RunningFake, args: &[&str], env: &[(&str, &str)]) -> Outp
         .env("RUST_LOG", "warn")
         .env("STUDENT_SYNC_POWERSCHOOL_URL", fake.base_url())
         .env("STUDENT_SYNC_POWERSCHOOL_CLIENT_ID", creds.client_id)
-        .env("STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET", creds.client_secret)
+        .env(
+            "STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET",
+            creds.client_secret,
+        )
         .env("STUDENT_SYNC_POWERSCHOOL_MAX_ATTEMPTS", "2");
     for (k, v) in env {
         cmd.env(k, v);
@@ -59,16 +62,35 @@ async fn every_check_passes_on_a_good_server() {
     let fake = fake_with(Faults::default()).await;
     let o = doctor(&fake, &[], &[]).await;
     let text = stdout(&o);
-    assert_eq!(o.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(failed_lines(&o).is_empty(), "{text}");
-    assert!(text.contains("ok      token: issued; it lasts 3599 s"), "{text}");
+    assert!(
+        text.contains("ok      token: issued; it lasts 3599 s"),
+        "{text}"
+    );
     for q in QUERIES {
-        assert!(text.contains(&format!("ok      query {q}: installed")), "{q}\n{text}");
-        assert!(text.contains(&format!("ok      query {q}: /count")), "{q}\n{text}");
+        assert!(
+            text.contains(&format!("ok      query {q}: installed")),
+            "{q}\n{text}"
+        );
+        assert!(
+            text.contains(&format!("ok      query {q}: /count")),
+            "{q}\n{text}"
+        );
     }
-    assert!(text.contains("ok      field U_STUDENT.ORGEMAIL (powerschool.fields.student_org_email): exists"));
+    assert!(text.contains(
+        "ok      field U_STUDENT.ORGEMAIL (powerschool.fields.student_org_email): exists"
+    ));
     assert!(text.contains("grants all 15 fields it needs"), "{text}");
-    assert!(text.contains("guardianstudent.guardianid, guardianstudent.studentsdcid"), "{text}");
+    assert!(
+        text.contains("guardianstudent.guardianid, guardianstudent.studentsdcid"),
+        "{text}"
+    );
 
     let o = doctor(&fake, &["--json"], &[]).await;
     assert_eq!(o.status.code(), Some(0));
@@ -130,7 +152,10 @@ async fn a_field_missing_on_the_server_fails_naming_the_column_and_its_setting()
     let o = doctor(
         &fake,
         &["--json"],
-        &[("STUDENT_SYNC_POWERSCHOOL_FIELDS_ENROLMENT_TYPE_3", "S_AB_STU_X.ENRLTYPE3")],
+        &[(
+            "STUDENT_SYNC_POWERSCHOOL_FIELDS_ENROLMENT_TYPE_3",
+            "S_AB_STU_X.ENRLTYPE3",
+        )],
     )
     .await;
     assert_eq!(o.status.code(), Some(1));
@@ -164,13 +189,15 @@ async fn a_field_the_plugin_is_not_granted_fails_with_the_plugin_fix() {
     let failed = failed_lines(&o);
     assert_eq!(failed.len(), 1, "{}", stdout(&o));
     assert!(
-        failed[0].contains("field U_STUDENTCONTACTDETAIL.ISDECISIONMAKING (powerschool.fields.decision_making)")
-            && failed[0].contains("not granted")
+        failed[0].contains(
+            "field U_STUDENTCONTACTDETAIL.ISDECISIONMAKING (powerschool.fields.decision_making)"
+        ) && failed[0].contains("not granted")
             && failed[0].contains("NoAccess"),
         "{}",
         failed[0]
     );
-    assert!(stdout(&o).contains("fix: build the plugin from these settings (`student-sync plugin build`)"));
+    assert!(stdout(&o)
+        .contains("fix: build the plugin from these settings (`student-sync plugin build`)"));
 }
 
 #[tokio::test]
@@ -185,6 +212,13 @@ async fn bad_credentials_fail_the_token_check_and_stop_there() {
     assert_eq!(o.status.code(), Some(1));
     let text = stdout(&o);
     assert_eq!(failed_lines(&o).len(), 1, "{text}");
-    assert!(text.contains("FAILED  token: ") && text.contains("client id and secret"), "{text}");
-    assert_eq!(fake.stats().page_requests, 0, "nothing asked after the token failed");
+    assert!(
+        text.contains("FAILED  token: ") && text.contains("client id and secret"),
+        "{text}"
+    );
+    assert_eq!(
+        fake.stats().page_requests,
+        0,
+        "nothing asked after the token failed"
+    );
 }

@@ -57,7 +57,10 @@ fn the_default_build_is_the_shipped_plugin_folder() {
     let zipped = unzip(bytes.get_ref());
     let names: Vec<&str> = zipped.keys().map(String::as_str).collect();
     assert_eq!(names, vec!["plugin.xml", NAMED_QUERIES_PATH]);
-    assert_eq!(zipped["plugin.xml"], repo_file("powerschool-plugin/plugin.xml"));
+    assert_eq!(
+        zipped["plugin.xml"],
+        repo_file("powerschool-plugin/plugin.xml")
+    );
     assert_eq!(
         zipped[NAMED_QUERIES_PATH],
         repo_file(&format!("powerschool-plugin/{NAMED_QUERIES_PATH}"))
@@ -88,10 +91,15 @@ fn the_access_request_names_what_the_queries_and_the_guardian_query_read() {
         "PCAS_EMAILCONTACT.EMAILADDRESS",
         "PCAS_EMAILCONTACT.PCAS_ACCOUNTID",
     ] {
-        assert!(request.contains(needed), "{needed} missing from {request:?}");
+        assert!(
+            request.contains(needed),
+            "{needed} missing from {request:?}"
+        );
     }
     // Nothing the SQL does not read: no derived-table alias, no output name.
-    assert!(request.iter().all(|c| !c.starts_with("REL.") && !c.starts_with("PE.")));
+    assert!(request
+        .iter()
+        .all(|c| !c.starts_with("REL.") && !c.starts_with("PE.")));
     let xml = repo_file("powerschool-plugin/plugin.xml");
     assert_eq!(xml.matches("<field ").count(), request.len());
     assert!(xml.contains("<oauth/>"));
@@ -141,7 +149,13 @@ fn other_field_names_reach_the_sql_and_the_access_request() {
     assert!(queries.contains("students.email_addr"));
     assert!(!queries.contains("u_student.") && !queries.contains("s_ab_stu_x"));
     // The output names stay the client's.
-    for name in ["enrlytype1", "enrlytype3", "orgemail", "personalemail", "isdecisionmaking"] {
+    for name in [
+        "enrlytype1",
+        "enrlytype3",
+        "orgemail",
+        "personalemail",
+        "isdecisionmaking",
+    ] {
         assert!(queries.contains(&format!(">{name}</column>")), "{name}");
     }
 }
@@ -151,10 +165,23 @@ fn plugin_build_writes_the_zip_from_the_settings_in_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("district.zip");
     let o = run(
-        &["plugin", "build", "--out", out.to_str().unwrap(), "--version", "1.4.2"],
         &[
-            ("STUDENT_SYNC_POWERSCHOOL_FIELDS_STUDENT_ORG_EMAIL", "u_ext.login_mail"),
-            ("STUDENT_SYNC_POWERSCHOOL_FIELDS_INDEPENDENT_ENROLMENT_TYPE", "300"),
+            "plugin",
+            "build",
+            "--out",
+            out.to_str().unwrap(),
+            "--version",
+            "1.4.2",
+        ],
+        &[
+            (
+                "STUDENT_SYNC_POWERSCHOOL_FIELDS_STUDENT_ORG_EMAIL",
+                "u_ext.login_mail",
+            ),
+            (
+                "STUDENT_SYNC_POWERSCHOOL_FIELDS_INDEPENDENT_ENROLMENT_TYPE",
+                "300",
+            ),
         ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -191,7 +218,10 @@ fn refusal(plugin: &Plugin) -> String {
     let err = plugin.files().unwrap_err().to_string();
     let mut bytes = std::io::Cursor::new(Vec::new());
     assert!(plugin.write_zip(&mut bytes).is_err());
-    assert!(bytes.get_ref().is_empty(), "nothing written for a refused plugin");
+    assert!(
+        bytes.get_ref().is_empty(),
+        "nothing written for a refused plugin"
+    );
     err
 }
 
@@ -202,7 +232,10 @@ fn the_offline_checks_refuse_what_powerschool_would_refuse() {
     let mut bad = good.clone();
     bad.queries[1].name = "com.pearson.core.students.enrolled".into();
     let err = refusal(&bad);
-    assert!(err.contains("query com.pearson.core.students.enrolled"), "{err}");
+    assert!(
+        err.contains("query com.pearson.core.students.enrolled"),
+        "{err}"
+    );
     assert!(err.contains("org.studentsync"), "{err}");
 
     let mut bad = good.clone();
@@ -211,9 +244,10 @@ fn the_offline_checks_refuse_what_powerschool_would_refuse() {
     assert!(err.contains("five"), "{err}");
 
     let mut bad = good.clone();
-    bad.queries[3].sql = bad.queries[3]
-        .sql
-        .replace("ORDER BY", "AND students.grade_level = :grade\n      ORDER BY");
+    bad.queries[3].sql = bad.queries[3].sql.replace(
+        "ORDER BY",
+        "AND students.grade_level = :grade\n      ORDER BY",
+    );
     let err = refusal(&bad);
     assert!(
         err.contains("org.studentsync.sync.students.contacts")

@@ -108,7 +108,10 @@ fn readable(secs: u64) -> String {
 }
 
 fn text(report: &Report) -> String {
-    let mut out = format!("student-sync doctor: PowerSchool at {}\n", report.powerschool);
+    let mut out = format!(
+        "student-sync doctor: PowerSchool at {}\n",
+        report.powerschool
+    );
     for c in &report.checks {
         let mark = if c.ok { "ok    " } else { "FAILED" };
         out.push_str(&format!("{mark}  {}: {}\n", c.check, c.detail));
@@ -186,12 +189,20 @@ async fn query(
         }
     };
     checks.push(match client.probe_count(name, &args).await {
-        Ok(n) => ok(format!("{check}: /count"), format!("{n} records for {args}")),
+        Ok(n) => ok(
+            format!("{check}: /count"),
+            format!("{n} records for {args}"),
+        ),
         Err(e) => failed(format!("{check}: /count"), e.to_string(), None),
     });
     if let Some(q) = plugin.queries.iter().find(|q| q.name == name) {
         let expected: Vec<&str> = q.columns.iter().map(|c| c.name.as_str()).collect();
-        checks.push(columns(&check, first.as_ref(), &expected, required_columns(name)));
+        checks.push(columns(
+            &check,
+            first.as_ref(),
+            &expected,
+            required_columns(name),
+        ));
     }
     first
 }
@@ -247,7 +258,10 @@ async fn fields(client: &PowerSchoolClient, settings: &Settings, checks: &mut Ve
         let answer = client.probe_column(&column.table, &column.column).await;
         checks.push(match answer {
             Ok(ProbeAnswer::Answered(_)) => ok(check, "exists and the plugin may read it"),
-            Ok(ProbeAnswer::Refused { status: 400, detail }) => failed(
+            Ok(ProbeAnswer::Refused {
+                status: 400,
+                detail,
+            }) => failed(
                 check,
                 format!("the column does not exist on this server ({detail})"),
                 Some(format!(
@@ -255,7 +269,10 @@ async fn fields(client: &PowerSchoolClient, settings: &Settings, checks: &mut Ve
                      (`student-sync plugin build`), install it and approve its access request"
                 )),
             ),
-            Ok(ProbeAnswer::Refused { status: 403, detail }) => failed(
+            Ok(ProbeAnswer::Refused {
+                status: 403,
+                detail,
+            }) => failed(
                 check,
                 format!("the column exists but the plugin is not granted it ({detail})"),
                 Some(
@@ -312,10 +329,7 @@ async fn access_list(client: &PowerSchoolClient, plugin: &Plugin) -> Check {
     }
     failed(
         check,
-        format!(
-            "the plugin's access request lacks {}",
-            missing.join(", ")
-        ),
+        format!("the plugin's access request lacks {}", missing.join(", ")),
         Some(
             "the guardian query may answer 403 without them: report this list to whoever \
              maintains student-sync, so the plugin requests them"
@@ -328,7 +342,10 @@ async fn access_list(client: &PowerSchoolClient, plugin: &Plugin) -> Check {
 /// more records than `powerschool.page_size`.
 async fn page_cap(client: &PowerSchoolClient, page_size: u32) -> Check {
     let check = "page-size cap";
-    let asked = page_size.saturating_mul(10).clamp(10_000, 100_000).max(page_size.saturating_add(1));
+    let asked = page_size
+        .saturating_mul(10)
+        .clamp(10_000, 100_000)
+        .max(page_size.saturating_add(1));
     let args = json!({});
     let count = match client.probe_count(GUARDIANS_QUERY, &args).await {
         Ok(n) => n,
@@ -342,9 +359,7 @@ async fn page_cap(client: &PowerSchoolClient, page_size: u32) -> Check {
     if got >= wanted {
         return ok(
             check,
-            format!(
-                "none seen: asked {asked} records of {GUARDIANS_QUERY}, got {got} of {count}"
-            ),
+            format!("none seen: asked {asked} records of {GUARDIANS_QUERY}, got {got} of {count}"),
         );
     }
     let note = if got < u64::from(page_size) {

@@ -22,7 +22,9 @@ pub enum CliError {
     #[error("{0}")]
     Usage(String),
     /// `doctor` found problems (each already printed with its fix).
-    #[error("{failed} of {total} doctor checks failed; fix them and run `student-sync doctor` again")]
+    #[error(
+        "{failed} of {total} doctor checks failed; fix them and run `student-sync doctor` again"
+    )]
     ChecksFailed { failed: usize, total: usize },
     #[error("{0}")]
     Plugin(#[from] crate::powerschool::plugin::PluginError),

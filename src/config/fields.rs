@@ -97,7 +97,10 @@ impl PowerSchoolFields {
             ("powerschool.fields.enrolment_type_2", t2),
             ("powerschool.fields.enrolment_type_3", t3),
             ("powerschool.fields.decision_making", &self.decision_making),
-            ("powerschool.fields.student_org_email", &self.student_org_email),
+            (
+                "powerschool.fields.student_org_email",
+                &self.student_org_email,
+            ),
             (
                 "powerschool.fields.student_personal_email",
                 &self.student_personal_email,
@@ -140,9 +143,21 @@ pub(super) fn fields(file: &FileFields) -> Result<PowerSchoolFields, ConfigError
     let [d1, d2, d3] = &default.enrolment_types;
     let fields = PowerSchoolFields {
         enrolment_types: [
-            student("powerschool.fields.enrolment_type_1", &file.enrolment_type_1, d1)?,
-            student("powerschool.fields.enrolment_type_2", &file.enrolment_type_2, d2)?,
-            student("powerschool.fields.enrolment_type_3", &file.enrolment_type_3, d3)?,
+            student(
+                "powerschool.fields.enrolment_type_1",
+                &file.enrolment_type_1,
+                d1,
+            )?,
+            student(
+                "powerschool.fields.enrolment_type_2",
+                &file.enrolment_type_2,
+                d2,
+            )?,
+            student(
+                "powerschool.fields.enrolment_type_3",
+                &file.enrolment_type_3,
+                d3,
+            )?,
         ],
         independent_enrolment_type: enrolment_value(&file.independent_enrolment_type)?,
         decision_making: column(
@@ -272,6 +287,9 @@ mod tests {
         let f = fields(&file).unwrap();
         assert_eq!(f.student_org_email.to_string(), "STUDENTS.EMAIL_ADDR");
         assert_eq!(f.enrolment_types[1].to_string(), "S_AB_STU_X.ENRLYTYPE9");
-        assert_eq!(fields(&FileFields::default()).unwrap(), PowerSchoolFields::default());
+        assert_eq!(
+            fields(&FileFields::default()).unwrap(),
+            PowerSchoolFields::default()
+        );
     }
 }

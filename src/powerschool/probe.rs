@@ -105,11 +105,7 @@ impl PowerSchoolClient {
             .await
     }
 
-    async fn probe_get(
-        &self,
-        name: &str,
-        url: url::Url,
-    ) -> Result<ProbeAnswer, PowerSchoolError> {
+    async fn probe_get(&self, name: &str, url: url::Url) -> Result<ProbeAnswer, PowerSchoolError> {
         let progress = Progress::new(name);
         let ctx = Ctx::new(name, false, &progress);
         match self.inner.transport.call(&ctx, None, &url, Body::Get).await {
@@ -218,6 +214,9 @@ mod tests {
             record_keys(&nested),
             vec!["guardian.guardianid", "pcas_emailcontact.emailaddress"]
         );
-        assert_eq!(record_keys(&json!({"dcid": "1", "B": ""})), vec!["b", "dcid"]);
+        assert_eq!(
+            record_keys(&json!({"dcid": "1", "B": ""})),
+            vec!["b", "dcid"]
+        );
     }
 }

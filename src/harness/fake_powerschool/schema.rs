@@ -58,11 +58,7 @@ fn listed(list: &[String], name: &str) -> bool {
 }
 
 /// The middleware: answers the routes above, passes everything else on.
-pub(super) async fn answer(
-    State(s): State<Arc<Shared>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub(super) async fn answer(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let get = request.method() == Method::GET;
@@ -121,7 +117,10 @@ fn table_count(s: &Shared, table: &str, q: Option<&str>) -> Response {
         );
     };
     let name = format!("{table}.{column}").to_ascii_uppercase();
-    let in_schema = DISTRICT_COLUMNS.iter().chain(GUARDIAN_ACCESS).any(|c| *c == name)
+    let in_schema = DISTRICT_COLUMNS
+        .iter()
+        .chain(GUARDIAN_ACCESS)
+        .any(|c| *c == name)
         && !listed(&s.faults.missing_columns, &name);
     if !in_schema {
         return message(StatusCode::BAD_REQUEST, format!("Invalid field {column}"));
@@ -178,7 +177,11 @@ fn schools_list(s: &Shared, count: bool, params: &HashMap<String, String>) -> Re
         .get("pagesize")
         .and_then(|p| p.parse().ok())
         .unwrap_or(100);
-    let size = if size == 0 { schools.len().max(1) } else { size };
+    let size = if size == 0 {
+        schools.len().max(1)
+    } else {
+        size
+    };
     let records: Vec<serde_json::Value> = schools
         .iter()
         .skip((page - 1).saturating_mul(size))

@@ -203,7 +203,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
                 serde_json::json!({"message": "Not Found"}),
             )
         })
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), super::schema::answer))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            super::schema::answer,
+        ))
         .with_state(shared)
 }
 

@@ -82,7 +82,11 @@ fn check_query(q: &NamedQuery) -> Result<(), PluginError> {
         }
     }
     let selected = sql::select_names(&q.sql);
-    let listed: Vec<String> = q.columns.iter().map(|c| c.name.to_ascii_lowercase()).collect();
+    let listed: Vec<String> = q
+        .columns
+        .iter()
+        .map(|c| c.name.to_ascii_lowercase())
+        .collect();
     if selected != listed {
         return refuse(
             format!(
