@@ -8,7 +8,9 @@ mod common;
 
 use common::*;
 use std::process::Output;
-use student_sync::harness::fake_powerschool::{FakeCredentials, Faults, RunningFake, CONTACTS};
+use student_sync::harness::fake_powerschool::{
+    FakeCredentials, Faults, FieldOverride, RunningFake, CONTACTS, INDEPENDENT,
+};
 
 const QUERIES: &[&str] = &[
     "org.studentsync.sync.schools.list",
@@ -198,6 +200,51 @@ async fn a_field_the_plugin_is_not_granted_fails_with_the_plugin_fix() {
     );
     assert!(stdout(&o)
         .contains("fix: build the plugin from these settings (`student-sync plugin build`)"));
+}
+
+#[tokio::test]
+async fn a_guardian_field_the_access_request_lacks_is_named() {
+    let fake = fake_with(Faults {
+        access_list_extra: vec!["PCAS_ACCOUNT.USERNAME".into()],
+        ..Faults::default()
+    })
+    .await;
+    let o = doctor(&fake, &[], &[]).await;
+    assert_eq!(o.status.code(), Some(1));
+    let failed = failed_lines(&o);
+    assert_eq!(failed.len(), 1, "{}", stdout(&o));
+    assert!(
+        failed[0].starts_with(
+            "FAILED  access list of com.pearson.core.guardian.student_guardian_detail: "
+        ) && failed[0].ends_with("the plugin's access request lacks PCAS_ACCOUNT.USERNAME"),
+        "{}",
+        failed[0]
+    );
+}
+
+#[tokio::test]
+async fn a_missing_required_column_in_the_first_record_fails_the_query() {
+    let fake = fake_with(Faults {
+        overrides: vec![FieldOverride {
+            query: INDEPENDENT.into(),
+            record_index: 0,
+            field: "dcid".into(),
+            value: serde_json::json!(""),
+        }],
+        ..Faults::default()
+    })
+    .await;
+    let o = doctor(&fake, &[], &[]).await;
+    assert_eq!(o.status.code(), Some(1));
+    let failed = failed_lines(&o);
+    assert_eq!(failed.len(), 1, "{}", stdout(&o));
+    assert!(
+        failed[0].starts_with(&format!(
+            "FAILED  query {INDEPENDENT}: columns: the first record lacks dcid"
+        )),
+        "{}",
+        failed[0]
+    );
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@
 use super::output::print_answer;
 use super::CliError;
 use crate::config::Settings;
+use crate::powerschool::parse;
 use crate::powerschool::plugin::{Plugin, SCHOOLS_QUERY};
 use crate::powerschool::probe::{access_list_fields, record_keys, ProbeAnswer};
 use crate::powerschool::{
@@ -213,11 +214,9 @@ fn columns(check: &str, first: Option<&Value>, expected: &[&str], required: &[&s
         return ok(check, "no record to check");
     };
     let keys: BTreeSet<String> = record_keys(record).into_iter().collect();
-    let filled = |c: &&str| {
-        record
-            .get(*c)
-            .is_some_and(|v| !v.is_null() && v.as_str() != Some(""))
-    };
+    // As the client reads it: keys in lower case, NULL ("" or absent) dropped.
+    let columns = parse::record_columns(record).unwrap_or_default();
+    let filled = |c: &&str| columns.contains_key(*c);
     let missing: Vec<&str> = required.iter().copied().filter(|c| !filled(c)).collect();
     if !missing.is_empty() {
         return failed(
@@ -237,7 +236,7 @@ fn columns(check: &str, first: Option<&Value>, expected: &[&str], required: &[&s
     let absent: Vec<&str> = expected
         .iter()
         .copied()
-        .filter(|c| !keys.contains(*c))
+        .filter(|c| !columns.contains_key(*c))
         .collect();
     match absent.is_empty() {
         true => ok(check, format!("all of {}", expected.join(", "))),

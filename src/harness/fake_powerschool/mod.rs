@@ -101,6 +101,9 @@ pub struct Faults {
     pub missing_columns: Vec<String>,
     /// `TABLE.COLUMN`s the plugin is not granted: the schema probe answers 403.
     pub ungranted_columns: Vec<String>,
+    /// `TABLE.COLUMN`s the guardian query's access list names beyond the
+    /// usual ones (a server whose guardian query needs more).
+    pub access_list_extra: Vec<String>,
 }
 
 /// What the fake has seen, for tests to compare with the client's counts.

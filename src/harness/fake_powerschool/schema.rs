@@ -6,8 +6,8 @@
 //!   `[powerschool.fields]` name and the guardian query's columns, minus
 //!   `Faults::missing_columns`), `403` for one in `Faults::ungranted_columns`,
 //!   else `200 {"count": 0}`;
-//! - `GET /ws/powerqueryaccesslist/{query}`: the guardian query's fields
-//!   (404 for any other query);
+//! - `GET /ws/powerqueryaccesslist/{query}`: the guardian query's fields,
+//!   with `Faults::access_list_extra` (404 for any other query);
 //! - a query in `Faults::not_installed`: `404` on its pages and `/count`;
 //! - the schools PowerQuery `org.studentsync.sync.schools.list` (see below).
 
@@ -74,7 +74,7 @@ pub(super) async fn answer(State(s): State<Arc<Shared>>, request: Request, next:
             if let Some(refused) = s.check_bearer(request.headers()) {
                 return refused;
             }
-            access_list(query)
+            access_list(query, &s.faults.access_list_extra)
         }
         ["ws", "schema", "query", name, ..] if listed(&s.faults.not_installed, name) => {
             if let Some(refused) = s.check_bearer(request.headers()) {
@@ -142,12 +142,14 @@ fn table_count(s: &Shared, table: &str, q: Option<&str>) -> Response {
         .into_response()
 }
 
-fn access_list(query: &str) -> Response {
+fn access_list(query: &str, extra: &[String]) -> Response {
     if query != GUARDIANS {
         return message(StatusCode::NOT_FOUND, format!("Query {query} not found"));
     }
     let fields: Vec<serde_json::Value> = GUARDIAN_ACCESS
         .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str))
         .filter_map(|c| c.split_once('.'))
         .map(|(t, f)| serde_json::json!({"table": t, "field": f, "access": "ViewOnly"}))
         .collect();
