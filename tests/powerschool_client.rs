@@ -40,6 +40,7 @@ fn settings(url: &str, page_size: u32) -> PowerSchoolSettings {
         backoff_max: Duration::from_millis(5),
         request_timeout: Duration::from_secs(10),
         token_refresh_margin: Duration::from_secs(60),
+        fields: Default::default(),
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the fake's many flags may make one variant big.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fetch everything from PowerSchool and print what arrived: the first
@@ -40,6 +42,19 @@ pub enum Command {
         /// Print JSON for tools instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Check the configured PowerSchool before a first night, writing
+    /// nothing: the token, each query, the district's fields, the plugin's
+    /// access request and the page-size cap. Exit 0 when every check passes.
+    Doctor {
+        /// Print JSON for tools instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The student-sync PowerSchool plugin.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
     },
     /// Load a world's SchoolEngage side (users, connections, forms) into an empty database.
     Seed {
@@ -158,6 +173,20 @@ pub enum AccessCommand {
     Export,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Write the plugin zip for this district's `[powerschool.fields]`,
+    /// checked as PowerSchool checks it at install.
+    Build {
+        /// Where to write the zip.
+        #[arg(long, default_value = "student-sync-plugin.zip")]
+        out: PathBuf,
+        /// The plugin version; raise it for each new build you install.
+        #[arg(long)]
+        version: Option<String>,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct FakeArgs {
     /// A world file whose `powerschool` side is served.
@@ -193,4 +222,14 @@ pub struct FakeArgs {
     pub truncate_rate: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// A PowerQuery answered 404, as if the plugin were not installed (repeatable).
+    #[arg(long = "not-installed", value_name = "QUERY")]
+    pub not_installed: Vec<String>,
+    /// A column taken out of the fake's schema: the schema probe answers
+    /// 400 Invalid field (repeatable).
+    #[arg(long = "missing-column", value_name = "TABLE.COLUMN")]
+    pub missing_columns: Vec<String>,
+    /// A column the plugin is not granted: the schema probe answers 403 (repeatable).
+    #[arg(long = "ungranted-column", value_name = "TABLE.COLUMN")]
+    pub ungranted_columns: Vec<String>,
 }

@@ -1,14 +1,18 @@
 //! `run`: from the parsed command line to the function that carries the
 //! command out.
 
-use super::args::{AccessCommand, Cli, Command};
+use super::args::{AccessCommand, Cli, Command, PluginCommand};
 use super::load::{settings, Loaded};
-use super::{access, demo, runs, safe_changes, worlds, CliError};
+use super::{access, demo, doctor, plugin, runs, safe_changes, worlds, CliError};
 
 pub async fn run(cli: Cli, loaded: Loaded) -> Result<(), CliError> {
     match &cli.command {
         Command::Fetch { json } => runs::fetch(&settings(loaded)?, *json).await,
         Command::Sync { once, json } => runs::sync_once(loaded, *once, *json).await,
+        Command::Doctor { json } => doctor::doctor(&settings(loaded)?, *json).await,
+        Command::Plugin {
+            command: PluginCommand::Build { out, version },
+        } => plugin::build(&settings(loaded)?, out, version.as_deref()),
         Command::Seed { world } => worlds::seed(loaded, world).await,
         Command::Demo { world, json } => demo::demo(loaded, world, *json).await,
         Command::Access {

@@ -21,6 +21,13 @@ pub enum CliError {
     World(#[from] WorldError),
     #[error("{0}")]
     Usage(String),
+    /// `doctor` found problems (each already printed with its fix).
+    #[error(
+        "{failed} of {total} doctor checks failed; fix them and run `student-sync doctor` again"
+    )]
+    ChecksFailed { failed: usize, total: usize },
+    #[error("{0}")]
+    Plugin(#[from] crate::powerschool::plugin::PluginError),
     #[error("{0}")]
     Daemon(#[from] crate::daemon::DaemonError),
     #[error("{what}: {source}")]

@@ -18,6 +18,7 @@ pub fn load_settings(cli: &Cli) -> Loaded {
     match &cli.command {
         Command::FakePowerschool(_) => None,
         Command::Seed { .. }
+        | Command::Plugin { .. }
         | Command::Demo { .. }
         | Command::Access { .. }
         | Command::Approve { .. }
@@ -25,6 +26,7 @@ pub fn load_settings(cli: &Cli) -> Loaded {
         | Command::Status { .. } => Some(Settings::load_for(&sources, Needs::Database)),
         Command::Explain { .. } => Some(Settings::load_for(&sources, Needs::Rules)),
         Command::Fetch { .. }
+        | Command::Doctor { .. }
         | Command::Sync { .. }
         | Command::Plan { .. }
         | Command::Spot { .. }

@@ -11,14 +11,16 @@ mod access;
 mod args;
 mod demo;
 mod dispatch;
+mod doctor;
 mod errors;
 mod load;
 mod output;
+mod plugin;
 mod runs;
 mod safe_changes;
 mod worlds;
 
-pub use args::{AccessCommand, Cli, Command, FakeArgs};
+pub use args::{AccessCommand, Cli, Command, FakeArgs, PluginCommand};
 pub use dispatch::run;
 pub use errors::CliError;
 pub use load::{database, load_settings, Loaded};

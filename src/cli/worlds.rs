@@ -118,6 +118,9 @@ fn faults(args: &FakeArgs) -> Result<Faults, CliError> {
         token_ttl: args.token_ttl_secs.map(Duration::from_secs),
         truncate_rate: args.truncate_rate,
         seed: args.seed,
+        not_installed: args.not_installed.clone(),
+        missing_columns: args.missing_columns.clone(),
+        ungranted_columns: args.ungranted_columns.clone(),
         ..Faults::default()
     })
 }

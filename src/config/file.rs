@@ -38,6 +38,9 @@ pub(super) struct FilePowerSchool {
     pub backoff_max_ms: Option<i64>,
     pub request_timeout_secs: Option<i64>,
     pub token_refresh_margin_secs: Option<i64>,
+    /// `[powerschool.fields]`: the district's column names (see `fields`).
+    #[serde(default)]
+    pub fields: super::fields::FileFields,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,12 +12,14 @@
 //! The log format is part of the same load (`Settings::logging`).
 
 mod environment;
+mod fields;
 mod file;
 mod secrets;
 mod settings;
 mod tier_matrix;
 mod validate;
 
+pub use fields::{is_identifier, PowerSchoolFields, TableColumn};
 pub use secrets::Secret;
 pub use settings::{
     BlackoutRange, DaemonSettings, DatabaseSettings, LogFormat, LoggingSettings,

@@ -35,6 +35,8 @@ pub struct PowerSchoolSettings {
     pub request_timeout: Duration,
     /// Renew the token this long before PowerSchool says it expires.
     pub token_refresh_margin: Duration,
+    /// `[powerschool.fields]`: the district's columns the plugin reads.
+    pub fields: super::PowerSchoolFields,
 }
 
 #[derive(Debug, Clone)]

@@ -194,6 +194,7 @@ fn powerschool_requests(
         backoff_max: Duration::from_millis(backoff_max_ms as u64),
         request_timeout: Duration::from_secs(request_timeout_secs as u64),
         token_refresh_margin: Duration::from_secs(token_refresh_margin_secs as u64),
+        fields: super::fields::fields(&ps.fields)?,
     })
 }
 

@@ -13,6 +13,8 @@ mod error;
 mod http;
 mod paging;
 pub mod parse;
+pub mod plugin;
+pub mod probe;
 mod queries;
 pub mod records;
 mod request;

@@ -29,6 +29,8 @@ pub(super) struct Token {
     /// None: the server gave no usable lifetime (`expires_in` 0), so the
     /// token is kept until a call is refused with 401.
     renew_at: Option<Instant>,
+    /// The lifetime the server gave (`expires_in`), for `doctor`.
+    pub(super) lifetime: Duration,
 }
 
 /// The credentials, the cached token and how to get a new one.
@@ -167,6 +169,7 @@ impl Tokens {
             value: answer.access_token,
             generation,
             renew_at,
+            lifetime: ttl,
         })
     }
 

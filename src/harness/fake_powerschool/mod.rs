@@ -10,6 +10,7 @@
 mod data;
 mod generate;
 mod render;
+mod schema;
 mod server;
 
 use crate::harness::world::PowerSchoolSide;
@@ -93,6 +94,16 @@ pub struct Faults {
     pub overrides: Vec<FieldOverride>,
     /// Seed for which requests the rates hit.
     pub seed: u64,
+    /// PowerQueries answered 404, as when the plugin is not installed.
+    pub not_installed: Vec<String>,
+    /// `TABLE.COLUMN`s taken out of the fake's schema: the schema probe
+    /// answers `400 Invalid field` for them.
+    pub missing_columns: Vec<String>,
+    /// `TABLE.COLUMN`s the plugin is not granted: the schema probe answers 403.
+    pub ungranted_columns: Vec<String>,
+    /// `TABLE.COLUMN`s the guardian query's access list names beyond the
+    /// usual ones (a server whose guardian query needs more).
+    pub access_list_extra: Vec<String>,
 }
 
 /// What the fake has seen, for tests to compare with the client's counts.

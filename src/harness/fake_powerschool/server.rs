@@ -59,9 +59,9 @@ fn bump(a: &AtomicU64) {
 }
 
 pub(crate) struct Shared {
-    data: Dataset,
+    pub(super) data: Dataset,
     credentials: FakeCredentials,
-    faults: Faults,
+    pub(super) faults: Faults,
     /// Overrides by query, so a page only looks at its own.
     overrides: HashMap<QueryKind, Vec<(usize, String, serde_json::Value)>>,
     tokens: Mutex<HashMap<String, Instant>>,
@@ -103,7 +103,7 @@ impl Shared {
     }
 
     /// None when the request carries a valid unexpired Bearer token.
-    fn check_bearer(&self, headers: &HeaderMap) -> Option<Response> {
+    pub(super) fn check_bearer(&self, headers: &HeaderMap) -> Option<Response> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -203,6 +203,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
                 serde_json::json!({"message": "Not Found"}),
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            super::schema::answer,
+        ))
         .with_state(shared)
 }
 
