@@ -22,6 +22,7 @@ pub mod plan;
 pub mod preview;
 pub mod report;
 pub mod safety;
+pub mod screen;
 pub mod spot;
 
 pub use apply::FailPoint;
@@ -165,7 +166,8 @@ async fn run_phases(
 ) -> Result<RunReport, SyncError> {
     let started = Instant::now();
     tracing::info!(trigger = options.trigger.as_str(), night = %options.night, "run {run_id} started: fetching from PowerSchool");
-    let snapshot = client.fetch_district().await?;
+    let mut snapshot = client.fetch_district().await?;
+    screen::screen(&mut snapshot);
     release_free_memory();
     let fetch_time = started.elapsed();
     tracing::info!(
@@ -230,7 +232,8 @@ pub async fn preview(
     client: &PowerSchoolClient,
     today: NaiveDate,
 ) -> Result<report::PlanPreview, SyncError> {
-    let snapshot = client.fetch_district().await?;
+    let mut snapshot = client.fetch_district().await?;
+    screen::screen(&mut snapshot);
     let prepared = prepare(pool, settings, &snapshot, today).await?;
     Ok(report::PlanPreview::new(
         &prepared.plan,

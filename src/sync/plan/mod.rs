@@ -118,6 +118,7 @@ pub fn plan(
     plan.counts.students = plan.students.counts();
     plan.counts.contacts = plan.contacts.counts();
     plan.counts.guardian_accounts = plan.guardian_accounts.counts();
+    problems::tidy(&mut plan.problems);
     plan.counts.problems = plan.problems.len() as u64;
     plan.decisions = DecisionsSummary {
         incomplete_users: decisions.incomplete_users.len() as u64,
