@@ -207,9 +207,13 @@ pub async fn prepare(
     // Read before the snapshot opens: while it is open this path uses no
     // other connection of the pool (which may have only one more).
     let last = runs::last_full_success(pool).await?;
+    let last_schools = match &last {
+        Some(l) => last_school_counts(pool, l.id).await?,
+        None => Default::default(),
+    };
     let (mut read, state) = StateSnapshot::open(pool).await?;
     let plan = plan::plan(snapshot, &state, &settings.sync, today);
-    let safety = safety::check(&settings.safety, &plan, &state, last.as_ref());
+    let safety = safety::check(&settings.safety, &plan, &state, last.as_ref(), &last_schools);
     let fingerprint = if safety.holds() {
         read.fingerprint().await?
     } else {
@@ -222,6 +226,21 @@ pub async fn prepare(
         fingerprint,
         state,
     })
+}
+
+/// The per-school counts run `run_id` kept; none when it kept none or they
+/// cannot be read (then the per-school limits are not judged tonight).
+async fn last_school_counts(
+    pool: &PgPool,
+    run_id: i64,
+) -> Result<std::collections::BTreeMap<i64, plan::SchoolCounts>, SyncError> {
+    let Some(stored) = crate::store::baseline::per_school_counts(pool, run_id).await? else {
+        return Ok(Default::default());
+    };
+    Ok(serde_json::from_value(stored).unwrap_or_else(|e| {
+        tracing::warn!(run_id, error = %e, "the per-school counts of run {run_id} cannot be read; the per-school safety limits are not judged tonight");
+        Default::default()
+    }))
 }
 
 /// `student-sync plan`: fetch and plan exactly as a run would, and write

@@ -28,7 +28,7 @@ mod users;
 
 pub use changes::{
     ConnectionChange, ConnectionChangeKind, ConnectionCounts, FetchCounts, KindCounts, PlanCounts,
-    RowChanges,
+    RowChanges, SchoolCounts,
 };
 pub use connections::guardian_id_after;
 pub(crate) use problems::problem;
@@ -72,6 +72,7 @@ pub fn plan(
         independent_students: snapshot.independent_students.len() as u64,
         contacts: snapshot.contacts.len() as u64,
     };
+    plan.counts.per_school = SchoolCounts::of(snapshot);
     plan.problems.extend(problems::fetch_problems(snapshot));
 
     let set = sync_set::sync_set(snapshot, settings, today);
