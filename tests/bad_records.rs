@@ -79,17 +79,37 @@ async fn bad_values_are_per_record_problems_and_the_run_succeeds(pool: PgPool) {
 
     let outcome = night(&pool, &side, Faults::default()).await;
     let report = &outcome.report;
-    assert_eq!(report.problem_counts.get("bad_record"), Some(&4), "{report:#?}");
+    assert_eq!(
+        report.problem_counts.get("bad_record"),
+        Some(&4),
+        "{report:#?}"
+    );
 
     let name = problem_of(&outcome, "guardianid=11, studentsdcid=5001", "firstname");
     assert_eq!(name.value.as_deref(), Some("Pat\\u{0000}Lee"));
-    assert!(name.message.contains("control character U+0000"), "{}", name.message);
+    assert!(
+        name.message.contains("control character U+0000"),
+        "{}",
+        name.message
+    );
     let date = problem_of(&outcome, "dcid=5002", "entrydate");
     assert_eq!(date.value.as_deref(), Some("0000-01-01"));
-    assert!(date.message.contains("1900-01-01 to 2200-12-31"), "{}", date.message);
+    assert!(
+        date.message.contains("1900-01-01 to 2200-12-31"),
+        "{}",
+        date.message
+    );
     let email = problem_of(&outcome, "studentsdcid=5003, personid=3", "email");
-    assert!(email.message.contains("3012 bytes long; at most 254"), "{}", email.message);
-    assert_eq!(email.value.as_ref().unwrap().chars().count(), 201, "cut to 200 and …");
+    assert!(
+        email.message.contains("3012 bytes long; at most 254"),
+        "{}",
+        email.message
+    );
+    assert_eq!(
+        email.value.as_ref().unwrap().chars().count(),
+        201,
+        "cut to 200 and …"
+    );
     let control = problem_of(&outcome, "dcid=5004", "last_name");
     assert_eq!(control.value.as_deref(), Some("Lee\\u{0007}\\u{001b}[31m"));
 
@@ -123,20 +143,23 @@ async fn bad_values_are_per_record_problems_and_the_run_succeeds(pool: PgPool) {
     .unwrap();
     assert_eq!(stored, None);
     // The problems the database keeps are the report's, shortened.
-    let longest: i32 = sqlx::query_scalar(
-        "SELECT max(char_length(value)) FROM run_problems WHERE run_id = $1",
-    )
-    .bind(outcome.run_id)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let longest: i32 =
+        sqlx::query_scalar("SELECT max(char_length(value)) FROM run_problems WHERE run_id = $1")
+            .bind(outcome.run_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(longest, 201);
 
     // The next night with the same answer succeeds and changes nothing.
     let second = night(&pool, &side, Faults::default()).await;
     let c = &second.report.counts;
     assert_eq!(
-        (c.students.updated, c.contacts.updated, c.guardian_accounts.updated),
+        (
+            c.students.updated,
+            c.contacts.updated,
+            c.guardian_accounts.updated
+        ),
         (0, 0, 0),
         "{c:?}"
     );
@@ -154,7 +177,10 @@ async fn a_report_lists_twenty_problems_per_kind_and_counts_them_all(pool: PgPoo
     }
     let outcome = night(&pool, &side, Faults::default()).await;
     let report = &outcome.report;
-    assert_eq!(report.problem_counts.get("student_without_login"), Some(&30));
+    assert_eq!(
+        report.problem_counts.get("student_without_login"),
+        Some(&30)
+    );
     let listed = report
         .problems
         .iter()
@@ -165,7 +191,10 @@ async fn a_report_lists_twenty_problems_per_kind_and_counts_them_all(pool: PgPoo
     assert_eq!(json["problem_counts"]["student_without_login"], 30);
     let text = report.to_text();
     assert!(text.contains("student_without_login (30):"), "{text}");
-    assert!(text.contains("… and 10 more (see run_problems for run"), "{text}");
+    assert!(
+        text.contains("… and 10 more (see run_problems for run"),
+        "{text}"
+    );
     // Every one of them is kept in the database.
     let stored = count(
         &pool,
@@ -186,12 +215,19 @@ async fn a_decomposed_capital_in_an_email_syncs_night_after_night(pool: PgPool) 
     let mut side = four_families();
     side.students.truncate(2);
     side.contacts = vec![contact(5001, 1, 1), contact(5002, 1, 1)];
-    side.guardian_accounts = vec![account(11, 5001, email, false), account(11, 5002, email, false)];
+    side.guardian_accounts = vec![
+        account(11, 5001, email, false),
+        account(11, 5002, email, false),
+    ];
     for c in &mut side.contacts {
         c.email = Some(email.into());
     }
     let first = night(&pool, &side, Faults::default()).await;
-    assert_eq!(first.report.counts.users.created, 1, "{:?}", first.report.counts);
+    assert_eq!(
+        first.report.counts.users.created, 1,
+        "{:?}",
+        first.report.counts
+    );
     let second = night(&pool, &side, Faults::default()).await;
     let c = &second.report.counts;
     assert_eq!((c.users.created, c.connections.created), (0, 0), "{c:?}");

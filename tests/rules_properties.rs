@@ -823,7 +823,10 @@ fn email_normalisation_hard_cases() {
             normalise_email(&raw).is_some()
         })
         .count();
-    assert!(well_formed >= 30, "only {well_formed} of 600 were well formed");
+    assert!(
+        well_formed >= 30,
+        "only {well_formed} of 600 were well formed"
+    );
     let once = normalise_email("J\u{30C}ane@Example.com").unwrap();
     assert_eq!(once, "\u{1f0}ane@example.com");
     assert_eq!(normalise_email(&once), Some(once.clone()));

@@ -444,8 +444,12 @@ fn two_schools() -> PowerSchoolSide {
         for dcid in first..first + 12 {
             side.students.push(student(dcid, school, 0));
             side.contacts.push(contact(dcid, dcid, 1));
-            side.guardian_accounts
-                .push(account(dcid, dcid, &format!("p{dcid}@example.com"), false));
+            side.guardian_accounts.push(account(
+                dcid,
+                dcid,
+                &format!("p{dcid}@example.com"),
+                false,
+            ));
         }
     }
     side
@@ -470,9 +474,14 @@ async fn held_after(
     let fake = start_fake(night2, Faults::default()).await;
     let mut settings = settings_for(&fake);
     tune(&mut settings);
-    let preview = sync::preview(pool, &settings, &client(&settings), options(&settings).today)
-        .await
-        .unwrap();
+    let preview = sync::preview(
+        pool,
+        &settings,
+        &client(&settings),
+        options(&settings).today,
+    )
+    .await
+    .unwrap();
     let live_before = fingerprint(pool).await;
     let err = sync::run_once(pool, &settings, &client(&settings), &options(&settings))
         .await
@@ -481,7 +490,11 @@ async fn held_after(
     let SyncError::Held { reason, .. } = err else {
         panic!("expected a hold, got {err}");
     };
-    assert_eq!(fingerprint(pool).await, live_before, "a held run changed live tables");
+    assert_eq!(
+        fingerprint(pool).await,
+        live_before,
+        "a held run changed live tables"
+    );
     (reason, preview.to_text(false))
 }
 
@@ -507,7 +520,10 @@ async fn a_school_whose_contacts_come_back_empty_is_held(pool: PgPool) {
     assert!(reason.contains("100.0% of 12"), "{reason}");
     assert!(!reason.contains("school 101"), "{reason}");
     assert!(!reason.contains("safety.contacts_removed"), "{reason}");
-    assert!(plan.contains("HOLD safety.school_contacts_shrink"), "{plan}");
+    assert!(
+        plan.contains("HOLD safety.school_contacts_shrink"),
+        "{plan}"
+    );
     // `plan` shows every limit, crossed or not.
     for key in [
         "safety.contacts_removed",
@@ -525,7 +541,9 @@ async fn removed_guardian_accounts_and_orphaned_connections_hold_the_run(pool: P
     night2.guardian_accounts.retain(|g| g.student_dcid < 6000);
     let (reason, _) = held_after(&pool, night2, |_| {}).await;
     assert!(
-        reason.contains("safety.guardian_accounts_removed: 12 guardian accounts would be removed (50.0% of 24)"),
+        reason.contains(
+            "safety.guardian_accounts_removed: 12 guardian accounts would be removed (50.0% of 24)"
+        ),
         "{reason}"
     );
     assert!(

@@ -38,7 +38,11 @@ pub enum Refusal {
     /// An email holds an invisible format character (zero-width, bidi).
     FormatCharacter { position: usize, code: u32 },
     /// Longer than allowed.
-    TooLong { length: usize, max: usize, unit: &'static str },
+    TooLong {
+        length: usize,
+        max: usize,
+        unit: &'static str,
+    },
     /// A date outside the years the sync accepts.
     DateOutOfRange,
 }
@@ -214,7 +218,10 @@ mod tests {
     fn overlong_names_are_refused_at_the_documented_length() {
         assert!(check_name(&"é".repeat(MAX_NAME_CHARS)).is_ok());
         let e = check_name(&"é".repeat(MAX_NAME_CHARS + 1)).unwrap_err();
-        assert_eq!(e.to_string(), "is 101 characters long; at most 100 are kept");
+        assert_eq!(
+            e.to_string(),
+            "is 101 characters long; at most 100 are kept"
+        );
     }
 
     #[test]

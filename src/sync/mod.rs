@@ -213,7 +213,13 @@ pub async fn prepare(
     };
     let (mut read, state) = StateSnapshot::open(pool).await?;
     let plan = plan::plan(snapshot, &state, &settings.sync, today);
-    let safety = safety::check(&settings.safety, &plan, &state, last.as_ref(), &last_schools);
+    let safety = safety::check(
+        &settings.safety,
+        &plan,
+        &state,
+        last.as_ref(),
+        &last_schools,
+    );
     let fingerprint = if safety.holds() {
         read.fingerprint().await?
     } else {

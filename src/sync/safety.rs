@@ -211,12 +211,19 @@ pub fn check(
             settings.connections_orphaned,
         ),
     ];
-    measures.extend(school_measures(settings, &plan.counts.per_school, last_schools));
+    measures.extend(school_measures(
+        settings,
+        &plan.counts.per_school,
+        last_schools,
+    ));
     SafetyCheck {
         enabled: settings.enabled,
         measures,
     }
 }
+
+/// Reads one of a school's counts.
+type SchoolCount = fn(&SchoolCounts) -> u64;
 
 /// Per school, against the last successful run: one measure for each school
 /// whose students (or contacts) shrank; when none did, one measure of each
@@ -226,7 +233,7 @@ fn school_measures(
     now: &BTreeMap<i64, SchoolCounts>,
     last: &BTreeMap<i64, SchoolCounts>,
 ) -> Vec<Measure> {
-    let kinds: [(&'static str, &str, Threshold, fn(&SchoolCounts) -> u64); 2] = [
+    let kinds: [(&'static str, &str, Threshold, SchoolCount); 2] = [
         (
             "safety.school_students_shrink",
             "students",
@@ -303,7 +310,11 @@ mod tests {
         // 101 keeps its students but its contacts come back empty; 103 is gone.
         let now = BTreeMap::from([(101, c(40, 0)), (102, c(399, 610))]);
         let m = school_measures(&s, &now, &last);
-        let crossed: Vec<String> = m.iter().filter(|m| m.crossed).map(|m| m.to_string()).collect();
+        let crossed: Vec<String> = m
+            .iter()
+            .filter(|m| m.crossed)
+            .map(|m| m.to_string())
+            .collect();
         assert_eq!(
             crossed,
             [
@@ -316,7 +327,9 @@ mod tests {
             ]
         );
         // School 102 lost one student: measured, not crossed.
-        assert!(m.iter().any(|m| m.what.contains("school 102") && !m.crossed));
+        assert!(m
+            .iter()
+            .any(|m| m.what.contains("school 102") && !m.crossed));
         // Nothing shrank: one quiet measure per kind; no earlier run: not judged.
         let quiet = school_measures(&s, &last, &last);
         assert_eq!(quiet.len(), 2);

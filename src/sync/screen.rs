@@ -19,13 +19,20 @@ use chrono::NaiveDate;
 pub fn screen(snapshot: &mut DistrictSnapshot) -> usize {
     let mut problems = Vec::new();
     for s in &mut snapshot.schools {
-        let mut r = Record::new(SCHOOLS_ENDPOINT, format!("school_number={}", s.school_number), &mut problems);
+        let mut r = Record::new(
+            SCHOOLS_ENDPOINT,
+            format!("school_number={}", s.school_number),
+            &mut problems,
+        );
         let mut name = Some(std::mem::take(&mut s.name));
         r.name("name", &mut name);
         s.name = name.unwrap_or_default();
     }
     for g in &mut snapshot.guardians {
-        let id = format!("guardianid={}, studentsdcid={}", g.guardian_id, g.student_dcid);
+        let id = format!(
+            "guardianid={}, studentsdcid={}",
+            g.guardian_id, g.student_dcid
+        );
         let mut r = Record::new(GUARDIANS_QUERY, id, &mut problems);
         r.email("email", &mut g.email);
         r.name("firstname", &mut g.first_name);
@@ -178,9 +185,16 @@ mod tests {
         assert_eq!(snapshot.students.len(), 2);
         assert_eq!(snapshot.students[0].entry_date, None);
         assert_eq!(snapshot.students[0].first_name, None);
-        assert_eq!(snapshot.students[1], student(2), "a clean record is untouched");
+        assert_eq!(
+            snapshot.students[1],
+            student(2),
+            "a clean record is untouched"
+        );
         let g = &snapshot.guardians[0];
-        assert_eq!((g.email.as_deref(), g.first_name.as_deref()), (None, Some("Pat")));
+        assert_eq!(
+            (g.email.as_deref(), g.first_name.as_deref()),
+            (None, Some("Pat"))
+        );
         assert_eq!(snapshot.contacts[0].email, None);
         assert_eq!(snapshot.contacts[0].last_name, None);
         let fields: Vec<(&str, &str)> = snapshot
