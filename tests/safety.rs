@@ -429,3 +429,141 @@ async fn the_binary_exits_3_on_a_held_run_and_plan_prints_a_summary(pool: PgPool
     );
     fake.shutdown().await;
 }
+
+/// Two schools of twelve students, each student with one decision-making
+/// contact and a Parent Portal account of the same email.
+fn two_schools() -> PowerSchoolSide {
+    use common::records::{account, contact, student};
+    use student_sync::harness::world::WorldSchool;
+    let mut side = PowerSchoolSide::default();
+    for (school, first) in [(101, 5001), (102, 6001)] {
+        side.schools.push(WorldSchool {
+            school_number: school,
+            name: format!("School {school}"),
+        });
+        for dcid in first..first + 12 {
+            side.students.push(student(dcid, school, 0));
+            side.contacts.push(contact(dcid, dcid, 1));
+            side.guardian_accounts.push(account(
+                dcid,
+                dcid,
+                &format!("p{dcid}@example.com"),
+                false,
+            ));
+        }
+    }
+    side
+}
+
+/// Night 1 applies `two_schools`; night 2's answer is `night2`, and must be
+/// held without changing any live table. Returns the hold's reason and what
+/// `plan` said just before.
+async fn held_after(
+    pool: &PgPool,
+    night2: PowerSchoolSide,
+    tune: impl Fn(&mut student_sync::config::Settings),
+) -> (String, String) {
+    let fake = start_fake(two_schools(), Faults::default()).await;
+    let mut settings = settings_for(&fake);
+    tune(&mut settings);
+    sync::run_once(pool, &settings, &client(&settings), &options(&settings))
+        .await
+        .expect("night 1 succeeds");
+    fake.shutdown().await;
+
+    let fake = start_fake(night2, Faults::default()).await;
+    let mut settings = settings_for(&fake);
+    tune(&mut settings);
+    let preview = sync::preview(
+        pool,
+        &settings,
+        &client(&settings),
+        options(&settings).today,
+    )
+    .await
+    .unwrap();
+    let live_before = fingerprint(pool).await;
+    let err = sync::run_once(pool, &settings, &client(&settings), &options(&settings))
+        .await
+        .expect_err("night 2 must be held");
+    fake.shutdown().await;
+    let SyncError::Held { reason, .. } = err else {
+        panic!("expected a hold, got {err}");
+    };
+    assert_eq!(
+        fingerprint(pool).await,
+        live_before,
+        "a held run changed live tables"
+    );
+    (reason, preview.to_text(false))
+}
+
+#[sqlx::test]
+async fn a_school_whose_contacts_come_back_empty_is_held(pool: PgPool) {
+    let mut night2 = two_schools();
+    night2.contacts.retain(|c| c.student_dcid < 6000);
+    // Only the per-school limit may catch it: the district-wide ones are opened up.
+    let (reason, plan) = held_after(&pool, night2, |s| {
+        let wide = student_sync::config::Threshold {
+            count: 100_000,
+            percent: 100.0,
+        };
+        s.safety.contacts_removed = wide;
+        s.safety.connections_orphaned = wide;
+        s.safety.connections_losing_access = wide;
+    })
+    .await;
+    assert!(
+        reason.contains("safety.school_contacts_shrink: 12 fewer contacts at school 102"),
+        "{reason}"
+    );
+    assert!(reason.contains("100.0% of 12"), "{reason}");
+    assert!(!reason.contains("school 101"), "{reason}");
+    assert!(!reason.contains("safety.contacts_removed"), "{reason}");
+    assert!(
+        plan.contains("HOLD safety.school_contacts_shrink"),
+        "{plan}"
+    );
+    // `plan` shows every limit, crossed or not.
+    for key in [
+        "safety.contacts_removed",
+        "safety.guardian_accounts_removed",
+        "safety.connections_orphaned",
+        "safety.school_students_shrink",
+    ] {
+        assert!(plan.contains(&format!("ok   {key}")), "{key}: {plan}");
+    }
+}
+
+#[sqlx::test]
+async fn removed_guardian_accounts_and_orphaned_connections_hold_the_run(pool: PgPool) {
+    let mut night2 = two_schools();
+    night2.guardian_accounts.retain(|g| g.student_dcid < 6000);
+    let (reason, _) = held_after(&pool, night2, |_| {}).await;
+    assert!(
+        reason.contains(
+            "safety.guardian_accounts_removed: 12 guardian accounts would be removed (50.0% of 24)"
+        ),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("safety.connections_orphaned: 12 connections would be orphaned"),
+        "{reason}"
+    );
+}
+
+#[sqlx::test]
+async fn removed_contacts_hold_the_run(pool: PgPool) {
+    let mut night2 = two_schools();
+    // Half of each school's contacts: no school loses more than its limit's share.
+    night2.contacts.retain(|c| c.student_dcid % 2 == 0);
+    let (reason, _) = held_after(&pool, night2, |s| {
+        s.safety.school_contacts_shrink.percent = 60.0;
+    })
+    .await;
+    assert!(
+        reason.contains("safety.contacts_removed: 12 contacts would be removed (50.0% of 24)"),
+        "{reason}"
+    );
+    assert!(!reason.contains("school_contacts_shrink"), "{reason}");
+}

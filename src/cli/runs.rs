@@ -11,7 +11,8 @@ use crate::sync::{self, RunOptions};
 
 pub(super) async fn fetch(settings: &Settings, json: bool) -> Result<(), CliError> {
     let client = PowerSchoolClient::new(&settings.powerschool)?;
-    let snapshot = client.fetch_district().await?;
+    let mut snapshot = client.fetch_district().await?;
+    crate::sync::screen::screen(&mut snapshot);
     let counts = serde_json::json!({
         "guardians": snapshot.guardians.len(),
         "students": snapshot.students.len(),

@@ -55,6 +55,11 @@ const THRESHOLDS: &[&str] = &[
     "connections_losing_access",
     "users_created",
     "guardian_query_shrink",
+    "contacts_removed",
+    "guardian_accounts_removed",
+    "connections_orphaned",
+    "school_students_shrink",
+    "school_contacts_shrink",
 ];
 
 /// Text keys whose variable does not follow the naming rule.

@@ -102,6 +102,16 @@ pub(super) struct FileSafety {
     pub users_created: FileThreshold,
     #[serde(default)]
     pub guardian_query_shrink: FileThreshold,
+    #[serde(default)]
+    pub contacts_removed: FileThreshold,
+    #[serde(default)]
+    pub guardian_accounts_removed: FileThreshold,
+    #[serde(default)]
+    pub connections_orphaned: FileThreshold,
+    #[serde(default)]
+    pub school_students_shrink: FileThreshold,
+    #[serde(default)]
+    pub school_contacts_shrink: FileThreshold,
 }
 
 #[derive(Debug, Default, Deserialize)]

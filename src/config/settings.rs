@@ -103,6 +103,18 @@ pub struct SafetySettings {
     pub users_created: Threshold,
     /// Rows of the guardian query fewer than at the last successful full run (base: that count).
     pub guardian_query_shrink: Threshold,
+    /// Contacts the run would remove (base: contacts now).
+    pub contacts_removed: Threshold,
+    /// Guardian accounts (links) the run would remove (base: guardian accounts now).
+    pub guardian_accounts_removed: Threshold,
+    /// Connections an earlier sync made whose PowerSchool link vanished (base: connections now).
+    pub connections_orphaned: Threshold,
+    /// Per school: students fetched fewer than at the last successful full
+    /// run (base: that school's count then).
+    pub school_students_shrink: Threshold,
+    /// Per school: contacts fetched fewer than at the last successful full
+    /// run (base: that school's count then).
+    pub school_contacts_shrink: Threshold,
 }
 
 impl Default for SafetySettings {
@@ -128,6 +140,29 @@ impl Default for SafetySettings {
             guardian_query_shrink: Threshold {
                 count: 1000,
                 percent: 10.0,
+            },
+            contacts_removed: Threshold {
+                count: 500,
+                percent: 10.0,
+            },
+            guardian_accounts_removed: Threshold {
+                count: 500,
+                percent: 10.0,
+            },
+            connections_orphaned: Threshold {
+                count: 500,
+                percent: 10.0,
+            },
+            // A school loses a year group at once only when its data is
+            // wrong; the share is wide enough for a small school's normal
+            // ups and downs.
+            school_students_shrink: Threshold {
+                count: 500,
+                percent: 25.0,
+            },
+            school_contacts_shrink: Threshold {
+                count: 500,
+                percent: 25.0,
             },
         }
     }

@@ -165,9 +165,13 @@ fn safety_defaults_file_and_env() {
         &[
             ("STUDENT_SYNC_SAFETY_STUDENTS_LEAVING_PERCENT", "2.5"),
             ("STUDENT_SYNC_SAFETY_GUARDIAN_QUERY_SHRINK_COUNT", "9"),
+            ("STUDENT_SYNC_SAFETY_SCHOOL_CONTACTS_SHRINK_PERCENT", "40"),
+            ("STUDENT_SYNC_SAFETY_CONNECTIONS_ORPHANED_COUNT", "3"),
         ],
     )
     .unwrap();
+    assert_eq!(s.safety.school_contacts_shrink.percent, 40.0);
+    assert_eq!(s.safety.connections_orphaned.count, 3);
     assert!(!s.safety.enabled);
     assert_eq!(
         s.safety.students_leaving,

@@ -408,6 +408,36 @@ fn safety(file: &FileSafety) -> Result<SafetySettings, ConfigError> {
             d.guardian_query_shrink,
             100.0,
         )?,
+        contacts_removed: threshold(
+            "contacts_removed",
+            &file.contacts_removed,
+            d.contacts_removed,
+            100.0,
+        )?,
+        guardian_accounts_removed: threshold(
+            "guardian_accounts_removed",
+            &file.guardian_accounts_removed,
+            d.guardian_accounts_removed,
+            100.0,
+        )?,
+        connections_orphaned: threshold(
+            "connections_orphaned",
+            &file.connections_orphaned,
+            d.connections_orphaned,
+            100.0,
+        )?,
+        school_students_shrink: threshold(
+            "school_students_shrink",
+            &file.school_students_shrink,
+            d.school_students_shrink,
+            100.0,
+        )?,
+        school_contacts_shrink: threshold(
+            "school_contacts_shrink",
+            &file.school_contacts_shrink,
+            d.school_contacts_shrink,
+            100.0,
+        )?,
     })
 }
 

@@ -20,6 +20,9 @@ use tracing::info;
 const TOKEN_ENDPOINT: &str = "/oauth/access_token";
 /// What a real server says when `expires_in` is missing or unreadable.
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3599);
+/// The longest lifetime a token is trusted for, whatever `expires_in` says
+/// (a server may send nonsense such as 2^64 - 1): renewed at least daily.
+pub(super) const MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 #[derive(Clone)]
 pub(super) struct Token {
@@ -154,12 +157,19 @@ impl Tokens {
         let ttl = answer
             .expires_in
             .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_TOKEN_TTL);
+            .unwrap_or(DEFAULT_TOKEN_TTL)
+            .min(MAX_TOKEN_TTL);
         // Short lifetimes (tests, odd servers) still get a usable token:
         // never renew earlier than half-way. Timed from the request, as the
         // server's clock started no earlier.
         let margin = self.refresh_margin.min(ttl / 2);
-        let renew_at = (!ttl.is_zero()).then(|| sent + ttl - margin);
+        // Checked: a renewal time past what the clock can hold means "keep
+        // it until refused", never a panic.
+        let renew_at = if ttl.is_zero() {
+            None
+        } else {
+            sent.checked_add(ttl.saturating_sub(margin))
+        };
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         info!(
             expires_in_secs = ttl.as_secs(),

@@ -4,15 +4,35 @@
 
 use unicode_normalization::UnicodeNormalization;
 
-/// Trimmed, Unicode NFC, lower-cased; `None` when the result is empty or
-/// malformed, because such an address must match nobody.
+/// The longest address the mail standards allow (RFC 5321's path limit), in
+/// bytes. A longer one is malformed.
+pub const MAX_EMAIL_BYTES: usize = 254;
+
+/// How many rounds of trim, NFC and lower-case an address may need before
+/// nothing changes. Lower-casing can make a pair NFC composes (`J` + caron
+/// becomes `j` + caron, which NFC makes `ǰ`), so one round is not always
+/// enough; two are for every string we know of. An address still changing
+/// after this many rounds is malformed.
+const MAX_ROUNDS: usize = 4;
+
+/// Trimmed, Unicode NFC, lower-cased, repeated until nothing changes (so
+/// normalising a normalised address gives it back, for every string);
+/// `None` when the result is empty or malformed, because such an address
+/// must match nobody.
 pub fn normalise_email(raw: &str) -> Option<String> {
-    let normalised: String = raw.trim().nfc().collect::<String>().to_lowercase();
-    if is_well_formed(&normalised) {
-        Some(normalised)
-    } else {
-        None
+    let mut current = one_round(raw);
+    for _ in 1..MAX_ROUNDS {
+        let next = one_round(&current);
+        if next == current {
+            return is_well_formed(&current).then_some(current);
+        }
+        current = next;
     }
+    None
+}
+
+fn one_round(raw: &str) -> String {
+    raw.trim().nfc().collect::<String>().to_lowercase()
 }
 
 /// `normalise_email` for the `Option<String>` fields PowerSchool hands us.
@@ -21,10 +41,15 @@ pub fn normalise_optional(raw: Option<&str>) -> Option<String> {
 }
 
 /// README decision 1: exactly one '@', a local part and a domain, a '.' in the
-/// domain, no whitespace anywhere. Deliberately no stricter: a district's
+/// domain, no whitespace, control or invisible format character anywhere
+/// (zero-width, bidi), at most `MAX_EMAIL_BYTES` bytes. Deliberately no stricter: a district's
 /// real addresses must not be refused by a pedantic RFC check.
 fn is_well_formed(email: &str) -> bool {
-    if email.chars().any(char::is_whitespace) {
+    if email.len() > MAX_EMAIL_BYTES
+        || email
+            .chars()
+            .any(|c| c.is_whitespace() || super::text::is_control(c) || super::text::is_format(c))
+    {
         return false;
     }
     let mut parts = email.split('@');

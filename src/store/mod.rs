@@ -4,6 +4,7 @@
 //! student-sync talks to the database, and this module talks to nothing else.
 
 pub mod access;
+pub mod baseline;
 pub mod codes;
 mod database;
 pub mod held;

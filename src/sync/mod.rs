@@ -22,6 +22,7 @@ pub mod plan;
 pub mod preview;
 pub mod report;
 pub mod safety;
+pub mod screen;
 pub mod spot;
 
 pub use apply::FailPoint;
@@ -165,7 +166,8 @@ async fn run_phases(
 ) -> Result<RunReport, SyncError> {
     let started = Instant::now();
     tracing::info!(trigger = options.trigger.as_str(), night = %options.night, "run {run_id} started: fetching from PowerSchool");
-    let snapshot = client.fetch_district().await?;
+    let mut snapshot = client.fetch_district().await?;
+    screen::screen(&mut snapshot);
     release_free_memory();
     let fetch_time = started.elapsed();
     tracing::info!(
@@ -205,9 +207,19 @@ pub async fn prepare(
     // Read before the snapshot opens: while it is open this path uses no
     // other connection of the pool (which may have only one more).
     let last = runs::last_full_success(pool).await?;
+    let last_schools = match &last {
+        Some(l) => last_school_counts(pool, l.id).await?,
+        None => Default::default(),
+    };
     let (mut read, state) = StateSnapshot::open(pool).await?;
     let plan = plan::plan(snapshot, &state, &settings.sync, today);
-    let safety = safety::check(&settings.safety, &plan, &state, last.as_ref());
+    let safety = safety::check(
+        &settings.safety,
+        &plan,
+        &state,
+        last.as_ref(),
+        &last_schools,
+    );
     let fingerprint = if safety.holds() {
         read.fingerprint().await?
     } else {
@@ -222,6 +234,21 @@ pub async fn prepare(
     })
 }
 
+/// The per-school counts run `run_id` kept; none when it kept none or they
+/// cannot be read (then the per-school limits are not judged tonight).
+async fn last_school_counts(
+    pool: &PgPool,
+    run_id: i64,
+) -> Result<std::collections::BTreeMap<i64, plan::SchoolCounts>, SyncError> {
+    let Some(stored) = crate::store::baseline::per_school_counts(pool, run_id).await? else {
+        return Ok(Default::default());
+    };
+    Ok(serde_json::from_value(stored).unwrap_or_else(|e| {
+        tracing::warn!(run_id, error = %e, "the per-school counts of run {run_id} cannot be read; the per-school safety limits are not judged tonight");
+        Default::default()
+    }))
+}
+
 /// `student-sync plan`: fetch and plan exactly as a run would, and write
 /// nothing at all (no run row either).
 pub async fn preview(
@@ -230,7 +257,8 @@ pub async fn preview(
     client: &PowerSchoolClient,
     today: NaiveDate,
 ) -> Result<report::PlanPreview, SyncError> {
-    let snapshot = client.fetch_district().await?;
+    let mut snapshot = client.fetch_district().await?;
+    screen::screen(&mut snapshot);
     let prepared = prepare(pool, settings, &snapshot, today).await?;
     Ok(report::PlanPreview::new(
         &prepared.plan,

@@ -3,13 +3,14 @@
 //! measures, and every change with its reason.
 
 use super::plan::{ConnectionChange, Plan, PlanCounts, RowChanges};
-use super::report::counts_table;
+use super::report::{counts_table, problem_sample, problems_text};
 use super::safety::SafetyCheck;
 use crate::powerschool::{GuardianLink, StudentContact};
 use crate::rules::{Limit, UserRef};
 use crate::store::state::{CurrentState, StudentRow};
 use crate::store::write::{NewUserRow, ProblemRow, UserUpdate};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// `student-sync plan`: what a run would do now, and why, without doing it.
@@ -19,6 +20,9 @@ pub struct PlanPreview {
     pub safety: SafetyCheck,
     /// Every change, each with its reason.
     pub changes: Vec<Change>,
+    /// How many problems of each kind the plan found.
+    pub problem_counts: BTreeMap<String, u64>,
+    /// At most `report::PROBLEMS_PER_KIND` problems of each kind.
     pub problems: Vec<ProblemRow>,
 }
 
@@ -72,11 +76,13 @@ impl PlanPreview {
                 .iter()
                 .map(|c| connection_change(c, plan, state)),
         );
+        let (problem_counts, problems) = problem_sample(&plan.problems);
         PlanPreview {
             counts: plan.counts.clone(),
             safety,
             changes,
-            problems: plan.problems.clone(),
+            problem_counts,
+            problems,
         }
     }
 
@@ -126,16 +132,18 @@ impl PlanPreview {
                     ch.action, ch.kind, ch.record, ch.reason
                 );
             }
-            let _ = writeln!(out, "Problems ({}):", self.problems.len());
-            for p in &self.problems {
-                let _ = writeln!(out, "  {}: {}", p.kind, p.message);
-            }
+            problems_text(
+                &mut out,
+                &self.problem_counts,
+                &self.problems,
+                "a run lists every one in run_problems",
+            );
         } else {
             let _ = writeln!(
                 out,
                 "{} changes, {} problems (--details lists each with its reason).",
                 self.changes.len(),
-                self.problems.len()
+                self.counts.problems
             );
         }
         out

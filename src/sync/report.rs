@@ -11,13 +11,38 @@ use std::time::Duration;
 
 pub use super::preview::{Change, PlanPreview};
 
+/// How many problems of one kind a report lists; the rest are counted (every
+/// one of them is in `run_problems`).
+pub const PROBLEMS_PER_KIND: usize = 20;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     pub run_id: i64,
     pub counts: PlanCounts,
+    /// How many problems of each kind the run found.
+    pub problem_counts: BTreeMap<String, u64>,
+    /// The first `PROBLEMS_PER_KIND` problems of each kind, kind by kind.
     pub problems: Vec<ProblemRow>,
     #[serde(with = "seconds")]
     pub duration: Duration,
+}
+
+/// The problems of each kind counted, and a sample of at most
+/// `PROBLEMS_PER_KIND` of each kind (in the plan's order within a kind).
+pub fn problem_sample(problems: &[ProblemRow]) -> (BTreeMap<String, u64>, Vec<ProblemRow>) {
+    let mut by_kind: BTreeMap<&str, Vec<&ProblemRow>> = BTreeMap::new();
+    for p in problems {
+        by_kind.entry(&p.kind).or_default().push(p);
+    }
+    let counts = by_kind
+        .iter()
+        .map(|(k, list)| (k.to_string(), list.len() as u64))
+        .collect();
+    let sample = by_kind
+        .values()
+        .flat_map(|list| list.iter().take(PROBLEMS_PER_KIND).map(|p| (*p).clone()))
+        .collect();
+    (counts, sample)
 }
 
 mod seconds {
@@ -31,10 +56,12 @@ mod seconds {
 
 impl RunReport {
     pub fn from_plan(run_id: i64, plan: &Plan) -> RunReport {
+        let (problem_counts, problems) = problem_sample(&plan.problems);
         RunReport {
             run_id,
             counts: plan.counts.clone(),
-            problems: plan.problems.clone(),
+            problem_counts,
+            problems,
             duration: Duration::ZERO,
         }
     }
@@ -62,29 +89,12 @@ impl RunReport {
                 c.scheduling_year_excluded
             );
         }
-        if self.problems.is_empty() {
-            let _ = writeln!(out, "No problems.");
-        } else {
-            let mut by_kind: BTreeMap<&str, Vec<&ProblemRow>> = BTreeMap::new();
-            for p in &self.problems {
-                by_kind.entry(&p.kind).or_default().push(p);
-            }
-            let _ = writeln!(out, "Problems ({}):", self.problems.len());
-            for (kind, list) in by_kind {
-                let _ = writeln!(out, "  {kind} ({}):", list.len());
-                for p in list.iter().take(20) {
-                    let _ = writeln!(out, "    - {}", p.message);
-                }
-                if list.len() > 20 {
-                    let _ = writeln!(
-                        out,
-                        "    … and {} more (see run_problems for run {})",
-                        list.len() - 20,
-                        self.run_id
-                    );
-                }
-            }
-        }
+        problems_text(
+            &mut out,
+            &self.problem_counts,
+            &self.problems,
+            &format!("see run_problems for run {}", self.run_id),
+        );
         out
     }
 }
@@ -143,4 +153,32 @@ pub(super) fn counts_table(out: &mut String, c: &PlanCounts, headings: [&str; 4]
         "{:<20} {:>9} {:>9} {:>9} {:>9}",
         "connections", cc.created, cc.updated, cc.removed, cc.unchanged
     );
+}
+
+/// The problems, kind by kind: the count of each kind and its sample.
+/// `more` says where the rest are.
+pub(super) fn problems_text(
+    out: &mut String,
+    counts: &BTreeMap<String, u64>,
+    sample: &[ProblemRow],
+    more: &str,
+) {
+    let total: u64 = counts.values().sum();
+    if total == 0 {
+        let _ = writeln!(out, "No problems.");
+        return;
+    }
+    let _ = writeln!(out, "Problems ({total}):");
+    for (kind, count) in counts {
+        let _ = writeln!(out, "  {kind} ({count}):");
+        let shown = sample.iter().filter(|p| &p.kind == kind);
+        let mut listed = 0;
+        for p in shown {
+            let _ = writeln!(out, "    - {}", p.message);
+            listed += 1;
+        }
+        if *count > listed {
+            let _ = writeln!(out, "    … and {} more ({more})", count - listed);
+        }
+    }
 }

@@ -1,14 +1,18 @@
 //! Safety thresholds: before a run applies anything, its plan is measured
-//! against the limits of `[safety]` (students leaving the sync set,
-//! connections losing access, users created, the guardian query shrinking).
-//! A plan that crosses one is held for approval instead of applied; `plan`
-//! shows the same measures without writing anything.
+//! against the limits of `[safety]`, one for every kind of loss: students
+//! leaving the sync set, connections losing access, users created, the
+//! guardian query shrinking, contacts and guardian accounts removed,
+//! connections orphaned from PowerSchool, and per school, its students or
+//! contacts shrinking against the last successful run. A plan that crosses
+//! one is held for approval instead of applied; `plan` shows the same
+//! measures without writing anything.
 
-use super::plan::{ConnectionChangeKind, Plan};
+use super::plan::{ConnectionChangeKind, Plan, SchoolCounts};
 use crate::config::{SafetySettings, Threshold};
 use crate::store::runs::LastFullRun;
 use crate::store::state::CurrentState;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// One measured quantity against its limit.
@@ -17,7 +21,7 @@ pub struct Measure {
     /// The setting's key, e.g. `safety.students_leaving`.
     pub key: &'static str,
     /// What is counted, in words, e.g. "students in the sync set would leave it".
-    pub what: &'static str,
+    pub what: String,
     pub observed: u64,
     /// What the percentage is taken of; `None` when there is nothing to
     /// compare with (no earlier run), and then the limit is not judged.
@@ -98,14 +102,14 @@ impl SafetyCheck {
 fn judge(
     settings: &SafetySettings,
     key: &'static str,
-    what: &'static str,
+    what: impl Into<String>,
     observed: u64,
     base: Option<u64>,
     limit: Threshold,
 ) -> Measure {
     let mut m = Measure {
         key,
-        what,
+        what: what.into(),
         observed,
         base,
         limit: limit.into(),
@@ -121,15 +125,17 @@ fn judge(
 }
 
 /// Measures `plan`, made from `state`, against the limits. `last` is the
-/// newest successful full run (none before the first sync).
+/// newest successful full run (none before the first sync) and
+/// `last_schools` the per-school counts it kept (empty when none).
 pub fn check(
     settings: &SafetySettings,
     plan: &Plan,
     state: &CurrentState,
     last: Option<&LastFullRun>,
+    last_schools: &BTreeMap<i64, SchoolCounts>,
 ) -> SafetyCheck {
     let in_set = state.students.values().filter(|s| s.in_sync_set).count() as u64;
-    let leaving = plan.leaving.len() as u64;
+    let connections_now = state.connections.len() as u64;
     let losing = plan
         .connections
         .iter()
@@ -144,12 +150,12 @@ pub fn check(
         .count() as u64;
     let fetched_guardians = plan.counts.fetched.guardians;
     let last_guardians = last.and_then(|l| l.guardians).map(|g| g.max(0) as u64);
-    let measures = vec![
+    let mut measures = vec![
         judge(
             settings,
             "safety.students_leaving",
             "students in the sync set would leave it",
-            leaving,
+            plan.leaving.len() as u64,
             Some(in_set),
             settings.students_leaving,
         ),
@@ -158,7 +164,7 @@ pub fn check(
             "safety.connections_losing_access",
             "connections would lose access (tier down or removed)",
             losing,
-            Some(state.connections.len() as u64),
+            Some(connections_now),
             settings.connections_losing_access,
         ),
         judge(
@@ -180,11 +186,87 @@ pub fn check(
             last_guardians,
             settings.guardian_query_shrink,
         ),
+        judge(
+            settings,
+            "safety.contacts_removed",
+            "contacts would be removed",
+            plan.contacts.remove.len() as u64,
+            Some(state.contacts.len() as u64),
+            settings.contacts_removed,
+        ),
+        judge(
+            settings,
+            "safety.guardian_accounts_removed",
+            "guardian accounts would be removed",
+            plan.guardian_accounts.remove.len() as u64,
+            Some(state.guardian_accounts.len() as u64),
+            settings.guardian_accounts_removed,
+        ),
+        judge(
+            settings,
+            "safety.connections_orphaned",
+            "connections would be orphaned from PowerSchool (their link vanished)",
+            plan.counts.connections.orphaned,
+            Some(connections_now),
+            settings.connections_orphaned,
+        ),
     ];
+    measures.extend(school_measures(
+        settings,
+        &plan.counts.per_school,
+        last_schools,
+    ));
     SafetyCheck {
         enabled: settings.enabled,
         measures,
     }
+}
+
+/// Reads one of a school's counts.
+type SchoolCount = fn(&SchoolCounts) -> u64;
+
+/// Per school, against the last successful run: one measure for each school
+/// whose students (or contacts) shrank; when none did, one measure of each
+/// kind saying so, so `plan` always shows both limits.
+fn school_measures(
+    settings: &SafetySettings,
+    now: &BTreeMap<i64, SchoolCounts>,
+    last: &BTreeMap<i64, SchoolCounts>,
+) -> Vec<Measure> {
+    let kinds: [(&'static str, &str, Threshold, SchoolCount); 2] = [
+        (
+            "safety.school_students_shrink",
+            "students",
+            settings.school_students_shrink,
+            |c| c.students,
+        ),
+        (
+            "safety.school_contacts_shrink",
+            "contacts",
+            settings.school_contacts_shrink,
+            |c| c.contacts,
+        ),
+    ];
+    let mut out = Vec::new();
+    for (key, noun, limit, count) in kinds {
+        let before = out.len();
+        for (school, then) in last {
+            let was = count(then);
+            let is = now.get(school).map(count).unwrap_or(0);
+            if is < was {
+                let what = format!(
+                    "fewer {noun} at school {school} than at the last successful run (now {is})"
+                );
+                out.push(judge(settings, key, what, was - is, Some(was), limit));
+            }
+        }
+        if out.len() == before {
+            let what = format!("fewer {noun} at any one school than at the last successful run");
+            let base = (!last.is_empty()).then(|| last.values().map(count).sum());
+            out.push(judge(settings, key, what, 0, base, limit));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -215,5 +297,44 @@ mod tests {
             m.to_string(),
             "safety.students_leaving: 20 leave (20.0% of 100); limit 500 or 10% — CROSSED"
         );
+    }
+
+    #[test]
+    fn a_school_that_shrinks_is_measured_against_its_own_last_count() {
+        let s = SafetySettings {
+            percent_applies_from: 1,
+            ..SafetySettings::default()
+        };
+        let c = |students, contacts| SchoolCounts { students, contacts };
+        let last = BTreeMap::from([(101, c(40, 60)), (102, c(400, 600)), (103, c(5, 5))]);
+        // 101 keeps its students but its contacts come back empty; 103 is gone.
+        let now = BTreeMap::from([(101, c(40, 0)), (102, c(399, 610))]);
+        let m = school_measures(&s, &now, &last);
+        let crossed: Vec<String> = m
+            .iter()
+            .filter(|m| m.crossed)
+            .map(|m| m.to_string())
+            .collect();
+        assert_eq!(
+            crossed,
+            [
+                "safety.school_students_shrink: 5 fewer students at school 103 than at the last \
+                 successful run (now 0) (100.0% of 5); limit 500 or 25% — CROSSED",
+                "safety.school_contacts_shrink: 60 fewer contacts at school 101 than at the last \
+                 successful run (now 0) (100.0% of 60); limit 500 or 25% — CROSSED",
+                "safety.school_contacts_shrink: 5 fewer contacts at school 103 than at the last \
+                 successful run (now 0) (100.0% of 5); limit 500 or 25% — CROSSED",
+            ]
+        );
+        // School 102 lost one student: measured, not crossed.
+        assert!(m
+            .iter()
+            .any(|m| m.what.contains("school 102") && !m.crossed));
+        // Nothing shrank: one quiet measure per kind; no earlier run: not judged.
+        let quiet = school_measures(&s, &last, &last);
+        assert_eq!(quiet.len(), 2);
+        assert!(quiet.iter().all(|m| m.observed == 0 && !m.crossed));
+        let first = school_measures(&s, &now, &BTreeMap::new());
+        assert!(first.iter().all(|m| m.base.is_none() && !m.crossed));
     }
 }

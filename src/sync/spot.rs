@@ -365,6 +365,7 @@ async fn fetch_students(
         );
     }
     snapshot.sort_and_dedup();
+    super::screen::screen(&mut snapshot);
     Ok(snapshot)
 }
 

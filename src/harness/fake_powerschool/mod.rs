@@ -81,6 +81,9 @@ pub struct Faults {
     /// Tokens expire this long after they are issued (and `expires_in` says so).
     /// None: 3599 s, as a real server.
     pub token_ttl: Option<Duration>,
+    /// What the token answer says as `expires_in` instead of the real
+    /// lifetime (a server's nonsense, e.g. "18446744073709551615").
+    pub token_expires_in: Option<String>,
     /// Fraction (0..=1) of PowerQuery pages whose body is cut off mid-JSON.
     pub truncate_rate: f64,
     /// The first N PowerQuery page requests (after the above) are cut off mid-JSON.

@@ -279,7 +279,7 @@ async fn token(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) ->
         serde_json::json!({
             "access_token": token,
             "token_type": "Bearer",
-            "expires_in": ttl.as_secs().to_string(),
+            "expires_in": s.faults.token_expires_in.clone().unwrap_or_else(|| ttl.as_secs().to_string()),
         }),
     )
 }

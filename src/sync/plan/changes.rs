@@ -2,9 +2,11 @@
 //! row, the connection changes with the decisions behind them, and the
 //! counts the report, the safety check and the run history read.
 
+use crate::powerschool::DistrictSnapshot;
 use crate::rules::{AccessTier, ConnectionDecision, Origin, UserRef};
 use crate::store::state::ConnectionRow;
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
 use strum::IntoStaticStr;
 
 /// Creates, updates and removals of one kind of PowerSchool-owned row.
@@ -140,4 +142,40 @@ pub struct PlanCounts {
     pub connections: ConnectionCounts,
     pub scheduling_year_excluded: u64,
     pub problems: u64,
+    /// What PowerSchool sent per school (by `school_number`), kept with the
+    /// run so the next night can see one school's answer shrink.
+    #[serde(default)]
+    pub per_school: BTreeMap<i64, SchoolCounts>,
+}
+
+/// The students and contacts PowerSchool sent for one school.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchoolCounts {
+    pub students: u64,
+    /// Contacts of the school's students.
+    pub contacts: u64,
+}
+
+impl SchoolCounts {
+    /// Per school, from a fetch: each student counts at its school, each
+    /// contact at its student's school (contacts of students PowerSchool did
+    /// not send are not counted).
+    pub fn of(snapshot: &DistrictSnapshot) -> BTreeMap<i64, SchoolCounts> {
+        let mut out: BTreeMap<i64, SchoolCounts> = snapshot
+            .schools
+            .iter()
+            .map(|s| (s.school_number, SchoolCounts::default()))
+            .collect();
+        let mut school_of = HashMap::with_capacity(snapshot.students.len());
+        for s in &snapshot.students {
+            school_of.insert(s.dcid, s.school_number);
+            out.entry(s.school_number).or_default().students += 1;
+        }
+        for c in &snapshot.contacts {
+            if let Some(school) = school_of.get(&c.student_dcid) {
+                out.entry(*school).or_default().contacts += 1;
+            }
+        }
+        out
+    }
 }

@@ -28,7 +28,7 @@ mod users;
 
 pub use changes::{
     ConnectionChange, ConnectionChangeKind, ConnectionCounts, FetchCounts, KindCounts, PlanCounts,
-    RowChanges,
+    RowChanges, SchoolCounts,
 };
 pub use connections::guardian_id_after;
 pub(crate) use problems::problem;
@@ -72,6 +72,7 @@ pub fn plan(
         independent_students: snapshot.independent_students.len() as u64,
         contacts: snapshot.contacts.len() as u64,
     };
+    plan.counts.per_school = SchoolCounts::of(snapshot);
     plan.problems.extend(problems::fetch_problems(snapshot));
 
     let set = sync_set::sync_set(snapshot, settings, today);
@@ -118,6 +119,7 @@ pub fn plan(
     plan.counts.students = plan.students.counts();
     plan.counts.contacts = plan.contacts.counts();
     plan.counts.guardian_accounts = plan.guardian_accounts.counts();
+    problems::tidy(&mut plan.problems);
     plan.counts.problems = plan.problems.len() as u64;
     plan.decisions = DecisionsSummary {
         incomplete_users: decisions.incomplete_users.len() as u64,

@@ -3,6 +3,7 @@
 //! emails that differ, connections orphaned from PowerSchool, …).
 
 use crate::powerschool::DistrictSnapshot;
+use crate::rules::text;
 use crate::rules::DecisionReport;
 use crate::store::write::ProblemRow;
 
@@ -80,5 +81,27 @@ pub(super) fn report_problems(problems: &mut Vec<ProblemRow>, r: &DecisionReport
             format!("student {dcid}, user {uid}"),
             format!("user {uid} created a form for student {dcid} but holds no Parent Portal account; nothing changes until registration links them"),
         ));
+    }
+}
+
+/// How long a problem's message may be, in characters (it quotes values).
+const MESSAGE_CHARS: usize = 1000;
+
+/// Every problem as the database and the report keep it: record ids and
+/// values escaped and cut to `text::SHOWN_CHARS` characters, messages to
+/// `MESSAGE_CHARS`, no control character anywhere (a NUL from PowerSchool
+/// must never reach PostgreSQL, even inside a problem about it).
+pub(super) fn tidy(problems: &mut [ProblemRow]) {
+    for p in problems {
+        let short = |v: &mut Option<String>| {
+            if let Some(v) = v.as_mut() {
+                *v = text::shown(v);
+            }
+        };
+        short(&mut p.record_id);
+        short(&mut p.value);
+        short(&mut p.query);
+        short(&mut p.field);
+        p.message = text::shown_at_most(&p.message, MESSAGE_CHARS);
     }
 }
