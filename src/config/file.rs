@@ -38,6 +38,9 @@ pub(super) struct FilePowerSchool {
     pub backoff_max_ms: Option<i64>,
     pub request_timeout_secs: Option<i64>,
     pub token_refresh_margin_secs: Option<i64>,
+    pub throttle_max_wait_secs: Option<i64>,
+    #[serde(default)]
+    pub guardian_columns: super::guardian_columns::FileGuardianColumns,
 }
 
 #[derive(Debug, Default, Deserialize)]

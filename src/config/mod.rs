@@ -13,11 +13,13 @@
 
 mod environment;
 mod file;
+mod guardian_columns;
 mod secrets;
 mod settings;
 mod tier_matrix;
 mod validate;
 
+pub use guardian_columns::GuardianColumns;
 pub use secrets::Secret;
 pub use settings::{
     BlackoutRange, DaemonSettings, DatabaseSettings, LogFormat, LoggingSettings,

@@ -35,6 +35,10 @@ pub struct PowerSchoolSettings {
     pub request_timeout: Duration,
     /// Renew the token this long before PowerSchool says it expires.
     pub token_refresh_margin: Duration,
+    /// The longest wait a throttling reply ("wait N seconds", 429) is granted.
+    pub throttle_max_wait: Duration,
+    /// `[powerschool.guardian_columns]`: where each guardian field is read.
+    pub guardian_columns: super::GuardianColumns,
 }
 
 #[derive(Debug, Clone)]
