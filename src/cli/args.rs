@@ -193,4 +193,26 @@ pub struct FakeArgs {
     pub truncate_rate: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Guardian records flat instead of nested under PowerSchool's tables.
+    #[arg(long)]
+    pub flat_guardians: bool,
+    /// Send the guardian email only under this column, e.g. pcas_contact.mail
+    /// (a server whose column names differ).
+    #[arg(long, value_name = "TABLE.COLUMN")]
+    pub guardian_email_column: Option<String>,
+    /// The server's largest page: a bigger pagesize gets this many records.
+    #[arg(long, value_name = "RECORDS")]
+    pub page_size_cap: Option<usize>,
+    /// A query that is not installed (404 "Query ... not found"); repeatable.
+    #[arg(long, value_name = "QUERY")]
+    pub missing_query: Vec<String>,
+    /// Every Nth PowerQuery request answers "too many requests, wait N seconds".
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub throttle_every: u32,
+    /// The wait, in seconds, that throttling answer asks for.
+    #[arg(long, default_value_t = 1)]
+    pub throttle_wait_secs: u64,
+    /// The HTTP status of that answer (default 429).
+    #[arg(long, value_name = "CODE")]
+    pub throttle_status: Option<u16>,
 }

@@ -118,6 +118,13 @@ fn faults(args: &FakeArgs) -> Result<Faults, CliError> {
         token_ttl: args.token_ttl_secs.map(Duration::from_secs),
         truncate_rate: args.truncate_rate,
         seed: args.seed,
+        flat_guardians: args.flat_guardians,
+        guardian_email_column: args.guardian_email_column.clone(),
+        page_size_cap: args.page_size_cap,
+        missing_queries: args.missing_query.clone(),
+        throttle_every: args.throttle_every,
+        throttle_wait_secs: args.throttle_wait_secs,
+        throttle_status: args.throttle_status,
         ..Faults::default()
     })
 }
