@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use student_sync::config::{PowerSchoolSettings, Secret};
+use student_sync::config::{GuardianColumns, PowerSchoolSettings, Secret};
 use student_sync::harness::fake_powerschool::{
     spawn, FakeCredentials, Faults, FieldOverride, RunningFake,
 };
@@ -40,6 +40,8 @@ fn settings(url: &str, page_size: u32) -> PowerSchoolSettings {
         backoff_max: Duration::from_millis(5),
         request_timeout: Duration::from_secs(10),
         token_refresh_margin: Duration::from_secs(60),
+        throttle_max_wait: Duration::from_secs(5),
+        guardian_columns: GuardianColumns::default(),
     }
 }
 
