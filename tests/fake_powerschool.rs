@@ -306,7 +306,16 @@ async fn schools_come_from_a_powerquery_and_ws_v1_is_locked() {
             json!({"school_number": "102", "name": "Bow Valley Middle"})
         ]
     );
-    let r = query_raw(&http, &fake, &token, SCHOOLS, 1, 10, json!({"school_number": "101"})).await;
+    let r = query_raw(
+        &http,
+        &fake,
+        &token,
+        SCHOOLS,
+        1,
+        10,
+        json!({"school_number": "101"}),
+    )
+    .await;
     assert_eq!(r.status(), 400, "the schools query takes no arguments");
     // PowerSchool 25.2: a valid token, and still no /ws/v1 for this plugin.
     for path in ["/ws/v1/district/school", "/ws/v1/school/1/student"] {
@@ -451,8 +460,14 @@ async fn guardian_query_is_nested_and_unfiltered() {
         let tables = &rec["tables"];
         assert!(tables["guardianstudent"]["guardianid"].is_string());
         assert!(tables["guardianstudent"]["studentsdcid"].is_string());
-        assert_eq!(tables["guardian"]["guardianid"], tables["guardianstudent"]["guardianid"]);
-        assert_eq!(tables["pcas_emailcontact"]["emailaddress"], tables["guardian"]["email"]);
+        assert_eq!(
+            tables["guardian"]["guardianid"],
+            tables["guardianstudent"]["guardianid"]
+        );
+        assert_eq!(
+            tables["pcas_emailcontact"]["emailaddress"],
+            tables["guardian"]["email"]
+        );
         assert!(rec.get("guardianid").is_none(), "nested, not flat: {rec}");
     }
     let keys: Vec<(String, String)> = r
@@ -1093,7 +1108,10 @@ async fn a_query_not_installed_answers_404_naming_it() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["message"], format!("Query {SCHOOLS} not found"));
     let r = http
-        .post(format!("{}/ws/schema/query/{SCHOOLS}/count", fake.base_url()))
+        .post(format!(
+            "{}/ws/schema/query/{SCHOOLS}/count",
+            fake.base_url()
+        ))
         .bearer_auth(&token)
         .json(&json!({}))
         .send()

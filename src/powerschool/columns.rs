@@ -233,13 +233,20 @@ mod tests {
         let c = guardian_record(&cols, &nested()).unwrap();
         assert_eq!(c.get("guardianid").unwrap(), "12");
         assert_eq!(c.get("studentsdcid").unwrap(), "5001");
-        assert_eq!(c.get("email").unwrap(), "Pat@X.org", "the first candidate wins");
+        assert_eq!(
+            c.get("email").unwrap(),
+            "Pat@X.org",
+            "the first candidate wins"
+        );
         assert_eq!(c.get("firstname").unwrap(), "Pat");
         assert!(!c.contains_key("lastname"), "\"\" is NULL");
         assert_eq!(c.get("accounttype").unwrap(), "webaccess");
         let r = resolve_guardian_columns(&cols, &nested());
         let email = r.iter().find(|r| r.field == "email").unwrap();
-        assert_eq!(email.matched.as_deref(), Some("pcas_emailcontact.emailaddress"));
+        assert_eq!(
+            email.matched.as_deref(),
+            Some("pcas_emailcontact.emailaddress")
+        );
         assert_eq!(email.setting, "powerschool.guardian_columns.email");
         assert!(email.required);
     }
@@ -250,7 +257,10 @@ mod tests {
         let flat = json!({"GuardianID": "3", "studentsdcid": 9, "email": "a@b.org"});
         assert_eq!(record_keys(&flat), ["email", "guardianid", "studentsdcid"]);
         let c = guardian_record(&cols, &flat).unwrap();
-        assert_eq!((c["guardianid"].as_str(), c["email"].as_str()), ("3", "a@b.org"));
+        assert_eq!(
+            (c["guardianid"].as_str(), c["email"].as_str()),
+            ("3", "a@b.org")
+        );
         // A plain column under a table is not a plain candidate's match.
         let odd = json!({"tables": {"other": {"email": "a@b.org"}}});
         assert!(!guardian_record(&cols, &odd).unwrap().contains_key("email"));

@@ -28,8 +28,8 @@ pub use client::PowerSchoolClient;
 pub use error::PowerSchoolError;
 pub use parse::{Columns, FieldError};
 pub use queries::{
-    QueryResult, RawQueryResult, CONTACTS_QUERY, GUARDIANS_QUERY, INDEPENDENT_QUERY,
-    SCHOOLS_QUERY, STUDENTS_QUERY,
+    QueryResult, RawQueryResult, CONTACTS_QUERY, GUARDIANS_QUERY, INDEPENDENT_QUERY, SCHOOLS_QUERY,
+    STUDENTS_QUERY,
 };
 pub use records::*;
 pub use stats::ClientStats;

@@ -480,7 +480,10 @@ mod tests {
     #[test]
     fn schools_need_a_number() {
         let one = school(&cols(json!({"school_number": "101", "name": "North"}))).unwrap();
-        assert_eq!((one.school_number, one.name.as_str(), one.id), (101, "North", None));
+        assert_eq!(
+            (one.school_number, one.name.as_str(), one.id),
+            (101, "North", None)
+        );
         let e = school(&cols(json!({"name": "No number"}))).unwrap_err();
         assert_eq!(e.field, "school_number");
     }

@@ -214,7 +214,13 @@ impl Transport {
 
     /// A throttling reply: counted (lowering the requests in flight when it
     /// keeps happening) and retried after the wait the server asked for.
-    fn throttled(&self, ctx: &Ctx<'_>, status: u16, wait: Option<Duration>, what: String) -> Answer {
+    fn throttled(
+        &self,
+        ctx: &Ctx<'_>,
+        status: u16,
+        wait: Option<Duration>,
+        what: String,
+    ) -> Answer {
         if status == StatusCode::TOO_MANY_REQUESTS.as_u16() {
             bump(&self.counters.rate_limited);
         }

@@ -178,7 +178,10 @@ mod tests {
         );
         assert_eq!(throttle_reply("Too Many Requests"), Some(None));
         assert_eq!(throttle_reply("wait for it"), None);
-        assert_eq!(throttle_reply(r#"{"message":"Internal Server Error"}"#), None);
+        assert_eq!(
+            throttle_reply(r#"{"message":"Internal Server Error"}"#),
+            None
+        );
     }
 
     #[test]
@@ -193,10 +196,7 @@ mod tests {
             None
         );
         assert_eq!(permission_message("<html>permission</html>"), None);
-        let long = format!(
-            r#"{{"message":"no permission\u0007{}"}}"#,
-            "x".repeat(500)
-        );
+        let long = format!(r#"{{"message":"no permission\u0007{}"}}"#, "x".repeat(500));
         let m = permission_message(&long).unwrap();
         assert!(m.starts_with("no permission x"), "{m}");
         assert_eq!(m.chars().count(), MESSAGE_CHARS + 1);
@@ -205,7 +205,11 @@ mod tests {
     #[tokio::test]
     async fn throttling_halves_the_limit_down_to_one() {
         let limiter = Limiter::new(4);
-        let held = [limiter.slot().await, limiter.slot().await, limiter.slot().await];
+        let held = [
+            limiter.slot().await,
+            limiter.slot().await,
+            limiter.slot().await,
+        ];
         for _ in 0..3 {
             limiter.throttled("q");
         }
@@ -219,7 +223,10 @@ mod tests {
         for _ in 0..6 {
             limiter.throttled("q");
         }
-        assert_eq!((limiter.limit(), limiter.permits.available_permits()), (1, 1));
+        assert_eq!(
+            (limiter.limit(), limiter.permits.available_permits()),
+            (1, 1)
+        );
         assert_eq!((limiter.throttled_count(), limiter.max_in_flight()), (9, 3));
     }
 }

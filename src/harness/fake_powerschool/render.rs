@@ -207,7 +207,10 @@ pub(super) fn render_guardian(
         let mut tables = vec![("guardianstudent".to_string(), link)];
         if shape.email_column.is_none() {
             guardian.push(c("email", email.clone()));
-            tables.push(("pcas_emailcontact".to_string(), vec![c("emailaddress", email)]));
+            tables.push((
+                "pcas_emailcontact".to_string(),
+                vec![c("emailaddress", email)],
+            ));
         }
         tables.insert(0, ("guardian".to_string(), guardian));
         tables
