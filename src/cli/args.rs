@@ -78,7 +78,7 @@ pub enum Command {
         json: bool,
     },
     /// Serve a world (or a generated district) as a fake PowerSchool over HTTP.
-    FakePowerschool(FakeArgs),
+    FakePowerschool(Box<FakeArgs>),
     /// Fetch and plan exactly as a run would, against the live database, and
     /// write nothing: counts per kind, connections tier up/down, created and
     /// orphaned, and which safety thresholds a run now would cross.
