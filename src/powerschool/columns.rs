@@ -192,14 +192,11 @@ impl Reading<'_> {
             })
             .collect();
         if missing.is_empty() {
-            for r in &resolved {
-                info!(
-                    query,
-                    field = r.field,
-                    column = r.matched.as_deref().unwrap_or("(none)"),
-                    "guardian field read from"
-                );
-            }
+            let columns: Vec<String> = resolved
+                .iter()
+                .map(|r| format!("{}={}", r.field, r.matched.as_deref().unwrap_or("(none)")))
+                .collect();
+            info!(query, columns = %columns.join(", "), "guardian fields read from");
             return Ok(());
         }
         let mut shown: Vec<&str> = keys.iter().map(String::as_str).take(KEYS_SHOWN).collect();

@@ -7,6 +7,7 @@
 //! on. The queries also accept narrowing arguments for a "spot sync" (a
 //! project extension; see `data.rs`).
 
+mod counters;
 mod data;
 mod generate;
 mod render;

@@ -3,9 +3,10 @@
 //! make it answer like a real server (throttling, a page-size cap, queries
 //! not installed) or a failing one (faults on PowerQuery pages).
 
+use super::counters::{bump, Counters};
 use super::data::{parse_args, Dataset, QueryKind, Selection};
 use super::render::apply_override;
-use super::{FakeCredentials, FakeStats, Faults};
+use super::{FakeCredentials, Faults};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -14,7 +15,7 @@ use axum::routing::{any, post};
 use axum::Router;
 use base64::Engine;
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,90 +25,6 @@ use std::time::{Duration, Instant};
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3599);
 /// PowerSchool's page size when the request names none.
 const DEFAULT_PAGE_SIZE: usize = 100;
-
-#[derive(Default)]
-pub(crate) struct Counters {
-    token_requests: AtomicU64,
-    page_requests: AtomicU64,
-    count_requests: AtomicU64,
-    v1_requests: AtomicU64,
-    records_served: AtomicU64,
-    answered_500: AtomicU64,
-    answered_429: AtomicU64,
-    answered_401: AtomicU64,
-    truncated: AtomicU64,
-    throttled: AtomicU64,
-    capped_pages: AtomicU64,
-    /// Per query (and "" for all): (in flight now, most at once).
-    in_flight: Mutex<BTreeMap<String, (u64, u64)>>,
-}
-
-/// One PowerQuery request in flight; dropping it ends it.
-pub(crate) struct InFlight<'a> {
-    counters: &'a Counters,
-    query: String,
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        let mut map = self.counters.in_flight.lock().expect("in-flight poisoned");
-        for key in ["", self.query.as_str()] {
-            if let Some(entry) = map.get_mut(key) {
-                entry.0 = entry.0.saturating_sub(1);
-            }
-        }
-    }
-}
-
-impl Counters {
-    fn in_flight(&self, query: &str) -> InFlight<'_> {
-        let mut map = self.in_flight.lock().expect("in-flight poisoned");
-        for key in ["", query] {
-            let entry = map.entry(key.to_string()).or_default();
-            entry.0 += 1;
-            entry.1 = entry.1.max(entry.0);
-        }
-        InFlight {
-            counters: self,
-            query: query.to_string(),
-        }
-    }
-
-    pub(crate) fn reset_max_in_flight(&self) {
-        let mut map = self.in_flight.lock().expect("in-flight poisoned");
-        for entry in map.values_mut() {
-            entry.1 = entry.0;
-        }
-    }
-
-    pub(crate) fn snapshot(&self) -> FakeStats {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let map = self.in_flight.lock().expect("in-flight poisoned");
-        FakeStats {
-            token_requests: g(&self.token_requests),
-            page_requests: g(&self.page_requests),
-            count_requests: g(&self.count_requests),
-            v1_requests: g(&self.v1_requests),
-            records_served: g(&self.records_served),
-            answered_500: g(&self.answered_500),
-            answered_429: g(&self.answered_429),
-            answered_401: g(&self.answered_401),
-            truncated: g(&self.truncated),
-            throttled: g(&self.throttled),
-            capped_pages: g(&self.capped_pages),
-            max_in_flight: map.get("").map_or(0, |e| e.1),
-            max_in_flight_by_query: map
-                .iter()
-                .filter(|(k, _)| !k.is_empty())
-                .map(|(k, e)| (k.clone(), e.1))
-                .collect(),
-        }
-    }
-}
-
-fn bump(a: &AtomicU64) {
-    a.fetch_add(1, Ordering::Relaxed);
-}
 
 pub(crate) struct Shared {
     data: Dataset,
