@@ -618,6 +618,46 @@ async fn a_generated_district_arrives_exactly_once_with_ws_v1_locked_and_pages_c
 }
 
 #[tokio::test]
+async fn flat_guardian_records_read_alike_and_a_missing_schools_query_is_named() {
+    let world = one_school(30);
+    let flat = Faults {
+        flat_guardians: true,
+        ..Faults::default()
+    };
+    let running = fake(world.clone(), flat).await;
+    let client = PowerSchoolClient::new(&settings(&running.base_url(), 7)).unwrap();
+    let result = client.guardians().await.unwrap();
+    assert!(result.problems.is_empty(), "{:?}", result.problems);
+    let emails: BTreeSet<(i64, Option<String>)> = result
+        .records
+        .iter()
+        .map(|g| (g.guardian_id, g.email.clone()))
+        .collect();
+    let want: BTreeSet<(i64, Option<String>)> = world
+        .guardian_accounts
+        .iter()
+        .map(|g| (g.guardianid, g.email.clone()))
+        .collect();
+    assert_eq!(emails, want);
+    running.shutdown().await;
+
+    let missing = Faults {
+        missing_queries: vec![SCHOOLS_QUERY.to_string()],
+        ..Faults::default()
+    };
+    let running = fake(world, missing).await;
+    let client = PowerSchoolClient::new(&settings(&running.base_url(), 7)).unwrap();
+    let err = client.fetch_district().await.unwrap_err();
+    assert!(
+        matches!(&err, PowerSchoolError::QueryNotInstalled { query } if query == SCHOOLS_QUERY),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("install or enable"), "{err}");
+    assert_eq!(running.stats().v1_requests, 0);
+    running.shutdown().await;
+}
+
+#[tokio::test]
 async fn throttling_is_waited_out_and_lowers_the_requests_in_flight() {
     let world = district();
     // Every 10th request is told to wait a second, with a status (403) that
