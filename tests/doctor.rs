@@ -90,6 +90,14 @@ async fn every_check_passes_on_a_good_server() {
     ));
     assert!(text.contains("grants all 15 fields it needs"), "{text}");
     assert!(
+        text.contains("ok      guardian field email: read from pcas_emailcontact.emailaddress"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ok      guardian field guardian_id: read from guardian.guardianid"),
+        "{text}"
+    );
+    assert!(
         text.contains("guardianstudent.guardianid, guardianstudent.studentsdcid"),
         "{text}"
     );
@@ -100,8 +108,9 @@ async fn every_check_passes_on_a_good_server() {
     assert_eq!(report["passed"], true);
     let checks = report["checks"].as_array().unwrap();
     // token, 5 queries x (installed, count) + 4 column checks + the guardian
-    // record, 6 fields, the access list, the page-size cap.
-    assert_eq!(checks.len(), 1 + 10 + 4 + 1 + 6 + 1 + 1, "{report:#}");
+    // record and its 6 fields, 6 district fields, the access list, the
+    // page-size cap.
+    assert_eq!(checks.len(), 1 + 10 + 4 + 1 + 6 + 6 + 1 + 1, "{report:#}");
     assert!(checks.iter().all(|c| c["ok"] == true));
     let stats = fake.stats();
     assert!(stats.records_served > 0, "{stats:?}");
@@ -110,7 +119,7 @@ async fn every_check_passes_on_a_good_server() {
 #[tokio::test]
 async fn a_query_that_is_not_installed_fails_naming_it() {
     let fake = fake_with(Faults {
-        not_installed: vec![CONTACTS.to_string()],
+        missing_queries: vec![CONTACTS.to_string()],
         ..Faults::default()
     })
     .await;
@@ -126,7 +135,7 @@ async fn a_query_that_is_not_installed_fails_naming_it() {
         failed[0]
     );
     // Its count and columns are not asked once it is known to be missing.
-    assert!(String::from_utf8_lossy(&o.stderr).contains("1 of 22 doctor checks failed"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 of 28 doctor checks failed"));
 }
 
 #[tokio::test]
@@ -267,5 +276,59 @@ async fn bad_credentials_fail_the_token_check_and_stop_there() {
         fake.stats().page_requests,
         0,
         "nothing asked after the token failed"
+    );
+}
+
+#[tokio::test]
+async fn a_guardian_email_under_another_column_fails_naming_the_keys_and_the_setting() {
+    let fake = fake_with(Faults {
+        guardian_email_column: Some("pcas_contact.mail".into()),
+        ..Faults::default()
+    })
+    .await;
+    let o = doctor(&fake, &[], &[]).await;
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    let failed = failed_lines(&o);
+    assert_eq!(failed.len(), 1, "{text}");
+    assert!(
+        failed[0].contains("guardian field email")
+            && failed[0].contains("powerschool.guardian_columns.email")
+            && failed[0].contains("pcas_contact.mail"),
+        "{text}"
+    );
+    assert!(text.contains("fix: add the column that holds it"), "{text}");
+
+    // With the column among the candidates, every check passes.
+    let o = doctor(
+        &fake,
+        &[],
+        &[(
+            "STUDENT_SYNC_POWERSCHOOL_GUARDIAN_COLUMNS_EMAIL",
+            "pcas_contact.mail,guardian.email",
+        )],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("ok      guardian field email: read from pcas_contact.mail"));
+}
+
+#[tokio::test]
+async fn the_servers_page_size_cap_is_reported_with_the_setting_to_match() {
+    let district = student_sync::harness::fake_powerschool::generate(200, 3);
+    let fake = start_fake(
+        district,
+        Faults {
+            page_size_cap: Some(20),
+            ..Faults::default()
+        },
+    )
+    .await;
+    let o = doctor(&fake, &[], &[("STUDENT_SYNC_POWERSCHOOL_PAGE_SIZE", "50")]).await;
+    let text = stdout(&o);
+    assert!(
+        text.contains("page-size cap: the server serves at most 20 records a page")
+            && text.contains("set it to 20 to match the server"),
+        "{text}"
     );
 }

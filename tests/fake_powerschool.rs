@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 use student_sync::harness::fake_powerschool::{
     generate, spawn, FakeCredentials, Faults, FieldOverride, RunningFake, CONTACTS, ENROLLED,
-    GUARDIANS, INDEPENDENT,
+    GUARDIANS, INDEPENDENT, SCHOOLS,
 };
 use student_sync::harness::world::{PowerSchoolSide, WorldSchool};
 
@@ -293,45 +293,46 @@ async fn expires_in_reports_the_ttl() {
 }
 
 #[tokio::test]
-async fn schools_list_and_single_school_object() {
+async fn schools_come_from_a_powerquery_and_ws_v1_is_locked() {
     let http = reqwest::Client::new();
     let fake = start(small_world(), Faults::default()).await;
     let token = get_token(&http, &fake).await;
-    let v: Value = http
-        .get(format!("{}/ws/v1/district/school", fake.base_url()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let list = v["schools"]["school"].as_array().expect("a list");
-    let numbers: Vec<i64> = list
-        .iter()
-        .map(|s| s["school_number"].as_i64().unwrap())
-        .collect();
-    assert_eq!(numbers, vec![101, 102]);
-    assert_eq!(list[0]["name"], "Crescent Heights High");
-    fake.shutdown().await;
-
-    let mut one = small_world();
-    one.schools.truncate(1);
-    let fake = start(one, Faults::default()).await;
-    let token = get_token(&http, &fake).await;
-    let v: Value = http
-        .get(format!("{}/ws/v1/district/school", fake.base_url()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let school = &v["schools"]["school"];
-    assert!(school.is_object(), "one school is an object: {v}");
-    assert_eq!(school["school_number"], 101);
-    assert_eq!(fake.stats().school_requests, 1);
+    assert_eq!(count(&http, &fake, &token, SCHOOLS, json!({})).await, 2);
+    let list = page(&http, &fake, &token, SCHOOLS, 1, 100, json!({})).await;
+    assert_eq!(
+        list,
+        [
+            json!({"school_number": "101", "name": "Crescent Heights High"}),
+            json!({"school_number": "102", "name": "Bow Valley Middle"})
+        ]
+    );
+    let r = query_raw(
+        &http,
+        &fake,
+        &token,
+        SCHOOLS,
+        1,
+        10,
+        json!({"school_number": "101"}),
+    )
+    .await;
+    assert_eq!(r.status(), 400, "the schools query takes no arguments");
+    // PowerSchool 25.2: a valid token, and still no /ws/v1 for this plugin.
+    for path in ["/ws/v1/district/school", "/ws/v1/school/1/student"] {
+        let r = http
+            .get(format!("{}{path}", fake.base_url()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            v["errorMessage"]["message"],
+            "Plugin is missing required accessLevelV1Api READ permission"
+        );
+    }
+    assert_eq!(fake.stats().v1_requests, 2);
     fake.shutdown().await;
 }
 
@@ -456,8 +457,17 @@ async fn guardian_query_is_nested_and_unfiltered() {
     assert_eq!(r.len(), 4, "every row, whatever the student's status");
     for rec in &r {
         assert!(rec["id"].is_number());
-        assert!(rec["tables"]["guardianstudent"]["guardianid"].is_string());
-        assert!(rec["tables"]["guardianstudent"]["studentsdcid"].is_string());
+        let tables = &rec["tables"];
+        assert!(tables["guardianstudent"]["guardianid"].is_string());
+        assert!(tables["guardianstudent"]["studentsdcid"].is_string());
+        assert_eq!(
+            tables["guardian"]["guardianid"],
+            tables["guardianstudent"]["guardianid"]
+        );
+        assert_eq!(
+            tables["pcas_emailcontact"]["emailaddress"],
+            tables["guardian"]["email"]
+        );
         assert!(rec.get("guardianid").is_none(), "nested, not flat: {rec}");
     }
     let keys: Vec<(String, String)> = r
@@ -1031,5 +1041,132 @@ async fn serves_a_generated_district() {
     );
     let all = page(&http, &fake, &token, GUARDIANS, 1, 1000, json!({})).await;
     assert_eq!(all.len(), 1000);
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn guardians_flat_or_with_the_email_under_another_column() {
+    let http = reqwest::Client::new();
+    let flat = Faults {
+        flat_guardians: true,
+        ..Faults::default()
+    };
+    let fake = start(small_world(), flat).await;
+    let token = get_token(&http, &fake).await;
+    let r = page(&http, &fake, &token, GUARDIANS, 1, 100, json!({})).await;
+    assert!(r.iter().all(|g| g.get("tables").is_none()));
+    assert_eq!(r[0]["guardianid"], "9001");
+    assert_eq!(r[0]["email"], " Mei.Lee@Example.com ");
+    assert_eq!(r[0]["accounttype"], "webaccess");
+    fake.shutdown().await;
+
+    let renamed = Faults {
+        guardian_email_column: Some("pcas_contact.mail".to_string()),
+        ..Faults::default()
+    };
+    let fake = start(small_world(), renamed).await;
+    let token = get_token(&http, &fake).await;
+    let r = page(&http, &fake, &token, GUARDIANS, 1, 100, json!({})).await;
+    let tables = &r[0]["tables"];
+    assert_eq!(tables["pcas_contact"]["mail"], " Mei.Lee@Example.com ");
+    assert!(tables.get("pcas_emailcontact").is_none(), "{tables}");
+    assert!(tables["guardian"].get("email").is_none(), "{tables}");
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_page_size_cap_truncates_silently_and_is_counted() {
+    let http = reqwest::Client::new();
+    let faults = Faults {
+        page_size_cap: Some(2),
+        ..Faults::default()
+    };
+    let fake = start(small_world(), faults).await;
+    let token = get_token(&http, &fake).await;
+    let args = json!({"school_number": "101"});
+    let first = page(&http, &fake, &token, ENROLLED, 1, 100, args.clone()).await;
+    assert_eq!(dcids(&first, "dcid"), ["5001", "5002"]);
+    let second = page(&http, &fake, &token, ENROLLED, 2, 2, args.clone()).await;
+    assert_eq!(dcids(&second, "dcid"), ["5005"]);
+    let all = page(&http, &fake, &token, ENROLLED, 1, 0, args).await;
+    assert_eq!(all.len(), 2, "0 (everything) is capped too");
+    assert_eq!(fake.stats().capped_pages, 2);
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_query_not_installed_answers_404_naming_it() {
+    let http = reqwest::Client::new();
+    let faults = Faults {
+        missing_queries: vec![SCHOOLS.to_string()],
+        ..Faults::default()
+    };
+    let fake = start(small_world(), faults).await;
+    let token = get_token(&http, &fake).await;
+    let r = query_raw(&http, &fake, &token, SCHOOLS, 1, 10, json!({})).await;
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["message"], format!("Query {SCHOOLS} not found"));
+    let r = http
+        .post(format!(
+            "{}/ws/schema/query/{SCHOOLS}/count",
+            fake.base_url()
+        ))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(count(&http, &fake, &token, INDEPENDENT, json!({})).await, 2);
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_nth_request_is_throttled_with_a_wait() {
+    let http = reqwest::Client::new();
+    let faults = Faults {
+        throttle_every: 3,
+        throttle_wait_secs: 7,
+        throttle_status: Some(403),
+        ..Faults::default()
+    };
+    let fake = start(small_world(), faults).await;
+    let token = get_token(&http, &fake).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let r = query_raw(&http, &fake, &token, INDEPENDENT, 1, 10, json!({})).await;
+        statuses.push(r.status().as_u16());
+        if r.status() == 403 {
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["message"], "Too many requests, wait 7 seconds");
+        }
+    }
+    assert_eq!(statuses, [200, 200, 403, 200, 200, 403]);
+    assert_eq!(fake.stats().throttled, 2);
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_most_requests_in_flight_are_counted_per_query() {
+    // Long enough that four requests sent together are all in the server.
+    let faults = Faults {
+        page_latency: Duration::from_millis(500),
+        ..Faults::default()
+    };
+    let fake = start(small_world(), faults).await;
+    let http = reqwest::Client::new();
+    let token = get_token(&http, &fake).await;
+    let args = json!({"school_number": "101"});
+    let four = (0..4).map(|p| query_raw(&http, &fake, &token, ENROLLED, p + 1, 1, args.clone()));
+    let answers = futures::future::join_all(four).await;
+    assert!(answers.iter().all(|r| r.status() == 200));
+    let stats = fake.stats();
+    assert_eq!(stats.max_in_flight_by_query.get(ENROLLED), Some(&4));
+    assert_eq!(stats.max_in_flight, 4);
+    fake.reset_max_in_flight();
+    page(&http, &fake, &token, ENROLLED, 1, 1, args).await;
+    let stats = fake.stats();
+    assert_eq!(stats.max_in_flight_by_query.get(ENROLLED), Some(&1));
     fake.shutdown().await;
 }

@@ -10,22 +10,25 @@ mod common;
 
 use common::records::{account, contact, student};
 use serde_json::{json, Value};
+use sqlx::PgPool;
 use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use student_sync::config::{PowerSchoolSettings, Secret};
+use student_sync::config::{GuardianColumns, PowerSchoolSettings, Secret};
 use student_sync::harness::fake_powerschool::{
-    spawn, FakeCredentials, Faults, FieldOverride, RunningFake,
+    generate, spawn, FakeCredentials, Faults, FieldOverride, RunningFake,
 };
 use student_sync::harness::world::{
     PowerSchoolSide, WorldGuardianAccount, WorldSchool, WorldStudent,
 };
 use student_sync::powerschool::{
-    PowerSchoolClient, PowerSchoolError, CONTACTS_QUERY, GUARDIANS_QUERY, INDEPENDENT_QUERY,
-    STUDENTS_QUERY,
+    DistrictSnapshot, PowerSchoolClient, PowerSchoolError, CONTACTS_QUERY, GUARDIANS_QUERY,
+    INDEPENDENT_QUERY, SCHOOLS_QUERY, STUDENTS_QUERY,
 };
+use student_sync::store::RunTrigger;
+use student_sync::sync::{self, RunOptions};
 
 fn settings(url: &str, page_size: u32) -> PowerSchoolSettings {
     let creds = FakeCredentials::default();
@@ -41,6 +44,8 @@ fn settings(url: &str, page_size: u32) -> PowerSchoolSettings {
         request_timeout: Duration::from_secs(10),
         token_refresh_margin: Duration::from_secs(60),
         fields: Default::default(),
+        throttle_max_wait: Duration::from_secs(5),
+        guardian_columns: GuardianColumns::default(),
     }
 }
 
@@ -450,33 +455,25 @@ fn district() -> PowerSchoolSide {
     world
 }
 
-#[tokio::test]
-async fn fetch_district_returns_everything_with_schools_in_parallel() {
-    let world = district();
-    let faults = Faults {
-        page_latency: Duration::from_millis(2),
-        fail_first: 2,
-        ..Faults::default()
-    };
-    let running = fake(world.clone(), faults).await;
-    let mut s = settings(&running.base_url(), 13);
-    s.school_concurrency = 4;
-    let client = PowerSchoolClient::new(&s).unwrap();
-    let snapshot = client.fetch_district().await.unwrap();
-
-    let enrolled: Vec<&WorldStudent> = world
-        .students
-        .iter()
-        .filter(|s| s.enroll_status <= 0)
-        .collect();
+/// Every record of every query of `world` arrived exactly once: each list
+/// equals the world's, sorted by key, nothing missing, nothing twice.
+fn assert_snapshot_is(world: &PowerSchoolSide, snapshot: &DistrictSnapshot) {
+    let mut want_schools: Vec<i64> = world.schools.iter().map(|s| s.school_number).collect();
+    want_schools.sort();
     assert_eq!(
         snapshot
             .schools
             .iter()
             .map(|s| s.school_number)
             .collect::<Vec<_>>(),
-        [101, 102, 205, 310, 311, 400]
+        want_schools
     );
+    let mut enrolled: Vec<&WorldStudent> = world
+        .students
+        .iter()
+        .filter(|s| s.enroll_status <= 0)
+        .collect();
+    enrolled.sort_by_key(|s| s.dcid);
     let got: Vec<(i64, i64)> = snapshot
         .students
         .iter()
@@ -500,26 +497,65 @@ async fn fetch_district_returns_everything_with_schools_in_parallel() {
         .iter()
         .map(|c| (c.student_dcid, c.person_id, c.is_decision_making))
         .collect();
+    let enrolled_dcids: HashSet<i64> = enrolled.iter().map(|s| s.dcid).collect();
     let mut want_contacts: Vec<(i64, i64, bool)> = world
         .contacts
         .iter()
+        .filter(|c| enrolled_dcids.contains(&c.student_dcid))
         .map(|c| (c.student_dcid, c.person_id, c.isdecisionmaking == 1))
         .collect();
     want_contacts.sort();
     assert_eq!(contacts, want_contacts);
-    let guardians: Vec<(i64, i64, bool)> = snapshot
+    let guardians: Vec<(i64, i64, bool, Option<String>)> = snapshot
         .guardians
         .iter()
-        .map(|g| (g.guardian_id, g.student_dcid, g.web_access_account))
+        .map(|g| {
+            (
+                g.guardian_id,
+                g.student_dcid,
+                g.web_access_account,
+                g.email.clone(),
+            )
+        })
         .collect();
-    let mut want_guardians: Vec<(i64, i64, bool)> = world
+    // Values arrive trimmed; an empty one is NULL.
+    let email = |e: &Option<String>| {
+        e.as_ref()
+            .map(|e| e.trim().to_string())
+            .filter(|e| !e.is_empty())
+    };
+    let mut want_guardians: Vec<(i64, i64, bool, Option<String>)> = world
         .guardian_accounts
         .iter()
-        .map(|g| (g.guardianid, g.student_dcid, g.web_access_account))
+        .map(|g| {
+            (
+                g.guardianid,
+                g.student_dcid,
+                g.web_access_account,
+                email(&g.email),
+            )
+        })
         .collect();
     want_guardians.sort();
     assert_eq!(guardians, want_guardians);
     assert!(snapshot.problems.is_empty(), "{:?}", snapshot.problems);
+}
+
+#[tokio::test]
+async fn fetch_district_returns_everything_with_schools_in_parallel() {
+    let world = district();
+    let faults = Faults {
+        page_latency: Duration::from_millis(2),
+        fail_first: 2,
+        ..Faults::default()
+    };
+    let running = fake(world.clone(), faults).await;
+    let mut s = settings(&running.base_url(), 13);
+    s.school_concurrency = 4;
+    let client = PowerSchoolClient::new(&s).unwrap();
+    let snapshot = client.fetch_district().await.unwrap();
+
+    assert_snapshot_is(&world, &snapshot);
     assert_eq!(snapshot.retries, 2);
     assert_eq!(client.stats().server_errors, 2);
 
@@ -531,6 +567,201 @@ async fn fetch_district_returns_everything_with_schools_in_parallel() {
     running.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_generated_district_arrives_exactly_once_with_ws_v1_locked_and_pages_capped() {
+    let world = generate(3000, 11);
+    let faults = Faults {
+        page_size_cap: Some(100),
+        ..Faults::default()
+    };
+    let running = fake(world.clone(), faults).await;
+    let client = PowerSchoolClient::new(&settings(&running.base_url(), 1000)).unwrap();
+    let snapshot = client.fetch_district().await.unwrap();
+    assert_snapshot_is(&world, &snapshot);
+    assert_eq!(
+        client.stats().page_size,
+        100,
+        "the server's cap was learned"
+    );
+    let served = running.stats();
+    assert_eq!(served.v1_requests, 0, "nothing calls /ws/v1");
+    assert!(served.capped_pages >= 1);
+
+    // Each query on its own: as many distinct records as /count says, and
+    // no page asked above the cap any more.
+    let enrolled_101 = world
+        .students
+        .iter()
+        .filter(|s| s.schoolid == 101 && s.enroll_status <= 0)
+        .count();
+    for (query, args, want) in [
+        (SCHOOLS_QUERY, json!({}), world.schools.len()),
+        (GUARDIANS_QUERY, json!({}), world.guardian_accounts.len()),
+        (
+            STUDENTS_QUERY,
+            json!({"school_number": "101"}),
+            enrolled_101,
+        ),
+        (
+            INDEPENDENT_QUERY,
+            json!({}),
+            snapshot.independent_students.len(),
+        ),
+    ] {
+        let raw = client.run_query(query, args).await.unwrap();
+        assert_eq!(raw.records.len(), want, "{query}");
+        assert_eq!(raw.expected_count, want as u64, "{query}");
+        assert_eq!(raw.duplicates_dropped, 0, "{query}");
+    }
+    assert!(enrolled_101 > 100, "the students of 101 take several pages");
+    assert_eq!(running.stats().capped_pages, served.capped_pages);
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn flat_guardian_records_read_alike_and_a_missing_schools_query_is_named() {
+    let world = one_school(30);
+    let flat = Faults {
+        flat_guardians: true,
+        ..Faults::default()
+    };
+    let running = fake(world.clone(), flat).await;
+    let client = PowerSchoolClient::new(&settings(&running.base_url(), 7)).unwrap();
+    let result = client.guardians().await.unwrap();
+    assert!(result.problems.is_empty(), "{:?}", result.problems);
+    let emails: BTreeSet<(i64, Option<String>)> = result
+        .records
+        .iter()
+        .map(|g| (g.guardian_id, g.email.clone()))
+        .collect();
+    let want: BTreeSet<(i64, Option<String>)> = world
+        .guardian_accounts
+        .iter()
+        .map(|g| (g.guardianid, g.email.clone()))
+        .collect();
+    assert_eq!(emails, want);
+    running.shutdown().await;
+
+    let missing = Faults {
+        missing_queries: vec![SCHOOLS_QUERY.to_string()],
+        ..Faults::default()
+    };
+    let running = fake(world, missing).await;
+    let client = PowerSchoolClient::new(&settings(&running.base_url(), 7)).unwrap();
+    let err = client.fetch_district().await.unwrap_err();
+    assert!(
+        matches!(&err, PowerSchoolError::QueryNotInstalled { query } if query == SCHOOLS_QUERY),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("install or enable"), "{err}");
+    assert_eq!(running.stats().v1_requests, 0);
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn throttling_is_waited_out_and_lowers_the_requests_in_flight() {
+    let world = district();
+    // Every 10th request is told to wait a second, with a status (403) that
+    // would otherwise mean "not granted": the body decides.
+    let faults = Faults {
+        page_latency: Duration::from_millis(5),
+        throttle_every: 10,
+        throttle_wait_secs: 1,
+        throttle_status: Some(403),
+        ..Faults::default()
+    };
+    let running = fake(world.clone(), faults).await;
+    let mut s = settings(&running.base_url(), 25);
+    s.school_concurrency = 4;
+    let client = PowerSchoolClient::new(&s).unwrap();
+    assert_eq!(
+        client.stats().in_flight_limit,
+        24,
+        "4 schools x 2 queries x 3 pages"
+    );
+
+    let snapshot = client.fetch_district().await.unwrap();
+    assert_snapshot_is(&world, &snapshot);
+    let stats = client.stats();
+    assert_eq!(stats.throttled, running.stats().throttled);
+    assert!(stats.throttled >= 6, "{stats:?}");
+    assert!(
+        stats.retries >= stats.throttled,
+        "each throttled request was retried"
+    );
+    assert!(
+        stats.in_flight_limit <= 6,
+        "halved at least twice: {stats:?}"
+    );
+
+    // From now on the server never sees more than the lowered limit, even
+    // with several queries asking at once.
+    let limit = stats.in_flight_limit;
+    running.reset_max_in_flight();
+    let (a, b, c, d) = tokio::join!(
+        client.students(101),
+        client.students(400),
+        client.contacts(310),
+        client.guardians()
+    );
+    assert!(a.is_ok() && b.is_ok() && c.is_ok() && d.is_ok());
+    let most = running.stats().max_in_flight;
+    assert!(
+        most >= 1 && most <= limit,
+        "{most} in flight, limit {limit}"
+    );
+    assert!(client.stats().in_flight_limit <= limit);
+    running.shutdown().await;
+}
+
+#[sqlx::test]
+async fn guardian_emails_under_an_unknown_column_stop_the_run_before_any_write(pool: PgPool) {
+    let side = generate(300, 5);
+    let faults = Faults {
+        guardian_email_column: Some("pcas_contact.mail".to_string()),
+        ..Faults::default()
+    };
+    let running = common::start_fake(side, faults).await;
+    let mut settings = common::settings_for(&running);
+    let options = RunOptions::now(&settings, RunTrigger::Manual);
+    let before = common::fingerprint(&pool).await;
+    let err = sync::run_once(&pool, &settings, &common::client(&settings), &options)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("powerschool.guardian_columns.email"), "{err}");
+    assert!(
+        err.contains("guardian.guardianid, guardian.lastname, guardianstudent.accounttype"),
+        "the keys that arrived, sorted: {err}"
+    );
+    assert!(err.contains("pcas_contact.mail"), "{err}");
+    assert_eq!(common::fingerprint(&pool).await, before, "nothing written");
+    let (status,): (String,) =
+        sqlx::query_as("SELECT status FROM sync_runs ORDER BY id DESC LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "failed");
+
+    // The district adds the column its server uses; the same server syncs.
+    settings
+        .powerschool
+        .guardian_columns
+        .email
+        .push("pcas_contact.mail".to_string());
+    let options = RunOptions::now(&settings, RunTrigger::Manual);
+    sync::run_once(&pool, &settings, &common::client(&settings), &options)
+        .await
+        .unwrap();
+    let with_email = common::count(
+        &pool,
+        "SELECT count(*) FROM guardian_accounts WHERE email IS NOT NULL",
+    )
+    .await;
+    assert!(with_email > 0);
+    running.shutdown().await;
+}
+
 // ---- shapes the fake does not serve, from a tiny server of our own ----
 
 mod shapes {
@@ -538,7 +769,7 @@ mod shapes {
     use axum::extract::{Path, Query, State};
     use axum::http::{HeaderMap, StatusCode};
     use axum::response::{IntoResponse, Response};
-    use axum::routing::{get, post};
+    use axum::routing::post;
     use axum::{Json, Router};
     use std::collections::HashMap;
 
@@ -546,7 +777,12 @@ mod shapes {
     struct Seen {
         tokens: AtomicU64,
         refused: AtomicU64,
+        /// (page, pagesize) of each page request of the capped query.
+        capped_asks: std::sync::Mutex<Vec<(u32, u32)>>,
     }
+
+    /// A query this plugin lacks a permission for (as `/ws/v1` on 25.2).
+    const LOCKED: &str = "org.example.locked";
 
     async fn token(State(seen): State<Arc<Seen>>) -> Json<Value> {
         let n = seen.tokens.fetch_add(1, Ordering::SeqCst) + 1;
@@ -559,7 +795,15 @@ mod shapes {
     fn denied_or_missing(name: &str) -> Option<Response> {
         match name {
             "org.example.denied" => Some(StatusCode::FORBIDDEN.into_response()),
-            GUARDIANS_QUERY | INDEPENDENT_QUERY | CONTACTS_QUERY | CAPPED => None,
+            LOCKED => Some(
+                (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({"errorMessage": {"message":
+                        "Plugin is missing required accessLevelV1Api READ permission\n"}})),
+                )
+                    .into_response(),
+            ),
+            GUARDIANS_QUERY | INDEPENDENT_QUERY | CONTACTS_QUERY | CAPPED | SCHOOLS_QUERY => None,
             _ => Some(StatusCode::NOT_FOUND.into_response()),
         }
     }
@@ -572,7 +816,11 @@ mod shapes {
             return r;
         }
         // A string, as some servers send it.
-        let count = if name == CAPPED { "5" } else { "3" };
+        let count = match name.as_str() {
+            CAPPED => "5",
+            SCHOOLS_QUERY => "1",
+            _ => "3",
+        };
         Json(json!({ "count": count })).into_response()
     }
 
@@ -627,7 +875,13 @@ mod shapes {
             return Json(json!({"name": name, "record": growing_contacts(page)})).into_response();
         }
         if name == CAPPED {
+            seen.capped_asks.lock().unwrap().push((page, size));
             return Json(json!({"name": name, "record": capped(page, size)})).into_response();
+        }
+        if name == SCHOOLS_QUERY && page == 1 {
+            // One record alone, as an object rather than a list.
+            let one = json!({"school_number": "101", "name": "Only"});
+            return Json(json!({"name": name, "record": one})).into_response();
         }
         if page != 1 {
             // No `record` at all: an empty page.
@@ -636,8 +890,8 @@ mod shapes {
         let records = if name == GUARDIANS_QUERY {
             json!([
                 {"id": 1, "name": "student_guardian_detail", "tables": {
-                    "guardianstudent": {"guardianid": "12", "studentsdcid": "5001"},
-                    "guardian": {"email": "a@x.org", "accounttype": "webaccess"}}},
+                    "guardianstudent": {"guardianid": "12", "studentsdcid": "5001", "accounttype": "webaccess"},
+                    "guardian": {"email": "a@x.org"}}},
                 {"id": 2, "name": "student_guardian_detail", "tables": {
                     "guardianstudent": {"guardianid": 13, "studentsdcid": 5001},
                     "guardian": {"email": "", "firstname": "Ama"}}},
@@ -653,10 +907,6 @@ mod shapes {
         Json(json!({"name": name, "record": records})).into_response()
     }
 
-    async fn one_school() -> Json<Value> {
-        Json(json!({"schools": {"school": {"id": "3", "name": "Only", "school_number": "101"}}}))
-    }
-
     async fn serve() -> (String, Arc<Seen>) {
         logs();
         let seen = Arc::new(Seen::default());
@@ -664,7 +914,6 @@ mod shapes {
             .route("/oauth/access_token", post(token))
             .route("/ws/schema/query/{name}/count", post(count))
             .route("/ws/schema/query/{name}", post(page))
-            .route("/ws/v1/district/school", get(one_school))
             .with_state(seen.clone());
         let listener = tokio::net::TcpListener::bind(any_port()).await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -726,7 +975,7 @@ mod shapes {
         let schools = client.schools().await.unwrap();
         assert_eq!(schools.records.len(), 1);
         assert_eq!(schools.records[0].school_number, 101);
-        assert_eq!(schools.records[0].id, Some(3));
+        assert_eq!(schools.records[0].name, "Only");
     }
 
     #[tokio::test]
@@ -747,12 +996,42 @@ mod shapes {
 
     #[tokio::test]
     async fn a_server_that_caps_the_page_size_is_still_paged_fully() {
-        let (url, _seen) = serve().await;
+        let (url, seen) = serve().await;
         let client = PowerSchoolClient::new(&settings(&url, 10)).unwrap();
         let raw = client.run_query(CAPPED, json!({})).await.unwrap();
         let dcids: Vec<&str> = raw.records.iter().map(|r| r["dcid"].as_str()).collect();
         assert_eq!(dcids, ["7000", "7001", "7002", "7003", "7004"]);
         assert_eq!(raw.pages, 3);
+        // Page 1 showed the cap; every later page asked for it, and so does
+        // the next query.
+        assert_eq!(client.stats().page_size, 2);
+        let asks = std::mem::take(&mut *seen.capped_asks.lock().unwrap());
+        assert_eq!(asks, [(1, 10), (2, 2), (3, 2)]);
+        client.run_query(CAPPED, json!({})).await.unwrap();
+        let asks = seen.capped_asks.lock().unwrap().clone();
+        assert_eq!(asks, [(1, 2), (2, 2), (3, 2)]);
+    }
+
+    #[tokio::test]
+    async fn a_401_naming_a_missing_permission_is_reported_not_renewed() {
+        let (url, seen) = serve().await;
+        let client = PowerSchoolClient::new(&settings(&url, 10)).unwrap();
+        let err = client.run_query(LOCKED, json!({})).await.unwrap_err();
+        match &err {
+            PowerSchoolError::PermissionMissing { query, message, .. } => {
+                assert_eq!(query, LOCKED);
+                assert_eq!(
+                    message,
+                    "Plugin is missing required accessLevelV1Api READ permission"
+                );
+            }
+            other => panic!("expected PermissionMissing, got {other:?}"),
+        }
+        assert!(err.to_string().contains("accessLevelV1Api"), "{err}");
+        assert_eq!(seen.tokens.load(Ordering::SeqCst), 1, "no renewal");
+        let stats = client.stats();
+        assert_eq!((stats.token_requests, stats.unauthorized_renewals), (1, 0));
+        assert_eq!(stats.retries, 0);
     }
 
     #[tokio::test]

@@ -93,7 +93,7 @@ pub enum Command {
         json: bool,
     },
     /// Serve a world (or a generated district) as a fake PowerSchool over HTTP.
-    FakePowerschool(FakeArgs),
+    FakePowerschool(Box<FakeArgs>),
     /// Fetch and plan exactly as a run would, against the live database, and
     /// write nothing: counts per kind, connections tier up/down, created and
     /// orphaned, and which safety thresholds a run now would cross.
@@ -222,9 +222,6 @@ pub struct FakeArgs {
     pub truncate_rate: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// A PowerQuery answered 404, as if the plugin were not installed (repeatable).
-    #[arg(long = "not-installed", value_name = "QUERY")]
-    pub not_installed: Vec<String>,
     /// A column taken out of the fake's schema: the schema probe answers
     /// 400 Invalid field (repeatable).
     #[arg(long = "missing-column", value_name = "TABLE.COLUMN")]
@@ -232,4 +229,27 @@ pub struct FakeArgs {
     /// A column the plugin is not granted: the schema probe answers 403 (repeatable).
     #[arg(long = "ungranted-column", value_name = "TABLE.COLUMN")]
     pub ungranted_columns: Vec<String>,
+    /// Guardian records flat instead of nested under PowerSchool's tables.
+    #[arg(long)]
+    pub flat_guardians: bool,
+    /// Send the guardian email only under this column, e.g. pcas_contact.mail
+    /// (a server whose column names differ).
+    #[arg(long, value_name = "TABLE.COLUMN")]
+    pub guardian_email_column: Option<String>,
+    /// The server's largest page: a bigger pagesize gets this many records.
+    #[arg(long, value_name = "RECORDS")]
+    pub page_size_cap: Option<usize>,
+    /// A query that is not installed, as if the plugin were missing or
+    /// disabled (404 "Query ... not found"); repeatable.
+    #[arg(long = "not-installed", value_name = "QUERY")]
+    pub not_installed: Vec<String>,
+    /// Every Nth PowerQuery request answers "too many requests, wait N seconds".
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub throttle_every: u32,
+    /// The wait, in seconds, that throttling answer asks for.
+    #[arg(long, default_value_t = 1)]
+    pub throttle_wait_secs: u64,
+    /// The HTTP status of that answer (default 429).
+    #[arg(long, value_name = "CODE")]
+    pub throttle_status: Option<u16>,
 }

@@ -7,10 +7,11 @@
 
 use super::output::print_answer;
 use super::CliError;
-use crate::config::Settings;
+use crate::config::{GuardianColumns, Settings};
+use crate::powerschool::columns::{record_keys, resolve_guardian_columns};
 use crate::powerschool::parse;
 use crate::powerschool::plugin::{Plugin, SCHOOLS_QUERY};
-use crate::powerschool::probe::{access_list_fields, record_keys, ProbeAnswer};
+use crate::powerschool::probe::{access_list_fields, ProbeAnswer};
 use crate::powerschool::{
     PowerSchoolClient, CONTACTS_QUERY, GUARDIANS_QUERY, INDEPENDENT_QUERY, STUDENTS_QUERY,
 };
@@ -79,7 +80,13 @@ pub(super) async fn doctor(settings: &Settings, json: bool) -> Result<(), CliErr
         Err(e) => checks.push(failed("token", e.to_string(), None)),
     }
     if checks.iter().all(|c| c.ok) {
-        queries(&client, &plugin, &mut checks).await;
+        queries(
+            &client,
+            &plugin,
+            &settings.powerschool.guardian_columns,
+            &mut checks,
+        )
+        .await;
         fields(&client, settings, &mut checks).await;
         checks.push(access_list(&client, &plugin).await);
         checks.push(page_cap(&client, settings.powerschool.page_size).await);
@@ -130,7 +137,12 @@ fn text(report: &Report) -> String {
 
 /// Each query: installed (its first page), its `/count`, and the columns of
 /// its first record. The per-school queries are asked for the first school.
-async fn queries(client: &PowerSchoolClient, plugin: &Plugin, checks: &mut Vec<Check>) {
+async fn queries(
+    client: &PowerSchoolClient,
+    plugin: &Plugin,
+    columns_setting: &GuardianColumns,
+    checks: &mut Vec<Check>,
+) {
     let schools = query(client, plugin, SCHOOLS_QUERY, json!({}), checks).await;
     let school = schools
         .and_then(|r| r.get("school_number").cloned())
@@ -152,7 +164,7 @@ async fn queries(client: &PowerSchoolClient, plugin: &Plugin, checks: &mut Vec<C
         ),
     });
     if let Some(record) = &guardian {
-        checks.extend(guardian_columns(&record_keys(record)));
+        checks.extend(guardian_columns(columns_setting, record));
     }
     query(client, plugin, INDEPENDENT_QUERY, json!({}), checks).await;
     let per_school = json!({ "school_number": school });
@@ -162,12 +174,38 @@ async fn queries(client: &PowerSchoolClient, plugin: &Plugin, checks: &mut Vec<C
 
 /// The guardian query's column candidates against the first record's keys.
 ///
-/// COORDINATOR: wire engineer A's `powerschool::columns::resolve_guardian_columns`
-/// here (the one place for it): resolve `[powerschool.guardian_columns]`
-/// against `keys` and return a FAILED check naming each required field none
-/// of whose candidates arrived, the keys that did, and the setting to change.
-fn guardian_columns(_keys: &[String]) -> Vec<Check> {
-    Vec::new()
+/// Each field is read as the nightly run reads it (`[powerschool.guardian_columns]`):
+/// which candidate matched; a required field that matches none fails, naming
+/// the keys that arrived and the setting to change.
+fn guardian_columns(columns: &GuardianColumns, record: &Value) -> Vec<Check> {
+    let keys = record_keys(record).join(", ");
+    resolve_guardian_columns(columns, record)
+        .into_iter()
+        .map(|r| {
+            let check = format!("guardian field {}", r.field);
+            match (&r.matched, r.required) {
+                (Some(column), _) => ok(check, format!("read from {column}")),
+                (None, false) => ok(
+                    check,
+                    format!(
+                        "none of the candidates of {} arrived; read as empty",
+                        r.setting
+                    ),
+                ),
+                (None, true) => failed(
+                    check,
+                    format!(
+                        "none of the candidates of {} arrived; the record has: {keys}",
+                        r.setting
+                    ),
+                    Some(format!(
+                        "add the column that holds it (as table.column from the keys above) to {}",
+                        r.setting
+                    )),
+                ),
+            }
+        })
+        .collect()
 }
 
 /// One query's installed, count and columns checks; its first record.

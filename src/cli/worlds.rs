@@ -118,9 +118,15 @@ fn faults(args: &FakeArgs) -> Result<Faults, CliError> {
         token_ttl: args.token_ttl_secs.map(Duration::from_secs),
         truncate_rate: args.truncate_rate,
         seed: args.seed,
-        not_installed: args.not_installed.clone(),
         missing_columns: args.missing_columns.clone(),
         ungranted_columns: args.ungranted_columns.clone(),
+        flat_guardians: args.flat_guardians,
+        guardian_email_column: args.guardian_email_column.clone(),
+        page_size_cap: args.page_size_cap,
+        missing_queries: args.not_installed.clone(),
+        throttle_every: args.throttle_every,
+        throttle_wait_secs: args.throttle_wait_secs,
+        throttle_status: args.throttle_status,
         ..Faults::default()
     })
 }

@@ -21,6 +21,8 @@ enum Kind {
     WholeNumber,
     TrueOrFalse,
     Number,
+    /// Comma-separated, e.g. `guardian.email,email`.
+    List,
 }
 
 /// The keys the environment may set under their `STUDENT_SYNC_…` name.
@@ -38,6 +40,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("powerschool.fields.decision_making", Kind::Text),
     ("powerschool.fields.student_org_email", Kind::Text),
     ("powerschool.fields.student_personal_email", Kind::Text),
+    ("powerschool.throttle_max_wait_secs", Kind::WholeNumber),
     ("database.url", Kind::Text),
     ("sync.include_scheduling_year", Kind::TrueOrFalse),
     ("sync.on_powerschool_removal", Kind::Text),
@@ -88,10 +91,14 @@ fn variables() -> impl Iterator<Item = Variable> {
             (format!("safety.{name}.percent"), Kind::Number),
         ]
     });
+    let guardian_columns = super::guardian_columns::KEYS
+        .iter()
+        .map(|name| (format!("powerschool.guardian_columns.{name}"), Kind::List));
     let named = KEYS
         .iter()
         .map(|(key, kind)| (key.to_string(), *kind))
         .chain(thresholds)
+        .chain(guardian_columns)
         .map(|(key, kind)| Variable {
             name: format!(
                 "STUDENT_SYNC_{}",
@@ -141,6 +148,12 @@ impl Variable {
                     &format!("{env} must be a number such as 10 or 2.5"),
                 )
             }),
+            Kind::List => Ok(Value::from(
+                text.split(',')
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .collect::<Vec<String>>(),
+            )),
             Kind::TrueOrFalse => match text.trim().to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" | "on" => Ok(Value::from(true)),
                 "0" | "false" | "no" | "off" => Ok(Value::from(false)),
@@ -189,6 +202,12 @@ mod tests {
         assert!(names
             .iter()
             .any(|n| n == "STUDENT_SYNC_SAFETY_CONNECTIONS_LOSING_ACCESS_PERCENT"));
-        assert_eq!(names.len(), 2 + KEYS.len() + 2 * THRESHOLDS.len());
+        assert_eq!(
+            names.len(),
+            2 + KEYS.len() + 2 * THRESHOLDS.len() + super::super::guardian_columns::KEYS.len()
+        );
+        assert!(names
+            .iter()
+            .any(|n| n == "STUDENT_SYNC_POWERSCHOOL_GUARDIAN_COLUMNS_EMAIL"));
     }
 }

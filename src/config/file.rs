@@ -41,6 +41,9 @@ pub(super) struct FilePowerSchool {
     /// `[powerschool.fields]`: the district's column names (see `fields`).
     #[serde(default)]
     pub fields: super::fields::FileFields,
+    pub throttle_max_wait_secs: Option<i64>,
+    #[serde(default)]
+    pub guardian_columns: super::guardian_columns::FileGuardianColumns,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -14,12 +14,14 @@
 mod environment;
 mod fields;
 mod file;
+mod guardian_columns;
 mod secrets;
 mod settings;
 mod tier_matrix;
 mod validate;
 
 pub use fields::{is_identifier, PowerSchoolFields, TableColumn};
+pub use guardian_columns::GuardianColumns;
 pub use secrets::Secret;
 pub use settings::{
     BlackoutRange, DaemonSettings, DatabaseSettings, LogFormat, LoggingSettings,

@@ -37,6 +37,10 @@ pub struct PowerSchoolSettings {
     pub token_refresh_margin: Duration,
     /// `[powerschool.fields]`: the district's columns the plugin reads.
     pub fields: super::PowerSchoolFields,
+    /// The longest wait a throttling reply ("wait N seconds", 429) is granted.
+    pub throttle_max_wait: Duration,
+    /// `[powerschool.guardian_columns]`: where each guardian field is read.
+    pub guardian_columns: super::GuardianColumns,
 }
 
 #[derive(Debug, Clone)]

@@ -129,12 +129,12 @@ fn powerschool(
         key: "powerschool.client_secret".into(),
         hint: format!("set {CLIENT_SECRET_ENV} or powerschool.client_secret_file (it is never read from the TOML itself)"),
     })?;
-    powerschool_requests(&ps, url, client_id, client_secret)
+    powerschool_requests(&mut ps, url, client_id, client_secret)
 }
 
 /// Paging, concurrency, retries and time limits of the PowerSchool requests.
 fn powerschool_requests(
-    ps: &FilePowerSchool,
+    ps: &mut FilePowerSchool,
     url: url::Url,
     client_id: String,
     client_secret: Secret,
@@ -183,6 +183,13 @@ fn powerschool_requests(
         0,
         3600,
     )?;
+    let throttle_max_wait_secs = whole(
+        "powerschool.throttle_max_wait_secs",
+        ps.throttle_max_wait_secs,
+        60,
+        0,
+        3600,
+    )?;
     Ok(PowerSchoolSettings {
         url,
         client_id,
@@ -195,6 +202,10 @@ fn powerschool_requests(
         request_timeout: Duration::from_secs(request_timeout_secs as u64),
         token_refresh_margin: Duration::from_secs(token_refresh_margin_secs as u64),
         fields: super::fields::fields(&ps.fields)?,
+        throttle_max_wait: Duration::from_secs(throttle_max_wait_secs as u64),
+        guardian_columns: super::guardian_columns::validate(std::mem::take(
+            &mut ps.guardian_columns,
+        ))?,
     })
 }
 

@@ -4,9 +4,10 @@
 //! are in `queries`.
 
 use super::error::PowerSchoolError;
+use super::paging::PageSize;
 use super::request::Transport;
 use super::stats::ClientStats;
-use crate::config::PowerSchoolSettings;
+use crate::config::{GuardianColumns, PowerSchoolSettings};
 use std::sync::Arc;
 
 /// A cheap-to-clone handle; clones share the token, the connection pool and
@@ -19,8 +20,9 @@ pub struct PowerSchoolClient {
 
 pub(super) struct Inner {
     pub(super) transport: Transport,
-    pub(super) page_size: u32,
+    pub(super) page_size: PageSize,
     pub(super) school_concurrency: usize,
+    pub(super) guardian_columns: GuardianColumns,
 }
 
 impl std::fmt::Debug for PowerSchoolClient {
@@ -37,13 +39,21 @@ impl PowerSchoolClient {
         Ok(PowerSchoolClient {
             inner: Arc::new(Inner {
                 transport: Transport::new(settings)?,
-                page_size: settings.page_size.max(1),
+                page_size: PageSize::new(settings.page_size),
                 school_concurrency: settings.school_concurrency.max(1),
+                guardian_columns: settings.guardian_columns.clone(),
             }),
         })
     }
 
     pub fn stats(&self) -> ClientStats {
-        self.inner.transport.counters.snapshot()
+        let transport = &self.inner.transport;
+        ClientStats {
+            throttled: transport.limiter.throttled_count(),
+            in_flight_limit: transport.limiter.limit(),
+            max_in_flight: transport.limiter.max_in_flight(),
+            page_size: u64::from(self.inner.page_size.current()),
+            ..transport.counters.snapshot()
+        }
     }
 }

@@ -85,6 +85,33 @@ pub enum PowerSchoolError {
         detail: String,
     },
 
+    /// A 401 whose body names a permission the plugin lacks: a new token
+    /// would be refused the same way.
+    #[error(
+        "PowerSchool refused {query} {} (HTTP 401): \"{message}\". The plugin's token is valid but \
+         lacks this permission; install the current student-sync plugin and re-enable it in \
+         System > System Settings > Plugin Management so its access request is approved",
+        request(.page)
+    )]
+    PermissionMissing {
+        query: String,
+        page: Option<u32>,
+        message: String,
+    },
+
+    /// The guardian records carry none of a required field's candidates.
+    #[error(
+        "the guardian records of {query} have no column for {missing}. The records carry: {keys}. \
+         Add the column that holds the field to that setting (`table.column` for nested records, \
+         e.g. \"pcas_emailcontact.emailaddress\"; in the environment a comma-separated list) and \
+         run again; nothing was written"
+    )]
+    GuardianColumnsUnmatched {
+        query: String,
+        missing: String,
+        keys: String,
+    },
+
     /// A 200 whose JSON is complete but not shaped as the spec says.
     #[error(
         "PowerSchool's answer to {query} {} is not in the expected shape: {detail}; the server or \
@@ -107,7 +134,9 @@ impl PowerSchoolError {
             | PowerSchoolError::Unauthorized { query, .. }
             | PowerSchoolError::GaveUp { query, .. }
             | PowerSchoolError::Rejected { query, .. }
-            | PowerSchoolError::BadResponse { query, .. } => Some(query),
+            | PowerSchoolError::BadResponse { query, .. }
+            | PowerSchoolError::PermissionMissing { query, .. }
+            | PowerSchoolError::GuardianColumnsUnmatched { query, .. } => Some(query),
             _ => None,
         }
     }

@@ -46,17 +46,22 @@ pub(super) async fn read_json(response: reqwest::Response) -> Result<Value, Stri
 
 /// The start of an error body, for a message; never the whole HTML page.
 pub(super) async fn excerpt(response: reqwest::Response) -> String {
-    let status = response.status();
+    let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
+    excerpt_of(status, &text)
+}
+
+/// As `excerpt`, for a body already read.
+pub(super) fn excerpt_of(status: u16, text: &str) -> String {
     let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut short: String = text.chars().take(200).collect();
     if short.len() < text.len() {
         short.push('…');
     }
     if short.is_empty() {
-        format!("HTTP {}", status.as_u16())
+        format!("HTTP {status}")
     } else {
-        format!("HTTP {}: {short}", status.as_u16())
+        format!("HTTP {status}: {short}")
     }
 }
 

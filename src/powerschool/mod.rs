@@ -6,9 +6,12 @@
 //! its records are typed), `paging` (the count and the pages), `request` (one
 //! data request with its token and retries), `token` (the OAuth token),
 //! `retry` (the one retry policy both use), `http` (reading an answer), and
-//! `client` (the handle tying them together); `stats` counts along the way.
+//! `client` (the handle tying them together); `stats` counts along the way,
+//! `throttle` bounds the requests in flight and reads throttling replies,
+//! and `columns` reads the guardian query through its candidate columns.
 
 mod client;
+pub mod columns;
 mod error;
 mod http;
 mod paging;
@@ -20,14 +23,15 @@ pub mod records;
 mod request;
 mod retry;
 mod stats;
+mod throttle;
 mod token;
 
 pub use client::PowerSchoolClient;
 pub use error::PowerSchoolError;
 pub use parse::{Columns, FieldError};
 pub use queries::{
-    QueryResult, RawQueryResult, CONTACTS_QUERY, GUARDIANS_QUERY, INDEPENDENT_QUERY,
-    SCHOOLS_ENDPOINT, STUDENTS_QUERY,
+    QueryResult, RawQueryResult, CONTACTS_QUERY, GUARDIANS_QUERY, INDEPENDENT_QUERY, SCHOOLS_QUERY,
+    STUDENTS_QUERY,
 };
 pub use records::*;
 pub use stats::ClientStats;

@@ -9,8 +9,10 @@
 //! a page comes back short or empty, or brings nothing new (a server that
 //! ignores `page` must not loop us forever). If page 1 comes back shorter than
 //! asked although the count says there is more, the server caps the page
-//! size; its cap is used to plan the pages.
+//! size: the client remembers the cap (`PageSize`), plans the pages with it
+//! and asks for it from then on, on this query and every later one.
 
+use super::columns::Reading;
 use super::error::PowerSchoolError;
 use super::parse::{self, Columns};
 use super::request::{Body, Transport};
@@ -18,12 +20,13 @@ use super::stats::{bump, Ctx};
 use futures::{stream, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
 use tracing::warn;
 
 /// Pages of one query requested at once. Small on purpose: with several
 /// schools in flight, each running two queries, a district server sees at
 /// most `school_concurrency * 2 * PAGES_IN_FLIGHT` requests.
-const PAGES_IN_FLIGHT: usize = 3;
+pub(super) const PAGES_IN_FLIGHT: usize = 3;
 
 /// The columns that make a record distinct; `None` never de-duplicates.
 pub(super) type KeyColumns = Option<&'static [&'static str]>;
@@ -41,12 +44,58 @@ pub(super) struct RawFetch {
     pub(super) pages: u32,
 }
 
-/// One query's paging: where it goes, its arguments and page size.
+/// The page size a client asks for: `powerschool.page_size` until a server
+/// shows a smaller cap, then the cap, for the rest of the client's life.
+pub(super) struct PageSize {
+    configured: u32,
+    /// The server's cap; 0 while none was seen.
+    cap: AtomicU32,
+}
+
+impl PageSize {
+    pub(super) fn new(configured: u32) -> Self {
+        PageSize {
+            configured: configured.max(1),
+            cap: AtomicU32::new(0),
+        }
+    }
+
+    pub(super) fn current(&self) -> u32 {
+        match self.cap.load(Ordering::Relaxed) {
+            0 => self.configured,
+            cap => cap.min(self.configured),
+        }
+    }
+
+    /// Remembers a cap the server showed; logs it the first time it lowers.
+    fn learn(&self, cap: u32, query: &str) {
+        let before = self.current();
+        if cap >= before {
+            return;
+        }
+        let _ = self
+            .cap
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                (old == 0 || cap < old).then_some(cap)
+            });
+        warn!(
+            query,
+            asked = before,
+            cap,
+            "PowerSchool caps its pages at {cap} records; asking for {cap} from now on \
+             (set powerschool.page_size to at most this district's maximum to skip this step)"
+        );
+    }
+}
+
+/// One query's paging: where it goes, its arguments, how its records are
+/// read and what page size it asks.
 pub(super) struct Pager<'a> {
     transport: &'a Transport,
     ctx: &'a Ctx<'a>,
     args: Value,
-    page_size: u32,
+    sizes: &'a PageSize,
+    reading: Reading<'a>,
 }
 
 impl<'a> Pager<'a> {
@@ -54,14 +103,16 @@ impl<'a> Pager<'a> {
         transport: &'a Transport,
         ctx: &'a Ctx<'a>,
         args: Value,
-        page_size: u32,
+        sizes: &'a PageSize,
+        reading: Reading<'a>,
     ) -> Self {
         let args = if args.is_null() { json!({}) } else { args };
         Pager {
             transport,
             ctx,
             args,
-            page_size,
+            sizes,
+            reading,
         }
     }
 
@@ -69,19 +120,21 @@ impl<'a> Pager<'a> {
     /// each key (see the paging rule above).
     pub(super) async fn fetch(&self, keys: KeyColumns) -> Result<RawFetch, PowerSchoolError> {
         let expected = self.count().await?;
-        let mut acc = Accumulator::new(keys);
+        let mut acc = Accumulator::new(keys, self.reading);
 
-        let first = self.page(1).await?;
+        let asked = self.sizes.current();
+        let first = self.page(1, asked).await?;
+        self.reading.check_first_page(self.ctx.query, &first)?;
         let first_len = first.len() as u64;
         acc.add_page(1, first);
-        let page_size = self.page_size_served(first_len, expected);
-        let planned = expected.div_ceil(page_size).max(1);
+        let page_size = self.page_size_served(asked, first_len, expected);
+        let planned = expected.div_ceil(u64::from(page_size)).max(1);
         let planned = u32::try_from(planned).unwrap_or(u32::MAX);
 
         let mut last_len = first_len;
         if planned > 1 {
             let mut pages = stream::iter(2..=planned)
-                .map(|p| async move { self.page(p).await.map(|r| (p, r)) })
+                .map(|p| async move { self.page(p, page_size).await.map(|r| (p, r)) })
                 .buffered(PAGES_IN_FLIGHT)
                 .boxed();
             while let Some((p, records)) = pages.try_next().await? {
@@ -90,8 +143,8 @@ impl<'a> Pager<'a> {
             }
         }
         let mut next = planned + 1;
-        while last_len >= page_size {
-            let records = self.page(next).await?;
+        while last_len >= u64::from(page_size) {
+            let records = self.page(next, page_size).await?;
             last_len = records.len() as u64;
             if acc.add_page(next, records) == 0 {
                 break;
@@ -117,19 +170,16 @@ impl<'a> Pager<'a> {
     }
 
     /// The page size the server actually serves: the one asked, unless page 1
-    /// came back shorter although the count says there is more.
-    fn page_size_served(&self, first_len: u64, expected: u64) -> u64 {
-        let asked = self.page_size;
-        if first_len > 0 && first_len < asked as u64 && first_len < expected {
-            warn!(
-                query = self.ctx.query,
-                asked,
-                got = first_len,
-                "PowerSchool capped the page size; set powerschool.page_size to at most this district's maximum"
-            );
-            return first_len;
+    /// came back shorter although the count says there is more (then it is
+    /// the server's cap, remembered for the later pages and queries).
+    fn page_size_served(&self, asked: u32, first_len: u64, expected: u64) -> u32 {
+        if first_len > 0 && first_len < u64::from(asked) && first_len < expected {
+            // Shorter than `asked`, so it fits.
+            let cap = first_len as u32;
+            self.sizes.learn(cap, self.ctx.query);
+            return cap;
         }
-        asked as u64
+        asked
     }
 
     async fn count(&self) -> Result<u64, PowerSchoolError> {
@@ -148,12 +198,12 @@ impl<'a> Pager<'a> {
         })
     }
 
-    async fn page(&self, page: u32) -> Result<Vec<Value>, PowerSchoolError> {
+    async fn page(&self, page: u32, size: u32) -> Result<Vec<Value>, PowerSchoolError> {
         let ctx = self.ctx;
         let mut url = self.transport.url(&["ws", "schema", "query", ctx.query]);
         url.query_pairs_mut()
             .append_pair("page", &page.to_string())
-            .append_pair("pagesize", &self.page_size.to_string());
+            .append_pair("pagesize", &size.to_string());
         let body = self
             .transport
             .call(ctx, Some(page), &url, Body::Json(&self.args))
@@ -171,17 +221,19 @@ impl<'a> Pager<'a> {
 }
 
 /// Collects pages in page order and drops repeated keys.
-struct Accumulator {
+struct Accumulator<'a> {
     keys: KeyColumns,
+    reading: Reading<'a>,
     seen: HashSet<String>,
     records: Vec<RawRecord>,
     duplicates: u64,
 }
 
-impl Accumulator {
-    fn new(keys: KeyColumns) -> Self {
+impl<'a> Accumulator<'a> {
+    fn new(keys: KeyColumns, reading: Reading<'a>) -> Self {
         Accumulator {
             keys,
+            reading,
             seen: HashSet::new(),
             records: Vec::new(),
             duplicates: 0,
@@ -192,7 +244,7 @@ impl Accumulator {
     fn add_page(&mut self, page: u32, records: Vec<Value>) -> usize {
         let mut new = 0;
         for (index, record) in records.into_iter().enumerate() {
-            let columns = parse::record_columns(&record);
+            let columns = self.reading.columns(&record);
             // Queries without a known key are never de-duplicated (their rows
             // may legitimately repeat); the fingerprint only tells whether a
             // page brought anything new.
@@ -239,11 +291,11 @@ mod tests {
             json!({"dcid": "2"}),
             json!({"name": "no key"}),
         ];
-        let mut known = Accumulator::new(Some(&["dcid"]));
+        let mut known = Accumulator::new(Some(&["dcid"]), Reading::AsSent);
         assert_eq!(known.add_page(1, page.clone()), 3);
         assert_eq!((known.records.len(), known.duplicates), (3, 1));
         assert_eq!(known.add_page(2, vec![json!({"dcid": "2"})]), 0);
-        let mut unknown = Accumulator::new(None);
+        let mut unknown = Accumulator::new(None, Reading::AsSent);
         unknown.add_page(1, page);
         assert_eq!((unknown.records.len(), unknown.duplicates), (4, 0));
     }

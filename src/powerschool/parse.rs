@@ -32,7 +32,7 @@ impl FieldError {
 
 /// A scalar as text, or None for a NULL. Whitespace around a value is noise
 /// from PowerSchool's fixed-width columns, never meaning.
-fn scalar_text(value: &Value) -> Option<String> {
+pub(super) fn scalar_text(value: &Value) -> Option<String> {
     let text = match value {
         Value::Null => return None,
         Value::String(s) => s.trim().to_string(),
@@ -167,30 +167,7 @@ pub fn token_answer(body: &Value) -> Result<TokenAnswer, String> {
     })
 }
 
-/// `/ws/v1/district/school`: `{"schools": {"school": [...]}}`, where exactly
-/// one school comes as an object and none may come as `""`, `null` or nothing.
-/// Each entry is either a school or why it could not be read.
-pub fn schools(body: &Value) -> Result<Vec<Result<School, FieldError>>, String> {
-    let entries = match body.get("schools") {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::String(s)) if s.trim().is_empty() => return Ok(Vec::new()),
-        Some(Value::Object(schools)) => match schools.get("school") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(list)) => list.clone(),
-            Some(one @ Value::Object(_)) => vec![one.clone()],
-            Some(other) => return Err(format!("`schools.school` is {}", kind_of(other))),
-        },
-        Some(other) => return Err(format!("`schools` is {}", kind_of(other))),
-    };
-    Ok(entries
-        .iter()
-        .map(|entry| {
-            let columns = record_columns(entry).map_err(|m| FieldError::new("school", "", m))?;
-            school(&columns)
-        })
-        .collect())
-}
-
+/// One record of the schools query: `school_number` (required) and `name`.
 pub fn school(c: &Columns) -> Result<School, FieldError> {
     Ok(School {
         id: opt_int(c, "id")?,
@@ -501,23 +478,13 @@ mod tests {
     }
 
     #[test]
-    fn schools_as_list_single_object_or_none() {
-        let list = schools(&json!({"schools": {"school": [
-            {"id": 3, "name": "North", "school_number": 101},
-            {"id": "4", "name": "South", "school_number": "102"}
-        ]}}))
-        .unwrap();
-        let list: Vec<School> = list.into_iter().map(Result::unwrap).collect();
-        assert_eq!(list[1].id, Some(4));
-        assert_eq!(list[1].school_number, 102);
-        let one =
-            schools(&json!({"schools": {"school": {"id": 3, "name": "Only", "school_number": 7}}}))
-                .unwrap();
-        assert_eq!(one.len(), 1);
-        assert_eq!(one[0].as_ref().unwrap().name, "Only");
-        assert!(schools(&json!({"schools": ""})).unwrap().is_empty());
-        assert!(schools(&json!({"schools": {}})).unwrap().is_empty());
-        let bad = schools(&json!({"schools": {"school": [{"name": "No number"}]}})).unwrap();
-        assert_eq!(bad[0].as_ref().unwrap_err().field, "school_number");
+    fn schools_need_a_number() {
+        let one = school(&cols(json!({"school_number": "101", "name": "North"}))).unwrap();
+        assert_eq!(
+            (one.school_number, one.name.as_str(), one.id),
+            (101, "North", None)
+        );
+        let e = school(&cols(json!({"name": "No number"}))).unwrap_err();
+        assert_eq!(e.field, "school_number");
     }
 }

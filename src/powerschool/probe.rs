@@ -118,32 +118,6 @@ impl PowerSchoolClient {
     }
 }
 
-/// A record's keys as they arrived: `table.column` for a nested record
-/// (under `tables`), `column` for a flat one; lower case, sorted.
-pub fn record_keys(record: &Value) -> Vec<String> {
-    let mut keys = Vec::new();
-    match record.get("tables") {
-        Some(Value::Object(tables)) => {
-            for (table, inner) in tables {
-                if let Some(inner) = inner.as_object() {
-                    keys.extend(
-                        inner
-                            .keys()
-                            .map(|k| format!("{table}.{k}").to_ascii_lowercase()),
-                    );
-                }
-            }
-        }
-        _ => {
-            if let Some(object) = record.as_object() {
-                keys.extend(object.keys().map(|k| k.to_ascii_lowercase()));
-            }
-        }
-    }
-    keys.sort();
-    keys
-}
-
 /// The `TABLE.FIELD` pairs in an access-list answer, whatever its shape:
 /// objects with `table` and `field` (or `column`) members, or
 /// `"TABLE.FIELD"` strings, anywhere in the JSON. Upper case.
@@ -203,20 +177,6 @@ mod tests {
                 ("PCAS_ACCOUNT".to_string(), "PCAS_ACCOUNTID".to_string()),
                 ("STUDENTS".to_string(), "DCID".to_string()),
             ]
-        );
-    }
-
-    #[test]
-    fn nested_record_keys_are_table_qualified() {
-        let nested = json!({"id": 1, "tables": {"guardian": {"GuardianID": "1"},
-            "pcas_emailcontact": {"emailaddress": "a@b"}}});
-        assert_eq!(
-            record_keys(&nested),
-            vec!["guardian.guardianid", "pcas_emailcontact.emailaddress"]
-        );
-        assert_eq!(
-            record_keys(&json!({"dcid": "1", "B": ""})),
-            vec!["b", "dcid"]
         );
     }
 }

@@ -5,6 +5,7 @@
 //! records that do not parse into problems instead of failures.
 
 use super::client::PowerSchoolClient;
+use super::columns::Reading;
 use super::error::PowerSchoolError;
 use super::paging::{KeyColumns, Pager, RawFetch};
 use super::parse::{self, Columns, FieldError};
@@ -12,11 +13,9 @@ use super::records::{
     DistrictSnapshot, GuardianLink, IndependentStudent, RecordProblem, School, Student,
     StudentContact,
 };
-use super::request::Body;
 use super::stats::{Ctx, Progress};
 use futures::{stream, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
-use std::collections::HashSet;
 use std::time::Instant;
 use tracing::{info, warn};
 
@@ -24,8 +23,9 @@ pub const GUARDIANS_QUERY: &str = "com.pearson.core.guardian.student_guardian_de
 pub const STUDENTS_QUERY: &str = "org.studentsync.sync.students.enrolled";
 pub const INDEPENDENT_QUERY: &str = "org.studentsync.sync.students.independent";
 pub const CONTACTS_QUERY: &str = "org.studentsync.sync.students.contacts";
-/// How the schools request is named in errors, problems and logs.
-pub const SCHOOLS_ENDPOINT: &str = "/ws/v1/district/school";
+/// The district's schools (`school_number`, `name`), from the plugin: no
+/// `/ws/v1` call, which servers since 25.2 refuse to most plugins.
+pub const SCHOOLS_QUERY: &str = "org.studentsync.sync.schools.list";
 
 /// Only the first problems of a query are logged one by one; a district with
 /// thousands of bad rows gets a count instead of a flood.
@@ -38,6 +38,7 @@ fn key_columns(query: &str) -> KeyColumns {
         GUARDIANS_QUERY => Some(&["guardianid", "studentsdcid"]),
         STUDENTS_QUERY | INDEPENDENT_QUERY => Some(&["dcid"]),
         CONTACTS_QUERY => Some(&["studentsdcid", "personid"]),
+        SCHOOLS_QUERY => Some(&["school_number"]),
         _ => None,
     }
 }
@@ -62,7 +63,7 @@ pub struct QueryResult<T> {
     pub query: String,
     pub records: Vec<T>,
     pub problems: Vec<RecordProblem>,
-    /// What `/count` said (None for the schools list, which has no count).
+    /// What `/count` said.
     pub expected_count: Option<u64>,
     pub duplicates_dropped: u64,
     pub retries: u64,
@@ -139,51 +140,14 @@ impl PowerSchoolClient {
             .await
     }
 
-    /// The district's schools. An entry without a readable `school_number` is
-    /// a problem, not a failure.
+    /// The district's schools, by school number. A record without a
+    /// readable `school_number` is a problem, not a failure.
     pub async fn schools(&self) -> Result<QueryResult<School>, PowerSchoolError> {
-        let progress = Progress::new(SCHOOLS_ENDPOINT);
-        let ctx = Ctx::new(SCHOOLS_ENDPOINT, false, &progress);
-        let transport = &self.inner.transport;
-        let url = transport.url(&["ws", "v1", "district", "school"]);
-        let body = transport.call(&ctx, None, &url, Body::Get).await?;
-        let entries = parse::schools(&body).map_err(|detail| PowerSchoolError::BadResponse {
-            query: SCHOOLS_ENDPOINT.to_string(),
-            page: None,
-            detail,
-        })?;
-        let mut schools = Vec::new();
-        let mut problems = Vec::new();
-        let mut seen = HashSet::new();
-        let mut duplicates = 0;
-        for (index, entry) in entries.into_iter().enumerate() {
-            match entry {
-                Ok(school) if seen.insert(school.school_number) => schools.push(school),
-                Ok(_) => duplicates += 1,
-                Err(e) => problems.push(problem(
-                    SCHOOLS_ENDPOINT,
-                    format!("school {}", index + 1),
-                    e,
-                )),
-            }
-        }
-        schools.sort_by_key(|s| s.school_number);
-        let result = QueryResult {
-            query: SCHOOLS_ENDPOINT.to_string(),
-            records: schools,
-            problems,
-            expected_count: None,
-            duplicates_dropped: duplicates,
-            retries: ctx.retries(),
-        };
-        log_problems(&result.problems);
-        info!(
-            query = SCHOOLS_ENDPOINT,
-            records = result.records.len(),
-            problems = result.problems.len(),
-            retries = result.retries,
-            "PowerSchool schools fetched"
-        );
+        let progress = Progress::new(SCHOOLS_QUERY);
+        let mut result = self
+            .typed(SCHOOLS_QUERY, json!({}), &progress, parse::school)
+            .await?;
+        result.records.sort_by_key(|s| s.school_number);
         Ok(result)
     }
 
@@ -384,7 +348,12 @@ impl PowerSchoolClient {
     /// Pages through the query of `ctx`, de-duplicated by its key columns.
     async fn fetch_raw(&self, ctx: &Ctx<'_>, args: Value) -> Result<RawFetch, PowerSchoolError> {
         let inner = &*self.inner;
-        Pager::new(&inner.transport, ctx, args, inner.page_size)
+        let reading = if ctx.query == GUARDIANS_QUERY {
+            Reading::Guardian(&inner.guardian_columns)
+        } else {
+            Reading::AsSent
+        };
+        Pager::new(&inner.transport, ctx, args, &inner.page_size, reading)
             .fetch(key_columns(ctx.query))
             .await
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// straight into the rules' types (one type per row kind, in every layer).
 pub use crate::rules::{GuardianLink, StudentContact};
 
-/// One school of the district (`/ws/v1/district/school`).
+/// One school of the district (`org.studentsync.sync.schools.list`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct School {
     pub id: Option<i64>,

@@ -6,9 +6,10 @@
 //! never half-used.
 
 use super::error::PowerSchoolError;
-use super::http::{describe_reqwest, excerpt, read_json, retry_after, url_with};
+use super::http::{describe_reqwest, excerpt_of, read_json, retry_after, url_with};
 use super::retry::{Failure, RetryPolicy, Subject, Transient};
 use super::stats::{bump, Counters, Ctx};
+use super::throttle::{permission_message, throttle_reply, Limiter};
 use super::token::{Token, Tokens};
 use crate::config::PowerSchoolSettings;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
@@ -20,6 +21,9 @@ use std::time::Duration;
 /// What a request sends.
 #[derive(Clone, Copy)]
 pub(super) enum Body<'a> {
+    /// A GET; no query of the sync uses one since the schools moved to a
+    /// PowerQuery, but read-only diagnostic calls (schema probes) do.
+    #[allow(dead_code)]
     Get,
     Json(&'a Value),
 }
@@ -40,6 +44,8 @@ pub(super) struct Transport {
     pub(super) tokens: Tokens,
     policy: RetryPolicy,
     pub(super) counters: Counters,
+    /// Data requests in flight, client-wide; lowered when throttled.
+    pub(super) limiter: Limiter,
 }
 
 impl Transport {
@@ -64,6 +70,7 @@ impl Transport {
             base: settings.url.clone(),
             policy,
             counters: Counters::default(),
+            limiter: Limiter::new(max_in_flight(settings)),
         })
     }
 
@@ -139,6 +146,8 @@ impl Transport {
         .bearer_auth(&token.value)
         .header(ACCEPT, "application/json")
         .header(CONTENT_TYPE, "application/json");
+        // Held until the answer is read and judged.
+        let _slot = self.limiter.slot().await;
         match request.send().await {
             Err(e) => Answer::Failed(Failure::Transient(Transient::unanswered(describe_reqwest(
                 &e,
@@ -147,17 +156,37 @@ impl Transport {
         }
     }
 
-    /// What an answer means: data, a refused token, a failure worth another
-    /// attempt, or one that asking again will not change.
+    /// What an answer means: data, a refused token, a throttling reply, a
+    /// failure worth another attempt, or one that asking again will not change.
     async fn judge(&self, ctx: &Ctx<'_>, page: Option<u32>, response: reqwest::Response) -> Answer {
         let status = response.status();
-        let failure = if status.is_success() {
-            match read_json(response).await {
-                Ok(value) => return Answer::Data(value),
-                Err(error) => Failure::Transient(Transient::answered(status.as_u16(), error)),
+        let code = status.as_u16();
+        if status.is_success() {
+            return match read_json(response).await {
+                Ok(value) => match throttled_page(&value) {
+                    Some(wait) => self.throttled(ctx, code, wait, value.to_string()),
+                    None => Answer::Data(value),
+                },
+                Err(error) => Answer::Failed(Failure::Transient(Transient::answered(code, error))),
+            };
+        }
+        let header_wait = retry_after(&response);
+        let text = response.text().await.unwrap_or_default();
+        if let Some(wait) = throttle_reply(&text) {
+            return self.throttled(ctx, code, wait.or(header_wait), excerpt_of(code, &text));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return self.throttled(ctx, code, header_wait, "rate limited (429)".to_string());
+        }
+        let failure = if status == StatusCode::UNAUTHORIZED {
+            match permission_message(&text) {
+                Some(message) => Failure::Final(PowerSchoolError::PermissionMissing {
+                    query: ctx.query.to_string(),
+                    page,
+                    message,
+                }),
+                None => return Answer::Unauthorized,
             }
-        } else if status == StatusCode::UNAUTHORIZED {
-            return Answer::Unauthorized;
         } else if status == StatusCode::NOT_FOUND && ctx.powerquery {
             Failure::Final(PowerSchoolError::QueryNotInstalled {
                 query: ctx.query.to_string(),
@@ -166,26 +195,54 @@ impl Transport {
             Failure::Final(PowerSchoolError::AccessDenied {
                 query: ctx.query.to_string(),
             })
-        } else if status == StatusCode::TOO_MANY_REQUESTS {
-            bump(&self.counters.rate_limited);
-            Failure::Transient(Transient {
-                retry_after: retry_after(&response),
-                ..Transient::answered(429, "rate limited (429)".to_string())
-            })
         } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
             if status.is_server_error() {
                 bump(&self.counters.server_errors);
             }
-            let error = format!("server error: {}", excerpt(response).await);
-            Failure::Transient(Transient::answered(status.as_u16(), error))
+            let error = format!("server error: {}", excerpt_of(code, &text));
+            Failure::Transient(Transient::answered(code, error))
         } else {
             Failure::Final(PowerSchoolError::Rejected {
                 query: ctx.query.to_string(),
                 page,
-                status: status.as_u16(),
-                detail: excerpt(response).await,
+                status: code,
+                detail: excerpt_of(code, &text),
             })
         };
         Answer::Failed(failure)
     }
+
+    /// A throttling reply: counted (lowering the requests in flight when it
+    /// keeps happening) and retried after the wait the server asked for.
+    fn throttled(
+        &self,
+        ctx: &Ctx<'_>,
+        status: u16,
+        wait: Option<Duration>,
+        what: String,
+    ) -> Answer {
+        if status == StatusCode::TOO_MANY_REQUESTS.as_u16() {
+            bump(&self.counters.rate_limited);
+        }
+        self.limiter.throttled(ctx.query);
+        Answer::Failed(Failure::Transient(Transient {
+            retry_after: wait,
+            ..Transient::answered(status, format!("throttled: {what}"))
+        }))
+    }
+}
+
+/// A 200 that is no page or count but a throttling message: the wait it asks.
+fn throttled_page(value: &Value) -> Option<Option<Duration>> {
+    let object = value.as_object()?;
+    if object.contains_key("record") || object.contains_key("count") {
+        return None;
+    }
+    throttle_reply(&value.to_string())
+}
+
+/// The most data requests a client has on the server at once: every school
+/// in flight runs two queries, each with its pages in flight.
+fn max_in_flight(settings: &PowerSchoolSettings) -> usize {
+    settings.school_concurrency.max(1) * 2 * super::paging::PAGES_IN_FLIGHT
 }

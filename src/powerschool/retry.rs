@@ -20,7 +20,7 @@ use tracing::warn;
 pub(super) struct Transient {
     pub(super) status: Option<u16>,
     pub(super) error: String,
-    /// What the server asked us to wait (429 `Retry-After`).
+    /// What the server asked us to wait (429 `Retry-After`, "wait N seconds").
     pub(super) retry_after: Option<Duration>,
 }
 
@@ -121,6 +121,8 @@ pub(super) struct RetryPolicy {
     max_attempts: u32,
     backoff_initial: Duration,
     backoff_max: Duration,
+    /// The longest wait a server's request to wait is granted.
+    throttle_max_wait: Duration,
 }
 
 impl RetryPolicy {
@@ -129,6 +131,7 @@ impl RetryPolicy {
             max_attempts: settings.max_attempts.max(1),
             backoff_initial: settings.backoff_initial,
             backoff_max: settings.backoff_max.max(settings.backoff_initial),
+            throttle_max_wait: settings.throttle_max_wait,
         }
     }
 
@@ -145,16 +148,16 @@ impl RetryPolicy {
             .with_max_times(self.max_attempts.saturating_sub(1) as usize)
     }
 
-    /// The wait before the next attempt: the server's `Retry-After` (capped at
-    /// `backoff_max`) when it sent one, else the backoff's; none when the
-    /// attempts are used up.
+    /// The wait before the next attempt: what the server asked (`Retry-After`
+    /// or "wait N seconds", capped at `throttle_max_wait`) when it asked, else
+    /// the backoff's; none when the attempts are used up.
     fn delay_after(&self, failure: &Failure, planned: Option<Duration>) -> Option<Duration> {
         let planned = planned?;
         match failure {
             Failure::Transient(Transient {
                 retry_after: Some(wait),
                 ..
-            }) => Some((*wait).min(self.backoff_max)),
+            }) => Some((*wait).min(self.throttle_max_wait)),
             _ => Some(planned),
         }
     }
@@ -218,6 +221,7 @@ mod tests {
             max_attempts: attempts,
             backoff_initial: Duration::from_millis(initial_ms),
             backoff_max: Duration::from_millis(max_ms),
+            throttle_max_wait: Duration::from_secs(20),
         }
     }
 
@@ -241,7 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_replaces_the_backoff_capped_at_the_maximum() {
+    fn a_requested_wait_replaces_the_backoff_capped_at_the_throttle_maximum() {
         let p = policy(4, 100, 1000);
         let planned = Some(Duration::from_millis(150));
         let asked = |secs| {
@@ -253,7 +257,11 @@ mod tests {
         assert_eq!(p.delay_after(&asked(0), planned), Some(Duration::ZERO));
         assert_eq!(
             p.delay_after(&asked(30), planned),
-            Some(Duration::from_millis(1000))
+            Some(Duration::from_secs(20))
+        );
+        assert_eq!(
+            p.delay_after(&asked(3), planned),
+            Some(Duration::from_secs(3))
         );
         let plain = Failure::Transient(Transient::answered(500, "server error".to_string()));
         assert_eq!(p.delay_after(&plain, planned), planned);

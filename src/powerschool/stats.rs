@@ -25,6 +25,16 @@ pub struct ClientStats {
     pub rate_limited: u64,
     /// 401s on a data call that led to a new token.
     pub unauthorized_renewals: u64,
+    /// Throttling replies: 429s and "too many requests, wait N seconds".
+    pub throttled: u64,
+    /// Data requests allowed on the server at once now (halved, down to 1,
+    /// after repeated throttling).
+    pub in_flight_limit: u64,
+    /// The most data requests that were on the server at once.
+    pub max_in_flight: u64,
+    /// The page size asked now: `powerschool.page_size`, or the server's
+    /// cap once a short first page showed it.
+    pub page_size: u64,
 }
 
 /// The live counters behind `ClientStats`, shared by every clone of a client.
@@ -47,6 +57,7 @@ impl Counters {
             server_errors: self.server_errors.load(Ordering::Relaxed),
             rate_limited: self.rate_limited.load(Ordering::Relaxed),
             unauthorized_renewals: self.unauthorized_renewals.load(Ordering::Relaxed),
+            ..ClientStats::default()
         }
     }
 }

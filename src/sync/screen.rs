@@ -9,7 +9,7 @@
 
 use crate::powerschool::{
     DistrictSnapshot, RecordProblem, CONTACTS_QUERY, GUARDIANS_QUERY, INDEPENDENT_QUERY,
-    SCHOOLS_ENDPOINT, STUDENTS_QUERY,
+    SCHOOLS_QUERY, STUDENTS_QUERY,
 };
 use crate::rules::text::{self, Refusal};
 use chrono::NaiveDate;
@@ -20,7 +20,7 @@ pub fn screen(snapshot: &mut DistrictSnapshot) -> usize {
     let mut problems = Vec::new();
     for s in &mut snapshot.schools {
         let mut r = Record::new(
-            SCHOOLS_ENDPOINT,
+            SCHOOLS_QUERY,
             format!("school_number={}", s.school_number),
             &mut problems,
         );

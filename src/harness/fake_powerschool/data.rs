@@ -9,7 +9,10 @@
 //! PowerSchool. Any other argument is refused with 400, so a client sending
 //! the wrong argument name is noticed.
 
-use super::render::{render_contact, render_guardian, render_independent, render_student};
+use super::render::{
+    render_contact, render_guardian, render_independent, render_school, render_student,
+    GuardianShape,
+};
 use crate::harness::world::PowerSchoolSide;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -18,6 +21,7 @@ pub const GUARDIANS: &str = "com.pearson.core.guardian.student_guardian_detail";
 pub const ENROLLED: &str = "org.studentsync.sync.students.enrolled";
 pub const INDEPENDENT: &str = "org.studentsync.sync.students.independent";
 pub const CONTACTS: &str = "org.studentsync.sync.students.contacts";
+pub const SCHOOLS: &str = "org.studentsync.sync.schools.list";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum QueryKind {
@@ -25,6 +29,7 @@ pub(crate) enum QueryKind {
     Enrolled,
     Independent,
     Contacts,
+    Schools,
 }
 
 impl QueryKind {
@@ -34,6 +39,7 @@ impl QueryKind {
             ENROLLED => Some(QueryKind::Enrolled),
             INDEPENDENT => Some(QueryKind::Independent),
             CONTACTS => Some(QueryKind::Contacts),
+            SCHOOLS => Some(QueryKind::Schools),
             _ => None,
         }
     }
@@ -44,6 +50,7 @@ impl QueryKind {
             QueryKind::Enrolled => ENROLLED,
             QueryKind::Independent => INDEPENDENT,
             QueryKind::Contacts => CONTACTS,
+            QueryKind::Schools => SCHOOLS,
         }
     }
 
@@ -63,6 +70,7 @@ impl QueryKind {
             QueryKind::Enrolled => "u_student",
             QueryKind::Independent => "s_ab_stu_x,u_student",
             QueryKind::Contacts => "u_studentcontactdetail",
+            QueryKind::Schools => "",
         }
     }
 }
@@ -87,7 +95,7 @@ pub(crate) fn parse_args(kind: QueryKind, body: &serde_json::Value) -> Result<Ar
             }
             // The built-in guardian query declares no arguments (wire spec
             // §4); only the plugin's own queries take `students_dcid`.
-            "students_dcid" if kind != QueryKind::Guardians => {
+            "students_dcid" if !matches!(kind, QueryKind::Guardians | QueryKind::Schools) => {
                 args.students_dcid = Some(int_arg(key, value)?)
             }
             _ => return Err(format!("query {} has no argument named {key}", kind.name())),
@@ -162,15 +170,13 @@ impl QueryData {
 }
 
 pub(crate) struct School {
-    pub(crate) id: i64,
     pub(crate) name: String,
     pub(crate) school_number: i64,
 }
 
 /// Everything the fake serves.
 pub(crate) struct Dataset {
-    queries: [QueryData; 4],
-    pub(crate) schools: Vec<School>,
+    queries: [QueryData; 5],
     pub(crate) student_count: usize,
 }
 
@@ -189,17 +195,23 @@ impl Dataset {
         &q.text[start..q.ends[position]]
     }
 
-    pub(crate) fn build(world: &PowerSchoolSide) -> Dataset {
+    pub(crate) fn build(world: &PowerSchoolSide, shape: &GuardianShape) -> Dataset {
         let rows = SortedRows::of(world);
+        let schools = schools_served(world);
+        let [g, e, i, c] = rows.render(world, shape);
+        let s = build_query(
+            &schools,
+            |school| (None, school.school_number),
+            |school, n, out| render_school(school.school_number, &school.name, n, out),
+        );
         Dataset {
-            queries: rows.render(world),
-            schools: schools_served(world),
+            queries: [g, e, i, c, s],
             student_count: world.students.len(),
         }
     }
 }
 
-/// The district school list: the world's schools, or, for a world that
+/// The schools query's rows: the world's schools, or, for a world that
 /// lists students but no schools, one school per `schoolid` its students
 /// name (they would otherwise be unreachable through the per-school
 /// queries).
@@ -208,9 +220,7 @@ fn schools_served(world: &PowerSchoolSide) -> Vec<School> {
         return world
             .schools
             .iter()
-            .enumerate()
-            .map(|(i, s)| School {
-                id: i as i64 + 1,
+            .map(|s| School {
                 name: s.name.clone(),
                 school_number: s.school_number,
             })
@@ -221,9 +231,7 @@ fn schools_served(world: &PowerSchoolSide) -> Vec<School> {
     numbers.dedup();
     numbers
         .into_iter()
-        .enumerate()
-        .map(|(i, n)| School {
-            id: i as i64 + 1,
+        .map(|n| School {
             name: format!("School {n}"),
             school_number: n,
         })
@@ -292,14 +300,16 @@ impl SortedRows {
 
     /// Renders and indexes the four queries, in `QueryKind` order.
     /// Rendering is most of the work and the four queries are independent.
-    fn render(&self, world: &PowerSchoolSide) -> [QueryData; 4] {
+    fn render(&self, world: &PowerSchoolSide, shape: &GuardianShape) -> [QueryData; 4] {
         let students = &world.students;
         std::thread::scope(|scope| {
             let g = scope.spawn(|| {
                 build_query(
                     &self.guardians,
                     |&(dcid, _, _)| (None, dcid),
-                    |&(_, _, i), n, out| render_guardian(&world.guardian_accounts[i], n, out),
+                    |&(_, _, i), n, out| {
+                        render_guardian(&world.guardian_accounts[i], n, shape, out)
+                    },
                 )
             });
             let c = scope.spawn(|| {

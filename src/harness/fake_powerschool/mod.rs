@@ -7,6 +7,7 @@
 //! on. The queries also accept narrowing arguments for a "spot sync" (a
 //! project extension; see `data.rs`).
 
+mod counters;
 mod data;
 mod generate;
 mod render;
@@ -18,8 +19,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The names of the four PowerQueries the fake serves.
-pub use data::{CONTACTS, ENROLLED, GUARDIANS, INDEPENDENT};
+/// The names of the five PowerQueries the fake serves.
+pub use data::{CONTACTS, ENROLLED, GUARDIANS, INDEPENDENT, SCHOOLS};
 
 /// The plugin credentials the fake accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,9 +52,20 @@ pub struct FieldOverride {
 
 /// Fault switches. The default is a well-behaved server.
 ///
+/// Every `/ws/v1/...` request is refused with PowerSchool 25.2's 401 "Plugin
+/// is missing required accessLevelV1Api READ permission", whatever the token.
+///
+/// The switches that make the server answer like a real one, on PowerQuery
+/// page and `/count` requests that pass authentication: `throttle_every`
+/// (every Nth such request is answered "too many requests, wait N seconds"),
+/// `missing_queries` (404 "Query … not found"), and, on pages,
+/// `page_size_cap` (a larger `pagesize`, or 0, is cut to the cap silently).
+/// `flat_guardians` and `guardian_email_column` change how the guardian
+/// records are written.
+///
 /// Only PowerQuery page requests that pass authentication, name a known
-/// query and carry valid arguments and paging are subject to faults; token,
-/// school-list and `/count` requests never are, except that
+/// query and carry valid arguments and paging are subject to the faults
+/// below; token and `/count` requests never are, except that
 /// `always_fail_queries` also fails `/count`. For such a page request, in
 /// order: `page_latency` is slept; a query in `always_fail_queries` is
 /// answered 500 (without using up any `*_first` budget), and so is a page in
@@ -97,8 +109,6 @@ pub struct Faults {
     pub overrides: Vec<FieldOverride>,
     /// Seed for which requests the rates hit.
     pub seed: u64,
-    /// PowerQueries answered 404, as when the plugin is not installed.
-    pub not_installed: Vec<String>,
     /// `TABLE.COLUMN`s taken out of the fake's schema: the schema probe
     /// answers `400 Invalid field` for them.
     pub missing_columns: Vec<String>,
@@ -107,6 +117,23 @@ pub struct Faults {
     /// `TABLE.COLUMN`s the guardian query's access list names beyond the
     /// usual ones (a server whose guardian query needs more).
     pub access_list_extra: Vec<String>,
+    /// Guardian records flat (`guardianid`, `email`, …) instead of nested
+    /// under PowerSchool's tables (`tables.guardian.guardianid`, …), the default.
+    pub flat_guardians: bool,
+    /// Send the guardian email only under this column (`table.column` when
+    /// nested, e.g. `pcas_contact.mail`; the column when flat), not under
+    /// `pcas_emailcontact.emailaddress` or `guardian.email`.
+    pub guardian_email_column: Option<String>,
+    /// The server's largest page: a bigger `pagesize` (or 0) gets this many.
+    pub page_size_cap: Option<usize>,
+    /// Queries that are not installed: their pages and counts answer 404.
+    pub missing_queries: Vec<String>,
+    /// Every Nth PowerQuery page or count request (0: none) is answered
+    /// "Too many requests, wait {throttle_wait_secs} seconds".
+    pub throttle_every: u32,
+    pub throttle_wait_secs: u64,
+    /// The status of that answer; None: 429. (Real servers' is undocumented.)
+    pub throttle_status: Option<u16>,
 }
 
 /// What the fake has seen, for tests to compare with the client's counts.
@@ -119,8 +146,8 @@ pub struct FakeStats {
     pub page_requests: u64,
     /// `POST /ws/schema/query/{name}/count` requests.
     pub count_requests: u64,
-    /// Requests for the district school list.
-    pub school_requests: u64,
+    /// `/ws/v1/...` requests (all refused with 401).
+    pub v1_requests: u64,
     /// Records sent in PowerQuery pages (truncated pages included).
     pub records_served: u64,
     pub answered_500: u64,
@@ -129,6 +156,15 @@ pub struct FakeStats {
     pub answered_401: u64,
     /// 200 pages whose body was cut off.
     pub truncated: u64,
+    /// Throttling replies ("too many requests, wait N seconds").
+    pub throttled: u64,
+    /// Page requests whose `pagesize` was above `page_size_cap` (or 0).
+    pub capped_pages: u64,
+    /// The most PowerQuery page and count requests in flight at once, all
+    /// queries together and per query (since the start or the last
+    /// `reset_max_in_flight`).
+    pub max_in_flight: u64,
+    pub max_in_flight_by_query: std::collections::BTreeMap<String, u64>,
 }
 
 /// A fake server listening on a real socket. Dropping it stops the server.
@@ -147,6 +183,11 @@ impl RunningFake {
 
     pub fn stats(&self) -> FakeStats {
         self.shared.counters.snapshot()
+    }
+
+    /// Starts counting the most requests in flight afresh.
+    pub fn reset_max_in_flight(&self) {
+        self.shared.counters.reset_max_in_flight();
     }
 
     /// Stop serving and wait until the listener is closed.
@@ -188,7 +229,11 @@ pub async fn spawn(
     let addr = listener.local_addr()?;
     // Indexing a large district takes a moment of CPU; keep it off the
     // async workers.
-    let data = tokio::task::spawn_blocking(move || data::Dataset::build(&world))
+    let shape = render::GuardianShape {
+        flat: faults.flat_guardians,
+        email_column: faults.guardian_email_column.clone(),
+    };
+    let data = tokio::task::spawn_blocking(move || data::Dataset::build(&world, &shape))
         .await
         .map_err(std::io::Error::other)?;
     let shared = Arc::new(server::Shared::new(data, credentials, faults));

@@ -7,9 +7,7 @@
 //!   `Faults::missing_columns`), `403` for one in `Faults::ungranted_columns`,
 //!   else `200 {"count": 0}`;
 //! - `GET /ws/powerqueryaccesslist/{query}`: the guardian query's fields,
-//!   with `Faults::access_list_extra` (404 for any other query);
-//! - a query in `Faults::not_installed`: `404` on its pages and `/count`;
-//! - the schools PowerQuery `org.studentsync.sync.schools.list` (see below).
+//!   with `Faults::access_list_extra` (404 for any other query).
 
 use super::data::GUARDIANS;
 use super::server::Shared;
@@ -19,9 +17,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// The schools query's name.
-const SCHOOLS: &str = "org.studentsync.sync.schools.list";
 
 /// The district columns the default settings name (`[powerschool.fields]`).
 const DISTRICT_COLUMNS: &[&str] = &[
@@ -75,25 +70,6 @@ pub(super) async fn answer(State(s): State<Arc<Shared>>, request: Request, next:
                 return refused;
             }
             access_list(query, &s.faults.access_list_extra)
-        }
-        ["ws", "schema", "query", name, ..] if listed(&s.faults.not_installed, name) => {
-            if let Some(refused) = s.check_bearer(request.headers()) {
-                return refused;
-            }
-            message(
-                StatusCode::NOT_FOUND,
-                format!("Named query not found: {name}"),
-            )
-        }
-        // TEMPORARY (brief B): the schools PowerQuery, served here until the
-        // fake's own query table serves it (engineer A's branch); then remove
-        // this arm and `schools_list`.
-        ["ws", "schema", "query", SCHOOLS, rest @ ..] if request.method() == Method::POST => {
-            if let Some(refused) = s.check_bearer(request.headers()) {
-                return refused;
-            }
-            let params = query_params(request.uri().query());
-            schools_list(&s, rest == ["count"], &params)
         }
         _ => next.run(request).await,
     }
@@ -156,45 +132,6 @@ fn access_list(query: &str, extra: &[String]) -> Response {
     (
         StatusCode::OK,
         axum::Json(serde_json::json!({ "name": query, "fields": fields })),
-    )
-        .into_response()
-}
-
-/// TEMPORARY (see `answer`): the schools, flat, paged like the others.
-fn schools_list(s: &Shared, count: bool, params: &HashMap<String, String>) -> Response {
-    let schools = &s.data.schools;
-    if count {
-        return (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({ "count": schools.len() })),
-        )
-            .into_response();
-    }
-    let page: usize = params
-        .get("page")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(1)
-        .max(1);
-    let size: usize = params
-        .get("pagesize")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(100);
-    let size = if size == 0 {
-        schools.len().max(1)
-    } else {
-        size
-    };
-    let records: Vec<serde_json::Value> = schools
-        .iter()
-        .skip((page - 1).saturating_mul(size))
-        .take(size)
-        .map(|sc| {
-            serde_json::json!({"school_number": sc.school_number.to_string(), "name": sc.name})
-        })
-        .collect();
-    (
-        StatusCode::OK,
-        axum::Json(serde_json::json!({ "name": SCHOOLS, "record": records })),
     )
         .into_response()
 }

@@ -1,15 +1,17 @@
-//! The fake's HTTP side: OAuth client-credentials tokens, the district school
-//! list and PowerQuery pages and counts, with the fault switches applied to
-//! PowerQuery pages.
+//! The fake's HTTP side: OAuth client-credentials tokens, PowerQuery pages
+//! and counts, `/ws/v1` refused as on PowerSchool 25.2, and the switches that
+//! make it answer like a real server (throttling, a page-size cap, queries
+//! not installed) or a failing one (faults on PowerQuery pages).
 
+use super::counters::{bump, Counters};
 use super::data::{parse_args, Dataset, QueryKind, Selection};
 use super::render::apply_override;
-use super::{FakeCredentials, FakeStats, Faults};
+use super::{FakeCredentials, Faults};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, post};
 use axum::Router;
 use base64::Engine;
 use rand::{Rng, SeedableRng};
@@ -24,40 +26,6 @@ const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3599);
 /// PowerSchool's page size when the request names none.
 const DEFAULT_PAGE_SIZE: usize = 100;
 
-#[derive(Default)]
-pub(crate) struct Counters {
-    token_requests: AtomicU64,
-    page_requests: AtomicU64,
-    count_requests: AtomicU64,
-    school_requests: AtomicU64,
-    records_served: AtomicU64,
-    answered_500: AtomicU64,
-    answered_429: AtomicU64,
-    answered_401: AtomicU64,
-    truncated: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn snapshot(&self) -> FakeStats {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        FakeStats {
-            token_requests: g(&self.token_requests),
-            page_requests: g(&self.page_requests),
-            count_requests: g(&self.count_requests),
-            school_requests: g(&self.school_requests),
-            records_served: g(&self.records_served),
-            answered_500: g(&self.answered_500),
-            answered_429: g(&self.answered_429),
-            answered_401: g(&self.answered_401),
-            truncated: g(&self.truncated),
-        }
-    }
-}
-
-fn bump(a: &AtomicU64) {
-    a.fetch_add(1, Ordering::Relaxed);
-}
-
 pub(crate) struct Shared {
     pub(super) data: Dataset,
     credentials: FakeCredentials,
@@ -69,6 +37,9 @@ pub(crate) struct Shared {
     /// How many PowerQuery pages have reached the fault stage; the n-th one's
     /// fate depends only on n and the seed, whatever the concurrency.
     fault_ordinal: AtomicU64,
+    /// PowerQuery page and count requests past authentication, for
+    /// `throttle_every`.
+    throttle_ordinal: AtomicU64,
 }
 
 impl Shared {
@@ -91,6 +62,7 @@ impl Shared {
             tokens: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             fault_ordinal: AtomicU64::new(0),
+            throttle_ordinal: AtomicU64::new(0),
         }
     }
 
@@ -194,7 +166,7 @@ fn splitmix64(x: u64) -> u64 {
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/oauth/access_token", post(token))
-        .route("/ws/v1/district/school", get(schools))
+        .route("/ws/v1/{*resource}", any(v1_locked))
         .route("/ws/schema/query/{name}", post(query_page))
         .route("/ws/schema/query/{name}/count", post(query_count))
         .fallback(|| async {
@@ -284,29 +256,16 @@ async fn token(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) ->
     )
 }
 
-async fn schools(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    bump(&s.counters.school_requests);
-    if let Some(r) = s.check_bearer(&headers) {
-        return r;
-    }
-    let list: Vec<serde_json::Value> = s
-        .data
-        .schools
-        .iter()
-        .map(|sc| {
-            serde_json::json!({"id": sc.id, "name": sc.name, "school_number": sc.school_number})
-        })
-        .collect();
-    // Real servers collapse a one-element list into the element itself.
-    let school = if list.len() == 1 {
-        list.into_iter().next().expect("one school")
-    } else {
-        serde_json::Value::Array(list)
-    };
-    tracing::debug!("fake PowerSchool: school list");
+/// PowerSchool 25.2 and later refuse `/ws/v1` to a plugin without
+/// `accessLevelV1Api="READ"`, valid token or not.
+async fn v1_locked(State(s): State<Arc<Shared>>) -> Response {
+    bump(&s.counters.v1_requests);
+    bump(&s.counters.answered_401);
     json_value(
-        StatusCode::OK,
-        serde_json::json!({"schools": {"school": school}}),
+        StatusCode::UNAUTHORIZED,
+        serde_json::json!({"errorMessage": {
+            "message": "Plugin is missing required accessLevelV1Api READ permission"
+        }}),
     )
 }
 
@@ -321,6 +280,15 @@ fn prepare(
 ) -> Result<(QueryKind, Selection), Response> {
     if let Some(r) = s.check_bearer(headers) {
         return Err(r);
+    }
+    if let Some(r) = s.throttle() {
+        return Err(r);
+    }
+    if s.faults.missing_queries.iter().any(|q| q == name) {
+        return Err(json_value(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"message": format!("Query {name} not found")}),
+        ));
     }
     let kind = QueryKind::from_name(name).ok_or_else(|| {
         tracing::debug!(query = name, "fake PowerSchool: unknown query");
@@ -346,6 +314,7 @@ async fn query_count(
     body: Bytes,
 ) -> Response {
     bump(&s.counters.count_requests);
+    let _in_flight = s.counters.in_flight(&name);
     let (kind, selection) = match prepare(&s, &name, &headers, &body) {
         Ok(x) => x,
         Err(r) => return r,
@@ -392,6 +361,7 @@ async fn query_page(
     body: Bytes,
 ) -> Response {
     bump(&s.counters.page_requests);
+    let _in_flight = s.counters.in_flight(&name);
     let (kind, selection) = match prepare(&s, &name, &headers, &body) {
         Ok(x) => x,
         Err(r) => return r,
@@ -399,6 +369,13 @@ async fn query_page(
     let (page, size) = match parse_paging(&params) {
         Ok(x) => x,
         Err(e) => return bad_request(e),
+    };
+    let size = match s.faults.page_size_cap {
+        Some(cap) if size == 0 || size > cap => {
+            bump(&s.counters.capped_pages);
+            cap
+        }
+        _ => size,
     };
     if !s.faults.page_latency.is_zero() {
         tokio::time::sleep(s.faults.page_latency).await;
@@ -433,6 +410,27 @@ async fn query_page(
 }
 
 impl Shared {
+    /// Every `throttle_every`th PowerQuery request is told to wait.
+    fn throttle(&self) -> Option<Response> {
+        let every = u64::from(self.faults.throttle_every);
+        let n = self.throttle_ordinal.fetch_add(1, Ordering::Relaxed) + 1;
+        if every == 0 || !n.is_multiple_of(every) {
+            return None;
+        }
+        bump(&self.counters.throttled);
+        let status = self
+            .faults
+            .throttle_status
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+        let wait = self.faults.throttle_wait_secs;
+        tracing::debug!(n, wait, "fake PowerSchool: throttled");
+        Some(json_value(
+            status,
+            serde_json::json!({"message": format!("Too many requests, wait {wait} seconds")}),
+        ))
+    }
+
     /// The fault switches' verdict on one page request: an always-failing
     /// query or page and an injected 500 or 429 are the answer itself (Err,
     /// sent at once, so its size does not matter); Ok says whether the page
