@@ -144,7 +144,7 @@ fn layered(sources: &Sources<'_>) -> Result<file::FileSettings, ConfigError> {
             path: path.display().to_string(),
             source,
         })?;
-        secrets::refuse_secrets_in_file(&text)?;
+        secrets::refuse_secrets_in_file(&path.display().to_string(), &text)?;
         figment = figment.merge(Toml::string(&text));
     }
     environment::layer(figment, &sources.env)?

@@ -193,6 +193,14 @@ async fn take(
     before_waiting: impl Future<Output = ()>,
     stop: impl Future<Output = ()>,
 ) -> Result<Acquired, StoreError> {
+    // The lock's own session waits as long as it takes: no statement or lock
+    // time limit of the pool applies to it.
+    for unlimited in ["SET statement_timeout = 0", "SET lock_timeout = 0"] {
+        sqlx::query(unlimited)
+            .execute(&mut conn)
+            .await
+            .map_err(|e| lock_error(&format!("preparing the {}", kind.describe()))(e))?;
+    }
     let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
         .bind(key_text)
         .fetch_one(&mut conn)
