@@ -126,6 +126,7 @@ pub async fn run_daemon(settings: Settings) -> Result<(), DaemonError> {
 pub async fn run_now(settings: Settings) -> Result<RunNowOutcome, DaemonError> {
     let shutdown = signals::on_stop_signal()?;
     let pool = store::connect_to(&settings.database).await?;
+    store::district::check(&pool, &settings.district).await?;
     run_now::run_now(&settings, &pool, shutdown).await
 }
 
@@ -133,6 +134,7 @@ pub async fn run_now(settings: Settings) -> Result<RunNowOutcome, DaemonError> {
 /// fire time and who holds the locks.
 pub async fn status(settings: &Settings) -> Result<StatusReport, DaemonError> {
     let pool = store::connect_to(&settings.database).await?;
+    store::district::check(&pool, &settings.district).await?;
     let report = status::gather(settings, &pool, chrono::Utc::now()).await;
     pool.close().await;
     report

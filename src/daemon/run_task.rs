@@ -120,7 +120,8 @@ impl<C: Clock> Daemon<C> {
         telemetry::set_in_progress(true);
         let started = Instant::now();
         let mut progress = Progress::new(self.notifier.clone(), night);
-        let options = self.run_options(trigger, night);
+        let mut options = self.run_options(trigger, night);
+        options.run_lock_backend = Some(run_lock.backend_pid());
         let run = RunTask::spawn(self.pool.clone(), self.settings.clone(), client, options);
         let watched = self.follow(run, &mut progress, stops).await;
         let took = started.elapsed();
@@ -159,6 +160,7 @@ impl<C: Clock> Daemon<C> {
             today,
             fail_point: None,
             cancel: None,
+            run_lock_backend: None,
         }
     }
 

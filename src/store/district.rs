@@ -68,13 +68,35 @@ pub async fn take_writer_lock(conn: &mut PgConnection) -> Result<(), StoreError>
     Ok(())
 }
 
+/// Who writes: the district the settings name, and the session holding the
+/// run lock for this write (None for a caller that holds none, e.g. a test
+/// driving the library directly).
+#[derive(Debug, Clone)]
+pub struct WriteGate {
+    pub district: String,
+    pub run_lock_backend: Option<i32>,
+}
+
+impl WriteGate {
+    pub fn new(district: &str, run_lock_backend: Option<i32>) -> Self {
+        WriteGate {
+            district: district.to_string(),
+            run_lock_backend,
+        }
+    }
+}
+
 /// Begins a write of live data: a transaction holding the writer lock, the
-/// district checked (or recorded, on the first write). `repeatable_read`
-/// for a caller whose reads and writes must see one snapshot (taken after
-/// the lock, so it includes every earlier writer's commit).
+/// district checked (or recorded, on the first write), and, right before
+/// anything is applied, the run lock checked again: still held by the
+/// session the caller took it on. `repeatable_read` for a caller whose
+/// reads and writes must see one snapshot (PostgreSQL takes it at the lock
+/// statement, before waiting: a writer that committed meanwhile makes a
+/// later write of the same row fail with a serialization error rather than
+/// be lost).
 pub async fn begin_write(
     pool: &PgPool,
-    district: &str,
+    gate: &WriteGate,
     doing: &str,
     repeatable_read: bool,
 ) -> Result<Transaction<'static, Postgres>, StoreError> {
@@ -86,6 +108,11 @@ pub async fn begin_write(
             .doing(doing)?;
     }
     take_writer_lock(&mut tx).await?;
-    claim(&mut tx, district).await?;
+    claim(&mut tx, &gate.district).await?;
+    if let Some(pid) = gate.run_lock_backend {
+        if !super::lock::holds_run_lock(&mut tx, &gate.district, pid).await? {
+            return Err(StoreError::RunLockLost { backend_pid: pid });
+        }
+    }
     Ok(tx)
 }

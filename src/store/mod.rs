@@ -68,6 +68,12 @@ pub enum StoreError {
         configured: String,
     },
     #[error(
+        "the run lock's session (PostgreSQL backend pid {backend_pid}) no longer holds it, so \
+         another process may be running: nothing was applied. Check `student-sync status` \
+         and run again"
+    )]
+    RunLockLost { backend_pid: i32 },
+    #[error(
         "run {0} is held but its stored plan is missing; `student-sync discard {0}` drops \
          the run, and the next run plans again"
     )]

@@ -8,6 +8,7 @@ use crate::config::Settings;
 use crate::powerschool::{DistrictSnapshot, PowerSchoolClient, PowerSchoolError};
 use crate::store::runs::{self, RunPhase, RunStatus, RunTrigger};
 use crate::store::state::{CurrentState, StateSnapshot};
+use crate::store::district::WriteGate;
 use crate::store::StoreError;
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -81,6 +82,10 @@ pub struct RunOptions {
     /// Set to true to cancel the run: its transaction rolls back and its row
     /// says `interrupted`, so the next start resumes it.
     pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The backend pid of the session holding the run lock for this run:
+    /// checked again, under the writer lock, right before anything is
+    /// applied. None when the caller holds no run lock (library tests).
+    pub run_lock_backend: Option<i32>,
 }
 
 impl RunOptions {
@@ -95,7 +100,13 @@ impl RunOptions {
             today,
             fail_point: None,
             cancel: None,
+            run_lock_backend: None,
         }
+    }
+
+    /// The writer gate of this run's writes (see `store::district`).
+    pub fn gate(&self, settings: &Settings) -> WriteGate {
+        WriteGate::new(&settings.district, self.run_lock_backend)
     }
 }
 
@@ -252,10 +263,12 @@ pub async fn finish_from_snapshot(
 ) -> Result<RunReport, SyncError> {
     let (plan, safety, fingerprint) =
         planning_phase(pool, settings, options, run_id, snapshot).await?;
+    let gate = options.gate(settings);
     if safety.holds() {
-        return Err(hold_for_approval(pool, run_id, &plan, &safety, &fingerprint, started).await);
+        let held = hold_for_approval(pool, &gate, run_id, &plan, &safety, &fingerprint, started);
+        return Err(held.await);
     }
-    applying_phase(pool, options, run_id, plan, started).await
+    applying_phase(pool, &gate, options, run_id, plan, started).await
 }
 
 /// The run's planning phase: the state read, the plan made and measured
@@ -302,6 +315,7 @@ async fn planning_phase(
 /// kept the plan from being stored.
 async fn hold_for_approval(
     pool: &PgPool,
+    gate: &WriteGate,
     run_id: i64,
     plan: &Plan,
     safety: &safety::SafetyCheck,
@@ -316,6 +330,7 @@ async fn hold_for_approval(
     let bytes = serde_json::to_vec(plan).expect("plan serialises");
     let stored = hold::store_hold(
         pool,
+        gate,
         run_id,
         &bytes,
         fingerprint,
@@ -341,6 +356,7 @@ async fn hold_for_approval(
 /// then the plan freed.
 async fn applying_phase(
     pool: &PgPool,
+    gate: &WriteGate,
     options: &RunOptions,
     run_id: i64,
     plan: Plan,
@@ -351,7 +367,7 @@ async fn applying_phase(
         "run {run_id} applying in one transaction: {}",
         report::one_line(&plan.counts)
     );
-    let mut report = apply_run(pool, run_id, &plan, options.fail_point).await?;
+    let mut report = apply_run(pool, gate, run_id, &plan, options.fail_point).await?;
     report.duration = started.elapsed();
     tracing::info!(
         seconds = phase.elapsed().as_secs_f64(),
@@ -370,6 +386,7 @@ async fn applying_phase(
 /// through here; returns the report.
 async fn apply_run(
     pool: &PgPool,
+    gate: &WriteGate,
     run_id: i64,
     plan: &Plan,
     fail_point: Option<FailPoint>,
@@ -380,7 +397,7 @@ async fn apply_run(
     heartbeat(
         run_id,
         "applying",
-        apply::apply(pool, run_id, plan, &report_json, fail_point),
+        apply::apply(pool, gate, run_id, plan, &report_json, fail_point),
     )
     .await?;
     Ok(report)
