@@ -68,6 +68,26 @@ pub enum SyncError {
     BadStoredPlan { run_id: i64, message: String },
     #[error("spot sync: {0}")]
     Spot(String),
+    #[error(
+        "the run passed its deadline of {limit} (sync.run_deadline_mins, \
+         STUDENT_SYNC_SYNC_RUN_DEADLINE_MINS) and was stopped in phase {phase}: nothing was \
+         applied. Look at why it was slow (PowerSchool pages hanging? the database waiting \
+         on a lock?), or raise sync.run_deadline_mins if the district's runs really take this long"
+    )]
+    Deadline { limit: String, phase: String },
+    #[error(
+        "the run panicked: {0}. This is a bug in student-sync (please report it with the \
+         log); nothing was applied, and the run is not resumed automatically"
+    )]
+    Panicked(String),
+}
+
+impl SyncError {
+    /// A database error that passes (restart, failover, conflict): the run
+    /// is worth trying again.
+    pub fn is_transient_database(&self) -> bool {
+        matches!(self, SyncError::Store(e) if e.is_transient())
+    }
 }
 
 /// How one run is started.
@@ -129,8 +149,13 @@ pub async fn run_once(
     let run_id = runs::start_run(pool, options.trigger, options.night).await?;
     let result = {
         use tracing::Instrument;
-        let work = run_phases(pool, settings, client, options, run_id)
-            .instrument(tracing::info_span!("run", run_id));
+        let work = within_deadline(
+            pool,
+            settings.sync.run_deadline,
+            run_id,
+            run_attempts(pool, settings, client, options, run_id),
+        )
+        .instrument(tracing::info_span!("run", run_id));
         match options.cancel.clone() {
             None => work.await,
             Some(mut cancel) => {
@@ -164,6 +189,69 @@ pub async fn run_once(
 async fn mark_unsuccessful(pool: &PgPool, run_id: i64, status: RunStatus, error: &SyncError) {
     if let Err(mark) = runs::finish_unsuccessful(pool, run_id, status, &error.to_string()).await {
         tracing::error!(run_id, error = %mark, "could not record the run's failure");
+    }
+}
+
+/// The run's work, stopped (its transaction rolled back) when it passes
+/// `sync.run_deadline_mins`.
+async fn within_deadline(
+    pool: &PgPool,
+    deadline: Duration,
+    run_id: i64,
+    work: impl std::future::Future<Output = Result<RunReport, SyncError>>,
+) -> Result<RunReport, SyncError> {
+    match tokio::time::timeout(deadline, work).await {
+        Ok(r) => r,
+        Err(_) => {
+            let phase = runs::get_run(pool, run_id)
+                .await
+                .map(|r| r.phase.to_string())
+                .unwrap_or_else(|_| "unknown".to_string());
+            let secs = deadline.as_secs();
+            let limit = if secs >= 60 && secs % 60 == 0 {
+                format!("{} min", secs / 60)
+            } else {
+                format!("{:.1} s", deadline.as_secs_f64())
+            };
+            Err(SyncError::Deadline { limit, phase })
+        }
+    }
+}
+
+/// The run's phases, tried again (from the fetch, on the same run row)
+/// when the database fails in passing: a restart or failover that night
+/// costs a retry, not the night. `database.transient_retries` times at
+/// most, waiting `database.retry_backoff_secs`, doubled each time.
+async fn run_attempts(
+    pool: &PgPool,
+    settings: &Settings,
+    client: &PowerSchoolClient,
+    options: &RunOptions,
+    run_id: i64,
+) -> Result<RunReport, SyncError> {
+    let retries = settings.database.transient_retries;
+    let mut wait = settings.database.retry_backoff;
+    let mut attempt = 0;
+    loop {
+        match run_phases(pool, settings, client, options, run_id).await {
+            Err(e) if e.is_transient_database() && attempt < retries => {
+                attempt += 1;
+                tracing::warn!(
+                    run_id,
+                    attempt,
+                    retries,
+                    error = %e,
+                    "run {run_id}: the database failed in passing ({e}); nothing was applied, \
+                     trying the run again in {:.1} s (retry {attempt} of {retries})",
+                    wait.as_secs_f64()
+                );
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(300));
+                // Best effort: the next attempt records its own phases.
+                let _ = runs::set_phase(pool, run_id, RunPhase::Fetching).await;
+            }
+            other => return other,
+        }
     }
 }
 
