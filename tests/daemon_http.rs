@@ -42,6 +42,8 @@ async fn healthz_and_metrics_over_http(pool: PgPool) {
     settings.database.url = url::Url::parse(&database_url(&pool).await).unwrap();
     settings.daemon.listen = "127.0.0.1:0".parse().unwrap();
     settings.safety.enabled = false;
+    // /healthz answers from a state refreshed in the background: often, here.
+    settings.daemon.health_refresh = Duration::from_millis(100);
     let clock = GateClock {
         now: Arc::new(Mutex::new(
             Edmonton
@@ -218,9 +220,18 @@ async fn healthz_and_metrics_over_http(pool: PgPool) {
             .timestamp() as f64
     );
 
-    // The database stops answering (here: the daemon's pool is closed).
+    // The database stops answering (here: the daemon's pool is closed): the
+    // next refresh of the health state says so.
     pool.close().await;
-    let (code, body) = get(&format!("{base}/healthz")).await;
+    let mut answer = get(&format!("{base}/healthz")).await;
+    for _ in 0..200 {
+        if answer.0 == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        answer = get(&format!("{base}/healthz")).await;
+    }
+    let (code, body) = answer;
     assert_eq!(code, 503, "{body}");
     assert!(
         body.starts_with("unhealthy: the database does not answer: "),

@@ -23,7 +23,7 @@ pub use settings::{
     BlackoutRange, DaemonSettings, DatabaseSettings, LogFormat, LoggingSettings,
     PowerSchoolSettings, SafetySettings, ScheduleSettings, Settings, SyncSettings, Threshold,
 };
-pub use validate::{parse_powerschool_url, DEFAULT_DATABASE_URL};
+pub use validate::{is_loopback_ip, parse_powerschool_url, DEFAULT_DATABASE_URL};
 
 use figment::providers::{Format, Toml};
 use figment::Figment;

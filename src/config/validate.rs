@@ -240,12 +240,19 @@ pub fn parse_powerschool_url(text: &str) -> Result<url::Url, ConfigError> {
     Ok(url)
 }
 
-/// A loopback IP address (127.0.0.0/8, ::1); a name never is.
-pub(crate) fn is_loopback_ip(host: Option<url::Host<&str>>) -> bool {
+/// A loopback IP address (127.0.0.0/8, ::1); a name never is. (A
+/// `postgres://` URL's host is opaque text to the url crate, so an address
+/// written there is read here.)
+pub fn is_loopback_ip(host: Option<url::Host<&str>>) -> bool {
     match host {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        _ => false,
+        Some(url::Host::Domain(text)) => text
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
     }
 }
 

@@ -125,6 +125,8 @@ impl<C: Clock> Daemon<C> {
         self.liveness.run_started();
         let run = RunTask::spawn(self.pool.clone(), self.settings.clone(), client, options);
         let watched = self.follow(run, &mut progress, stops).await;
+        self.notifier
+            .status(&format!("{} ended (night {night})", progress.run_text()));
         self.liveness.run_ended();
         self.health_refresh.notify_one();
         let took = started.elapsed();
@@ -180,8 +182,13 @@ impl<C: Clock> Daemon<C> {
             tokio::select! {
                 result = run.finished() => return Watched::Ended { result: Box::new(result), stopped: None },
                 _ = tick.tick() => {
+                    let before = (progress.run_id, progress.phase());
                     progress.poll(&self.pool).await;
                     self.liveness.observe(progress.phase(), run.pages_fetched());
+                    if (progress.run_id, progress.phase()) != before {
+                        // /healthz shows the run's new phase without waiting.
+                        self.health_refresh.notify_one();
+                    }
                 }
                 stop = stops.next() => break stop,
             }

@@ -146,6 +146,8 @@ pub async fn run_once(
     client: &PowerSchoolClient,
     options: &RunOptions,
 ) -> Result<RunOutcome, SyncError> {
+    // A database of another district is refused before anything is written.
+    crate::store::district::check(pool, &settings.district).await?;
     let run_id = runs::start_run(pool, options.trigger, options.night).await?;
     let result = {
         use tracing::Instrument;

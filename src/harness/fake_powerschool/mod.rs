@@ -80,6 +80,9 @@ pub struct Faults {
     /// Tokens expire this long after they are issued (and `expires_in` says so).
     /// None: 3599 s, as a real server.
     pub token_ttl: Option<Duration>,
+    /// Each token answers this many data requests, then is refused with 401
+    /// ("expired"): a token that expires mid-run without a clock in the test.
+    pub token_uses: Option<u64>,
     /// Fraction (0..=1) of PowerQuery pages whose body is cut off mid-JSON.
     pub truncate_rate: f64,
     /// The first N PowerQuery page requests (after the above) are cut off mid-JSON.
