@@ -189,8 +189,10 @@ async fn a_hanging_run_stops_the_watchdog_then_fails_at_its_deadline(pool: PgPoo
     };
     let fake = start_fake(fake_powerschool::generate(60, 3), faults).await;
     let mut settings = daemon_settings(&fake, &pool).await;
-    settings.daemon.stall_timeout = Duration::from_millis(300);
-    settings.sync.run_deadline = Duration::from_secs(3);
+    // Longer than the daemon's look at the run (every 500 ms), shorter
+    // than the deadline.
+    settings.daemon.stall_timeout = Duration::from_millis(1500);
+    settings.sync.run_deadline = Duration::from_secs(6);
     let systemd = FakeSystemd::new();
     let clock = gate_clock(5, 12);
     let (stopper, stopped) = watch::channel(false);
@@ -201,7 +203,7 @@ async fn a_hanging_run_stops_the_watchdog_then_fails_at_its_deadline(pool: PgPoo
     let base = format!("http://{}", running.http_addr);
     clock.permits.add_permits(1);
 
-    let stalled = systemd
+    systemd
         .until("the stall", |m| m.starts_with("STATUS=stalled: "))
         .await;
     let (run_id, status, error) = until_run_ends(&pool).await;
@@ -224,6 +226,10 @@ async fn a_hanging_run_stops_the_watchdog_then_fails_at_its_deadline(pool: PgPoo
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let messages = systemd.messages();
+    let stalled = messages[..ended]
+        .iter()
+        .rposition(|m| m.starts_with("STATUS=stalled: "))
+        .expect("a stall before the run's end");
     assert!(
         messages[..stalled].iter().any(|m| m == "WATCHDOG=1"),
         "pinged while the run moved or had not stalled yet: {messages:?}"

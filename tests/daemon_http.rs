@@ -118,8 +118,21 @@ async fn healthz_and_metrics_over_http(pool: PgPool) {
         seen_in_progress,
         "/healthz never reported the run in progress"
     );
-    // The loop records the run's metrics right after the row commits.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The loop records the run's metrics and refreshes the health answer
+    // right after the row commits: wait for both, by state.
+    for _ in 0..400 {
+        let (_, body) = get(&format!("{base}/healthz")).await;
+        let (_, metrics) = get(&format!("{base}/metrics")).await;
+        let counted = sample(
+            &metrics,
+            "student_sync_runs_total",
+            &[("status", "succeeded"), ("trigger", "schedule")],
+        );
+        if body.starts_with("ok: last run") && counted == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 
     let (code, body) = get(&format!("{base}/healthz")).await;
     assert_eq!(code, 200, "{body}");

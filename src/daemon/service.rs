@@ -332,10 +332,11 @@ async fn watchdog(notifier: Arc<Notifier>, liveness: Arc<Liveness>, every: Durat
             Some(quiet) => {
                 if !told {
                     let text = format!(
-                        "the run has made no progress for {} s (daemon.stall_timeout_secs is {} s): \
-                         watchdog pings stopped, so systemd restarts the daemon if it stays stuck",
-                        quiet.as_secs(),
-                        limit.as_secs()
+                        "the run has made no progress for {:.1} s (daemon.stall_timeout_secs is \
+                         {:.1} s): watchdog pings stopped, so systemd restarts the daemon if it \
+                         stays stuck",
+                        quiet.as_secs_f64(),
+                        limit.as_secs_f64()
                     );
                     tracing::error!("{text}");
                     notifier.status(&format!("stalled: {text}"));
