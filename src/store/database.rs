@@ -84,7 +84,8 @@ pub async fn connect_waiting(
     loop {
         let error = match connect_to(database).await {
             Ok(pool) => return Ok(Some(pool)),
-            Err(e @ StoreError::Unreachable { .. }) => e,
+            // Refused, reset, starting up, timed out: worth waiting for. A
+            // wrong password or a missing role is not.
             Err(e) if e.is_transient() => e,
             Err(e) => return Err(e),
         };
