@@ -236,3 +236,32 @@ impl StoreError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passing_errors_are_told_from_lasting_ones() {
+        let reset = || {
+            sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "reset",
+            ))
+        };
+        assert!(is_transient(&reset()));
+        assert!(is_transient(&sqlx::Error::PoolTimedOut));
+        assert!(!is_transient(&sqlx::Error::RowNotFound));
+        let query = StoreError::Query {
+            doing: "x".into(),
+            source: reset(),
+        };
+        assert!(query.is_transient());
+        assert!(!StoreError::NoSuchRun(1).is_transient());
+        assert!(!StoreError::WrongDistrict {
+            recorded: "a".into(),
+            configured: "b".into(),
+        }
+        .is_transient());
+    }
+}
