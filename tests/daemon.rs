@@ -1298,16 +1298,18 @@ async fn the_daemon_waits_for_the_database_at_start() {
     let config = write_config(dir.path(), "0 0 0 * * *", 5, &[]);
     // Nothing listens on port 1.
     let env = binary_env(&fake, "postgres://postgres@127.0.0.1:1/student_sync");
-    let mut daemon = spawn(
-        &["--config", config.to_str().unwrap(), "daemon"],
-        &env,
-        &[],
-    );
+    let mut daemon = spawn(&["--config", config.to_str().unwrap(), "daemon"], &env, &[]);
     daemon
-        .wait_log("waiting for the database (attempt 2 failed", Duration::from_secs(60))
+        .wait_log(
+            "waiting for the database (attempt 2 failed",
+            Duration::from_secs(60),
+        )
         .await;
     let logs = daemon.logs();
-    assert!(logs.contains("waiting for the database (attempt 1 failed, next in 1 s)"), "{logs}");
+    assert!(
+        logs.contains("waiting for the database (attempt 1 failed, next in 1 s)"),
+        "{logs}"
+    );
     assert!(logs.contains("127.0.0.1:1"), "names the server: {logs}");
     daemon.signal(libc::SIGTERM);
     let exit = daemon
@@ -1315,6 +1317,8 @@ async fn the_daemon_waits_for_the_database_at_start() {
         .await
         .expect("the daemon exits after SIGTERM");
     assert!(exit.success(), "{exit:?}\n{}", daemon.logs());
-    assert!(daemon.logs().contains("stopped while waiting for the database"));
+    assert!(daemon
+        .logs()
+        .contains("stopped while waiting for the database"));
     fake.shutdown().await;
 }

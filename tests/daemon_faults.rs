@@ -171,7 +171,9 @@ async fn a_panicking_run_is_recorded_failed_and_not_resumed(pool: PgPool) {
     let running = daemon.start(stopped).await.unwrap();
     // Past the start-up decision: waiting for the schedule.
     systemd
-        .until("the idle status", |m| m.starts_with("STATUS=idle; next run"))
+        .until("the idle status", |m| {
+            m.starts_with("STATUS=idle; next run")
+        })
         .await;
     let rows = run_rows(&pool).await;
     assert_eq!(rows.len(), 1, "nothing resumed: {rows:?}");
@@ -220,7 +222,10 @@ async fn a_hanging_run_stops_the_watchdog_then_fails_at_its_deadline(pool: PgPoo
         .await;
     // Pings resume once the daemon is alive again.
     for _ in 0..400 {
-        if systemd.messages()[ended..].iter().any(|m| m == "WATCHDOG=1") {
+        if systemd.messages()[ended..]
+            .iter()
+            .any(|m| m == "WATCHDOG=1")
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -255,7 +260,11 @@ async fn a_hanging_run_stops_the_watchdog_then_fails_at_its_deadline(pool: PgPoo
         answer = get(&format!("{base}/healthz")).await;
     }
     assert_eq!(answer.0, 503, "{}", answer.1);
-    assert!(answer.1.contains(&format!("last run {run_id}")), "{}", answer.1);
+    assert!(
+        answer.1.contains(&format!("last run {run_id}")),
+        "{}",
+        answer.1
+    );
     assert!(answer.1.contains("sync.run_deadline_mins"), "{}", answer.1);
     stop(stopper, running).await;
     fake.shutdown().await;
@@ -306,7 +315,10 @@ async fn a_remote_listen_address_is_refused_unless_allowed(pool: PgPool) {
     let err = daemon.start(stopped).await.err().expect("refused");
     assert!(matches!(err, DaemonError::RemoteListen { .. }), "{err}");
     assert_eq!(err.exit_code(), 2);
-    assert!(err.to_string().contains("daemon.allow_remote_listen"), "{err}");
+    assert!(
+        err.to_string().contains("daemon.allow_remote_listen"),
+        "{err}"
+    );
 
     settings.daemon.allow_remote_listen = true;
     let (stopper, stopped) = watch::channel(false);

@@ -86,7 +86,10 @@ async fn a_second_districts_settings_on_the_same_database_are_refused(pool: PgPo
         matches!(err, SyncError::Store(StoreError::WrongDistrict { .. })),
         "{text}"
     );
-    assert!(text.contains("\"north\"") && text.contains("\"south\""), "{text}");
+    assert!(
+        text.contains("\"north\"") && text.contains("\"south\""),
+        "{text}"
+    );
     assert!(text.contains("database.url"), "names the fix: {text}");
     assert_eq!(fingerprint(&pool).await, live, "nothing was written");
     assert_eq!(statuses(&pool).await, runs_before, "not even a run row");
@@ -95,10 +98,9 @@ async fn a_second_districts_settings_on_the_same_database_are_refused(pool: PgPo
 
     // The write path refuses it too, whatever leads there.
     let gate = district::WriteGate::new("south", None);
-    let err = district::begin_write(&pool, &gate, "a test write", false)
-        .await
-        .err()
-        .expect("the writer gate refuses another district");
+    let Err(err) = district::begin_write(&pool, &gate, "a test write", false).await else {
+        panic!("the writer gate refuses another district");
+    };
     assert!(matches!(err, StoreError::WrongDistrict { .. }), "{err}");
     fake.shutdown().await;
 }
@@ -143,12 +145,11 @@ async fn held_run(pool: &PgPool) -> (i64, student_sync::config::Settings) {
     empty.students.clear();
     let fake = start_fake(empty, Faults::default()).await;
     let settings = settings_for(&fake);
-    let run_id = match sync::run_once(pool, &settings, &client(&settings), &options(&settings))
-        .await
-    {
-        Err(SyncError::Held { run_id, .. }) => run_id,
-        other => panic!("expected a hold, got {:?}", other.map(|o| o.run_id)),
-    };
+    let run_id =
+        match sync::run_once(pool, &settings, &client(&settings), &options(&settings)).await {
+            Err(SyncError::Held { run_id, .. }) => run_id,
+            other => panic!("expected a hold, got {:?}", other.map(|o| o.run_id)),
+        };
     fake.shutdown().await;
     (run_id, settings)
 }
@@ -195,10 +196,16 @@ async fn approve_and_discard_racing_exactly_one_wins(pool: PgPool) {
             .await
             .unwrap();
     let loser = if approved.is_ok() {
-        assert_eq!((status.as_str(), decided_by.as_deref()), ("succeeded", Some("approver")));
+        assert_eq!(
+            (status.as_str(), decided_by.as_deref()),
+            ("succeeded", Some("approver"))
+        );
         discarded.unwrap_err()
     } else {
-        assert_eq!((status.as_str(), decided_by.as_deref()), ("discarded", Some("discarder")));
+        assert_eq!(
+            (status.as_str(), decided_by.as_deref()),
+            ("discarded", Some("discarder"))
+        );
         approved.err().unwrap()
     };
     assert!(
@@ -229,11 +236,10 @@ async fn a_run_whose_connection_is_terminated_mid_run_is_retried_and_succeeds(po
         })
     };
     let waiting = until_waiting(&pool, 1).await;
-    let phase: String =
-        sqlx::query_scalar("SELECT phase FROM sync_runs ORDER BY id DESC LIMIT 1")
-            .fetch_one(&mut *blocker)
-            .await
-            .unwrap();
+    let phase: String = sqlx::query_scalar("SELECT phase FROM sync_runs ORDER BY id DESC LIMIT 1")
+        .fetch_one(&mut *blocker)
+        .await
+        .unwrap();
     assert_eq!(phase, "applying", "the run waits in its apply phase");
     // The server ends the run's connection, as a restart or failover would.
     let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
@@ -253,7 +259,11 @@ async fn a_run_whose_connection_is_terminated_mid_run_is_retried_and_succeeds(po
     assert_eq!(runs, vec![(outcome.run_id, "succeeded".to_string())]);
     assert_eq!(
         count(&pool, "SELECT count(*) FROM students").await,
-        count(&pool, "SELECT count(*) FROM students WHERE last_changed_run IS NOT NULL").await
+        count(
+            &pool,
+            "SELECT count(*) FROM students WHERE last_changed_run IS NOT NULL"
+        )
+        .await
     );
     assert!(count(&pool, "SELECT count(*) FROM students").await > 100);
     // The district was fetched twice: once per attempt.
@@ -274,12 +284,21 @@ async fn a_loopback_powerschool_is_never_reached_through_a_proxy() {
             seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     });
-    for var in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"] {
+    for var in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+    ] {
         std::env::set_var(var, &proxy_url);
     }
     let fake = start_fake(small(), Faults::default()).await;
     let settings = settings_for(&fake);
-    let guardians = client(&settings).guardians().await.expect("fetched directly");
+    let guardians = client(&settings)
+        .guardians()
+        .await
+        .expect("fetched directly");
     assert!(!guardians.records.is_empty());
     assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0);
     fake.shutdown().await;

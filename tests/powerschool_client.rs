@@ -148,7 +148,11 @@ async fn a_token_that_expires_mid_run_is_renewed() {
     assert!(stats.pages_fetched >= 120, "{stats:?}");
     // One generation per 25 answered requests: renewed exactly when needed,
     // once per expiry even with three requests in flight.
-    assert_eq!(fake_stats.token_requests, answered.div_ceil(25), "{fake_stats:?}");
+    assert_eq!(
+        fake_stats.token_requests,
+        answered.div_ceil(25),
+        "{fake_stats:?}"
+    );
     assert!(fake_stats.token_requests >= 5, "{fake_stats:?}");
     assert_eq!(stats.token_requests, fake_stats.token_requests);
     assert!(fake_stats.answered_401 >= fake_stats.token_requests - 1);

@@ -552,7 +552,10 @@ fn a_remote_database_needs_verify_full_unless_allowed() {
 #[test]
 fn the_new_time_limits_have_defaults_and_ranges() {
     let s = load_toml("", &[]).unwrap();
-    assert_eq!(s.sync.run_deadline, std::time::Duration::from_secs(240 * 60));
+    assert_eq!(
+        s.sync.run_deadline,
+        std::time::Duration::from_secs(240 * 60)
+    );
     assert_eq!(s.daemon.stall_timeout, std::time::Duration::from_secs(900));
     assert!(!s.daemon.allow_remote_listen);
     assert_eq!(s.database.transient_retries, 3);

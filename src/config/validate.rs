@@ -317,13 +317,8 @@ fn database(db: FileDatabase, sources: &Sources<'_>) -> Result<DatabaseSettings,
             86_400,
         )?,
         keepalive: secs("database.keepalive_secs", db.keepalive_secs, 60, 1, 3600)?,
-        transient_retries: whole(
-            "database.transient_retries",
-            db.transient_retries,
-            3,
-            0,
-            20,
-        )? as u32,
+        transient_retries: whole("database.transient_retries", db.transient_retries, 3, 0, 20)?
+            as u32,
         retry_backoff: secs(
             "database.retry_backoff_secs",
             db.retry_backoff_secs,
@@ -400,7 +395,11 @@ pub fn redact_url_text(text: &str) -> String {
                 let pairs: Vec<(String, String)> = u
                     .query_pairs()
                     .map(|(k, v)| {
-                        let v = if k == "password" { "***".into() } else { v.into_owned() };
+                        let v = if k == "password" {
+                            "***".into()
+                        } else {
+                            v.into_owned()
+                        };
                         (k.into_owned(), v)
                     })
                     .collect();
@@ -494,8 +493,20 @@ fn daemon(d: FileDaemon) -> Result<DaemonSettings, ConfigError> {
             "allowed is an address and port such as 127.0.0.1:9187",
         )
     })?;
-    let stall = whole("daemon.stall_timeout_secs", d.stall_timeout_secs, 900, 1, 86_400)?;
-    let refresh = whole("daemon.health_refresh_secs", d.health_refresh_secs, 15, 1, 3600)?;
+    let stall = whole(
+        "daemon.stall_timeout_secs",
+        d.stall_timeout_secs,
+        900,
+        1,
+        86_400,
+    )?;
+    let refresh = whole(
+        "daemon.health_refresh_secs",
+        d.health_refresh_secs,
+        15,
+        1,
+        3600,
+    )?;
     Ok(DaemonSettings {
         grace_period: Duration::from_secs(grace as u64),
         listen,

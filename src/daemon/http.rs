@@ -9,6 +9,7 @@
 
 use super::signals::Shutdown;
 use super::{telemetry, DaemonError};
+use crate::config::Settings;
 use crate::store::runs::{self, RunStatus};
 use crate::store::{self, lock};
 use axum::extract::State;
@@ -17,7 +18,6 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
-use crate::config::Settings;
 use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -113,9 +113,7 @@ struct HealthLimits {
     run_deadline: Duration,
 }
 
-fn write(
-    health: &RwLock<(bool, String)>,
-) -> std::sync::RwLockWriteGuard<'_, (bool, String)> {
+fn write(health: &RwLock<(bool, String)>) -> std::sync::RwLockWriteGuard<'_, (bool, String)> {
     health.write().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -145,9 +143,10 @@ async fn health_now(pool: &PgPool, limits: &HealthLimits) -> (bool, String) {
     if !healthy {
         return (healthy, reason);
     }
-    if let Ok(Ok(Some(run))) = tokio::time::timeout(DB_TIMEOUT, runs::current_running(pool)).await
-    {
-        let running_for = (chrono::Utc::now() - run.started_at).to_std().unwrap_or_default();
+    if let Ok(Ok(Some(run))) = tokio::time::timeout(DB_TIMEOUT, runs::current_running(pool)).await {
+        let running_for = (chrono::Utc::now() - run.started_at)
+            .to_std()
+            .unwrap_or_default();
         if running_for > limits.run_deadline {
             return (
                 false,

@@ -299,9 +299,8 @@ impl RunTask {
         options.cancel = Some(cancelled);
         let watched = client.clone();
         let handle = tokio::spawn(async move {
-            let run = std::panic::AssertUnwindSafe(sync::run_once(
-                &pool, &settings, &client, &options,
-            ));
+            let run =
+                std::panic::AssertUnwindSafe(sync::run_once(&pool, &settings, &client, &options));
             match futures::FutureExt::catch_unwind(run).await {
                 Ok(result) => result,
                 Err(panic) => Err(record_panic(&pool, panic_text(panic.as_ref())).await),
@@ -362,8 +361,12 @@ async fn record_panic(pool: &PgPool, message: String) -> SyncError {
                 tracing::error!(run_id = run.id, error = %e, "could not record the run's panic");
             }
         }
-        Ok(None) => tracing::error!(error = %error, "a run panicked before its row was written: {error}"),
-        Err(e) => tracing::error!(error = %e, "a run panicked ({error}) and its row could not be read"),
+        Ok(None) => {
+            tracing::error!(error = %error, "a run panicked before its row was written: {error}")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a run panicked ({error}) and its row could not be read")
+        }
     }
     error
 }

@@ -12,7 +12,6 @@ use super::decision::{decide, StartupDecision};
 use super::locking;
 use super::notify::Notifier;
 use super::progress::Liveness;
-use crate::sync::FailPoint;
 use super::run_task::mark_stale_runs;
 use super::schedule::{local_text, next_fire, Schedule};
 use super::signals::{Shutdown, Stop, Stops};
@@ -20,6 +19,7 @@ use super::{http, telemetry, DaemonError};
 use crate::config::Settings;
 use crate::store::lock::{self, LockKind};
 use crate::store::{runs, RunTrigger};
+use crate::sync::FailPoint;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgPool;
 use std::net::SocketAddr;
@@ -325,7 +325,12 @@ impl<C: Clock> Daemon<C> {
 /// Pings the systemd watchdog every `every` while the daemon is alive: not
 /// while a run has made no progress for `limit`, so systemd (WatchdogSec)
 /// restarts a daemon whose run hangs. Said once per stall.
-async fn watchdog(notifier: Arc<Notifier>, liveness: Arc<Liveness>, every: Duration, limit: Duration) {
+async fn watchdog(
+    notifier: Arc<Notifier>,
+    liveness: Arc<Liveness>,
+    every: Duration,
+    limit: Duration,
+) {
     let mut told = false;
     loop {
         match liveness.stalled(limit) {

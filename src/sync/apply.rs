@@ -5,8 +5,8 @@
 use super::plan::{guardian_id_after, ConnectionChange, ConnectionChangeKind, Plan};
 use super::SyncError;
 use crate::rules::UserRef;
-use crate::store::write::{self, AuditRow, ConnectionWrite};
 use crate::store::district::{self, WriteGate};
+use crate::store::write::{self, AuditRow, ConnectionWrite};
 use crate::store::{runs, Doing, BATCH};
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -35,7 +35,9 @@ pub async fn apply(
         // Dropping the transaction rolls it back.
         Some(FailPoint::BeforeCommit) => return Err(SyncError::Injected("before commit")),
         #[allow(clippy::panic)]
-        Some(FailPoint::PanicBeforeCommit) => panic!("injected panic before commit (test fail point)"),
+        Some(FailPoint::PanicBeforeCommit) => {
+            panic!("injected panic before commit (test fail point)")
+        }
         None => {}
     }
     tx.commit().await.doing("committing the run")?;

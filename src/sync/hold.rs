@@ -24,7 +24,17 @@ pub(super) async fn store_hold(
     counts: &serde_json::Value,
     report: &serde_json::Value,
 ) -> Result<(), StoreError> {
-    held::hold(pool, gate, run_id, plan, fingerprint, reason, counts, report).await
+    held::hold(
+        pool,
+        gate,
+        run_id,
+        plan,
+        fingerprint,
+        reason,
+        counts,
+        report,
+    )
+    .await
 }
 
 /// The OS user running this command ($USER, $LOGNAME, else `id -un`).

@@ -6,9 +6,9 @@
 
 use crate::config::Settings;
 use crate::powerschool::{DistrictSnapshot, PowerSchoolClient, PowerSchoolError};
+use crate::store::district::WriteGate;
 use crate::store::runs::{self, RunPhase, RunStatus, RunTrigger};
 use crate::store::state::{CurrentState, StateSnapshot};
-use crate::store::district::WriteGate;
 use crate::store::StoreError;
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -210,7 +210,7 @@ async fn within_deadline(
                 .map(|r| r.phase.to_string())
                 .unwrap_or_else(|_| "unknown".to_string());
             let secs = deadline.as_secs();
-            let limit = if secs >= 60 && secs % 60 == 0 {
+            let limit = if secs >= 60 && secs.is_multiple_of(60) {
                 format!("{} min", secs / 60)
             } else {
                 format!("{:.1} s", deadline.as_secs_f64())

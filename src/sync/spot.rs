@@ -11,10 +11,10 @@ use super::explain::{explain_pairs, AccessExplanation};
 use super::plan::{self, ConnectionCounts, Plan};
 use super::report::RunReport;
 use super::{apply_run, mark_unsuccessful, run_lock_key, SyncError};
-use crate::store::district::WriteGate;
 use crate::config::{Settings, SyncSettings};
 use crate::powerschool::{DistrictSnapshot, GuardianLink, PowerSchoolClient, QueryResult};
 use crate::rules::{self, ConnectionCase, TierMatrix, UserRef};
+use crate::store::district::WriteGate;
 use crate::store::runs::{self, RunPhase, RunStatus, RunTrigger};
 use crate::store::state::{self, CurrentState, UserRow};
 use chrono::NaiveDate;
@@ -155,7 +155,16 @@ async fn spot_locked(
         ensure_student_exists(pool, &snapshot, *dcid).await?;
     }
     let scope_text = scope.text();
-    let run = run_spot(pool, settings, options, &snapshot, &dcids, &scope_text, gate).await?;
+    let run = run_spot(
+        pool,
+        settings,
+        options,
+        &snapshot,
+        &dcids,
+        &scope_text,
+        gate,
+    )
+    .await?;
     let connections = explain_scope(pool, settings, matrix, scope, &dcids, &run).await?;
     Ok(SpotOutcome {
         run_id: run.run_id,
