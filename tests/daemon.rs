@@ -892,17 +892,18 @@ async fn sigterm_interrupts_the_run_within_the_grace_period_and_systemd_is_told(
     )
     .await;
 
-    let signalled = Instant::now();
     daemon.signal(libc::SIGTERM);
+    // A bound against a hang, not a measurement: whether the run stopped
+    // within the grace period is the daemon's own verdict, in its log.
     let exit = daemon
-        .wait_exit(Duration::from_secs(grace + 5))
+        .wait_exit(Duration::from_secs(grace + 60))
         .await
         .expect("the daemon exits after SIGTERM");
-    let took = signalled.elapsed();
     assert!(exit.success(), "{exit:?}\n{}", daemon.logs());
     assert!(
-        took < Duration::from_secs(grace),
-        "stopped in {took:?}, grace is {grace} s"
+        !daemon.logs().contains("did not stop within"),
+        "the run was cancelled and rolled back, not abandoned:\n{}",
+        daemon.logs()
     );
 
     let (status, error) = status_of(&pool, run_id).await;
@@ -940,8 +941,14 @@ async fn sigterm_interrupts_the_run_within_the_grace_period_and_systemd_is_told(
     );
     assert_eq!(count(&pool, "SELECT count(*) FROM students").await, 0);
 
-    // sd_notify: ready, watchdog pings, phase status, stopping.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // sd_notify: ready, watchdog pings, phase status, stopping (the last
+    // one sent: wait until the reader has it).
+    for _ in 0..200 {
+        if messages.lock().unwrap().iter().any(|m| m == "STOPPING=1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     reading.store(false, std::sync::atomic::Ordering::Relaxed);
     reader.join().unwrap();
     let got = messages.lock().unwrap().clone();
@@ -1280,4 +1287,38 @@ async fn run_now_waits_for_the_lock_and_status_reports_everything(pool: PgPool) 
         "`run` without --now is a usage error"
     );
     now.kill().await;
+}
+
+/// A database that does not answer at start is waited for (one log line per
+/// attempt), not a reason to exit; a stop while waiting exits cleanly.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_waits_for_the_database_at_start() {
+    let fake = start_fake(small_district(), Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "0 0 0 * * *", 5, &[]);
+    // Nothing listens on port 1.
+    let env = binary_env(&fake, "postgres://postgres@127.0.0.1:1/student_sync");
+    let mut daemon = spawn(&["--config", config.to_str().unwrap(), "daemon"], &env, &[]);
+    daemon
+        .wait_log(
+            "waiting for the database (attempt 2 failed",
+            Duration::from_secs(60),
+        )
+        .await;
+    let logs = daemon.logs();
+    assert!(
+        logs.contains("waiting for the database (attempt 1 failed, next in 1 s)"),
+        "{logs}"
+    );
+    assert!(logs.contains("127.0.0.1:1"), "names the server: {logs}");
+    daemon.signal(libc::SIGTERM);
+    let exit = daemon
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .expect("the daemon exits after SIGTERM");
+    assert!(exit.success(), "{exit:?}\n{}", daemon.logs());
+    assert!(daemon
+        .logs()
+        .contains("stopped while waiting for the database"));
+    fake.shutdown().await;
 }

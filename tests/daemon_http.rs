@@ -42,6 +42,8 @@ async fn healthz_and_metrics_over_http(pool: PgPool) {
     settings.database.url = url::Url::parse(&database_url(&pool).await).unwrap();
     settings.daemon.listen = "127.0.0.1:0".parse().unwrap();
     settings.safety.enabled = false;
+    // /healthz answers from a state refreshed in the background: often, here.
+    settings.daemon.health_refresh = Duration::from_millis(100);
     let clock = GateClock {
         now: Arc::new(Mutex::new(
             Edmonton
@@ -116,8 +118,21 @@ async fn healthz_and_metrics_over_http(pool: PgPool) {
         seen_in_progress,
         "/healthz never reported the run in progress"
     );
-    // The loop records the run's metrics right after the row commits.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The loop records the run's metrics and refreshes the health answer
+    // right after the row commits: wait for both, by state.
+    for _ in 0..400 {
+        let (_, body) = get(&format!("{base}/healthz")).await;
+        let (_, metrics) = get(&format!("{base}/metrics")).await;
+        let counted = sample(
+            &metrics,
+            "student_sync_runs_total",
+            &[("status", "succeeded"), ("trigger", "schedule")],
+        );
+        if body.starts_with("ok: last run") && counted == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 
     let (code, body) = get(&format!("{base}/healthz")).await;
     assert_eq!(code, 200, "{body}");
@@ -218,9 +233,18 @@ async fn healthz_and_metrics_over_http(pool: PgPool) {
             .timestamp() as f64
     );
 
-    // The database stops answering (here: the daemon's pool is closed).
+    // The database stops answering (here: the daemon's pool is closed): the
+    // next refresh of the health state says so.
     pool.close().await;
-    let (code, body) = get(&format!("{base}/healthz")).await;
+    let mut answer = get(&format!("{base}/healthz")).await;
+    for _ in 0..200 {
+        if answer.0 == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        answer = get(&format!("{base}/healthz")).await;
+    }
+    let (code, body) = answer;
     assert_eq!(code, 503, "{body}");
     assert!(
         body.starts_with("unhealthy: the database does not answer: "),

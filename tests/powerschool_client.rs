@@ -135,24 +135,31 @@ async fn every_record_arrives_exactly_once_at_any_page_size() {
 
 #[tokio::test]
 async fn a_token_that_expires_mid_run_is_renewed() {
-    // 120 pages, at most three at a time, each held 10 ms by the server: the
-    // fetch lasts at least 400 ms however fast the machine, so the 150 ms
-    // token expires during it.
+    // Each token answers 25 data requests, then the fake refuses it (401,
+    // "expired"): the fetch of 120 pages outlives several tokens however
+    // fast or slow the machine, and the count of token generations is
+    // exact, with no clock involved.
     let faults = Faults {
-        token_ttl: Some(Duration::from_millis(150)),
-        page_latency: Duration::from_millis(10),
+        token_uses: Some(25),
         ..Faults::default()
     };
     let running = fake(one_school(1200), faults).await;
     let client = PowerSchoolClient::new(&settings(&running.base_url(), 10)).unwrap();
     assert_exactly(all_guardian_keys(&client).await, &guardian_keys(1200));
     let stats = client.stats();
-    assert!(stats.token_requests > 1, "{stats:?}");
-    assert!(
-        stats.token_requests < stats.pages_fetched / 4,
-        "a token is reused while it is valid: {stats:?}"
+    let fake_stats = running.stats();
+    let answered = fake_stats.page_requests + fake_stats.count_requests - fake_stats.answered_401;
+    assert!(stats.pages_fetched >= 120, "{stats:?}");
+    // One generation per 25 answered requests: renewed exactly when needed,
+    // once per expiry even with three requests in flight.
+    assert_eq!(
+        fake_stats.token_requests,
+        answered.div_ceil(25),
+        "{fake_stats:?}"
     );
-    assert_eq!(running.stats().token_requests, stats.token_requests);
+    assert!(fake_stats.token_requests >= 5, "{fake_stats:?}");
+    assert_eq!(stats.token_requests, fake_stats.token_requests);
+    assert!(fake_stats.answered_401 >= fake_stats.token_requests - 1);
     running.shutdown().await;
 }
 

@@ -42,6 +42,10 @@ pub(super) fn settings(loaded: Loaded) -> Result<Settings, CliError> {
     Ok(loaded?)
 }
 
+/// The database pool, once the database is known to belong to the
+/// configured district (or to none yet).
 pub async fn database(settings: &Settings) -> Result<PgPool, CliError> {
-    Ok(store::connect_to(&settings.database).await?)
+    let pool = store::connect_to(&settings.database).await?;
+    store::district::check(&pool, &settings.district).await?;
+    Ok(pool)
 }

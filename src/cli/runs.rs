@@ -61,13 +61,9 @@ pub(super) async fn sync_once(loaded: Loaded, once: bool, json: bool) -> Result<
         tracing::warn!("another run holds the run lock; this sync starts when it is free")
     })
     .await?;
-    let outcome = sync::run_once(
-        &pool,
-        &settings,
-        &client,
-        &RunOptions::now(&settings, RunTrigger::Manual),
-    )
-    .await;
+    let mut options = RunOptions::now(&settings, RunTrigger::Manual);
+    options.run_lock_backend = Some(lock.backend_pid());
+    let outcome = sync::run_once(&pool, &settings, &client, &options).await;
     lock.release().await;
     let outcome = outcome?;
     print_answer(json, &outcome.report, |r| r.to_text());

@@ -52,6 +52,12 @@ pub(super) struct FileDatabase {
     pub url: Option<String>,
     pub password_file: Option<String>,
     pub max_connections: Option<i64>,
+    pub statement_timeout_secs: Option<i64>,
+    pub lock_timeout_secs: Option<i64>,
+    pub keepalive_secs: Option<i64>,
+    pub transient_retries: Option<i64>,
+    pub retry_backoff_secs: Option<i64>,
+    pub allow_insecure_tls: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +67,7 @@ pub(super) struct FileSync {
     pub student_login_field: Option<String>,
     pub on_powerschool_removal: Option<String>,
     pub access_tiers_file: Option<String>,
+    pub run_deadline_mins: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,6 +91,9 @@ pub(super) struct FileBlackout {
 pub(super) struct FileDaemon {
     pub grace_period_secs: Option<i64>,
     pub listen: Option<String>,
+    pub stall_timeout_secs: Option<i64>,
+    pub allow_remote_listen: Option<bool>,
+    pub health_refresh_secs: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

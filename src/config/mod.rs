@@ -27,7 +27,7 @@ pub use settings::{
     BlackoutRange, DaemonSettings, DatabaseSettings, LogFormat, LoggingSettings,
     PowerSchoolSettings, SafetySettings, ScheduleSettings, Settings, SyncSettings, Threshold,
 };
-pub use validate::{parse_powerschool_url, DEFAULT_DATABASE_URL};
+pub use validate::{is_loopback_ip, parse_powerschool_url, DEFAULT_DATABASE_URL};
 
 use figment::providers::{Format, Toml};
 use figment::Figment;
@@ -148,7 +148,7 @@ fn layered(sources: &Sources<'_>) -> Result<file::FileSettings, ConfigError> {
             path: path.display().to_string(),
             source,
         })?;
-        secrets::refuse_secrets_in_file(&text)?;
+        secrets::refuse_secrets_in_file(&path.display().to_string(), &text)?;
         figment = figment.merge(Toml::string(&text));
     }
     environment::layer(figment, &sources.env)?

@@ -34,10 +34,13 @@ impl fmt::Debug for Secret {
 }
 
 /// A secret written into the TOML is refused by name before the parser could
-/// quote its line back in an error message.
-pub(super) fn refuse_secrets_in_file(text: &str) -> Result<(), ConfigError> {
-    let Ok(value) = toml::from_str::<toml::Value>(text) else {
-        return Ok(());
+/// quote its line back in an error message; a file that is not TOML at all
+/// is refused with the line and column of the mistake and what is wrong,
+/// never the line's text (it may hold a secret).
+pub(super) fn refuse_secrets_in_file(path: &str, text: &str) -> Result<(), ConfigError> {
+    let value = match toml::from_str::<toml::Value>(text) {
+        Ok(v) => v,
+        Err(e) => return Err(syntax_error(path, text, &e)),
     };
     let secrets = [
         (
@@ -106,4 +109,34 @@ fn secret_file_path(file: &str, sources: &Sources<'_>) -> PathBuf {
         }
     }
     resolve(&sources.config_dir(), file)
+}
+
+/// A TOML syntax error as `line L, column C: what is wrong`, without the
+/// quoted line toml's own message carries.
+fn syntax_error(path: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let at = e.span().map(|s| s.start).unwrap_or(0).min(text.len());
+    let before = &text[..text.floor_char_boundary_compat(at)];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let what = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    ConfigError::Parse {
+        path: path.to_string(),
+        message: format!(
+            "line {line}, column {column}: {what} (the line itself is not shown, in case it holds a secret)"
+        ),
+    }
+}
+
+/// `str::floor_char_boundary`, which is not stable yet.
+trait FloorCharBoundary {
+    fn floor_char_boundary_compat(&self, at: usize) -> usize;
+}
+
+impl FloorCharBoundary for str {
+    fn floor_char_boundary_compat(&self, mut at: usize) -> usize {
+        while at > 0 && !self.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    }
 }

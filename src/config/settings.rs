@@ -49,6 +49,19 @@ pub struct DatabaseSettings {
     pub url: url::Url,
     pub password: Option<Secret>,
     pub max_connections: u32,
+    /// Every statement of every connection is cancelled past this (0: never).
+    pub statement_timeout: Duration,
+    /// A statement waiting this long for a row or table lock fails (0: never).
+    pub lock_timeout: Duration,
+    /// TCP keepalive idle time of every connection, both ways.
+    pub keepalive: Duration,
+    /// A run that meets a passing database error (restart, failover) is
+    /// tried again this many times that night before it is `failed`.
+    pub transient_retries: u32,
+    /// The first wait before such a retry; doubled each time.
+    pub retry_backoff: Duration,
+    /// Allow a non-loopback server without `sslmode=verify-full`.
+    pub allow_insecure_tls: bool,
 }
 
 impl DatabaseSettings {
@@ -78,6 +91,8 @@ pub struct SyncSettings {
     pub on_powerschool_removal: RemovalPolicy,
     /// The tier matrix file; None means the spec's default matrix.
     pub access_tiers_file: Option<PathBuf>,
+    /// A run still going after this long is stopped and `failed`.
+    pub run_deadline: Duration,
     /// The tier matrix read from `access_tiers_file` (or the default one),
     /// loaded and checked with the rest of the settings.
     pub access_tiers: TierMatrix,
@@ -190,6 +205,13 @@ pub struct ScheduleSettings {
 pub struct DaemonSettings {
     pub grace_period: Duration,
     pub listen: SocketAddr,
+    /// A run with no progress (phase, records fetched) for this long stops
+    /// the systemd watchdog pings.
+    pub stall_timeout: Duration,
+    /// Allow `listen` on an address other than loopback.
+    pub allow_remote_listen: bool,
+    /// How often the health answer is refreshed from the database.
+    pub health_refresh: Duration,
 }
 
 /// `logging.format`, spelled as in the file, the environment and `--log-format`.

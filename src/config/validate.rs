@@ -209,26 +209,38 @@ fn powerschool_requests(
     })
 }
 
-/// Accepts https anywhere, and plain http only to a loopback host (the fake
-/// server, a local tunnel): credentials must never cross a network in clear.
+/// Accepts https anywhere, and plain http only to a loopback IP address
+/// (127.0.0.0/8, ::1: the fake server, a local tunnel), never a name, not
+/// even `localhost` (a name is resolved through DNS or /etc/hosts and could
+/// point elsewhere): credentials must never cross a network in clear. A
+/// user name or password inside the URL is refused for every scheme.
 pub fn parse_powerschool_url(text: &str) -> Result<url::Url, ConfigError> {
     let key = "powerschool.url";
-    let url = url::Url::parse(text.trim())
-        .map_err(|e| invalid(key, text, &format!("allowed is an https:// URL ({e})")))?;
+    let url = url::Url::parse(text.trim()).map_err(|e| {
+        invalid(
+            key,
+            redact_url_text(text),
+            &format!("allowed is an https:// URL ({e})"),
+        )
+    })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            key,
+            redact_url_text(text),
+            "a user name or password in the URL is not allowed (it would be sent and shown \
+             in clear); write the URL without it and set the client secret through \
+             STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET or powerschool.client_secret_file",
+        ));
+    }
     match url.scheme() {
         "https" => {}
         "http" => {
-            let loopback = match url.host() {
-                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                None => false,
-            };
-            if !loopback {
+            if !is_loopback_ip(url.host()) {
                 return Err(invalid(
                     key,
                     text,
-                    "plain http:// is allowed only for a loopback host (127.0.0.1, ::1, localhost); use https://",
+                    "plain http:// is allowed only for a loopback IP address (127.0.0.1 or \
+                     another 127.x.x.x, or [::1]; not a host name, not even localhost); use https://",
                 ));
             }
         }
@@ -240,8 +252,26 @@ pub fn parse_powerschool_url(text: &str) -> Result<url::Url, ConfigError> {
     Ok(url)
 }
 
-/// The database URL (a password in it only when it came from the
-/// environment), the password from the environment or a file, the pool size.
+/// A loopback IP address (127.0.0.0/8, ::1); a name never is. (A
+/// `postgres://` URL's host is opaque text to the url crate, so an address
+/// written there is read here.)
+pub fn is_loopback_ip(host: Option<url::Host<&str>>) -> bool {
+    match host {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(text)) => text
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
+/// The database URL (a password in it, as user info or `?password=`, only
+/// when it came from the environment; it is moved out of the URL), the
+/// password from the environment or a file, the pool size, the time limits
+/// and retries of its connections, and its TLS.
 fn database(db: FileDatabase, sources: &Sources<'_>) -> Result<DatabaseSettings, ConfigError> {
     let text = db.url.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
     let mut url = url::Url::parse(&text).map_err(|e| {
@@ -258,17 +288,13 @@ fn database(db: FileDatabase, sources: &Sources<'_>) -> Result<DatabaseSettings,
             "allowed is a postgres:// or postgresql:// URL",
         ));
     }
-    let mut password = None;
-    if let Some(p) = url.password() {
-        if !environment::sets(&sources.env, "database.url") {
-            return Err(invalid(
-                "database.url",
-                redact_url_text(&text),
-                &format!("the config file must not hold the database password: use DATABASE_URL, {DATABASE_PASSWORD_ENV} or database.password_file"),
-            ));
-        }
-        password = Some(Secret::new(p.to_string()));
-        let _ = url.set_password(None);
+    let mut password = take_url_password(&mut url);
+    if password.is_some() && !environment::sets(&sources.env, "database.url") {
+        return Err(invalid(
+            "database.url",
+            redact_url_text(&text),
+            &format!("the config file must not hold the database password (neither user:password@ nor ?password=): use DATABASE_URL, {DATABASE_PASSWORD_ENV} or database.password_file"),
+        ));
     }
     if let Some(p) = read_secret(
         "database.password",
@@ -278,21 +304,121 @@ fn database(db: FileDatabase, sources: &Sources<'_>) -> Result<DatabaseSettings,
     )? {
         password = Some(p);
     }
+    let allow_insecure_tls = db.allow_insecure_tls.unwrap_or(false);
+    require_verified_tls(&url, allow_insecure_tls)?;
     let max_connections = whole("database.max_connections", db.max_connections, 5, 1, 100)?;
+    let secs = |key: &str, v: Option<i64>, default: i64, min: i64, max: i64| {
+        whole(key, v, default, min, max).map(|n| Duration::from_secs(n as u64))
+    };
     Ok(DatabaseSettings {
         url,
         password,
         max_connections: max_connections as u32,
+        statement_timeout: secs(
+            "database.statement_timeout_secs",
+            db.statement_timeout_secs,
+            900,
+            0,
+            86_400,
+        )?,
+        lock_timeout: secs(
+            "database.lock_timeout_secs",
+            db.lock_timeout_secs,
+            60,
+            0,
+            86_400,
+        )?,
+        keepalive: secs("database.keepalive_secs", db.keepalive_secs, 60, 1, 3600)?,
+        transient_retries: whole("database.transient_retries", db.transient_retries, 3, 0, 20)?
+            as u32,
+        retry_backoff: secs(
+            "database.retry_backoff_secs",
+            db.retry_backoff_secs,
+            10,
+            0,
+            3600,
+        )?,
+        allow_insecure_tls,
     })
 }
 
-fn redact_url_text(text: &str) -> String {
+/// Moves a password out of the URL (`user:password@` or `?password=`).
+fn take_url_password(url: &mut url::Url) -> Option<Secret> {
+    let mut password = url.password().map(|p| Secret::new(p.to_string()));
+    let _ = url.set_password(None);
+    let (with, without): (Vec<_>, Vec<_>) = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .partition(|(k, _)| k == "password");
+    if let Some((_, p)) = with.into_iter().last() {
+        password = Some(Secret::new(p));
+        if without.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(without);
+        }
+    }
+    password
+}
+
+/// A server that is not on this machine is reached only with its
+/// certificate checked (`sslmode=verify-full`), unless
+/// `database.allow_insecure_tls` says otherwise. Loopback IP addresses and
+/// Unix sockets need no TLS.
+fn require_verified_tls(url: &url::Url, allow_insecure_tls: bool) -> Result<(), ConfigError> {
+    let query = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let local = match query("host") {
+        Some(h) if h.starts_with('/') => true,
+        Some(h) => h
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false),
+        None => url.host().is_none() || is_loopback_ip(url.host()),
+    };
+    let sslmode = query("sslmode").unwrap_or_else(|| "prefer".to_string());
+    if local || allow_insecure_tls || sslmode == "verify-full" {
+        return Ok(());
+    }
+    Err(invalid(
+        "database.url",
+        redact_url_text(url.as_str()),
+        &format!(
+            "the server is not on this machine and sslmode is {sslmode}: its certificate would \
+             not be checked. Add ?sslmode=verify-full (with sslrootcert= if its CA is not a \
+             public one), or set database.allow_insecure_tls = true \
+             (STUDENT_SYNC_DATABASE_ALLOW_INSECURE_TLS) to accept that risk"
+        ),
+    ))
+}
+
+/// The URL as it may be shown: any password, in user info or `?password=`,
+/// replaced by `***`.
+pub fn redact_url_text(text: &str) -> String {
     match url::Url::parse(text) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            if u.query_pairs().any(|(k, _)| k == "password") {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if k == "password" {
+                            "***".into()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             u.to_string()
         }
-        Ok(u) => u.to_string(),
         Err(_) => "(unparseable URL, not shown in case it holds a password)".to_string(),
     }
 }
@@ -312,7 +438,9 @@ fn sync(s: FileSync, sources: &Sources<'_>) -> Result<SyncSettings, ConfigError>
         Some(p) => Some(resolve(&sources.config_dir(), &p)),
         None => None,
     };
+    let run_deadline_mins = whole("sync.run_deadline_mins", s.run_deadline_mins, 240, 1, 1440)?;
     Ok(SyncSettings {
+        run_deadline: Duration::from_secs(run_deadline_mins as u64 * 60),
         include_scheduling_year: s.include_scheduling_year.unwrap_or(false),
         student_login_field,
         on_powerschool_removal,
@@ -377,9 +505,26 @@ fn daemon(d: FileDaemon) -> Result<DaemonSettings, ConfigError> {
             "allowed is an address and port such as 127.0.0.1:9187",
         )
     })?;
+    let stall = whole(
+        "daemon.stall_timeout_secs",
+        d.stall_timeout_secs,
+        900,
+        1,
+        86_400,
+    )?;
+    let refresh = whole(
+        "daemon.health_refresh_secs",
+        d.health_refresh_secs,
+        15,
+        1,
+        3600,
+    )?;
     Ok(DaemonSettings {
         grace_period: Duration::from_secs(grace as u64),
         listen,
+        stall_timeout: Duration::from_secs(stall as u64),
+        allow_remote_listen: d.allow_remote_listen.unwrap_or(false),
+        health_refresh: Duration::from_secs(refresh as u64),
     })
 }
 

@@ -1,11 +1,15 @@
 //! `/healthz` and `/metrics` on `daemon.listen`.
 //!
-//! Health is read from the database on every request, not from memory, so a
-//! standby and the active daemon answer the same and a load balancer or
-//! monitor can ask either.
+//! Health is read from the database by a background task (every
+//! `daemon.health_refresh_secs`, and at once when a run ends), not on every
+//! request: a request answers from that cached state, so asking often costs
+//! the database nothing and a hanging database cannot hang the answer. It
+//! is read from the run history, not from this process's memory, so a
+//! standby and the active daemon answer the same.
 
 use super::signals::Shutdown;
 use super::{telemetry, DaemonError};
+use crate::config::Settings;
 use crate::store::runs::{self, RunStatus};
 use crate::store::{self, lock};
 use axum::extract::State;
@@ -16,7 +20,9 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// A health check must answer quickly even when the database hangs.
 const DB_TIMEOUT: Duration = Duration::from_secs(3);
@@ -24,19 +30,39 @@ const DB_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Clone)]
 struct AppState {
     pool: PgPool,
-    district: String,
     metrics: PrometheusHandle,
+    /// The last health answer: healthy, and why.
+    health: Arc<RwLock<(bool, String)>>,
 }
 
-/// Binds `listen` (port 0 picks a free port) and serves until `shutdown`.
-/// Returns the address really bound.
+/// Binds `daemon.listen` (port 0 picks a free port; an address other than
+/// loopback only with `daemon.allow_remote_listen`) and serves until
+/// `shutdown`. Returns the address really bound.
 pub async fn serve(
-    listen: SocketAddr,
+    settings: &Settings,
     pool: PgPool,
-    district: String,
     metrics: PrometheusHandle,
+    refresh_now: Arc<Notify>,
     mut shutdown: Shutdown,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), DaemonError> {
+    let listen = settings.daemon.listen;
+    if !listen.ip().is_loopback() && !settings.daemon.allow_remote_listen {
+        return Err(DaemonError::RemoteListen { addr: listen });
+    }
+    let health = Arc::new(RwLock::new((true, "starting".to_string())));
+    let limits = HealthLimits {
+        district: settings.district.clone(),
+        run_deadline: settings.sync.run_deadline,
+    };
+    *write(&health) = health_now(&pool, &limits).await;
+    tokio::spawn(refresh(
+        pool.clone(),
+        limits,
+        health.clone(),
+        settings.daemon.health_refresh,
+        refresh_now,
+        shutdown.clone(),
+    ));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -54,8 +80,8 @@ pub async fn serve(
         .route("/metrics", get(render_metrics))
         .with_state(AppState {
             pool,
-            district,
             metrics,
+            health,
         });
     let task = tokio::spawn(async move {
         let serve = axum::serve(listener, app)
@@ -81,8 +107,68 @@ async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// What health is judged against.
+struct HealthLimits {
+    district: String,
+    run_deadline: Duration,
+}
+
+fn write(health: &RwLock<(bool, String)>) -> std::sync::RwLockWriteGuard<'_, (bool, String)> {
+    health.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Keeps the cached health answer fresh until `shutdown`.
+async fn refresh(
+    pool: PgPool,
+    limits: HealthLimits,
+    health: Arc<RwLock<(bool, String)>>,
+    every: Duration,
+    now: Arc<Notify>,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = now.notified() => {}
+            _ = shutdown.requested() => return,
+        }
+        let answer = health_now(&pool, &limits).await;
+        *write(&health) = answer;
+    }
+}
+
+/// The health answer from the database now, a run past its deadline unhealthy.
+async fn health_now(pool: &PgPool, limits: &HealthLimits) -> (bool, String) {
+    let (healthy, reason) = health(pool, &limits.district).await;
+    if !healthy {
+        return (healthy, reason);
+    }
+    if let Ok(Ok(Some(run))) = tokio::time::timeout(DB_TIMEOUT, runs::current_running(pool)).await {
+        let running_for = (chrono::Utc::now() - run.started_at)
+            .to_std()
+            .unwrap_or_default();
+        if running_for > limits.run_deadline {
+            return (
+                false,
+                format!(
+                    "run {} has been running for {} min, past its deadline of {} min \
+                     (sync.run_deadline_mins)",
+                    run.id,
+                    running_for.as_secs() / 60,
+                    limits.run_deadline.as_secs() / 60
+                ),
+            );
+        }
+    }
+    (healthy, reason)
+}
+
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    let (healthy, reason) = health(&state.pool, &state.district).await;
+    let (healthy, reason) = state
+        .health
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let code = if healthy {
         StatusCode::OK
     } else {

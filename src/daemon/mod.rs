@@ -70,6 +70,12 @@ pub enum DaemonError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "daemon.listen {addr} is not a loopback address: /healthz and /metrics would be open \
+         to the network. Use 127.0.0.1:PORT (a local proxy or agent can reach it), or set \
+         daemon.allow_remote_listen = true (STUDENT_SYNC_DAEMON_ALLOW_REMOTE_LISTEN) to allow it"
+    )]
+    RemoteListen { addr: std::net::SocketAddr },
     #[error("{0}")]
     PowerSchool(#[from] PowerSchoolError),
     #[error("run {run_id} failed: {source}")]
@@ -99,7 +105,7 @@ impl DaemonError {
     /// (the same convention as the CLI's own errors).
     pub fn exit_code(&self) -> i32 {
         match self {
-            DaemonError::Schedule { .. } => 2,
+            DaemonError::Schedule { .. } | DaemonError::RemoteListen { .. } => 2,
             // The same code `sync --once` gives a held run.
             DaemonError::RunHeld(_) => 3,
             _ => 1,
@@ -114,7 +120,17 @@ pub async fn run_daemon(settings: Settings) -> Result<(), DaemonError> {
     // Signals first: a stop during the connect or as a standby must work too.
     let shutdown = signals::on_stop_signal()?;
     let schedule = Schedule::new(&settings.schedule)?;
-    let pool = store::connect_to(&settings.database).await?;
+    // A database that does not answer yet (starting, failing over) is
+    // waited for, not a reason to exit.
+    let mut stop = shutdown.clone();
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    let Some(pool) = store::connect_waiting(&settings.database, stopped).await? else {
+        tracing::info!("stopped while waiting for the database");
+        return Ok(());
+    };
+    store::district::check(&pool, &settings.district).await?;
     let clock = SchedulerClock::start().await?;
     let daemon = Daemon::with_schedule(settings, pool, clock, schedule);
     let running = daemon.start(shutdown).await?;
@@ -126,6 +142,7 @@ pub async fn run_daemon(settings: Settings) -> Result<(), DaemonError> {
 pub async fn run_now(settings: Settings) -> Result<RunNowOutcome, DaemonError> {
     let shutdown = signals::on_stop_signal()?;
     let pool = store::connect_to(&settings.database).await?;
+    store::district::check(&pool, &settings.district).await?;
     run_now::run_now(&settings, &pool, shutdown).await
 }
 
@@ -133,6 +150,7 @@ pub async fn run_now(settings: Settings) -> Result<RunNowOutcome, DaemonError> {
 /// fire time and who holds the locks.
 pub async fn status(settings: &Settings) -> Result<StatusReport, DaemonError> {
     let pool = store::connect_to(&settings.database).await?;
+    store::district::check(&pool, &settings.district).await?;
     let report = status::gather(settings, &pool, chrono::Utc::now()).await;
     pool.close().await;
     report

@@ -9,6 +9,8 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Notifier {
     target: Option<Target>,
+    /// The watchdog interval when not read from `WATCHDOG_USEC`.
+    watchdog_every: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -30,6 +32,7 @@ impl Notifier {
         match UnixDatagram::unbound().and_then(|s| s.set_nonblocking(true).map(|()| s)) {
             Ok(socket) => Notifier {
                 target: Some(Target { socket, path }),
+                watchdog_every: None,
             },
             Err(e) => {
                 tracing::warn!(error = %e, "cannot open a socket for systemd notifications; continuing without them");
@@ -39,7 +42,26 @@ impl Notifier {
     }
 
     pub fn disabled() -> Notifier {
-        Notifier { target: None }
+        Notifier {
+            target: None,
+            watchdog_every: None,
+        }
+    }
+
+    /// Notifications to the datagram socket at `path`, with the watchdog
+    /// pinged every `watchdog_every` (as systemd's `NOTIFY_SOCKET` and half
+    /// of `WATCHDOG_USEC` would say): for a supervisor or a test that is
+    /// not systemd.
+    pub fn to_socket(path: &str, watchdog_every: Option<Duration>) -> std::io::Result<Notifier> {
+        let socket = UnixDatagram::unbound()?;
+        socket.set_nonblocking(true)?;
+        Ok(Notifier {
+            target: Some(Target {
+                socket,
+                path: path.to_string(),
+            }),
+            watchdog_every,
+        })
     }
 
     pub fn enabled(&self) -> bool {
@@ -85,6 +107,9 @@ impl Notifier {
     /// watchdog is on and meant for this process (`WATCHDOG_PID`, if set).
     pub fn watchdog_interval(&self) -> Option<Duration> {
         self.target.as_ref()?;
+        if self.watchdog_every.is_some() {
+            return self.watchdog_every;
+        }
         if let Ok(pid) = std::env::var("WATCHDOG_PID") {
             if pid.trim().parse::<u32>().ok() != Some(std::process::id()) {
                 return None;

@@ -6,8 +6,8 @@ use super::telemetry;
 use crate::store::runs::{self, RunPhase};
 use chrono::NaiveDate;
 use sqlx::PgPool;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Follows a run's phase from its row: STATUS lines and phase durations.
 pub struct Progress {
@@ -38,6 +38,11 @@ impl Progress {
             Some(id) => format!("run {id}"),
             None => "the run".to_string(),
         }
+    }
+
+    /// The current phase, read from the run's row.
+    pub fn phase(&self) -> Option<RunPhase> {
+        self.phase.as_ref().map(|(p, _)| *p)
     }
 
     pub async fn poll(&mut self, pool: &PgPool) {
@@ -75,5 +80,53 @@ impl Progress {
         if let (true, Some((phase, since))) = (succeeded, self.phase.take()) {
             telemetry::phase_finished(phase.as_str(), since.elapsed());
         }
+    }
+}
+
+/// Whether the run in progress is still moving, for the systemd watchdog:
+/// its phase or its count of fetched pages must change within
+/// `daemon.stall_timeout_secs`. Without a run the daemon is alive.
+#[derive(Debug, Default)]
+pub struct Liveness {
+    state: Mutex<LiveState>,
+}
+
+#[derive(Debug, Default)]
+struct LiveState {
+    /// The last phase and page count seen, when a run is in progress.
+    marker: Option<(Option<RunPhase>, u64)>,
+    since: Option<tokio::time::Instant>,
+}
+
+impl Liveness {
+    fn state(&self) -> std::sync::MutexGuard<'_, LiveState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn run_started(&self) {
+        let mut s = self.state();
+        s.marker = Some((None, 0));
+        s.since = Some(tokio::time::Instant::now());
+    }
+
+    pub fn run_ended(&self) {
+        *self.state() = LiveState::default();
+    }
+
+    /// A look at the run: progress when the phase or the pages moved.
+    pub fn observe(&self, phase: Option<RunPhase>, pages: u64) {
+        let mut s = self.state();
+        if s.marker.is_some() && s.marker != Some((phase, pages)) {
+            s.marker = Some((phase, pages));
+            s.since = Some(tokio::time::Instant::now());
+        }
+    }
+
+    /// How long the run has gone without progress, when that is `limit` or more.
+    pub fn stalled(&self, limit: Duration) -> Option<Duration> {
+        let s = self.state();
+        s.marker?;
+        let quiet = s.since?.elapsed();
+        (quiet >= limit).then_some(quiet)
     }
 }

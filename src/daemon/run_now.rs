@@ -85,7 +85,8 @@ pub(super) async fn run_now(
             return Err(e.into());
         }
     };
-    let options = RunOptions::now(settings, RunTrigger::Manual);
+    let mut options = RunOptions::now(settings, RunTrigger::Manual);
+    options.run_lock_backend = Some(run_lock.backend_pid());
     let night = options.night;
     tracing::info!(%night, "run --now: starting a manual run for night {night}");
     let started = Instant::now();

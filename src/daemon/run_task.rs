@@ -120,9 +120,15 @@ impl<C: Clock> Daemon<C> {
         telemetry::set_in_progress(true);
         let started = Instant::now();
         let mut progress = Progress::new(self.notifier.clone(), night);
-        let options = self.run_options(trigger, night);
+        let mut options = self.run_options(trigger, night);
+        options.run_lock_backend = Some(run_lock.backend_pid());
+        self.liveness.run_started();
         let run = RunTask::spawn(self.pool.clone(), self.settings.clone(), client, options);
         let watched = self.follow(run, &mut progress, stops).await;
+        self.notifier
+            .status(&format!("{} ended (night {night})", progress.run_text()));
+        self.liveness.run_ended();
+        self.health_refresh.notify_one();
         let took = started.elapsed();
         telemetry::set_in_progress(false);
         let (result, stopped) = match watched {
@@ -157,8 +163,9 @@ impl<C: Clock> Daemon<C> {
             trigger,
             night,
             today,
-            fail_point: None,
+            fail_point: self.fail_point,
             cancel: None,
+            run_lock_backend: None,
         }
     }
 
@@ -174,7 +181,15 @@ impl<C: Clock> Daemon<C> {
         let stop = loop {
             tokio::select! {
                 result = run.finished() => return Watched::Ended { result: Box::new(result), stopped: None },
-                _ = tick.tick() => progress.poll(&self.pool).await,
+                _ = tick.tick() => {
+                    let before = (progress.run_id, progress.phase());
+                    progress.poll(&self.pool).await;
+                    self.liveness.observe(progress.phase(), run.pages_fetched());
+                    if (progress.run_id, progress.phase()) != before {
+                        // /healthz shows the run's new phase without waiting.
+                        self.health_refresh.notify_one();
+                    }
+                }
                 stop = stops.next() => break stop,
             }
         };
@@ -268,6 +283,8 @@ impl<C: Clock> Daemon<C> {
 pub(super) struct RunTask {
     handle: JoinHandle<Result<RunOutcome, SyncError>>,
     cancel: watch::Sender<bool>,
+    /// A clone of the run's client, for its page count (progress).
+    client: PowerSchoolClient,
 }
 
 impl RunTask {
@@ -280,9 +297,25 @@ impl RunTask {
     ) -> RunTask {
         let (cancel, cancelled) = watch::channel(false);
         options.cancel = Some(cancelled);
-        let handle =
-            tokio::spawn(async move { sync::run_once(&pool, &settings, &client, &options).await });
-        RunTask { handle, cancel }
+        let watched = client.clone();
+        let handle = tokio::spawn(async move {
+            let run =
+                std::panic::AssertUnwindSafe(sync::run_once(&pool, &settings, &client, &options));
+            match futures::FutureExt::catch_unwind(run).await {
+                Ok(result) => result,
+                Err(panic) => Err(record_panic(&pool, panic_text(panic.as_ref())).await),
+            }
+        });
+        RunTask {
+            handle,
+            cancel,
+            client: watched,
+        }
+    }
+
+    /// PowerQuery pages the run has fetched so far.
+    pub fn pages_fetched(&self) -> u64 {
+        self.client.stats().pages_fetched
     }
 
     /// The run's result, once it ends.
@@ -303,6 +336,39 @@ impl RunTask {
             }
         }
     }
+}
+
+/// A panic's message (`panic!` gives a `&str` or a `String`).
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
+}
+
+/// Records a run that panicked as `failed`, with the panic's message: a
+/// panic is a bug, and resuming the run would only panic again. The row
+/// still `running` is this run's (the caller holds the run lock).
+async fn record_panic(pool: &PgPool, message: String) -> SyncError {
+    let error = SyncError::Panicked(message);
+    match runs::current_running(pool).await {
+        Ok(Some(run)) => {
+            tracing::error!(run_id = run.id, error = %error, "run {} failed: {error}", run.id);
+            let text = error.to_string();
+            let recorded = runs::finish_unsuccessful(pool, run.id, RunStatus::Failed, &text);
+            if let Err(e) = recorded.await {
+                tracing::error!(run_id = run.id, error = %e, "could not record the run's panic");
+            }
+        }
+        Ok(None) => {
+            tracing::error!(error = %error, "a run panicked before its row was written: {error}")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a run panicked ({error}) and its row could not be read")
+        }
+    }
+    error
 }
 
 fn flatten(

@@ -11,6 +11,7 @@ use super::clock::{Clock, SystemClock};
 use super::decision::{decide, StartupDecision};
 use super::locking;
 use super::notify::Notifier;
+use super::progress::Liveness;
 use super::run_task::mark_stale_runs;
 use super::schedule::{local_text, next_fire, Schedule};
 use super::signals::{Shutdown, Stop, Stops};
@@ -18,6 +19,7 @@ use super::{http, telemetry, DaemonError};
 use crate::config::Settings;
 use crate::store::lock::{self, LockKind};
 use crate::store::{runs, RunTrigger};
+use crate::sync::FailPoint;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgPool;
 use std::net::SocketAddr;
@@ -32,6 +34,12 @@ pub struct Daemon<C: Clock = SystemClock> {
     pub(super) clock: C,
     pub(super) schedule: Schedule,
     pub(super) notifier: Arc<Notifier>,
+    /// Whether the run in progress moves, for the watchdog.
+    pub(super) liveness: Arc<Liveness>,
+    /// Asks the health answer to be refreshed now (a run ended).
+    pub(super) health_refresh: Arc<tokio::sync::Notify>,
+    /// Where runs fail on purpose (tests only; see `with_fail_point`).
+    pub(super) fail_point: Option<FailPoint>,
 }
 
 /// A started daemon: its HTTP address, and the loop to wait for.
@@ -89,7 +97,17 @@ impl<C: Clock> Daemon<C> {
             clock,
             schedule,
             notifier: Arc::new(Notifier::from_env()),
+            liveness: Arc::new(Liveness::default()),
+            health_refresh: Arc::new(tokio::sync::Notify::new()),
+            fail_point: None,
         }
+    }
+
+    /// Makes every run of this daemon fail at `fail_point`: for tests that
+    /// prove what the daemon does with such a run (never set in service).
+    pub fn with_fail_point(mut self, fail_point: FailPoint) -> Self {
+        self.fail_point = Some(fail_point);
+        self
     }
 
     /// Replaces the notifier read from `NOTIFY_SOCKET`.
@@ -109,21 +127,18 @@ impl<C: Clock> Daemon<C> {
         telemetry::init_series();
         telemetry::set_active(false);
         let (http_addr, _http) = http::serve(
-            self.settings.daemon.listen,
+            &self.settings,
             self.pool.clone(),
-            self.settings.district.clone(),
             metrics,
+            self.health_refresh.clone(),
             shutdown.clone(),
         )
         .await?;
         if let Some(every) = self.notifier.watchdog_interval() {
             let notifier = self.notifier.clone();
-            tokio::spawn(async move {
-                loop {
-                    notifier.watchdog();
-                    tokio::time::sleep(every).await;
-                }
-            });
+            let liveness = self.liveness.clone();
+            let limit = self.settings.daemon.stall_timeout;
+            tokio::spawn(watchdog(notifier, liveness, every, limit));
         }
         let grace = self.settings.daemon.grace_period;
         let loop_shutdown = shutdown.clone();
@@ -304,6 +319,41 @@ impl<C: Clock> Daemon<C> {
             return true;
         }
         false
+    }
+}
+
+/// Pings the systemd watchdog every `every` while the daemon is alive: not
+/// while a run has made no progress for `limit`, so systemd (WatchdogSec)
+/// restarts a daemon whose run hangs. Said once per stall.
+async fn watchdog(
+    notifier: Arc<Notifier>,
+    liveness: Arc<Liveness>,
+    every: Duration,
+    limit: Duration,
+) {
+    let mut told = false;
+    loop {
+        match liveness.stalled(limit) {
+            Some(quiet) => {
+                if !told {
+                    let text = format!(
+                        "the run has made no progress for {:.1} s (daemon.stall_timeout_secs is \
+                         {:.1} s): watchdog pings stopped, so systemd restarts the daemon if it \
+                         stays stuck",
+                        quiet.as_secs_f64(),
+                        limit.as_secs_f64()
+                    );
+                    tracing::error!("{text}");
+                    notifier.status(&format!("stalled: {text}"));
+                    told = true;
+                }
+            }
+            None => {
+                told = false;
+                notifier.watchdog();
+            }
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

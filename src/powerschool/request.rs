@@ -50,7 +50,14 @@ pub(super) struct Transport {
 
 impl Transport {
     pub(super) fn new(settings: &PowerSchoolSettings) -> Result<Self, PowerSchoolError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        // A loopback server (the only one plain http:// may reach) is never
+        // reached through a proxy: HTTP(S)_PROXY would carry the token and
+        // the records in clear to another machine.
+        if crate::config::is_loopback_ip(settings.url.host()) {
+            builder = builder.no_proxy();
+        }
+        let http = builder
             .use_rustls_tls()
             .timeout(settings.request_timeout)
             .connect_timeout(settings.request_timeout.min(Duration::from_secs(30)))

@@ -12,15 +12,96 @@ use std::time::Duration;
 /// Statements slower than this are logged as warnings.
 const SLOW_STATEMENT: Duration = Duration::from_secs(60);
 
+/// The time limits every connection of the pool sets when it opens.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// `statement_timeout` (zero: none).
+    pub statement_timeout: Duration,
+    /// `lock_timeout` (zero: none).
+    pub lock_timeout: Duration,
+    /// The server's TCP keepalive idle time for the connection.
+    pub keepalive: Duration,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            statement_timeout: Duration::from_secs(900),
+            lock_timeout: Duration::from_secs(60),
+            keepalive: Duration::from_secs(60),
+        }
+    }
+}
+
+impl SessionLimits {
+    pub fn of(database: &DatabaseSettings) -> Self {
+        SessionLimits {
+            statement_timeout: database.statement_timeout,
+            lock_timeout: database.lock_timeout,
+            keepalive: database.keepalive,
+        }
+    }
+
+    /// The settings as connection parameters: sent when the connection
+    /// opens, so every connection of the pool has them, also after a
+    /// reconnect.
+    fn apply(&self, options: PgConnectOptions) -> PgConnectOptions {
+        let ms = |d: Duration| d.as_millis().to_string();
+        let idle = self.keepalive.as_secs().max(1);
+        options.options([
+            ("statement_timeout", ms(self.statement_timeout)),
+            ("lock_timeout", ms(self.lock_timeout)),
+            ("tcp_keepalives_idle", idle.to_string()),
+            ("tcp_keepalives_interval", (idle / 4).max(1).to_string()),
+            ("tcp_keepalives_count", "4".to_string()),
+        ])
+    }
+}
+
 /// Connects to the configured database: [`connect`] with its URL, the URL
-/// shown in errors (never the password) and its pool size.
+/// shown in errors (never the password), its pool size and time limits.
 pub async fn connect_to(database: &DatabaseSettings) -> Result<PgPool, StoreError> {
-    connect(
+    connect_limited(
         database.connect_url().expose(),
         &database.display_url(),
         database.max_connections,
+        SessionLimits::of(database),
     )
     .await
+}
+
+/// [`connect_to`], waiting for a database that does not answer yet (a
+/// server starting or failing over): each failed attempt is logged once,
+/// with the wait before the next (1 s, doubling up to 60 s). Gives up only
+/// when `stop` resolves (None) or on an error waiting will not fix.
+pub async fn connect_waiting(
+    database: &DatabaseSettings,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<Option<PgPool>, StoreError> {
+    tokio::pin!(stop);
+    let mut wait = Duration::from_secs(1);
+    let mut attempt = 1u32;
+    loop {
+        let error = match connect_to(database).await {
+            Ok(pool) => return Ok(Some(pool)),
+            // Refused, reset, starting up, timed out: worth waiting for. A
+            // wrong password or a missing role is not.
+            Err(e) if e.is_transient() => e,
+            Err(e) => return Err(e),
+        };
+        tracing::warn!(
+            attempt,
+            wait_seconds = wait.as_secs(),
+            "waiting for the database (attempt {attempt} failed, next in {} s): {error}",
+            wait.as_secs()
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = &mut stop => return Ok(None),
+        }
+        wait = (wait * 2).min(Duration::from_secs(60));
+        attempt += 1;
+    }
 }
 
 /// Connects (creating the database if it does not exist) and migrates.
@@ -29,6 +110,15 @@ pub async fn connect(
     url: &str,
     display_url: &str,
     max_connections: u32,
+) -> Result<PgPool, StoreError> {
+    connect_limited(url, display_url, max_connections, SessionLimits::default()).await
+}
+
+async fn connect_limited(
+    url: &str,
+    display_url: &str,
+    max_connections: u32,
+    limits: SessionLimits,
 ) -> Result<PgPool, StoreError> {
     let unreachable = |source| StoreError::Unreachable {
         url: display_url.to_string(),
@@ -50,7 +140,9 @@ pub async fn connect(
     let options: PgConnectOptions = url.parse().map_err(unreachable)?;
     // A bulk INSERT of a whole district takes seconds by design; sqlx's
     // default (warn after 1 s) would cry wolf every night.
-    let options = options.log_slow_statements(log::LevelFilter::Warn, SLOW_STATEMENT);
+    let options = limits
+        .apply(options)
+        .log_slow_statements(log::LevelFilter::Warn, SLOW_STATEMENT);
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(30))
@@ -102,4 +194,74 @@ pub async fn begin_repeatable_read(
         .await
         .doing(doing)?;
     Ok(tx)
+}
+
+/// Whether a database error is one that passes (the server restarting or
+/// failing over, a connection cut, a serialization conflict or deadlock):
+/// SQLSTATE class 08, 57P01..57P03, 40001, 40P01, or the connection itself
+/// failing (I/O, the pool timing out or closed under us).
+pub fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08")
+                || matches!(&*code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+        }),
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Protocol(_) => true,
+        _ => false,
+    }
+}
+
+impl StoreError {
+    /// Whether trying the same work again later may succeed (see [`is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Unreachable { source, .. }
+            | StoreError::Query { source, .. }
+            | StoreError::Lock { source, .. }
+            | StoreError::Connection(source) => is_transient(source),
+            _ => false,
+        }
+    }
+
+    /// The SQLSTATE of the database error behind this one, if any.
+    pub fn sqlstate(&self) -> Option<String> {
+        match self {
+            StoreError::Query { source, .. }
+            | StoreError::Lock { source, .. }
+            | StoreError::Connection(source) => source
+                .as_database_error()
+                .and_then(|d| d.code())
+                .map(|c| c.into_owned()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passing_errors_are_told_from_lasting_ones() {
+        let reset = || {
+            sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "reset",
+            ))
+        };
+        assert!(is_transient(&reset()));
+        assert!(is_transient(&sqlx::Error::PoolTimedOut));
+        assert!(!is_transient(&sqlx::Error::RowNotFound));
+        let query = StoreError::Query {
+            doing: "x".into(),
+            source: reset(),
+        };
+        assert!(query.is_transient());
+        assert!(!StoreError::NoSuchRun(1).is_transient());
+        assert!(!StoreError::WrongDistrict {
+            recorded: "a".into(),
+            configured: "b".into(),
+        }
+        .is_transient());
+    }
 }

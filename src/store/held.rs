@@ -27,9 +27,12 @@ pub struct StoredPlan {
     pub reason: String,
 }
 
-/// Stores the plan and marks the run `held`, in one transaction.
+/// Stores the plan and marks the run `held`, in one transaction through
+/// the writer gate.
+#[allow(clippy::too_many_arguments)]
 pub async fn hold(
     pool: &PgPool,
+    gate: &super::district::WriteGate,
     run_id: i64,
     plan: &[u8],
     state_fingerprint: &str,
@@ -37,7 +40,8 @@ pub async fn hold(
     counts: &serde_json::Value,
     report: &serde_json::Value,
 ) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await.doing("starting to store a held plan")?;
+    let mut tx =
+        super::district::begin_write(pool, gate, "starting to store a held plan", false).await?;
     sqlx::query("INSERT INTO held_plans (run_id, plan, state_fingerprint) VALUES ($1, $2, $3)")
         .bind(run_id)
         .bind(plan)
@@ -154,9 +158,29 @@ pub async fn record_approval(
     Ok(())
 }
 
-/// Drops a held run's plan and marks it `discarded`, with who did it.
+/// Locks a held run's row on the caller's transaction (`FOR UPDATE`), so
+/// that of an approval and a discard racing only one can decide it; the
+/// other then finds it no longer `held`.
+pub async fn lock_held(conn: &mut PgConnection, run_id: i64) -> Result<(), StoreError> {
+    let status: Option<RunStatus> =
+        sqlx::query_scalar("SELECT status FROM sync_runs WHERE id = $1 FOR UPDATE")
+            .bind(run_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .doing("locking a held run's row")?;
+    match status {
+        None => Err(StoreError::NoSuchRun(run_id)),
+        Some(RunStatus::Held) => Ok(()),
+        Some(status) => Err(StoreError::NotHeld { run_id, status }),
+    }
+}
+
+/// Drops a held run's plan and marks it `discarded`, with who did it: under
+/// the writer lock, with the run's row locked.
 pub async fn discard(pool: &PgPool, run_id: i64, decided_by: &str) -> Result<(), StoreError> {
     let mut tx = pool.begin().await.doing("starting to discard a held run")?;
+    super::district::take_writer_lock(&mut tx).await?;
+    lock_held(&mut tx, run_id).await?;
     let updated = sqlx::query(
         "UPDATE sync_runs SET status = 'discarded', decided_by = $2, decided_at = now()
          WHERE id = $1 AND status = 'held'",

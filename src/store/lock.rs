@@ -101,6 +101,8 @@ pub fn application_name(role: &str) -> String {
 /// A held lock; dropping it closes the connection, which releases the lock.
 pub struct HeldLock {
     conn: PgConnection,
+    /// The PostgreSQL backend pid of the session holding it.
+    backend_pid: i32,
 }
 
 /// The run lock as `approve`, `spot` and `sync --once` hold it.
@@ -110,6 +112,13 @@ impl HeldLock {
     /// Is the session (and so the lock) still there?
     pub async fn check(&mut self) -> Result<(), StoreError> {
         self.conn.ping().await.map_err(StoreError::Connection)
+    }
+
+    /// The PostgreSQL backend pid of the session that holds the lock: a
+    /// write checks, right before it applies, that this session still
+    /// holds the run lock (see `district::WriteGate`).
+    pub fn backend_pid(&self) -> i32 {
+        self.backend_pid
     }
 
     /// Closes the connection politely, releasing the lock at once.
@@ -193,13 +202,25 @@ async fn take(
     before_waiting: impl Future<Output = ()>,
     stop: impl Future<Output = ()>,
 ) -> Result<Acquired, StoreError> {
+    // The lock's own session waits as long as it takes: no statement or lock
+    // time limit of the pool applies to it.
+    for unlimited in ["SET statement_timeout = 0", "SET lock_timeout = 0"] {
+        sqlx::query(unlimited)
+            .execute(&mut conn)
+            .await
+            .map_err(|e| lock_error(&format!("preparing the {}", kind.describe()))(e))?;
+    }
     let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
         .bind(key_text)
         .fetch_one(&mut conn)
         .await
         .map_err(|e| lock_error(&format!("trying the {}", kind.describe()))(e))?;
+    let backend_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| lock_error(&format!("preparing the {}", kind.describe()))(e))?;
     if got {
-        return Ok(Acquired::Held(HeldLock { conn }));
+        return Ok(Acquired::Held(HeldLock { conn, backend_pid }));
     }
     before_waiting.await;
     // pg_advisory_lock returns the moment the holder's session ends, so a
@@ -215,7 +236,28 @@ async fn take(
         // rather than reused.
         _ = stop => return Ok(Acquired::Stopped),
     }
-    Ok(Acquired::Held(HeldLock { conn }))
+    Ok(Acquired::Held(HeldLock { conn, backend_pid }))
+}
+
+/// Whether the session `backend_pid` holds the district's run lock now.
+pub async fn holds_run_lock(
+    conn: &mut PgConnection,
+    district: &str,
+    backend_pid: i32,
+) -> Result<bool, StoreError> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (
+            SELECT 1 FROM pg_locks l
+            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.pid = $2
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND l.classid::bigint = ((hashtext($1)::bigint >> 32) & 4294967295)
+              AND l.objid::bigint = (hashtext($1)::bigint & 4294967295))",
+    )
+    .bind(run_lock_key(district))
+    .bind(backend_pid)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(lock_error("checking that the run lock is still held"))
 }
 
 const HOLDERS: &str = "

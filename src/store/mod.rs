@@ -7,6 +7,7 @@ pub mod access;
 pub mod baseline;
 pub mod codes;
 mod database;
+pub mod district;
 pub mod held;
 pub mod lock;
 pub mod runs;
@@ -15,7 +16,8 @@ pub mod state;
 pub mod write;
 
 pub use database::{
-    begin_repeatable_read, connect, connect_to, drop_database_if_exists, migrate, ping,
+    begin_repeatable_read, connect, connect_to, connect_waiting, drop_database_if_exists,
+    is_transient, migrate, ping,
 };
 pub use held::{latest_held, HeldRun};
 pub use runs::{RunRecord, RunStatus, RunTrigger};
@@ -56,6 +58,22 @@ pub enum StoreError {
     NoSuchRun(i64),
     #[error("run {run_id} is {status}, not held: only a held run can be approved or discarded (see `student-sync status` for the run history)")]
     NotHeld { run_id: i64, status: RunStatus },
+    #[error(
+        "this database belongs to district {recorded:?}, but the settings say district \
+         {configured:?}: two districts must never share one database. Point database.url \
+         (DATABASE_URL) at {configured:?}'s own database, or fix the `district` setting \
+         (STUDENT_SYNC_DISTRICT) if {recorded:?} is this district's name"
+    )]
+    WrongDistrict {
+        recorded: String,
+        configured: String,
+    },
+    #[error(
+        "the run lock's session (PostgreSQL backend pid {backend_pid}) no longer holds it, so \
+         another process may be running: nothing was applied. Check `student-sync status` \
+         and run again"
+    )]
+    RunLockLost { backend_pid: i32 },
     #[error(
         "run {0} is held but its stored plan is missing; `student-sync discard {0}` drops \
          the run, and the next run plans again"

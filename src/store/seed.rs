@@ -39,6 +39,8 @@ pub async fn load(
     forms: &[SeedForm],
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await.doing("starting the seed")?;
+    // One writer at a time, as every write of live data.
+    super::district::take_writer_lock(&mut tx).await?;
     let existing: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM connections) + (SELECT count(*) FROM forms)",
     )

@@ -5,6 +5,7 @@
 use super::plan::{guardian_id_after, ConnectionChange, ConnectionChangeKind, Plan};
 use super::SyncError;
 use crate::rules::UserRef;
+use crate::store::district::{self, WriteGate};
 use crate::store::write::{self, AuditRow, ConnectionWrite};
 use crate::store::{runs, Doing, BATCH};
 use sqlx::PgPool;
@@ -15,20 +16,29 @@ use std::collections::HashMap;
 pub enum FailPoint {
     /// After every write of the run, just before the commit.
     BeforeCommit,
+    /// The run panics after every write, just before the commit (the
+    /// daemon must record it `failed` and not resume it).
+    PanicBeforeCommit,
 }
 
 pub async fn apply(
     pool: &PgPool,
+    gate: &WriteGate,
     run_id: i64,
     plan: &Plan,
     report: &serde_json::Value,
     fail_point: Option<FailPoint>,
 ) -> Result<(), SyncError> {
-    let mut tx = pool.begin().await.doing("starting the run's transaction")?;
+    let mut tx = district::begin_write(pool, gate, "starting the run's transaction", false).await?;
     apply_in(&mut tx, run_id, plan, report).await?;
-    if fail_point == Some(FailPoint::BeforeCommit) {
+    match fail_point {
         // Dropping the transaction rolls it back.
-        return Err(SyncError::Injected("before commit"));
+        Some(FailPoint::BeforeCommit) => return Err(SyncError::Injected("before commit")),
+        #[allow(clippy::panic)]
+        Some(FailPoint::PanicBeforeCommit) => {
+            panic!("injected panic before commit (test fail point)")
+        }
+        None => {}
     }
     tx.commit().await.doing("committing the run")?;
     Ok(())

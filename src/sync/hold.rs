@@ -8,12 +8,15 @@ use super::plan::Plan;
 use super::report::{PlanPreview, RunReport};
 use super::{apply, run_lock_key, SyncError};
 use crate::config::Settings;
+use crate::store::district::{self, WriteGate};
 use crate::store::{held, state, Doing, StoreError};
 use serde::Serialize;
 use sqlx::PgPool;
 
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn store_hold(
     pool: &PgPool,
+    gate: &WriteGate,
     run_id: i64,
     plan: &[u8],
     fingerprint: &str,
@@ -21,7 +24,17 @@ pub(super) async fn store_hold(
     counts: &serde_json::Value,
     report: &serde_json::Value,
 ) -> Result<(), StoreError> {
-    held::hold(pool, run_id, plan, fingerprint, reason, counts, report).await
+    held::hold(
+        pool,
+        gate,
+        run_id,
+        plan,
+        fingerprint,
+        reason,
+        counts,
+        report,
+    )
+    .await
 }
 
 /// The OS user running this command ($USER, $LOGNAME, else `id -un`).
@@ -92,13 +105,15 @@ pub async fn approve(
         tracing::info!("approve: a run holds the run lock; waiting for it to finish")
     })
     .await?;
-    let result = approve_locked(pool, run_id, decided_by).await;
+    let gate = WriteGate::new(&settings.district, Some(lock.backend_pid()));
+    let result = approve_locked(pool, &gate, run_id, decided_by).await;
     lock.release().await;
     result
 }
 
 async fn approve_locked(
     pool: &PgPool,
+    gate: &WriteGate,
     run_id: i64,
     decided_by: &str,
 ) -> Result<RunReport, SyncError> {
@@ -117,7 +132,12 @@ async fn approve_locked(
     // The fingerprint and the writes see one snapshot; a concurrent write to
     // a row the plan touches then fails the approval instead of being lost.
     let mut tx =
-        crate::store::begin_repeatable_read(pool, "starting the approval's transaction").await?;
+        district::begin_write(pool, gate, "starting the approval's transaction", true).await?;
+    // A discard racing this approval: only one of them decides the run.
+    if let Err(e) = held::lock_held(&mut tx, run_id).await {
+        drop(tx);
+        return Err(decided_meanwhile(pool, run_id, e).await);
+    }
     let now = state::fingerprint(&mut tx).await?;
     if now != stored.state_fingerprint {
         tracing::warn!(
@@ -136,6 +156,22 @@ async fn approve_locked(
         super::report::one_line(&plan.counts)
     );
     Ok(report)
+}
+
+/// The error of an approval whose run was decided by someone else while it
+/// waited: `NotHeld` with the run's status now (a serialization failure
+/// of the row lock means exactly that).
+async fn decided_meanwhile(pool: &PgPool, run_id: i64, e: StoreError) -> SyncError {
+    if matches!(e, StoreError::NotHeld { .. }) || e.sqlstate().as_deref() == Some("40001") {
+        if let Ok(run) = crate::store::runs::get_run(pool, run_id).await {
+            return StoreError::NotHeld {
+                run_id,
+                status: run.status,
+            }
+            .into();
+        }
+    }
+    e.into()
 }
 
 /// Drops a held run's plan; the run becomes `discarded`, with `decided_by`.

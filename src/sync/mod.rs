@@ -6,6 +6,7 @@
 
 use crate::config::Settings;
 use crate::powerschool::{DistrictSnapshot, PowerSchoolClient, PowerSchoolError};
+use crate::store::district::WriteGate;
 use crate::store::runs::{self, RunPhase, RunStatus, RunTrigger};
 use crate::store::state::{CurrentState, StateSnapshot};
 use crate::store::StoreError;
@@ -68,6 +69,26 @@ pub enum SyncError {
     BadStoredPlan { run_id: i64, message: String },
     #[error("spot sync: {0}")]
     Spot(String),
+    #[error(
+        "the run passed its deadline of {limit} (sync.run_deadline_mins, \
+         STUDENT_SYNC_SYNC_RUN_DEADLINE_MINS) and was stopped in phase {phase}: nothing was \
+         applied. Look at why it was slow (PowerSchool pages hanging? the database waiting \
+         on a lock?), or raise sync.run_deadline_mins if the district's runs really take this long"
+    )]
+    Deadline { limit: String, phase: String },
+    #[error(
+        "the run panicked: {0}. This is a bug in student-sync (please report it with the \
+         log); nothing was applied, and the run is not resumed automatically"
+    )]
+    Panicked(String),
+}
+
+impl SyncError {
+    /// A database error that passes (restart, failover, conflict): the run
+    /// is worth trying again.
+    pub fn is_transient_database(&self) -> bool {
+        matches!(self, SyncError::Store(e) if e.is_transient())
+    }
 }
 
 /// How one run is started.
@@ -82,6 +103,10 @@ pub struct RunOptions {
     /// Set to true to cancel the run: its transaction rolls back and its row
     /// says `interrupted`, so the next start resumes it.
     pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The backend pid of the session holding the run lock for this run:
+    /// checked again, under the writer lock, right before anything is
+    /// applied. None when the caller holds no run lock (library tests).
+    pub run_lock_backend: Option<i32>,
 }
 
 impl RunOptions {
@@ -96,7 +121,13 @@ impl RunOptions {
             today,
             fail_point: None,
             cancel: None,
+            run_lock_backend: None,
         }
+    }
+
+    /// The writer gate of this run's writes (see `store::district`).
+    pub fn gate(&self, settings: &Settings) -> WriteGate {
+        WriteGate::new(&settings.district, self.run_lock_backend)
     }
 }
 
@@ -116,11 +147,18 @@ pub async fn run_once(
     client: &PowerSchoolClient,
     options: &RunOptions,
 ) -> Result<RunOutcome, SyncError> {
+    // A database of another district is refused before anything is written.
+    crate::store::district::check(pool, &settings.district).await?;
     let run_id = runs::start_run(pool, options.trigger, options.night).await?;
     let result = {
         use tracing::Instrument;
-        let work = run_phases(pool, settings, client, options, run_id)
-            .instrument(tracing::info_span!("run", run_id));
+        let work = within_deadline(
+            pool,
+            settings.sync.run_deadline,
+            run_id,
+            run_attempts(pool, settings, client, options, run_id),
+        )
+        .instrument(tracing::info_span!("run", run_id));
         match options.cancel.clone() {
             None => work.await,
             Some(mut cancel) => {
@@ -154,6 +192,69 @@ pub async fn run_once(
 async fn mark_unsuccessful(pool: &PgPool, run_id: i64, status: RunStatus, error: &SyncError) {
     if let Err(mark) = runs::finish_unsuccessful(pool, run_id, status, &error.to_string()).await {
         tracing::error!(run_id, error = %mark, "could not record the run's failure");
+    }
+}
+
+/// The run's work, stopped (its transaction rolled back) when it passes
+/// `sync.run_deadline_mins`.
+async fn within_deadline(
+    pool: &PgPool,
+    deadline: Duration,
+    run_id: i64,
+    work: impl std::future::Future<Output = Result<RunReport, SyncError>>,
+) -> Result<RunReport, SyncError> {
+    match tokio::time::timeout(deadline, work).await {
+        Ok(r) => r,
+        Err(_) => {
+            let phase = runs::get_run(pool, run_id)
+                .await
+                .map(|r| r.phase.to_string())
+                .unwrap_or_else(|_| "unknown".to_string());
+            let secs = deadline.as_secs();
+            let limit = if secs >= 60 && secs.is_multiple_of(60) {
+                format!("{} min", secs / 60)
+            } else {
+                format!("{:.1} s", deadline.as_secs_f64())
+            };
+            Err(SyncError::Deadline { limit, phase })
+        }
+    }
+}
+
+/// The run's phases, tried again (from the fetch, on the same run row)
+/// when the database fails in passing: a restart or failover that night
+/// costs a retry, not the night. `database.transient_retries` times at
+/// most, waiting `database.retry_backoff_secs`, doubled each time.
+async fn run_attempts(
+    pool: &PgPool,
+    settings: &Settings,
+    client: &PowerSchoolClient,
+    options: &RunOptions,
+    run_id: i64,
+) -> Result<RunReport, SyncError> {
+    let retries = settings.database.transient_retries;
+    let mut wait = settings.database.retry_backoff;
+    let mut attempt = 0;
+    loop {
+        match run_phases(pool, settings, client, options, run_id).await {
+            Err(e) if e.is_transient_database() && attempt < retries => {
+                attempt += 1;
+                tracing::warn!(
+                    run_id,
+                    attempt,
+                    retries,
+                    error = %e,
+                    "run {run_id}: the database failed in passing ({e}); nothing was applied, \
+                     trying the run again in {:.1} s (retry {attempt} of {retries})",
+                    wait.as_secs_f64()
+                );
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(300));
+                // Best effort: the next attempt records its own phases.
+                let _ = runs::set_phase(pool, run_id, RunPhase::Fetching).await;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -280,10 +381,12 @@ pub async fn finish_from_snapshot(
 ) -> Result<RunReport, SyncError> {
     let (plan, safety, fingerprint) =
         planning_phase(pool, settings, options, run_id, snapshot).await?;
+    let gate = options.gate(settings);
     if safety.holds() {
-        return Err(hold_for_approval(pool, run_id, &plan, &safety, &fingerprint, started).await);
+        let held = hold_for_approval(pool, &gate, run_id, &plan, &safety, &fingerprint, started);
+        return Err(held.await);
     }
-    applying_phase(pool, options, run_id, plan, started).await
+    applying_phase(pool, &gate, options, run_id, plan, started).await
 }
 
 /// The run's planning phase: the state read, the plan made and measured
@@ -330,6 +433,7 @@ async fn planning_phase(
 /// kept the plan from being stored.
 async fn hold_for_approval(
     pool: &PgPool,
+    gate: &WriteGate,
     run_id: i64,
     plan: &Plan,
     safety: &safety::SafetyCheck,
@@ -344,6 +448,7 @@ async fn hold_for_approval(
     let bytes = serde_json::to_vec(plan).expect("plan serialises");
     let stored = hold::store_hold(
         pool,
+        gate,
         run_id,
         &bytes,
         fingerprint,
@@ -369,6 +474,7 @@ async fn hold_for_approval(
 /// then the plan freed.
 async fn applying_phase(
     pool: &PgPool,
+    gate: &WriteGate,
     options: &RunOptions,
     run_id: i64,
     plan: Plan,
@@ -379,7 +485,7 @@ async fn applying_phase(
         "run {run_id} applying in one transaction: {}",
         report::one_line(&plan.counts)
     );
-    let mut report = apply_run(pool, run_id, &plan, options.fail_point).await?;
+    let mut report = apply_run(pool, gate, run_id, &plan, options.fail_point).await?;
     report.duration = started.elapsed();
     tracing::info!(
         seconds = phase.elapsed().as_secs_f64(),
@@ -398,6 +504,7 @@ async fn applying_phase(
 /// through here; returns the report.
 async fn apply_run(
     pool: &PgPool,
+    gate: &WriteGate,
     run_id: i64,
     plan: &Plan,
     fail_point: Option<FailPoint>,
@@ -408,7 +515,7 @@ async fn apply_run(
     heartbeat(
         run_id,
         "applying",
-        apply::apply(pool, run_id, plan, &report_json, fail_point),
+        apply::apply(pool, gate, run_id, plan, &report_json, fail_point),
     )
     .await?;
     Ok(report)

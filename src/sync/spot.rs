@@ -14,6 +14,7 @@ use super::{apply_run, mark_unsuccessful, run_lock_key, SyncError};
 use crate::config::{Settings, SyncSettings};
 use crate::powerschool::{DistrictSnapshot, GuardianLink, PowerSchoolClient, QueryResult};
 use crate::rules::{self, ConnectionCase, TierMatrix, UserRef};
+use crate::store::district::WriteGate;
 use crate::store::runs::{self, RunPhase, RunStatus, RunTrigger};
 use crate::store::state::{self, CurrentState, UserRow};
 use chrono::NaiveDate;
@@ -128,7 +129,8 @@ pub async fn spot(
         tracing::info!("spot sync: a run holds the run lock; waiting for it to finish")
     })
     .await?;
-    let result = spot_locked(pool, settings, client, matrix, options, &scope).await;
+    let gate = WriteGate::new(&settings.district, Some(lock.backend_pid()));
+    let result = spot_locked(pool, settings, client, matrix, options, &scope, &gate).await;
     lock.release().await;
     result
 }
@@ -140,6 +142,7 @@ async fn spot_locked(
     matrix: &TierMatrix,
     options: &SpotOptions,
     scope: &SpotScope,
+    gate: &WriteGate,
 ) -> Result<SpotOutcome, SyncError> {
     // The built-in guardian query takes no arguments (wire spec §4), so the
     // whole query is read and narrowed here.
@@ -152,7 +155,16 @@ async fn spot_locked(
         ensure_student_exists(pool, &snapshot, *dcid).await?;
     }
     let scope_text = scope.text();
-    let run = run_spot(pool, settings, options, &snapshot, &dcids, &scope_text).await?;
+    let run = run_spot(
+        pool,
+        settings,
+        options,
+        &snapshot,
+        &dcids,
+        &scope_text,
+        gate,
+    )
+    .await?;
     let connections = explain_scope(pool, settings, matrix, scope, &dcids, &run).await?;
     Ok(SpotOutcome {
         run_id: run.run_id,
@@ -227,6 +239,7 @@ async fn run_spot(
     snapshot: &DistrictSnapshot,
     dcids: &BTreeSet<i64>,
     scope_text: &str,
+    gate: &WriteGate,
 ) -> Result<SpotRun, SyncError> {
     let run_id = runs::start_run(pool, RunTrigger::Spot, options.today).await?;
     runs::set_scope(pool, run_id, scope_text).await?;
@@ -242,7 +255,7 @@ async fn run_spot(
             options.today,
             options.create_users,
         );
-        let report = apply_run(pool, run_id, &plan, None).await?;
+        let report = apply_run(pool, gate, run_id, &plan, None).await?;
         Ok::<_, SyncError>((plan, report, not_created, state))
     };
     let (plan, report, users_not_created, before) = match work.await {

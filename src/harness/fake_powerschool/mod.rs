@@ -96,6 +96,9 @@ pub struct Faults {
     /// What the token answer says as `expires_in` instead of the real
     /// lifetime (a server's nonsense, e.g. "18446744073709551615").
     pub token_expires_in: Option<String>,
+    /// Each token answers this many data requests, then is refused with 401
+    /// ("expired"): a token that expires mid-run without a clock in the test.
+    pub token_uses: Option<u64>,
     /// Fraction (0..=1) of PowerQuery pages whose body is cut off mid-JSON.
     pub truncate_rate: f64,
     /// The first N PowerQuery page requests (after the above) are cut off mid-JSON.

@@ -33,6 +33,7 @@ pub(crate) struct Shared {
     /// Overrides by query, so a page only looks at its own.
     overrides: HashMap<QueryKind, Vec<(usize, String, serde_json::Value)>>,
     tokens: Mutex<HashMap<String, Instant>>,
+    token_uses: Mutex<HashMap<String, u64>>,
     pub(crate) counters: Counters,
     /// How many PowerQuery pages have reached the fault stage; the n-th one's
     /// fate depends only on n and the seed, whatever the concurrency.
@@ -60,6 +61,7 @@ impl Shared {
             faults,
             overrides,
             tokens: Mutex::new(HashMap::new()),
+            token_uses: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             fault_ordinal: AtomicU64::new(0),
             throttle_ordinal: AtomicU64::new(0),
@@ -90,6 +92,7 @@ impl Shared {
                 match tokens.get(t) {
                     None => "unknown bearer token",
                     Some(expiry) if Instant::now() >= *expiry => "expired bearer token",
+                    Some(_) if self.used_up(t) => "expired bearer token (used up)",
                     Some(_) => return None,
                 }
             }
@@ -100,6 +103,21 @@ impl Shared {
             StatusCode::UNAUTHORIZED,
             serde_json::json!({"error": "invalid_token", "message": reason}),
         ))
+    }
+
+    /// With `Faults::token_uses`: counts one use of `token`, true when it
+    /// had none left.
+    fn used_up(&self, token: &str) -> bool {
+        let Some(limit) = self.faults.token_uses else {
+            return false;
+        };
+        let mut uses = self.token_uses.lock().expect("token table poisoned");
+        let used = uses.entry(token.to_string()).or_insert(0);
+        if *used >= limit {
+            return true;
+        }
+        *used += 1;
+        false
     }
 
     fn decide_fault(&self) -> PageFault {
