@@ -28,4 +28,4 @@ pub use queries::{
     SCHOOLS_ENDPOINT, STUDENTS_QUERY,
 };
 pub use records::*;
-pub use stats::ClientStats;
+pub use stats::{ClientStats, FetchObserver};

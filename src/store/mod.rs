@@ -8,6 +8,8 @@ pub mod codes;
 mod database;
 pub mod held;
 pub mod lock;
+pub mod progress;
+pub mod prune;
 pub mod runs;
 pub mod seed;
 pub mod state;

@@ -12,6 +12,7 @@ use crate::store::StoreError;
 use chrono::NaiveDate;
 use serde::Serialize;
 use sqlx::PgPool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub mod apply;
@@ -20,12 +21,14 @@ pub mod facts;
 pub mod hold;
 pub mod plan;
 pub mod preview;
+pub mod progress;
 pub mod report;
 pub mod safety;
 pub mod spot;
 
 pub use apply::FailPoint;
 pub use plan::{plan, Plan};
+pub use progress::{ProgressCounts, RunProgress};
 pub use report::RunReport;
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +84,10 @@ pub struct RunOptions {
     /// Set to true to cancel the run: its transaction rolls back and its row
     /// says `interrupted`, so the next start resumes it.
     pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Told of the run's phases, records fetched and rows written (the
+    /// command line draws bars from it). A run without one makes its own:
+    /// the counts always reach the run's row for `status`.
+    pub progress: Option<Arc<RunProgress>>,
 }
 
 impl RunOptions {
@@ -95,6 +102,7 @@ impl RunOptions {
             today,
             fail_point: None,
             cancel: None,
+            progress: None,
         }
     }
 }
@@ -116,6 +124,11 @@ pub async fn run_once(
     options: &RunOptions,
 ) -> Result<RunOutcome, SyncError> {
     let run_id = runs::start_run(pool, options.trigger, options.night).await?;
+    let mut options = options.clone();
+    let progress = options.progress.get_or_insert_with(RunProgress::new).clone();
+    progress.set_phase(RunPhase::Fetching);
+    let row_updates = progress::spawn_row_updates(pool.clone(), run_id, progress.clone());
+    let options = &options;
     let result = {
         use tracing::Instrument;
         let work = run_phases(pool, settings, client, options, run_id)
@@ -131,6 +144,10 @@ pub async fn run_once(
             }
         }
     };
+    row_updates.abort();
+    if result.is_ok() {
+        progress.set_phase(RunPhase::Done);
+    }
     match result {
         Ok(report) => Ok(RunOutcome { run_id, report }),
         // Already recorded (status `held`, plan stored) and logged.
@@ -165,7 +182,10 @@ async fn run_phases(
 ) -> Result<RunReport, SyncError> {
     let started = Instant::now();
     tracing::info!(trigger = options.trigger.as_str(), night = %options.night, "run {run_id} started: fetching from PowerSchool");
-    let snapshot = client.fetch_district().await?;
+    let snapshot = match &options.progress {
+        Some(p) => client.observed_by(p.clone()).fetch_district().await?,
+        None => client.fetch_district().await?,
+    };
     release_free_memory();
     let fetch_time = started.elapsed();
     tracing::info!(
@@ -270,6 +290,9 @@ async fn planning_phase(
     snapshot: DistrictSnapshot,
 ) -> Result<(Plan, safety::SafetyCheck, String), SyncError> {
     runs::set_phase(pool, run_id, RunPhase::Planning).await?;
+    if let Some(p) = &options.progress {
+        p.set_phase(RunPhase::Planning);
+    }
     let phase = Instant::now();
     tracing::info!(
         "run {run_id} planning: reading the current state and deciding every connection"
@@ -351,7 +374,8 @@ async fn applying_phase(
         "run {run_id} applying in one transaction: {}",
         report::one_line(&plan.counts)
     );
-    let mut report = apply_run(pool, run_id, &plan, options.fail_point).await?;
+    let progress = options.progress.as_deref();
+    let mut report = apply_run(pool, run_id, &plan, options.fail_point, progress).await?;
     report.duration = started.elapsed();
     tracing::info!(
         seconds = phase.elapsed().as_secs_f64(),
@@ -373,14 +397,19 @@ async fn apply_run(
     run_id: i64,
     plan: &Plan,
     fail_point: Option<FailPoint>,
+    progress: Option<&RunProgress>,
 ) -> Result<RunReport, SyncError> {
     runs::set_phase(pool, run_id, RunPhase::Applying).await?;
+    if let Some(p) = progress {
+        p.will_write(apply::rows_to_write(plan));
+        p.set_phase(RunPhase::Applying);
+    }
     let report = RunReport::from_plan(run_id, plan);
     let report_json = serde_json::to_value(&report).expect("report serialises");
     heartbeat(
         run_id,
         "applying",
-        apply::apply(pool, run_id, plan, &report_json, fail_point),
+        apply::apply(pool, run_id, plan, &report_json, fail_point, progress),
     )
     .await?;
     Ok(report)
