@@ -60,6 +60,16 @@ async fn main() {
         cli::Command::Demo { .. } | cli::Command::Access { .. } | cli::Command::Explain { .. } => {
             "warn"
         }
+        // On a terminal the progress bars say how a run goes; the log
+        // lines are for pipes, files and systemd.
+        cli::Command::Fetch { .. }
+        | cli::Command::Sync { .. }
+        | cli::Command::Plan { .. }
+        | cli::Command::Run { .. }
+            if cli::on_terminal() =>
+        {
+            "warn"
+        }
         _ => "info",
     };
     init_tracing(log_format(&cli, &loaded), default_level);

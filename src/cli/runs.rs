@@ -3,15 +3,24 @@
 
 use super::load::{database, settings, Loaded};
 use super::output::{print_answer, print_json};
+use super::progress::Bars;
 use super::CliError;
 use crate::config::Settings;
 use crate::powerschool::PowerSchoolClient;
+use crate::store::runs::RunPhase;
 use crate::store::{self, RunTrigger};
 use crate::sync::{self, RunOptions};
 
 pub(super) async fn fetch(settings: &Settings, json: bool) -> Result<(), CliError> {
     let client = PowerSchoolClient::new(&settings.powerschool)?;
-    let snapshot = client.fetch_district().await?;
+    let bars = Bars::start();
+    bars.progress.set_phase(RunPhase::Fetching);
+    let snapshot = client
+        .observed_by(bars.progress.clone())
+        .fetch_district()
+        .await;
+    bars.finish().await;
+    let snapshot = snapshot?;
     let counts = serde_json::json!({
         "guardians": snapshot.guardians.len(),
         "students": snapshot.students.len(),
@@ -60,13 +69,13 @@ pub(super) async fn sync_once(loaded: Loaded, once: bool, json: bool) -> Result<
         tracing::warn!("another run holds the run lock; this sync starts when it is free")
     })
     .await?;
-    let outcome = sync::run_once(
-        &pool,
-        &settings,
-        &client,
-        &RunOptions::now(&settings, RunTrigger::Manual),
-    )
-    .await;
+    let bars = Bars::start();
+    let options = RunOptions {
+        progress: Some(bars.progress.clone()),
+        ..RunOptions::now(&settings, RunTrigger::Manual)
+    };
+    let outcome = sync::run_once(&pool, &settings, &client, &options).await;
+    bars.finish().await;
     lock.release().await;
     let outcome = outcome?;
     print_answer(json, &outcome.report, |r| r.to_text());
@@ -85,7 +94,10 @@ pub(super) async fn run_now(loaded: Loaded, now: bool, json: bool) -> Result<(),
         ));
     }
     let settings = settings(loaded)?;
-    let outcome = crate::daemon::run_now(settings).await?;
+    let bars = Bars::start();
+    let outcome = crate::daemon::run_now_observed(settings, Some(bars.progress.clone())).await;
+    bars.finish().await;
+    let outcome = outcome?;
     print_answer(json, &outcome, |o| o.to_text());
     Ok(())
 }

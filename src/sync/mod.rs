@@ -249,9 +249,22 @@ pub async fn preview(
     settings: &Settings,
     client: &PowerSchoolClient,
     today: NaiveDate,
+    progress: Option<&Arc<RunProgress>>,
 ) -> Result<report::PlanPreview, SyncError> {
-    let snapshot = client.fetch_district().await?;
+    let snapshot = match progress {
+        Some(p) => {
+            p.set_phase(RunPhase::Fetching);
+            client.observed_by(p.clone()).fetch_district().await?
+        }
+        None => client.fetch_district().await?,
+    };
+    if let Some(p) = progress {
+        p.set_phase(RunPhase::Planning);
+    }
     let prepared = prepare(pool, settings, &snapshot, today).await?;
+    if let Some(p) = progress {
+        p.set_phase(RunPhase::Done);
+    }
     Ok(report::PlanPreview::new(
         &prepared.plan,
         Some(&prepared.state),
