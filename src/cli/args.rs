@@ -143,8 +143,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The last runs, the run in progress, the next scheduled run, and which
-    /// process holds the district and run locks.
+    /// Remove the run history the [retention] settings no longer keep (old
+    /// runs and their record problems; the audit only if a setting says so).
+    /// The daemon does this after each successful run.
+    Prune {
+        /// Print JSON for tools instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The last runs, the run in progress (with its counts so far), the next
+    /// scheduled run, which process holds the district and run locks, and
+    /// the database's size and oldest run kept.
     Status {
         /// Print JSON for tools instead of text.
         #[arg(long)]

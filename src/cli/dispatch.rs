@@ -36,5 +36,6 @@ pub async fn run(cli: Cli, loaded: Loaded) -> Result<(), CliError> {
         Command::Daemon => runs::daemon(loaded).await,
         Command::Run { now, json } => runs::run_now(loaded, *now, *json).await,
         Command::Status { json } => runs::status(loaded, *json).await,
+        Command::Prune { json } => runs::prune(loaded, *json).await,
     }
 }

@@ -22,7 +22,8 @@ pub fn load_settings(cli: &Cli) -> Loaded {
         | Command::Access { .. }
         | Command::Approve { .. }
         | Command::Discard { .. }
-        | Command::Status { .. } => Some(Settings::load_for(&sources, Needs::Database)),
+        | Command::Status { .. }
+        | Command::Prune { .. } => Some(Settings::load_for(&sources, Needs::Database)),
         Command::Explain { .. } => Some(Settings::load_for(&sources, Needs::Rules)),
         Command::Fetch { .. }
         | Command::Sync { .. }

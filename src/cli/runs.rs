@@ -1,5 +1,5 @@
 //! The commands about full runs: `fetch` (what PowerSchool answers),
-//! `sync --once`, the `daemon`, `run --now` and `status`.
+//! `sync --once`, the `daemon`, `run --now`, `status` and `prune`.
 
 use super::load::{database, settings, Loaded};
 use super::output::{print_answer, print_json};
@@ -107,4 +107,41 @@ pub(super) async fn status(loaded: Loaded, json: bool) -> Result<(), CliError> {
     let report = crate::daemon::status(&settings).await?;
     print_answer(json, &report, |r| r.to_text());
     Ok(())
+}
+
+/// `prune`: what the daemon does after each successful run, now. Waits for
+/// the run lock, so it never prunes beside a run.
+pub(super) async fn prune(loaded: Loaded, json: bool) -> Result<(), CliError> {
+    let settings = settings(loaded)?;
+    let pool = database(&settings).await?;
+    let lock = store::lock::wait_for_lock(&pool, &sync::run_lock_key(&settings), || {
+        tracing::warn!("a run holds the run lock; pruning starts when it is free")
+    })
+    .await?;
+    let pruned = store::prune::prune(&pool, &settings.retention).await;
+    lock.release().await;
+    let pruned = pruned?;
+    let r = &settings.retention;
+    tracing::info!(runs = pruned.runs, problems = pruned.problems, audit_rows = pruned.audit_rows, "{}", pruned.to_text());
+    print_answer(json, &pruned, |p| {
+        let audit = match r.audit_keep_days {
+            Some(days) => format!("access audit kept {days} days"),
+            None => "access audit kept forever".to_string(),
+        };
+        format!(
+            "{}.\nRetention: runs older than {} days beyond the newest {}; {audit}.\n",
+            capitalised(&p.to_text()),
+            r.keep_days,
+            r.keep_runs
+        )
+    });
+    Ok(())
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
