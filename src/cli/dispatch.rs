@@ -10,7 +10,7 @@ pub async fn run(cli: Cli, loaded: Loaded) -> Result<(), CliError> {
         Command::Fetch { json } => runs::fetch(&settings(loaded)?, *json).await,
         Command::Sync { once, json } => runs::sync_once(loaded, *once, *json).await,
         Command::Seed { world } => worlds::seed(loaded, world).await,
-        Command::Demo { world, json } => demo::demo(loaded, world, *json).await,
+        Command::Demo(args) => demo::demo(loaded, args).await,
         Command::Access {
             command: AccessCommand::Export,
         } => access::export(loaded).await,

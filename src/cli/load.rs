@@ -18,7 +18,7 @@ pub fn load_settings(cli: &Cli) -> Loaded {
     match &cli.command {
         Command::FakePowerschool(_) => None,
         Command::Seed { .. }
-        | Command::Demo { .. }
+        | Command::Demo(_)
         | Command::Access { .. }
         | Command::Approve { .. }
         | Command::Discard { .. }

@@ -19,7 +19,7 @@ mod runs;
 mod safe_changes;
 mod worlds;
 
-pub use args::{AccessCommand, Cli, Command, FakeArgs};
+pub use args::{AccessCommand, Cli, Command, DemoArgs, FakeArgs};
 pub use dispatch::run;
 pub use errors::CliError;
 pub use load::{database, load_settings, Loaded};

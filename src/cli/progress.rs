@@ -74,7 +74,7 @@ impl PhaseBars {
         let fetch = self.fetch.get_or_insert_with(|| {
             screen.add(bar("fetching", "records fetched of {len} counted"))
         });
-        fetch.set_length(counts.expected.max(counts.fetched));
+        fetch.set_length(counts.expected.max(counts.fetched).max(1));
         fetch.set_position(counts.fetched);
         if phase == RunPhase::Fetching {
             return;
