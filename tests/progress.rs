@@ -46,7 +46,7 @@ async fn a_runs_counts_match_what_it_fetched_and_wrote(pool: PgPool) {
     assert_eq!(counts.written, counts.to_write, "every planned row written");
 }
 
-#[sqlx::test(flavor = "multi_thread")]
+#[sqlx::test]
 async fn status_shows_the_counts_of_a_run_in_progress(pool: PgPool) {
     // Slow pages, so the fetch is still going while `status` looks.
     let faults = Faults {
