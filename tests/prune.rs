@@ -161,3 +161,50 @@ async fn the_audit_is_kept_forever_unless_a_setting_says_otherwise(pool: PgPool)
     );
     assert_eq!(audit_count(&pool).await, 2);
 }
+
+#[sqlx::test]
+async fn a_successful_run_prunes_old_history_and_logs_what_went(pool: PgPool) {
+    use student_sync::harness::fake_powerschool::{self, FakeCredentials, Faults};
+    for days in [400, 300, 200] {
+        let id = past_run(&pool, RunTrigger::Schedule, RunStatus::Failed, days).await;
+        add_problems(&pool, id, 1).await;
+    }
+    let fake = fake_powerschool::spawn(
+        fake_powerschool::generate(50, 2),
+        FakeCredentials::default(),
+        Faults::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let creds = FakeCredentials::default();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_student-sync"))
+        .args(["run", "--now"])
+        .env_remove("STUDENT_SYNC_CONFIG")
+        .env("RUST_LOG", "info")
+        .env("DATABASE_URL", format!("postgres://postgres@127.0.0.1:5432/{name}"))
+        .env("STUDENT_SYNC_POWERSCHOOL_URL", fake.base_url())
+        .env("STUDENT_SYNC_POWERSCHOOL_CLIENT_ID", creds.client_id)
+        .env("STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET", creds.client_secret)
+        .env("STUDENT_SYNC_RETENTION_KEEP_DAYS", "100")
+        .env("STUDENT_SYNC_RETENTION_KEEP_RUNS", "2")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // The two oldest go; the third is among the newest two with the new run.
+    let ids = run_ids(&pool).await;
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let problems = problems_of(&pool).await;
+    assert_eq!(problems[0], (ids[0], 1), "the kept failed run's problem: {problems:?}");
+    assert!(problems.iter().all(|(run, _)| ids.contains(run)), "{problems:?}");
+    assert!(
+        stderr.contains("pruned 2 runs") && stderr.contains("2 record problems"),
+        "the prune is logged with what it removed: {stderr}"
+    );
+}
