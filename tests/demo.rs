@@ -58,7 +58,10 @@ async fn demo_runs_its_built_in_world_from_any_directory(pool: PgPool) {
         "{stdout}"
     );
     assert!(
-        std::fs::read_dir(elsewhere.path()).unwrap().next().is_none(),
+        std::fs::read_dir(elsewhere.path())
+            .unwrap()
+            .next()
+            .is_none(),
         "the demo writes nothing into the directory it runs from"
     );
     drop_demo_database(&pool).await;
@@ -111,7 +114,9 @@ fn free_port() -> u16 {
 #[tokio::test]
 async fn demo_starts_and_removes_a_throwaway_cluster_when_none_answers() {
     if !postgres_installed() {
-        eprintln!("SKIPPED: initdb/pg_ctl are not installed; the throwaway cluster cannot be tested here");
+        eprintln!(
+            "SKIPPED: initdb/pg_ctl are not installed; the throwaway cluster cannot be tested here"
+        );
         return;
     }
     let elsewhere = tempfile::tempdir().unwrap();

@@ -40,8 +40,14 @@ async fn a_runs_counts_match_what_it_fetched_and_wrote(pool: PgPool) {
     assert_eq!(counts.phase, "done");
     assert_eq!(counts.pages, client.stats().pages_fetched, "{counts:?}");
     // Every record of every page, before parsing drops a bad one.
-    assert!(counts.fetched >= fetched_total && fetched_total > 0, "{counts:?}");
-    assert_eq!(counts.expected, counts.fetched, "the /counts announced what came");
+    assert!(
+        counts.fetched >= fetched_total && fetched_total > 0,
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts.expected, counts.fetched,
+        "the /counts announced what came"
+    );
     assert!(counts.to_write > 0, "{counts:?}");
     assert_eq!(counts.written, counts.to_write, "every planned row written");
 }
@@ -84,9 +90,15 @@ async fn status_shows_the_counts_of_a_run_in_progress(pool: PgPool) {
     let fetched = current.progress["fetched"].as_u64().unwrap();
     assert!(expected >= fetched && fetched > 0, "{:?}", current.progress);
     let text = report.to_text();
-    assert!(text.contains(&format!("so far: {fetched} of {expected} records fetched")), "{text}");
+    assert!(
+        text.contains(&format!("so far: {fetched} of {expected} records fetched")),
+        "{text}"
+    );
     assert!(text.contains("Database:"), "{text}");
-    assert!(text.contains(&format!("oldest run kept {}", current.id)), "{text}");
+    assert!(
+        text.contains(&format!("oldest run kept {}", current.id)),
+        "{text}"
+    );
 
     let outcome = run.await.unwrap().unwrap();
     lock.release().await;
@@ -101,7 +113,10 @@ fn sync_env(fake: &RunningFake, url: &str) -> Vec<(&'static str, String)> {
         ("DATABASE_URL", url.to_string()),
         ("STUDENT_SYNC_POWERSCHOOL_URL", fake.base_url()),
         ("STUDENT_SYNC_POWERSCHOOL_CLIENT_ID", creds.client_id),
-        ("STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET", creds.client_secret),
+        (
+            "STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET",
+            creds.client_secret,
+        ),
         ("STUDENT_SYNC_POWERSCHOOL_PAGE_SIZE", "50".to_string()),
     ]
 }
@@ -138,13 +153,27 @@ async fn bars_are_drawn_on_a_terminal_and_log_lines_on_a_pipe(pool: PgPool) {
         let out = output_of(on_pty, &env).await;
         let screen = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{screen}");
-        assert!(screen.contains("records fetched of"), "the fetch bar: {screen}");
-        assert!(screen.contains("rows written of"), "the apply bar: {screen}");
+        assert!(
+            screen.contains("records fetched of"),
+            "the fetch bar: {screen}"
+        );
+        assert!(
+            screen.contains("rows written of"),
+            "the apply bar: {screen}"
+        );
         assert!(screen.contains("[===="), "bar characters: {screen}");
-        assert!(screen.contains('\u{1b}'), "drawn with terminal codes: {screen:?}");
-        assert!(!screen.contains("fetch finished"), "bars instead of info lines: {screen}");
+        assert!(
+            screen.contains('\u{1b}'),
+            "drawn with terminal codes: {screen:?}"
+        );
+        assert!(
+            !screen.contains("fetch finished"),
+            "bars instead of info lines: {screen}"
+        );
     } else {
-        eprintln!("SKIPPED: `script` (util-linux) is not installed; the terminal half is not tested");
+        eprintln!(
+            "SKIPPED: `script` (util-linux) is not installed; the terminal half is not tested"
+        );
     }
 
     // A pipe: today's log lines, no bar and no terminal codes.
@@ -153,7 +182,16 @@ async fn bars_are_drawn_on_a_terminal_and_log_lines_on_a_pipe(pool: PgPool) {
     let out = output_of(piped, &env).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("fetch finished"), "log lines on a pipe: {stderr}");
-    assert!(!stderr.contains("records fetched of"), "no bar on a pipe: {stderr}");
-    assert!(!stderr.contains('\u{1b}'), "no terminal codes on a pipe: {stderr:?}");
+    assert!(
+        stderr.contains("fetch finished"),
+        "log lines on a pipe: {stderr}"
+    );
+    assert!(
+        !stderr.contains("records fetched of"),
+        "no bar on a pipe: {stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no terminal codes on a pipe: {stderr:?}"
+    );
 }

@@ -28,7 +28,9 @@ async fn add_problems(pool: &PgPool, run_id: i64, n: usize) {
         })
         .collect();
     let mut tx = pool.begin().await.unwrap();
-    write::insert_problems(&mut tx, &rows, run_id).await.unwrap();
+    write::insert_problems(&mut tx, &rows, run_id)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 }
 
@@ -85,7 +87,11 @@ async fn pruning_removes_exactly_the_runs_past_both_limits(pool: PgPool) {
         "kept: the held run, the last successful full run, the newest four"
     );
     assert_eq!(problems_of(&pool).await, vec![(r5, 1), (r8, 3)]);
-    assert!(pruned.to_text().contains("pruned 4 runs"), "{}", pruned.to_text());
+    assert!(
+        pruned.to_text().contains("pruned 4 runs"),
+        "{}",
+        pruned.to_text()
+    );
     let _ = r4;
 
     // Nothing more past the limits: a second prune removes nothing.
@@ -118,7 +124,10 @@ async fn a_running_run_is_never_pruned(pool: PgPool) {
         past_run(&pool, RunTrigger::Schedule, RunStatus::Failed, days).await;
     }
     let pruned = prune(&pool, &retention(1, 1, None)).await.unwrap();
-    assert_eq!(pruned.runs, 1, "the failed run beyond the newest one: {pruned:?}");
+    assert_eq!(
+        pruned.runs, 1,
+        "the failed run beyond the newest one: {pruned:?}"
+    );
     assert!(run_ids(&pool).await.contains(&old));
 }
 
@@ -186,10 +195,16 @@ async fn a_successful_run_prunes_old_history_and_logs_what_went(pool: PgPool) {
         .args(["run", "--now"])
         .env_remove("STUDENT_SYNC_CONFIG")
         .env("RUST_LOG", "info")
-        .env("DATABASE_URL", format!("postgres://postgres@127.0.0.1:5432/{name}"))
+        .env(
+            "DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:5432/{name}"),
+        )
         .env("STUDENT_SYNC_POWERSCHOOL_URL", fake.base_url())
         .env("STUDENT_SYNC_POWERSCHOOL_CLIENT_ID", creds.client_id)
-        .env("STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET", creds.client_secret)
+        .env(
+            "STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET",
+            creds.client_secret,
+        )
         .env("STUDENT_SYNC_RETENTION_KEEP_DAYS", "100")
         .env("STUDENT_SYNC_RETENTION_KEEP_RUNS", "2")
         .output()
@@ -201,8 +216,15 @@ async fn a_successful_run_prunes_old_history_and_logs_what_went(pool: PgPool) {
     let ids = run_ids(&pool).await;
     assert_eq!(ids.len(), 2, "{ids:?}");
     let problems = problems_of(&pool).await;
-    assert_eq!(problems[0], (ids[0], 1), "the kept failed run's problem: {problems:?}");
-    assert!(problems.iter().all(|(run, _)| ids.contains(run)), "{problems:?}");
+    assert_eq!(
+        problems[0],
+        (ids[0], 1),
+        "the kept failed run's problem: {problems:?}"
+    );
+    assert!(
+        problems.iter().all(|(run, _)| ids.contains(run)),
+        "{problems:?}"
+    );
     assert!(
         stderr.contains("pruned 2 runs") && stderr.contains("2 record problems"),
         "the prune is logged with what it removed: {stderr}"

@@ -169,7 +169,12 @@ pub struct DemoArgs {
     #[arg(long)]
     pub json: bool,
     /// Where the demo looks for a PostgreSQL when no database is configured.
-    #[arg(long, hide = true, env = "STUDENT_SYNC_DEMO_PG_PORT", default_value_t = 5432)]
+    #[arg(
+        long,
+        hide = true,
+        env = "STUDENT_SYNC_DEMO_PG_PORT",
+        default_value_t = 5432
+    )]
     pub pg_port: u16,
 }
 

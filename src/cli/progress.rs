@@ -71,9 +71,9 @@ struct PhaseBars {
 impl PhaseBars {
     fn show(&mut self, screen: &MultiProgress, counts: &ProgressCounts, phase: Option<RunPhase>) {
         let Some(phase) = phase else { return };
-        let fetch = self.fetch.get_or_insert_with(|| {
-            screen.add(bar("fetching", "records fetched of {len} counted"))
-        });
+        let fetch = self
+            .fetch
+            .get_or_insert_with(|| screen.add(bar("fetching", "records fetched of {len} counted")));
         fetch.set_length(counts.expected.max(counts.fetched).max(1));
         fetch.set_position(counts.fetched);
         if phase == RunPhase::Fetching {

@@ -122,7 +122,13 @@ pub(super) async fn prune(loaded: Loaded, json: bool) -> Result<(), CliError> {
     lock.release().await;
     let pruned = pruned?;
     let r = &settings.retention;
-    tracing::info!(runs = pruned.runs, problems = pruned.problems, audit_rows = pruned.audit_rows, "{}", pruned.to_text());
+    tracing::info!(
+        runs = pruned.runs,
+        problems = pruned.problems,
+        audit_rows = pruned.audit_rows,
+        "{}",
+        pruned.to_text()
+    );
     print_answer(json, &pruned, |p| {
         let audit = match r.audit_keep_days {
             Some(days) => format!("access audit kept {days} days"),

@@ -3,8 +3,8 @@
 //! or one guardian.
 
 use super::load::{database, settings, Loaded};
-use super::progress::Bars;
 use super::output::{print_answer, print_json};
+use super::progress::Bars;
 use super::CliError;
 use crate::powerschool::PowerSchoolClient;
 use crate::store::RunTrigger;

@@ -21,7 +21,8 @@ mod validate;
 pub use secrets::Secret;
 pub use settings::{
     BlackoutRange, DaemonSettings, DatabaseSettings, LogFormat, LoggingSettings,
-    PowerSchoolSettings, RetentionSettings, SafetySettings, ScheduleSettings, Settings, SyncSettings, Threshold,
+    PowerSchoolSettings, RetentionSettings, SafetySettings, ScheduleSettings, Settings,
+    SyncSettings, Threshold,
 };
 pub use validate::{parse_powerschool_url, DEFAULT_DATABASE_URL};
 

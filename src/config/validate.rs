@@ -5,8 +5,8 @@
 //! reported is the first in the file.
 
 use super::file::{
-    FileDaemon, FileDatabase, FilePowerSchool, FileRetention, FileSafety, FileSchedule, FileSettings,
-    FileSync, FileThreshold,
+    FileDaemon, FileDatabase, FilePowerSchool, FileRetention, FileSafety, FileSchedule,
+    FileSettings, FileSync, FileThreshold,
 };
 use super::secrets::{read_secret, CLIENT_SECRET_ENV, DATABASE_PASSWORD_ENV};
 use super::settings::*;
@@ -441,8 +441,20 @@ fn retention(file: &FileRetention) -> Result<RetentionSettings, ConfigError> {
     let days = |key, value, default| -> Result<u32, ConfigError> {
         Ok(whole(key, value, default, 0, 36_500)? as u32)
     };
-    let keep_days = whole("retention.keep_days", file.keep_days, d.keep_days.into(), 1, 36_500)?;
-    let keep_runs = whole("retention.keep_runs", file.keep_runs, d.keep_runs.into(), 1, 1_000_000)?;
+    let keep_days = whole(
+        "retention.keep_days",
+        file.keep_days,
+        d.keep_days.into(),
+        1,
+        36_500,
+    )?;
+    let keep_runs = whole(
+        "retention.keep_runs",
+        file.keep_runs,
+        d.keep_runs.into(),
+        1,
+        1_000_000,
+    )?;
     // 0 (the default) keeps the audit forever.
     let audit = days("retention.audit_keep_days", file.audit_keep_days, 0)?;
     Ok(RetentionSettings {

@@ -355,7 +355,9 @@ pub(super) async fn prune_history(pool: &PgPool, settings: &Settings) {
             settings.retention.keep_days,
             settings.retention.keep_runs
         ),
-        Err(e) => tracing::warn!(error = %e, "pruning old run history failed: {e}; the next successful run tries again"),
+        Err(e) => {
+            tracing::warn!(error = %e, "pruning old run history failed: {e}; the next successful run tries again")
+        }
     }
 }
 

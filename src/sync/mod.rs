@@ -125,7 +125,10 @@ pub async fn run_once(
 ) -> Result<RunOutcome, SyncError> {
     let run_id = runs::start_run(pool, options.trigger, options.night).await?;
     let mut options = options.clone();
-    let progress = options.progress.get_or_insert_with(RunProgress::new).clone();
+    let progress = options
+        .progress
+        .get_or_insert_with(RunProgress::new)
+        .clone();
     progress.set_phase(RunPhase::Fetching);
     let row_updates = progress::spawn_row_updates(pool.clone(), run_id, progress.clone());
     let options = &options;

@@ -41,7 +41,8 @@ impl Cluster {
             std::process::id(),
             rand::random::<u32>()
         ));
-        std::fs::create_dir(&dir).map_err(|source| io("cannot create the demo's cluster directory", source))?;
+        std::fs::create_dir(&dir)
+            .map_err(|source| io("cannot create the demo's cluster directory", source))?;
         // From here on, Drop removes the directory whatever happens.
         let cluster = Cluster {
             dir,
@@ -156,7 +157,10 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         if self.data_dir().join("postmaster.pid").exists() {
             let data = self.data_dir();
-            let _ = self.run("pg_ctl", &["-D", path_text(&data), "-m", "immediate", "-w", "stop"]);
+            let _ = self.run(
+                "pg_ctl",
+                &["-D", path_text(&data), "-m", "immediate", "-w", "stop"],
+            );
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -186,7 +190,9 @@ pub(super) fn find_bin() -> Option<PathBuf> {
 }
 
 fn running_as_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 /// `postgres` when the system has that user, else `nobody`.
@@ -205,7 +211,12 @@ fn free_port() -> Result<u16, CliError> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|source| io("cannot find a free loopback port for the demo's PostgreSQL", source))
+        .map_err(|source| {
+            io(
+                "cannot find a free loopback port for the demo's PostgreSQL",
+                source,
+            )
+        })
 }
 
 fn path_text(path: &Path) -> &str {

@@ -63,15 +63,19 @@ fn choose_world(args: &DemoArgs) -> Result<(String, World), CliError> {
             powerschool: fake_powerschool::generate(n, args.seed),
             ..World::default()
         };
-        return Ok((format!("a generated district of {n} students (seed {})", args.seed), world));
+        return Ok((
+            format!("a generated district of {n} students (seed {})", args.seed),
+            world,
+        ));
     }
     match &args.world {
         Some(path) => Ok((path.display().to_string(), World::load(path)?)),
         None => {
-            let world = serde_json::from_str(EXAMPLE_WORLD).map_err(|source| WorldError::Parse {
-                path: EXAMPLE_WORLD_NAME.to_string(),
-                source,
-            })?;
+            let world =
+                serde_json::from_str(EXAMPLE_WORLD).map_err(|source| WorldError::Parse {
+                    path: EXAMPLE_WORLD_NAME.to_string(),
+                    source,
+                })?;
             Ok((format!("{EXAMPLE_WORLD_NAME} (built in)"), world))
         }
     }
@@ -81,7 +85,9 @@ fn choose_world(args: &DemoArgs) -> Result<(String, World), CliError> {
 /// with none configured, PostgreSQL on 127.0.0.1:`port` if it answers, or
 /// else a throwaway cluster (returned: the caller keeps it alive).
 async fn choose_database(offline: &mut Settings, port: u16) -> Result<Option<Cluster>, CliError> {
-    let default_url: url::Url = DEFAULT_DATABASE_URL.parse().expect("the default URL parses");
+    let default_url: url::Url = DEFAULT_DATABASE_URL
+        .parse()
+        .expect("the default URL parses");
     if offline.database.url != default_url {
         return Ok(None);
     }
@@ -238,7 +244,11 @@ fn print_demo(
     if access.connections.len() > ROWS_SHOWN {
         print_access_summary(access);
     }
-    for c in access.connections.iter().take_while(|_| access.connections.len() <= ROWS_SHOWN) {
+    for c in access
+        .connections
+        .iter()
+        .take_while(|_| access.connections.len() <= ROWS_SHOWN)
+    {
         let limits = if c.limits.is_empty() {
             String::new()
         } else {
@@ -250,7 +260,10 @@ fn print_demo(
         );
     }
     if access.incomplete_users.len() > ROWS_SHOWN {
-        println!("Users flagged incomplete: {}", access.incomplete_users.len());
+        println!(
+            "Users flagged incomplete: {}",
+            access.incomplete_users.len()
+        );
     } else if !access.incomplete_users.is_empty() {
         println!(
             "Users flagged incomplete: {}",
