@@ -16,7 +16,8 @@ pub(super) async fn plan(loaded: Loaded, json: bool, details: bool) -> Result<()
     let client = PowerSchoolClient::new(&settings.powerschool)?;
     let today = RunOptions::now(&settings, RunTrigger::Manual).today;
     let bars = Bars::start();
-    let preview = sync::preview(&pool, &settings, &client, today, Some(&bars.progress)).await;
+    let preview =
+        sync::preview_observed(&pool, &settings, &client, today, Some(&bars.progress)).await;
     bars.finish().await;
     let preview = preview?;
     print_answer(json, &preview, |p| p.to_text(details));

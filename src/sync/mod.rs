@@ -252,6 +252,16 @@ pub async fn preview(
     settings: &Settings,
     client: &PowerSchoolClient,
     today: NaiveDate,
+) -> Result<report::PlanPreview, SyncError> {
+    preview_observed(pool, settings, client, today, None).await
+}
+
+/// `preview`, telling `progress` its phases and the records fetched.
+pub async fn preview_observed(
+    pool: &PgPool,
+    settings: &Settings,
+    client: &PowerSchoolClient,
+    today: NaiveDate,
     progress: Option<&Arc<RunProgress>>,
 ) -> Result<report::PlanPreview, SyncError> {
     let snapshot = match progress {
