@@ -449,3 +449,27 @@ fn a_secret_in_the_file_is_refused_by_name_and_never_echoed() {
         assert!(!e.contains("hunter2"), "{e}");
     }
 }
+
+#[test]
+fn retention_defaults_file_and_env() {
+    let d = load_toml("", &[]).unwrap().retention;
+    assert_eq!(d, RetentionSettings::default());
+    assert_eq!(
+        (d.keep_days, d.keep_runs, d.audit_keep_days),
+        (90, 30, None)
+    );
+    let s = load_toml(
+        "[retention]\nkeep_days = 30\naudit_keep_days = 3650\n",
+        &[("STUDENT_SYNC_RETENTION_KEEP_RUNS", "7")],
+    )
+    .unwrap()
+    .retention;
+    assert_eq!(
+        (s.keep_days, s.keep_runs, s.audit_keep_days),
+        (30, 7, Some(3650))
+    );
+    let zero = load_toml("[retention]\nkeep_days = 0\n", &[]).unwrap_err();
+    assert_eq!(key_of(zero), "retention.keep_days");
+    let negative = load_toml("", &[("STUDENT_SYNC_RETENTION_AUDIT_KEEP_DAYS", "-1")]);
+    assert_eq!(key_of(negative.unwrap_err()), "retention.audit_keep_days");
+}
