@@ -40,6 +40,13 @@ const ROWS_SHOWN: usize = 40;
 pub(super) async fn demo(loaded: Loaded, args: &DemoArgs) -> Result<(), CliError> {
     let (name, world) = choose_world(args)?;
     let mut offline = settings(loaded)?;
+    // Taken over at once, so a Ctrl-C while the throwaway cluster starts
+    // waits for it and then removes it, instead of killing the demo.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|source| CliError::Io {
+        what: "cannot listen for Ctrl-C".into(),
+        source,
+    })?;
     // Kept until the demo ends: dropping it stops and removes the cluster.
     let cluster = choose_database(&mut offline, args.pg_port).await?;
     let throwaway = cluster.is_some();
@@ -49,7 +56,7 @@ pub(super) async fn demo(loaded: Loaded, args: &DemoArgs) -> Result<(), CliError
             drop(cluster);
             result
         }
-        _ = tokio::signal::ctrl_c() => {
+        _ = interrupt.recv() => {
             drop(cluster);
             Err(CliError::Usage("demo interrupted (Ctrl-C); its throwaway database is removed".into()))
         }
