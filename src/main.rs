@@ -57,7 +57,17 @@ async fn main() {
     // Commands whose output is the answer keep the logs to warnings unless
     // RUST_LOG asks for more; the daemon and syncs log their progress.
     let default_level = match cli.command {
-        cli::Command::Demo { .. } | cli::Command::Access { .. } | cli::Command::Explain { .. } => {
+        cli::Command::Demo(_) | cli::Command::Access { .. } | cli::Command::Explain { .. } => {
+            "warn"
+        }
+        // On a terminal the progress bars say how a run goes; the log
+        // lines are for pipes, files and systemd.
+        cli::Command::Fetch { .. }
+        | cli::Command::Sync { .. }
+        | cli::Command::Plan { .. }
+        | cli::Command::Run { .. }
+            if cli::on_terminal() =>
+        {
             "warn"
         }
         _ => "info",

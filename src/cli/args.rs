@@ -62,19 +62,11 @@ pub enum Command {
         #[arg(long)]
         world: PathBuf,
     },
-    /// Start a fake PowerSchool with the bundled example world, seed a fresh
-    /// demo database, sync over real HTTP and print the run report.
-    Demo {
-        /// The world to run (relative to the project folder).
-        #[arg(
-            long,
-            default_value = "fixtures/worlds/00-independent-parent-read-only.json"
-        )]
-        world: PathBuf,
-        /// Print JSON for tools instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Start a fake PowerSchool with the built-in example world (or a world
+    /// file, or a generated district), seed a fresh demo database, sync over
+    /// real HTTP with progress bars and print the run report. Works from any
+    /// directory; without a database it starts a throwaway PostgreSQL.
+    Demo(DemoArgs),
     /// The access table.
     Access {
         #[command(subcommand)]
@@ -158,13 +150,47 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The last runs, the run in progress, the next scheduled run, and which
-    /// process holds the district and run locks.
+    /// Remove the run history the [retention] settings no longer keep (old
+    /// runs and their record problems; the audit only if a setting says so).
+    /// The daemon does this after each successful run.
+    Prune {
+        /// Print JSON for tools instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The last runs, the run in progress (with its counts so far), the next
+    /// scheduled run, which process holds the district and run locks, and
+    /// the database's size and oldest run kept.
     Status {
         /// Print JSON for tools instead of text.
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// A world file to run instead of the built-in example world.
+    #[arg(long, conflicts_with = "students")]
+    pub world: Option<PathBuf>,
+    /// Run a generated district of this many students instead (a realistic
+    /// night: the report is summarised, not printed row by row).
+    #[arg(long)]
+    pub students: Option<usize>,
+    /// The generated district's seed (the same seed, the same district).
+    #[arg(long, default_value_t = 1, requires = "students")]
+    pub seed: u64,
+    /// Print JSON for tools instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the demo looks for a PostgreSQL when no database is configured.
+    #[arg(
+        long,
+        hide = true,
+        env = "STUDENT_SYNC_DEMO_PG_PORT",
+        default_value_t = 5432
+    )]
+    pub pg_port: u16,
 }
 
 #[derive(Debug, Subcommand)]

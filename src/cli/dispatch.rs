@@ -14,7 +14,7 @@ pub async fn run(cli: Cli, loaded: Loaded) -> Result<(), CliError> {
             command: PluginCommand::Build { out, version },
         } => plugin::build(&settings(loaded)?, out, version.as_deref()),
         Command::Seed { world } => worlds::seed(loaded, world).await,
-        Command::Demo { world, json } => demo::demo(loaded, world, *json).await,
+        Command::Demo(args) => demo::demo(loaded, args).await,
         Command::Access {
             command: AccessCommand::Export,
         } => access::export(loaded).await,
@@ -40,5 +40,6 @@ pub async fn run(cli: Cli, loaded: Loaded) -> Result<(), CliError> {
         Command::Daemon => runs::daemon(loaded).await,
         Command::Run { now, json } => runs::run_now(loaded, *now, *json).await,
         Command::Status { json } => runs::status(loaded, *json).await,
+        Command::Prune { json } => runs::prune(loaded, *json).await,
     }
 }

@@ -19,11 +19,12 @@ pub fn load_settings(cli: &Cli) -> Loaded {
         Command::FakePowerschool(_) => None,
         Command::Seed { .. }
         | Command::Plugin { .. }
-        | Command::Demo { .. }
+        | Command::Demo(_)
         | Command::Access { .. }
         | Command::Approve { .. }
         | Command::Discard { .. }
-        | Command::Status { .. } => Some(Settings::load_for(&sources, Needs::Database)),
+        | Command::Status { .. }
+        | Command::Prune { .. } => Some(Settings::load_for(&sources, Needs::Database)),
         Command::Explain { .. } => Some(Settings::load_for(&sources, Needs::Rules)),
         Command::Fetch { .. }
         | Command::Doctor { .. }

@@ -4,8 +4,8 @@
 //!
 //! `args` holds the commands and flags, `dispatch` sends each command to the
 //! file that carries it out (`runs`, `access`, `safe_changes`, `worlds`,
-//! `demo`), `errors` the one error and its exit codes; `load` and `output`
-//! are what every command shares.
+//! `demo`), `errors` the one error and its exit codes; `load`, `output` and
+//! `progress` (bars on a terminal) are what every command shares.
 
 mod access;
 mod args;
@@ -16,11 +16,13 @@ mod errors;
 mod load;
 mod output;
 mod plugin;
+mod progress;
 mod runs;
 mod safe_changes;
 mod worlds;
 
-pub use args::{AccessCommand, Cli, Command, FakeArgs, PluginCommand};
+pub use args::{AccessCommand, Cli, Command, DemoArgs, FakeArgs, PluginCommand};
 pub use dispatch::run;
 pub use errors::CliError;
 pub use load::{database, load_settings, Loaded};
+pub use progress::on_terminal;

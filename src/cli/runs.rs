@@ -1,17 +1,26 @@
 //! The commands about full runs: `fetch` (what PowerSchool answers),
-//! `sync --once`, the `daemon`, `run --now` and `status`.
+//! `sync --once`, the `daemon`, `run --now`, `status` and `prune`.
 
 use super::load::{database, settings, Loaded};
 use super::output::{print_answer, print_json};
+use super::progress::Bars;
 use super::CliError;
 use crate::config::Settings;
 use crate::powerschool::PowerSchoolClient;
+use crate::store::runs::RunPhase;
 use crate::store::{self, RunTrigger};
 use crate::sync::{self, RunOptions};
 
 pub(super) async fn fetch(settings: &Settings, json: bool) -> Result<(), CliError> {
     let client = PowerSchoolClient::new(&settings.powerschool)?;
-    let mut snapshot = client.fetch_district().await?;
+    let bars = Bars::start();
+    bars.progress.set_phase(RunPhase::Fetching);
+    let snapshot = client
+        .observed_by(bars.progress.clone())
+        .fetch_district()
+        .await;
+    bars.finish().await;
+    let mut snapshot = snapshot?;
     crate::sync::screen::screen(&mut snapshot);
     let counts = serde_json::json!({
         "guardians": snapshot.guardians.len(),
@@ -61,9 +70,14 @@ pub(super) async fn sync_once(loaded: Loaded, once: bool, json: bool) -> Result<
         tracing::warn!("another run holds the run lock; this sync starts when it is free")
     })
     .await?;
-    let mut options = RunOptions::now(&settings, RunTrigger::Manual);
+    let bars = Bars::start();
+    let mut options = RunOptions {
+        progress: Some(bars.progress.clone()),
+        ..RunOptions::now(&settings, RunTrigger::Manual)
+    };
     options.run_lock_backend = Some(lock.backend_pid());
     let outcome = sync::run_once(&pool, &settings, &client, &options).await;
+    bars.finish().await;
     lock.release().await;
     let outcome = outcome?;
     print_answer(json, &outcome.report, |r| r.to_text());
@@ -82,7 +96,10 @@ pub(super) async fn run_now(loaded: Loaded, now: bool, json: bool) -> Result<(),
         ));
     }
     let settings = settings(loaded)?;
-    let outcome = crate::daemon::run_now(settings).await?;
+    let bars = Bars::start();
+    let outcome = crate::daemon::run_now_observed(settings, Some(bars.progress.clone())).await;
+    bars.finish().await;
+    let outcome = outcome?;
     print_answer(json, &outcome, |o| o.to_text());
     Ok(())
 }
@@ -92,4 +109,47 @@ pub(super) async fn status(loaded: Loaded, json: bool) -> Result<(), CliError> {
     let report = crate::daemon::status(&settings).await?;
     print_answer(json, &report, |r| r.to_text());
     Ok(())
+}
+
+/// `prune`: what the daemon does after each successful run, now. Waits for
+/// the run lock, so it never prunes beside a run.
+pub(super) async fn prune(loaded: Loaded, json: bool) -> Result<(), CliError> {
+    let settings = settings(loaded)?;
+    let pool = database(&settings).await?;
+    let lock = store::lock::wait_for_lock(&pool, &sync::run_lock_key(&settings), || {
+        tracing::warn!("a run holds the run lock; pruning starts when it is free")
+    })
+    .await?;
+    let pruned = store::prune::prune(&pool, &settings.retention).await;
+    lock.release().await;
+    let pruned = pruned?;
+    let r = &settings.retention;
+    tracing::info!(
+        runs = pruned.runs,
+        problems = pruned.problems,
+        audit_rows = pruned.audit_rows,
+        "{}",
+        pruned.to_text()
+    );
+    print_answer(json, &pruned, |p| {
+        let audit = match r.audit_keep_days {
+            Some(days) => format!("access audit kept {days} days"),
+            None => "access audit kept forever".to_string(),
+        };
+        format!(
+            "{}.\nRetention: runs older than {} days beyond the newest {}; {audit}.\n",
+            capitalised(&p.to_text()),
+            r.keep_days,
+            r.keep_runs
+        )
+    });
+    Ok(())
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }

@@ -4,6 +4,7 @@
 
 use super::load::{database, settings, Loaded};
 use super::output::{print_answer, print_json};
+use super::progress::Bars;
 use super::CliError;
 use crate::powerschool::PowerSchoolClient;
 use crate::store::RunTrigger;
@@ -14,7 +15,11 @@ pub(super) async fn plan(loaded: Loaded, json: bool, details: bool) -> Result<()
     let pool = database(&settings).await?;
     let client = PowerSchoolClient::new(&settings.powerschool)?;
     let today = RunOptions::now(&settings, RunTrigger::Manual).today;
-    let preview = sync::preview(&pool, &settings, &client, today).await?;
+    let bars = Bars::start();
+    let preview =
+        sync::preview_observed(&pool, &settings, &client, today, Some(&bars.progress)).await;
+    bars.finish().await;
+    let preview = preview?;
     print_answer(json, &preview, |p| p.to_text(details));
     Ok(())
 }

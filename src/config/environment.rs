@@ -60,6 +60,9 @@ const KEYS: &[(&str, Kind)] = &[
     ("daemon.health_refresh_secs", Kind::WholeNumber),
     ("safety.enabled", Kind::TrueOrFalse),
     ("safety.percent_applies_from", Kind::WholeNumber),
+    ("retention.keep_days", Kind::WholeNumber),
+    ("retention.keep_runs", Kind::WholeNumber),
+    ("retention.audit_keep_days", Kind::WholeNumber),
 ];
 
 /// Each `[safety.<threshold>]` table: its `count` and `percent` may be set.
@@ -183,12 +186,14 @@ mod tests {
         let example = include_str!("../../config/student-sync.example.toml");
         let readme = include_str!("../../README.md");
         // Secrets are read by `secrets`, the file's name by the CLI, the
-        // extra test worlds by `tests/worlds.rs`.
+        // extra test worlds by `tests/worlds.rs`, the demo's port by `demo`.
         let elsewhere = [
             "STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET",
             "STUDENT_SYNC_DATABASE_PASSWORD",
             "STUDENT_SYNC_CONFIG",
             "STUDENT_SYNC_EXTRA_WORLDS",
+            // The demo's hidden flag (`demo --pg-port`).
+            "STUDENT_SYNC_DEMO_PG_PORT",
         ];
         for text in [example, readme] {
             for word in text.split(|c: char| !(c.is_ascii_uppercase() || c == '_')) {

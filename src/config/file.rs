@@ -23,6 +23,8 @@ pub(super) struct FileSettings {
     pub logging: FileLogging,
     #[serde(default)]
     pub safety: FileSafety,
+    #[serde(default)]
+    pub retention: FileRetention,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -132,4 +134,12 @@ pub(super) struct FileSafety {
 pub(super) struct FileThreshold {
     pub count: Option<i64>,
     pub percent: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileRetention {
+    pub keep_days: Option<i64>,
+    pub keep_runs: Option<i64>,
+    pub audit_keep_days: Option<i64>,
 }

@@ -25,7 +25,8 @@ pub use guardian_columns::GuardianColumns;
 pub use secrets::Secret;
 pub use settings::{
     BlackoutRange, DaemonSettings, DatabaseSettings, LogFormat, LoggingSettings,
-    PowerSchoolSettings, SafetySettings, ScheduleSettings, Settings, SyncSettings, Threshold,
+    PowerSchoolSettings, RetentionSettings, SafetySettings, ScheduleSettings, Settings,
+    SyncSettings, Threshold,
 };
 pub use validate::{is_loopback_ip, parse_powerschool_url, DEFAULT_DATABASE_URL};
 

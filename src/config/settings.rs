@@ -20,6 +20,7 @@ pub struct Settings {
     pub daemon: DaemonSettings,
     pub logging: LoggingSettings,
     pub safety: SafetySettings,
+    pub retention: RetentionSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -238,4 +239,26 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct LoggingSettings {
     pub format: LogFormat,
+}
+
+/// `[retention]`: how long run history is kept. A run (with its problems)
+/// is pruned once it is older than `keep_days` AND not among the newest
+/// `keep_runs`; the last successful full run and held or running runs are
+/// never pruned. The access audit is kept forever unless `audit_keep_days`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionSettings {
+    pub keep_days: u32,
+    pub keep_runs: u32,
+    /// None: the access audit is never pruned.
+    pub audit_keep_days: Option<u32>,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            keep_days: 90,
+            keep_runs: 30,
+            audit_keep_days: None,
+        }
+    }
 }

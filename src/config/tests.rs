@@ -569,3 +569,27 @@ fn the_new_time_limits_have_defaults_and_ranges() {
     let s = load_toml("", &[("STUDENT_SYNC_DAEMON_STALL_TIMEOUT_SECS", "5")]).unwrap();
     assert_eq!(s.daemon.stall_timeout, std::time::Duration::from_secs(5));
 }
+
+#[test]
+fn retention_defaults_file_and_env() {
+    let d = load_toml("", &[]).unwrap().retention;
+    assert_eq!(d, RetentionSettings::default());
+    assert_eq!(
+        (d.keep_days, d.keep_runs, d.audit_keep_days),
+        (90, 30, None)
+    );
+    let s = load_toml(
+        "[retention]\nkeep_days = 30\naudit_keep_days = 3650\n",
+        &[("STUDENT_SYNC_RETENTION_KEEP_RUNS", "7")],
+    )
+    .unwrap()
+    .retention;
+    assert_eq!(
+        (s.keep_days, s.keep_runs, s.audit_keep_days),
+        (30, 7, Some(3650))
+    );
+    let zero = load_toml("[retention]\nkeep_days = 0\n", &[]).unwrap_err();
+    assert_eq!(key_of(zero), "retention.keep_days");
+    let negative = load_toml("", &[("STUDENT_SYNC_RETENTION_AUDIT_KEEP_DAYS", "-1")]);
+    assert_eq!(key_of(negative.unwrap_err()), "retention.audit_keep_days");
+}

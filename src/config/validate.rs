@@ -5,8 +5,8 @@
 //! reported is the first in the file.
 
 use super::file::{
-    FileDaemon, FileDatabase, FilePowerSchool, FileSafety, FileSchedule, FileSettings, FileSync,
-    FileThreshold,
+    FileDaemon, FileDatabase, FilePowerSchool, FileRetention, FileSafety, FileSchedule,
+    FileSettings, FileSync, FileThreshold,
 };
 use super::secrets::{read_secret, CLIENT_SECRET_ENV, DATABASE_PASSWORD_ENV};
 use super::settings::*;
@@ -36,6 +36,7 @@ pub(super) fn settings(
         format: chosen("logging.format", file.logging.format)?,
     };
     let safety = safety(&file.safety)?;
+    let retention = retention(&file.retention)?;
     // The matrix file is read last: a mistake in the settings themselves is
     // reported before one in the file they name.
     if needs != Needs::Database {
@@ -50,6 +51,7 @@ pub(super) fn settings(
         daemon,
         logging,
         safety,
+        retention,
     })
 }
 
@@ -619,4 +621,32 @@ fn threshold(
         ));
     }
     Ok(Threshold { count, percent })
+}
+
+fn retention(file: &FileRetention) -> Result<RetentionSettings, ConfigError> {
+    let d = RetentionSettings::default();
+    let days = |key, value, default| -> Result<u32, ConfigError> {
+        Ok(whole(key, value, default, 0, 36_500)? as u32)
+    };
+    let keep_days = whole(
+        "retention.keep_days",
+        file.keep_days,
+        d.keep_days.into(),
+        1,
+        36_500,
+    )?;
+    let keep_runs = whole(
+        "retention.keep_runs",
+        file.keep_runs,
+        d.keep_runs.into(),
+        1,
+        1_000_000,
+    )?;
+    // 0 (the default) keeps the audit forever.
+    let audit = days("retention.audit_keep_days", file.audit_keep_days, 0)?;
+    Ok(RetentionSettings {
+        keep_days: keep_days as u32,
+        keep_runs: keep_runs as u32,
+        audit_keep_days: (audit > 0).then_some(audit),
+    })
 }

@@ -140,10 +140,18 @@ pub async fn run_daemon(settings: Settings) -> Result<(), DaemonError> {
 /// `student-sync run --now`: waits for the run lock (saying who holds it),
 /// then runs with trigger `manual`, even after a failure tonight.
 pub async fn run_now(settings: Settings) -> Result<RunNowOutcome, DaemonError> {
+    run_now_observed(settings, None).await
+}
+
+/// `run_now`, the run telling `progress` how it goes (the command line's bars).
+pub async fn run_now_observed(
+    settings: Settings,
+    progress: Option<std::sync::Arc<crate::sync::RunProgress>>,
+) -> Result<RunNowOutcome, DaemonError> {
     let shutdown = signals::on_stop_signal()?;
     let pool = store::connect_to(&settings.database).await?;
     store::district::check(&pool, &settings.district).await?;
-    run_now::run_now(&settings, &pool, shutdown).await
+    run_now::run_now(&settings, &pool, shutdown, progress).await
 }
 
 /// `student-sync status`: the last runs, the current run's phase, the next

@@ -3,7 +3,7 @@
 //! tonight, and is cancelled (and marked `interrupted`) on a stop.
 
 use super::locking;
-use super::run_task::{cancel_budget, latest_run_id, mark_stale_runs, RunTask};
+use super::run_task::{cancel_budget, latest_run_id, mark_stale_runs, prune_history, RunTask};
 use super::signals::Shutdown;
 use super::DaemonError;
 use crate::config::Settings;
@@ -11,12 +11,13 @@ use crate::powerschool::PowerSchoolClient;
 use crate::store::lock::{self, LockKind};
 use crate::store::runs::{self, RunStatus};
 use crate::store::RunTrigger;
-use crate::sync::{RunOptions, RunOutcome, RunReport, SyncError};
+use crate::sync::{RunOptions, RunOutcome, RunProgress, RunReport, SyncError};
 use chrono::{NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use sqlx::PgPool;
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -60,6 +61,7 @@ pub(super) async fn run_now(
     settings: &Settings,
     pool: &PgPool,
     shutdown: watch::Receiver<bool>,
+    progress: Option<Arc<RunProgress>>,
 ) -> Result<RunNowOutcome, DaemonError> {
     let mut shutdown = Shutdown::new(shutdown);
     note_failed_tonight(pool, settings.schedule.timezone).await?;
@@ -85,7 +87,10 @@ pub(super) async fn run_now(
             return Err(e.into());
         }
     };
-    let mut options = RunOptions::now(settings, RunTrigger::Manual);
+    let mut options = RunOptions {
+        progress,
+        ..RunOptions::now(settings, RunTrigger::Manual)
+    };
     options.run_lock_backend = Some(run_lock.backend_pid());
     let night = options.night;
     tracing::info!(%night, "run --now: starting a manual run for night {night}");
@@ -93,6 +98,9 @@ pub(super) async fn run_now(
     let run = RunTask::spawn(pool.clone(), settings.clone(), client, options);
     let result = until_done_or_stopped(run, settings, &mut shutdown).await;
     let took = started.elapsed();
+    if result.is_ok() {
+        prune_history(pool, settings).await;
+    }
     run_lock.release().await;
     match result {
         Ok(outcome) => Ok(succeeded(outcome, night, waited, took)),

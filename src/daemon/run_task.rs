@@ -145,6 +145,11 @@ impl<C: Clock> Daemon<C> {
             },
         };
         self.log_outcome(trigger, night, run_id, &result, took);
+        if result.is_ok() && stopped.is_none() {
+            // After the run committed, still under the run lock: no run
+            // writes while old history goes.
+            prune_history(&self.pool, &self.settings).await;
+        }
         run_lock.release().await;
         Ok(match (stopped, result.is_ok()) {
             (Some(stop), _) => RunEnd::Stopped(stop),
@@ -166,6 +171,7 @@ impl<C: Clock> Daemon<C> {
             fail_point: self.fail_point,
             cancel: None,
             run_lock_backend: None,
+            progress: None,
         }
     }
 
@@ -397,6 +403,28 @@ pub(super) async fn mark_stale_runs(pool: &PgPool) -> Result<(), DaemonError> {
         tracing::warn!(runs = ?stale, "marked runs left running by a dead process as interrupted: {stale:?}");
     }
     Ok(())
+}
+
+/// Removes the run history the `[retention]` settings no longer keep, in
+/// batches, and logs what went. A failure is logged; the run stays a success.
+pub(super) async fn prune_history(pool: &PgPool, settings: &Settings) {
+    match crate::store::prune::prune(pool, &settings.retention).await {
+        Ok(pruned) if pruned.is_empty() => {
+            tracing::debug!("nothing past the retention to prune")
+        }
+        Ok(pruned) => tracing::info!(
+            runs = pruned.runs,
+            problems = pruned.problems,
+            audit_rows = pruned.audit_rows,
+            "{} (retention: {} days, at least {} runs)",
+            pruned.to_text(),
+            settings.retention.keep_days,
+            settings.retention.keep_runs
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "pruning old run history failed: {e}; the next successful run tries again")
+        }
+    }
 }
 
 /// The id of the newest full run, for naming a run that failed before it

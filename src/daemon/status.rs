@@ -6,6 +6,7 @@ use super::schedule::{local_text, Schedule};
 use super::DaemonError;
 use crate::config::Settings;
 use crate::store::lock::{self, LockHolder, LockKind};
+use crate::store::prune::{self, Footprint};
 use crate::store::runs::{self, RunPhase, RunStatus, RunTrigger};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -26,6 +27,8 @@ pub struct StatusReport {
     pub next_run: NextRunInfo,
     /// Sessions holding the district lock (the active daemon) and the run lock.
     pub lock_holders: Vec<LockHolder>,
+    /// The database's size and the oldest run it keeps (see `[retention]`).
+    pub database: Footprint,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +60,9 @@ pub struct CurrentRun {
     /// False when the row says `running` but nobody holds the run lock: its
     /// process is gone and the daemon resumes it when it becomes active.
     pub alive: bool,
+    /// Its counts so far, as the run last stored them on its row
+    /// (`ProgressCounts`: expected, fetched, pages, to_write, written).
+    pub progress: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -105,6 +111,9 @@ pub async fn gather(
         None => None,
         Some(running) => {
             let record = recent.iter().find(|r| r.id == running.id);
+            let progress = crate::store::progress::read(pool, running.id)
+                .await
+                .unwrap_or_default();
             Some(CurrentRun {
                 id: running.id,
                 trigger: record.map(|r| r.trigger),
@@ -113,10 +122,12 @@ pub async fn gather(
                 started_at: running.started_at,
                 elapsed_seconds: seconds(now - running.started_at),
                 alive: run_lock_held,
+                progress,
             })
         }
     };
     let next = schedule.next_scheduled(now);
+    let database = prune::footprint(pool).await?;
     Ok(StatusReport {
         district: settings.district.clone(),
         generated_at: now,
@@ -131,6 +142,7 @@ pub async fn gather(
             skipped_blackout_nights: next.skipped.iter().map(|f| schedule.night_of(*f)).collect(),
         },
         lock_holders,
+        database,
     })
 }
 
@@ -183,6 +195,7 @@ impl StatusReport {
         self.write_locks(&mut out);
         self.write_next_run(&mut out);
         self.write_current(&mut out);
+        self.write_database(&mut out);
         let _ = writeln!(out);
         self.write_runs(&mut out);
         out
@@ -252,6 +265,10 @@ impl StatusReport {
                     c.phase,
                     duration_text(c.elapsed_seconds)
                 );
+                let so_far = progress_text(&c.progress);
+                if !so_far.is_empty() {
+                    let _ = writeln!(out, "                so far: {so_far}");
+                }
             }
             Some(c) => {
                 let _ = writeln!(
@@ -303,6 +320,41 @@ impl StatusReport {
             }
         }
     }
+}
+
+impl StatusReport {
+    /// The database's size and the oldest run kept.
+    fn write_database(&self, out: &mut String) {
+        let d = &self.database;
+        let oldest = match (d.oldest_run, d.oldest_run_started_at) {
+            (Some(id), Some(at)) => format!("oldest run kept {id} ({})", at.format("%Y-%m-%d")),
+            _ => "no runs kept".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "Database:       {:.1} MB; {} runs kept, {oldest}",
+            d.database_bytes as f64 / 1_048_576.0,
+            d.runs_kept
+        );
+    }
+}
+
+/// `12000 of 15000 records fetched (40 pages); 0 of 0 rows written`.
+fn progress_text(progress: &serde_json::Value) -> String {
+    let n = |f: &str| progress.get(f).and_then(|v| v.as_u64());
+    let mut parts = Vec::new();
+    if let (Some(fetched), Some(expected)) = (n("fetched"), n("expected")) {
+        parts.push(format!(
+            "{fetched} of {expected} records fetched ({} pages)",
+            n("pages").unwrap_or(0)
+        ));
+    }
+    if let (Some(written), Some(to_write)) = (n("written"), n("to_write")) {
+        if to_write > 0 {
+            parts.push(format!("{written} of {to_write} rows written"));
+        }
+    }
+    parts.join("; ")
 }
 
 fn trigger_text(trigger: Option<RunTrigger>) -> &'static str {

@@ -6,7 +6,7 @@
 use super::error::PowerSchoolError;
 use super::paging::PageSize;
 use super::request::Transport;
-use super::stats::ClientStats;
+use super::stats::{ClientStats, FetchObserver};
 use crate::config::{GuardianColumns, PowerSchoolSettings};
 use std::sync::Arc;
 
@@ -16,6 +16,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct PowerSchoolClient {
     pub(super) inner: Arc<Inner>,
+    /// Told of every count and page of `fetch_district` (progress).
+    pub(super) observer: Option<Arc<dyn FetchObserver>>,
 }
 
 pub(super) struct Inner {
@@ -43,7 +45,17 @@ impl PowerSchoolClient {
                 school_concurrency: settings.school_concurrency.max(1),
                 guardian_columns: settings.guardian_columns.clone(),
             }),
+            observer: None,
         })
+    }
+
+    /// The same client (token, connections, counters shared) whose
+    /// `fetch_district` tells `observer` of every count and page.
+    pub fn observed_by(&self, observer: Arc<dyn FetchObserver>) -> Self {
+        PowerSchoolClient {
+            inner: self.inner.clone(),
+            observer: Some(observer),
+        }
     }
 
     pub fn stats(&self) -> ClientStats {

@@ -34,4 +34,4 @@ pub use queries::{
     STUDENTS_QUERY,
 };
 pub use records::*;
-pub use stats::ClientStats;
+pub use stats::{ClientStats, FetchObserver};

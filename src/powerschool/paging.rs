@@ -191,11 +191,13 @@ impl<'a> Pager<'a> {
             .transport
             .call(ctx, None, &url, Body::Json(&self.args))
             .await?;
-        parse::count_of(&body).map_err(|detail| PowerSchoolError::BadResponse {
+        let total = parse::count_of(&body).map_err(|detail| PowerSchoolError::BadResponse {
             query: ctx.query.to_string(),
             page: None,
             detail,
-        })
+        })?;
+        ctx.progress.counted(ctx.query, total);
+        Ok(total)
     }
 
     async fn page(&self, page: u32, size: u32) -> Result<Vec<Value>, PowerSchoolError> {
@@ -215,7 +217,7 @@ impl<'a> Pager<'a> {
                 detail,
             })?;
         bump(&self.transport.counters.pages_fetched);
-        ctx.progress.add(records.len() as u64);
+        ctx.progress.add_page(ctx.query, records.len() as u64);
         Ok(records)
     }
 }

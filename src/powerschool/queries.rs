@@ -192,7 +192,7 @@ impl PowerSchoolClient {
     /// Results are sorted by key so two fetches of the same data are equal.
     pub async fn fetch_district(&self) -> Result<DistrictSnapshot, PowerSchoolError> {
         let started = Instant::now();
-        let progress = Progress::new("district");
+        let progress = Progress::new("district").observed_by(self.observer.clone());
         info!(url = %self.inner.transport.base, "PowerSchool fetch started");
         let schools = self.schools().await?;
         let guardians = self

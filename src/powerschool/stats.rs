@@ -4,7 +4,7 @@
 //! part of the client writes here; this file depends on none of them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::info;
 
@@ -91,13 +91,25 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// Told as a fetch goes: what each query's `/count` said, and the records
+/// of every page received. The sync's progress (bars on a terminal, counts
+/// on the run's row) listens through this; it must be cheap and never block.
+pub trait FetchObserver: Send + Sync {
+    /// A query's `/count` answered `total` records.
+    fn counted(&self, query: &str, total: u64);
+    /// A page of `records` records of `query` arrived.
+    fn fetched(&self, query: &str, records: u64);
+}
+
 /// Logs records-so-far and rate at most every `PROGRESS_EVERY`, from whichever
-/// request happens to finish after the interval passed.
+/// request happens to finish after the interval passed, and tells the
+/// observer (if any) of every count and page.
 pub(super) struct Progress {
     label: String,
     started: Instant,
     records: AtomicU64,
     last_log: Mutex<Instant>,
+    observer: Option<Arc<dyn FetchObserver>>,
 }
 
 impl Progress {
@@ -108,7 +120,26 @@ impl Progress {
             started: now,
             records: AtomicU64::new(0),
             last_log: Mutex::new(now),
+            observer: None,
         }
+    }
+
+    pub(super) fn observed_by(mut self, observer: Option<Arc<dyn FetchObserver>>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    pub(super) fn counted(&self, query: &str, total: u64) {
+        if let Some(o) = &self.observer {
+            o.counted(query, total);
+        }
+    }
+
+    pub(super) fn add_page(&self, query: &str, records: u64) {
+        if let Some(o) = &self.observer {
+            o.fetched(query, records);
+        }
+        self.add(records);
     }
 
     pub(super) fn add(&self, records: u64) {

@@ -10,6 +10,8 @@ mod database;
 pub mod district;
 pub mod held;
 pub mod lock;
+pub mod progress;
+pub mod prune;
 pub mod runs;
 pub mod seed;
 pub mod state;

@@ -3,6 +3,7 @@
 //! live tables stay exactly as they were.
 
 use super::plan::{guardian_id_after, ConnectionChange, ConnectionChangeKind, Plan};
+use super::progress::RunProgress;
 use super::SyncError;
 use crate::rules::UserRef;
 use crate::store::district::{self, WriteGate};
@@ -28,9 +29,10 @@ pub async fn apply(
     plan: &Plan,
     report: &serde_json::Value,
     fail_point: Option<FailPoint>,
+    progress: Option<&RunProgress>,
 ) -> Result<(), SyncError> {
     let mut tx = district::begin_write(pool, gate, "starting the run's transaction", false).await?;
-    apply_in(&mut tx, run_id, plan, report).await?;
+    apply_observed(&mut tx, run_id, plan, report, progress).await?;
     match fail_point {
         // Dropping the transaction rolls it back.
         Some(FailPoint::BeforeCommit) => return Err(SyncError::Injected("before commit")),
@@ -53,12 +55,48 @@ pub async fn apply_in(
     plan: &Plan,
     report: &serde_json::Value,
 ) -> Result<(), SyncError> {
+    apply_observed(tx, run_id, plan, report, None).await
+}
+
+/// The rows of the live tables a plan writes (students, contacts, guardian
+/// accounts, users, connections) and its problems: what the progress counts.
+pub fn rows_to_write(plan: &Plan) -> u64 {
+    let mirrored = plan.students.create.len()
+        + plan.students.update.len()
+        + plan.contacts.create.len()
+        + plan.contacts.update.len()
+        + plan.contacts.remove.len()
+        + plan.guardian_accounts.create.len()
+        + plan.guardian_accounts.update.len()
+        + plan.guardian_accounts.remove.len();
+    (mirrored
+        + plan.new_users.len()
+        + plan.user_updates.len()
+        + plan.connections.len()
+        + plan.problems.len()) as u64
+}
+
+/// `apply_in`, telling `progress` the rows written after each step.
+pub async fn apply_observed(
+    tx: &mut write::Tx<'_>,
+    run_id: i64,
+    plan: &Plan,
+    report: &serde_json::Value,
+    progress: Option<&RunProgress>,
+) -> Result<(), SyncError> {
+    let wrote = |rows: usize| {
+        if let Some(p) = progress {
+            p.wrote(rows as u64);
+        }
+    };
     let step = std::time::Instant::now();
     // Creates and updates are disjoint (a create is a key the state did not
     // have), so each table takes both in one statement.
     write::upsert_mirrored(tx, &[&plan.students.create, &plan.students.update], run_id).await?;
+    wrote(plan.students.create.len() + plan.students.update.len());
     write::upsert_mirrored(tx, &[&plan.contacts.create, &plan.contacts.update], run_id).await?;
     write::delete_contacts(tx, &plan.contacts.remove).await?;
+    wrote(plan.contacts.create.len() + plan.contacts.update.len() + plan.contacts.remove.len());
     write::upsert_mirrored(
         tx,
         &[
@@ -69,6 +107,8 @@ pub async fn apply_in(
     )
     .await?;
     write::delete_guardian_accounts(tx, &plan.guardian_accounts.remove).await?;
+    let g = &plan.guardian_accounts;
+    wrote(g.create.len() + g.update.len() + g.remove.len());
     tracing::debug!(
         seconds = step.elapsed().as_secs_f64(),
         "applied PowerSchool rows"
@@ -77,6 +117,7 @@ pub async fn apply_in(
     let step = std::time::Instant::now();
     let new_user_ids = write::insert_users(tx, &plan.new_users, run_id).await?;
     write::update_users(tx, &plan.user_updates).await?;
+    wrote(plan.new_users.len() + plan.user_updates.len());
     tracing::debug!(seconds = step.elapsed().as_secs_f64(), "applied users");
 
     let step = std::time::Instant::now();
@@ -90,6 +131,7 @@ pub async fn apply_in(
         .filter_map(|c| c.before.as_ref().map(|b| b.id))
         .collect();
     write::delete_connections(tx, &removed_ids).await?;
+    wrote(plan.connections.len());
     tracing::debug!(
         seconds = step.elapsed().as_secs_f64(),
         "applied connections"
@@ -113,6 +155,7 @@ pub async fn apply_in(
         "appended the access audit"
     );
     write::insert_problems(tx, &plan.problems, run_id).await?;
+    wrote(plan.problems.len());
 
     let counts = serde_json::to_value(&plan.counts).expect("plan counts serialise");
     runs::finish_succeeded(tx, run_id, &counts, report).await?;

@@ -13,6 +13,7 @@ use crate::store::StoreError;
 use chrono::NaiveDate;
 use serde::Serialize;
 use sqlx::PgPool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub mod apply;
@@ -21,6 +22,7 @@ pub mod facts;
 pub mod hold;
 pub mod plan;
 pub mod preview;
+pub mod progress;
 pub mod report;
 pub mod safety;
 pub mod screen;
@@ -28,6 +30,7 @@ pub mod spot;
 
 pub use apply::FailPoint;
 pub use plan::{plan, Plan};
+pub use progress::{ProgressCounts, RunProgress};
 pub use report::RunReport;
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +110,10 @@ pub struct RunOptions {
     /// checked again, under the writer lock, right before anything is
     /// applied. None when the caller holds no run lock (library tests).
     pub run_lock_backend: Option<i32>,
+    /// Told of the run's phases, records fetched and rows written (the
+    /// command line draws bars from it). A run without one makes its own:
+    /// the counts always reach the run's row for `status`.
+    pub progress: Option<Arc<RunProgress>>,
 }
 
 impl RunOptions {
@@ -122,6 +129,7 @@ impl RunOptions {
             fail_point: None,
             cancel: None,
             run_lock_backend: None,
+            progress: None,
         }
     }
 
@@ -150,6 +158,14 @@ pub async fn run_once(
     // A database of another district is refused before anything is written.
     crate::store::district::check(pool, &settings.district).await?;
     let run_id = runs::start_run(pool, options.trigger, options.night).await?;
+    let mut options = options.clone();
+    let progress = options
+        .progress
+        .get_or_insert_with(RunProgress::new)
+        .clone();
+    progress.set_phase(RunPhase::Fetching);
+    let row_updates = progress::spawn_row_updates(pool.clone(), run_id, progress.clone());
+    let options = &options;
     let result = {
         use tracing::Instrument;
         let work = within_deadline(
@@ -170,6 +186,10 @@ pub async fn run_once(
             }
         }
     };
+    row_updates.abort();
+    if result.is_ok() {
+        progress.set_phase(RunPhase::Done);
+    }
     match result {
         Ok(report) => Ok(RunOutcome { run_id, report }),
         // Already recorded (status `held`, plan stored) and logged.
@@ -267,7 +287,10 @@ async fn run_phases(
 ) -> Result<RunReport, SyncError> {
     let started = Instant::now();
     tracing::info!(trigger = options.trigger.as_str(), night = %options.night, "run {run_id} started: fetching from PowerSchool");
-    let mut snapshot = client.fetch_district().await?;
+    let mut snapshot = match &options.progress {
+        Some(p) => client.observed_by(p.clone()).fetch_district().await?,
+        None => client.fetch_district().await?,
+    };
     screen::screen(&mut snapshot);
     release_free_memory();
     let fetch_time = started.elapsed();
@@ -358,9 +381,32 @@ pub async fn preview(
     client: &PowerSchoolClient,
     today: NaiveDate,
 ) -> Result<report::PlanPreview, SyncError> {
-    let mut snapshot = client.fetch_district().await?;
+    preview_observed(pool, settings, client, today, None).await
+}
+
+/// `preview`, telling `progress` its phases and the records fetched.
+pub async fn preview_observed(
+    pool: &PgPool,
+    settings: &Settings,
+    client: &PowerSchoolClient,
+    today: NaiveDate,
+    progress: Option<&Arc<RunProgress>>,
+) -> Result<report::PlanPreview, SyncError> {
+    let mut snapshot = match progress {
+        Some(p) => {
+            p.set_phase(RunPhase::Fetching);
+            client.observed_by(p.clone()).fetch_district().await?
+        }
+        None => client.fetch_district().await?,
+    };
     screen::screen(&mut snapshot);
+    if let Some(p) = progress {
+        p.set_phase(RunPhase::Planning);
+    }
     let prepared = prepare(pool, settings, &snapshot, today).await?;
+    if let Some(p) = progress {
+        p.set_phase(RunPhase::Done);
+    }
     Ok(report::PlanPreview::new(
         &prepared.plan,
         Some(&prepared.state),
@@ -401,6 +447,9 @@ async fn planning_phase(
     snapshot: DistrictSnapshot,
 ) -> Result<(Plan, safety::SafetyCheck, String), SyncError> {
     runs::set_phase(pool, run_id, RunPhase::Planning).await?;
+    if let Some(p) = &options.progress {
+        p.set_phase(RunPhase::Planning);
+    }
     let phase = Instant::now();
     tracing::info!(
         "run {run_id} planning: reading the current state and deciding every connection"
@@ -485,7 +534,8 @@ async fn applying_phase(
         "run {run_id} applying in one transaction: {}",
         report::one_line(&plan.counts)
     );
-    let mut report = apply_run(pool, gate, run_id, &plan, options.fail_point).await?;
+    let progress = options.progress.as_deref();
+    let mut report = apply_run(pool, gate, run_id, &plan, options.fail_point, progress).await?;
     report.duration = started.elapsed();
     tracing::info!(
         seconds = phase.elapsed().as_secs_f64(),
@@ -508,14 +558,19 @@ async fn apply_run(
     run_id: i64,
     plan: &Plan,
     fail_point: Option<FailPoint>,
+    progress: Option<&RunProgress>,
 ) -> Result<RunReport, SyncError> {
     runs::set_phase(pool, run_id, RunPhase::Applying).await?;
+    if let Some(p) = progress {
+        p.will_write(apply::rows_to_write(plan));
+        p.set_phase(RunPhase::Applying);
+    }
     let report = RunReport::from_plan(run_id, plan);
     let report_json = serde_json::to_value(&report).expect("report serialises");
     heartbeat(
         run_id,
         "applying",
-        apply::apply(pool, gate, run_id, plan, &report_json, fail_point),
+        apply::apply(pool, gate, run_id, plan, &report_json, fail_point, progress),
     )
     .await?;
     Ok(report)

@@ -255,7 +255,7 @@ async fn run_spot(
             options.today,
             options.create_users,
         );
-        let report = apply_run(pool, gate, run_id, &plan, None).await?;
+        let report = apply_run(pool, gate, run_id, &plan, None, None).await?;
         Ok::<_, SyncError>((plan, report, not_created, state))
     };
     let (plan, report, users_not_created, before) = match work.await {
