@@ -143,9 +143,15 @@ impl PowerSchoolClient {
     /// The district's schools, by school number. A record without a
     /// readable `school_number` is a problem, not a failure.
     pub async fn schools(&self) -> Result<QueryResult<School>, PowerSchoolError> {
-        let progress = Progress::new(SCHOOLS_QUERY);
+        self.schools_with(&Progress::new(SCHOOLS_QUERY)).await
+    }
+
+    async fn schools_with(
+        &self,
+        progress: &Progress,
+    ) -> Result<QueryResult<School>, PowerSchoolError> {
         let mut result = self
-            .typed(SCHOOLS_QUERY, json!({}), &progress, parse::school)
+            .typed(SCHOOLS_QUERY, json!({}), progress, parse::school)
             .await?;
         result.records.sort_by_key(|s| s.school_number);
         Ok(result)
@@ -194,7 +200,7 @@ impl PowerSchoolClient {
         let started = Instant::now();
         let progress = Progress::new("district").observed_by(self.observer.clone());
         info!(url = %self.inner.transport.base, "PowerSchool fetch started");
-        let schools = self.schools().await?;
+        let schools = self.schools_with(&progress).await?;
         let guardians = self
             .typed(GUARDIANS_QUERY, json!({}), &progress, parse::guardian)
             .await?;
