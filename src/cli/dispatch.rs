@@ -3,7 +3,7 @@
 
 use super::args::{AccessCommand, Cli, Command};
 use super::load::{settings, Loaded};
-use super::{access, demo, runs, safe_changes, worlds, CliError};
+use super::{access, demo, manual, runs, safe_changes, worlds, CliError};
 
 pub async fn run(cli: Cli, loaded: Loaded) -> Result<(), CliError> {
     match &cli.command {
@@ -36,5 +36,7 @@ pub async fn run(cli: Cli, loaded: Loaded) -> Result<(), CliError> {
         Command::Daemon => runs::daemon(loaded).await,
         Command::Run { now, json } => runs::run_now(loaded, *now, *json).await,
         Command::Status { json } => runs::status(loaded, *json).await,
+        Command::Completions { shell } => manual::completions(*shell),
+        Command::Man { dir } => manual::man(dir.as_deref()),
     }
 }

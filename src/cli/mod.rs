@@ -4,7 +4,7 @@
 //!
 //! `args` holds the commands and flags, `dispatch` sends each command to the
 //! file that carries it out (`runs`, `access`, `safe_changes`, `worlds`,
-//! `demo`), `errors` the one error and its exit codes; `load` and `output`
+//! `demo`), `manual` the completion scripts and man pages, `errors` the one error and its exit codes; `load` and `output`
 //! are what every command shares.
 
 mod access;
@@ -13,6 +13,7 @@ mod demo;
 mod dispatch;
 mod errors;
 mod load;
+mod manual;
 mod output;
 mod runs;
 mod safe_changes;
