@@ -33,6 +33,12 @@ const KEYWORDS: &[&str] = &[
     "bool", "offset",
 ];
 
+/// Aggregations: like functions, but `by (…)` may stand before their `(`.
+const AGGREGATIONS: &[&str] = &[
+    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
+    "bottomk", "topk", "quantile", "limitk", "limit_ratio",
+];
+
 /// The metric names in a PromQL expression: every identifier that is not a
 /// function (followed by `(`), a keyword, a label list (after by/on/…), a
 /// label matcher (inside `{}`), a range (inside `[]`), a string or a number.
@@ -78,7 +84,7 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
                         word.as_str(),
                         "by" | "without" | "on" | "ignoring" | "group_left" | "group_right"
                     );
-                } else if next != Some(&'(') {
+                } else if next != Some(&'(') && !AGGREGATIONS.contains(&word.as_str()) {
                     names.insert(word);
                 }
             }
@@ -225,7 +231,15 @@ async fn rules_and_dashboard_use_only_served_metrics(pool: PgPool) {
     let running = daemon.start(stopped).await.unwrap();
     let metrics_url = format!("http://{}/metrics", running.http_addr);
 
-    let (_, before) = get(&metrics_url).await;
+    // Active: the daemon has read the run history and holds the district lock.
+    let mut before = String::new();
+    for _ in 0..200 {
+        before = get(&metrics_url).await.1;
+        if sample(&before, "student_sync_active", &[]) == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     assert_eq!(sample(&before, "student_sync_last_run_failed", &[]), Some(1.0), "{before}");
     assert_eq!(sample(&before, "student_sync_run_started_timestamp_seconds", &[]), Some(0.0));
 

@@ -49,8 +49,27 @@ fn completions_cover_every_command_in_each_shell() {
         assert!(script.contains("dry-run"), "{shell}: no --dry-run");
         assert!(script.contains("fish"), "{shell}: no shell names");
     }
-    let bash = String::from_utf8(run(&["completions", "bash"]).stdout).unwrap();
-    assert!(bash.contains("complete -F _student-sync"), "{bash}");
+    // bash loads the script and completes a command from its first letters.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("student-sync.bash");
+    std::fs::write(&script, run(&["completions", "bash"]).stdout).unwrap();
+    let completed = Command::new("bash")
+        .arg("-c")
+        .arg(
+            r#"source "$0" && complete -p student-sync >/dev/null &&
+               COMP_WORDS=(student-sync app) COMP_CWORD=1 COMP_LINE="student-sync app" &&
+               COMP_POINT=${#COMP_LINE} && _student__sync student-sync app student-sync &&
+               echo "${COMPREPLY[@]}""#,
+        )
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&completed.stdout).trim(),
+        "approve",
+        "{}",
+        String::from_utf8_lossy(&completed.stderr)
+    );
     let zsh = String::from_utf8(run(&["completions", "zsh"]).stdout).unwrap();
     assert!(zsh.starts_with("#compdef student-sync"), "{zsh}");
 
