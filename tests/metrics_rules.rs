@@ -29,14 +29,35 @@ const PROMETHEUS_OWN: &[&str] = &["up"];
 
 /// Words of PromQL that are not metric names.
 const KEYWORDS: &[&str] = &[
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "bool", "offset",
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
 ];
 
 /// Aggregations: like functions, but `by (…)` may stand before their `(`.
 const AGGREGATIONS: &[&str] = &[
-    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
-    "bottomk", "topk", "quantile", "limitk", "limit_ratio",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
+    "limitk",
+    "limit_ratio",
 ];
 
 /// The metric names in a PromQL expression: every identifier that is not a
@@ -189,7 +210,10 @@ fn every_alert_has_a_runbook_section() {
         assert!(alerts.iter().any(|a| a == alert), "no alert {alert}");
     }
     for alert in &alerts {
-        assert!(runbook.contains(alert.as_str()), "docs/runbook.md does not explain {alert}");
+        assert!(
+            runbook.contains(alert.as_str()),
+            "docs/runbook.md does not explain {alert}"
+        );
     }
 }
 
@@ -240,15 +264,25 @@ async fn rules_and_dashboard_use_only_served_metrics(pool: PgPool) {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(sample(&before, "student_sync_last_run_failed", &[]), Some(1.0), "{before}");
-    assert_eq!(sample(&before, "student_sync_run_started_timestamp_seconds", &[]), Some(0.0));
+    assert_eq!(
+        sample(&before, "student_sync_last_run_failed", &[]),
+        Some(1.0),
+        "{before}"
+    );
+    assert_eq!(
+        sample(&before, "student_sync_run_started_timestamp_seconds", &[]),
+        Some(0.0)
+    );
 
     // One night: the schedule fires once; watch the run in progress.
     clock.permits.add_permits(1);
     let start = Instant::now();
     let mut started_seen = None;
     loop {
-        assert!(start.elapsed() < Duration::from_secs(60), "the run did not finish");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run did not finish"
+        );
         let status: Option<String> = sqlx::query_scalar(
             "SELECT status FROM sync_runs WHERE night = '2026-03-06' ORDER BY id DESC LIMIT 1",
         )
@@ -259,7 +293,8 @@ async fn rules_and_dashboard_use_only_served_metrics(pool: PgPool) {
             Some("running") if started_seen.is_none() => {
                 let (_, during) = get(&metrics_url).await;
                 if sample(&during, "student_sync_run_in_progress", &[]) == Some(1.0) {
-                    started_seen = sample(&during, "student_sync_run_started_timestamp_seconds", &[]);
+                    started_seen =
+                        sample(&during, "student_sync_run_started_timestamp_seconds", &[]);
                 }
             }
             Some("succeeded") => break,
@@ -281,15 +316,25 @@ async fn rules_and_dashboard_use_only_served_metrics(pool: PgPool) {
     let mut after = String::new();
     for _ in 0..100 {
         after = get(&metrics_url).await.1;
-        if sample(&after, "student_sync_run_duration_seconds_count", &[("status", "succeeded")])
-            == Some(1.0)
+        if sample(
+            &after,
+            "student_sync_run_duration_seconds_count",
+            &[("status", "succeeded")],
+        ) == Some(1.0)
         {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(sample(&after, "student_sync_last_run_failed", &[]), Some(0.0), "{after}");
-    assert_eq!(sample(&after, "student_sync_run_started_timestamp_seconds", &[]), Some(0.0));
+    assert_eq!(
+        sample(&after, "student_sync_last_run_failed", &[]),
+        Some(0.0),
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, "student_sync_run_started_timestamp_seconds", &[]),
+        Some(0.0)
+    );
     assert_eq!(sample(&after, "student_sync_held_run", &[]), Some(0.0));
     assert_eq!(sample(&after, "student_sync_active", &[]), Some(1.0));
 
@@ -302,14 +347,20 @@ async fn rules_and_dashboard_use_only_served_metrics(pool: PgPool) {
     }
     for query in dashboard_queries() {
         let names = metric_names(&query);
-        assert!(!names.is_empty(), "a dashboard query reads no metric: {query}");
+        assert!(
+            !names.is_empty(),
+            "a dashboard query reads no metric: {query}"
+        );
         used.extend(names);
     }
     let missing: Vec<&String> = used
         .iter()
         .filter(|n| !PROMETHEUS_OWN.contains(&n.as_str()) && !served.contains(*n))
         .collect();
-    assert!(missing.is_empty(), "used but not served: {missing:?}\n{after}");
+    assert!(
+        missing.is_empty(),
+        "used but not served: {missing:?}\n{after}"
+    );
     // The rules and the dashboard between them read the metrics that matter.
     for name in [
         "student_sync_last_success_timestamp_seconds",

@@ -107,7 +107,10 @@ fn man_page_names_every_command_and_the_exit_codes() {
     let mut expected: Vec<String> = commands()
         .iter()
         .map(|c| format!("student-sync-{c}.1"))
-        .chain(["student-sync.1".into(), "student-sync-access-export.1".into()])
+        .chain([
+            "student-sync.1".into(),
+            "student-sync-access-export.1".into(),
+        ])
         .collect();
     expected.sort();
     assert_eq!(files, expected);
@@ -184,7 +187,10 @@ fn template_unit_passes_systemd_analyze_verify() {
     let dir = tempfile::tempdir().unwrap();
     let unit = std::fs::read_to_string(project("deploy/student-sync@.service")).unwrap();
     // The unit names the packaged binary; verify checks that it exists.
-    let unit = unit.replace("ExecStart=/usr/bin/student-sync ", &format!("ExecStart={BIN} "));
+    let unit = unit.replace(
+        "ExecStart=/usr/bin/student-sync ",
+        &format!("ExecStart={BIN} "),
+    );
     assert!(unit.contains(BIN));
     std::fs::write(dir.path().join("student-sync@.service"), unit).unwrap();
     let instance = dir.path().join("student-sync@north.service");
@@ -260,8 +266,16 @@ fn package_metadata_names_files_that_exist() {
         .collect();
     assert_eq!(conf, CONFFILES);
     let build = std::fs::read_to_string(project("deploy/build-deb")).unwrap();
-    for generated in ["man --dir target/assets/man", "completions bash", "completions zsh", "completions fish"] {
-        assert!(build.contains(generated), "deploy/build-deb does not run `{generated}`");
+    for generated in [
+        "man --dir target/assets/man",
+        "completions bash",
+        "completions zsh",
+        "completions fish",
+    ] {
+        assert!(
+            build.contains(generated),
+            "deploy/build-deb does not run `{generated}`"
+        );
     }
 }
 
@@ -273,7 +287,10 @@ fn built_package_holds_the_binary_units_settings_man_pages_and_completions() {
         );
         return;
     };
-    let listing = Command::new("dpkg-deb").args(["-c", &deb]).output().unwrap();
+    let listing = Command::new("dpkg-deb")
+        .args(["-c", &deb])
+        .output()
+        .unwrap();
     assert!(listing.status.success(), "dpkg-deb -c {deb}");
     let listing = String::from_utf8(listing.stdout).unwrap();
     let files: Vec<&str> = listing
@@ -281,7 +298,10 @@ fn built_package_holds_the_binary_units_settings_man_pages_and_completions() {
         .filter_map(|l| l.split_whitespace().nth(5))
         .collect();
     for expected in PACKAGED {
-        assert!(files.contains(expected), "{deb} lacks {expected}:\n{listing}");
+        assert!(
+            files.contains(expected),
+            "{deb} lacks {expected}:\n{listing}"
+        );
     }
     for command in commands() {
         let page = format!("./usr/share/man/man1/student-sync-{command}.1.gz");
@@ -318,5 +338,8 @@ fn built_package_holds_the_binary_units_settings_man_pages_and_completions() {
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
     assert_eq!(field("Package"), "student-sync");
-    assert_eq!(field("Version"), env!("CARGO_PKG_VERSION").to_string() + "-1");
+    assert_eq!(
+        field("Version"),
+        env!("CARGO_PKG_VERSION").to_string() + "-1"
+    );
 }
