@@ -4,8 +4,9 @@
 //!
 //! `args` holds the commands and flags, `dispatch` sends each command to the
 //! file that carries it out (`runs`, `access`, `safe_changes`, `worlds`,
-//! `demo`), `manual` the completion scripts and man pages, `errors` the one error and its exit codes; `load` and `output`
-//! are what every command shares.
+//! `demo`, `manual` for the completion scripts and man pages), `errors` the
+//! one error and its exit codes; `load` and `output` are what every command
+//! shares.
 
 mod access;
 mod args;
