@@ -3,7 +3,8 @@
 //! dashboard (deploy/grafana/student-sync.json) use only metrics a running
 //! daemon serves: a daemon against the fake PowerSchool and a real database
 //! runs one night, then every metric name in every rule and panel must be
-//! in its `/metrics`. Also: each alert the runbook promises exists and is
+//! in its `/metrics`. Where promtool is installed, the rules pass their own
+//! unit tests. Also: each alert the runbook promises exists and is
 //! explained in docs/runbook.md, and the gauges the rules read say what
 //! happened (the failed run at start, the run in progress, the success).
 //! A test binary of its own: the metrics recorder is global to the process.
@@ -215,6 +216,36 @@ fn every_alert_has_a_runbook_section() {
             "docs/runbook.md does not explain {alert}"
         );
     }
+}
+
+/// The rules' own unit tests (deploy/prometheus/student-sync.rules.test.yml:
+/// each alert fires on the series it is about, and not before its time),
+/// where Prometheus's promtool is installed.
+#[test]
+fn alert_rules_pass_promtool() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
+    let Ok(check) = std::process::Command::new("promtool")
+        .args(["check", "rules", "student-sync.rules.yml"])
+        .current_dir(&dir)
+        .output()
+    else {
+        println!("SKIPPED: promtool is not installed here (Debian package prometheus)");
+        return;
+    };
+    let said = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(check.status.success(), "{}", said(&check));
+    let test = std::process::Command::new("promtool")
+        .args(["test", "rules", "student-sync.rules.test.yml"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(test.status.success(), "{}", said(&test));
 }
 
 #[sqlx::test]
