@@ -166,6 +166,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the shell completion script for bash, zsh or fish (the package
+    /// installs them; e.g. `student-sync completions bash > student-sync.bash`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page student-sync(1) (roff), generated from these commands.
+    Man {
+        /// Write student-sync.1 and one page per command (student-sync-sync.1, …)
+        /// into this folder instead.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

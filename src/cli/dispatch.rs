@@ -3,7 +3,7 @@
 
 use super::args::{AccessCommand, Cli, Command, PluginCommand};
 use super::load::{settings, Loaded};
-use super::{access, demo, doctor, plugin, runs, safe_changes, worlds, CliError};
+use super::{access, demo, doctor, manual, plugin, runs, safe_changes, worlds, CliError};
 
 pub async fn run(cli: Cli, loaded: Loaded) -> Result<(), CliError> {
     match &cli.command {
@@ -41,5 +41,7 @@ pub async fn run(cli: Cli, loaded: Loaded) -> Result<(), CliError> {
         Command::Run { now, json } => runs::run_now(loaded, *now, *json).await,
         Command::Status { json } => runs::status(loaded, *json).await,
         Command::Prune { json } => runs::prune(loaded, *json).await,
+        Command::Completions { shell } => manual::completions(*shell),
+        Command::Man { dir } => manual::man(dir.as_deref()),
     }
 }

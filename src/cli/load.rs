@@ -16,7 +16,7 @@ pub type Loaded = Option<Result<Settings, ConfigError>>;
 pub fn load_settings(cli: &Cli) -> Loaded {
     let sources = Sources::from_process(cli.config.as_deref());
     match &cli.command {
-        Command::FakePowerschool(_) => None,
+        Command::FakePowerschool(_) | Command::Completions { .. } | Command::Man { .. } => None,
         Command::Seed { .. }
         | Command::Plugin { .. }
         | Command::Demo(_)

@@ -4,8 +4,9 @@
 //!
 //! `args` holds the commands and flags, `dispatch` sends each command to the
 //! file that carries it out (`runs`, `access`, `safe_changes`, `worlds`,
-//! `demo`), `errors` the one error and its exit codes; `load`, `output` and
-//! `progress` (bars on a terminal) are what every command shares.
+//! `demo`, `manual` for the completion scripts and man pages), `errors` the
+//! one error and its exit codes; `load`, `output` and `progress` (bars on a
+//! terminal) are what every command shares.
 
 mod access;
 mod args;
@@ -14,6 +15,7 @@ mod dispatch;
 mod doctor;
 mod errors;
 mod load;
+mod manual;
 mod output;
 mod plugin;
 mod progress;

@@ -186,7 +186,8 @@ mod tests {
         let example = include_str!("../../config/student-sync.example.toml");
         let readme = include_str!("../../README.md");
         // Secrets are read by `secrets`, the file's name by the CLI, the
-        // extra test worlds by `tests/worlds.rs`, the demo's port by `demo`.
+        // extra test worlds by `tests/worlds.rs`, the demo's port by `demo`,
+        // the built package by `tests/packaging.rs`.
         let elsewhere = [
             "STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET",
             "STUDENT_SYNC_DATABASE_PASSWORD",
@@ -194,6 +195,7 @@ mod tests {
             "STUDENT_SYNC_EXTRA_WORLDS",
             // The demo's hidden flag (`demo --pg-port`).
             "STUDENT_SYNC_DEMO_PG_PORT",
+            "STUDENT_SYNC_TEST_PACKAGE",
         ];
         for text in [example, readme] {
             for word in text.split(|c: char| !(c.is_ascii_uppercase() || c == '_')) {

@@ -162,6 +162,9 @@ impl<C: Clock> Daemon<C> {
                 telemetry::set_last_success(finished);
             }
         }
+        if let Ok(Some(latest)) = runs::latest_full_run(&self.pool).await {
+            telemetry::set_last_run_failed(latest.status == runs::RunStatus::Failed);
+        }
 
         // 1. The district lock: active, or standby until it is free.
         let me = lock::application_name("daemon");

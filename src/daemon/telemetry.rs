@@ -93,6 +93,15 @@ fn describe() {
         "1 while this daemon runs a sync."
     );
     describe_gauge!(
+        "student_sync_run_started_timestamp_seconds",
+        Unit::Seconds,
+        "Unix time the run in progress started, 0 when none runs (alerts on a run taking too long)."
+    );
+    describe_gauge!(
+        "student_sync_last_run_failed",
+        "1 when the latest full run failed, 0 once one succeeds or is held."
+    );
+    describe_gauge!(
         "student_sync_held_run",
         "Id of the run a safety threshold holds for approval, 0 when none is waiting."
     );
@@ -123,6 +132,14 @@ pub fn init_series() {
         }
     }
     gauge!("student_sync_run_in_progress").set(0.0);
+    gauge!("student_sync_run_started_timestamp_seconds").set(0.0);
+    gauge!("student_sync_last_run_failed").set(0.0);
+}
+
+/// Whether the latest full run failed: from the run history at start, then
+/// from each run this daemon finishes.
+pub fn set_last_run_failed(failed: bool) {
+    gauge!("student_sync_last_run_failed").set(if failed { 1.0 } else { 0.0 });
 }
 
 pub fn set_active(active: bool) {
@@ -131,6 +148,12 @@ pub fn set_active(active: bool) {
 
 pub fn set_in_progress(running: bool) {
     gauge!("student_sync_run_in_progress").set(if running { 1.0 } else { 0.0 });
+    let started = if running {
+        Utc::now().timestamp_millis() as f64 / 1000.0
+    } else {
+        0.0
+    };
+    gauge!("student_sync_run_started_timestamp_seconds").set(started);
 }
 
 pub fn set_next_run(at: DateTime<Utc>) {
@@ -153,6 +176,12 @@ pub fn run_finished(trigger: &str, status: &str, took: Duration) {
         .increment(1);
     histogram!("student_sync_run_duration_seconds", "status" => status.to_string())
         .record(took.as_secs_f64());
+    // An interrupted run is resumed, not failed; it leaves the flag as it was.
+    match status {
+        "failed" => set_last_run_failed(true),
+        "succeeded" | "held" => set_last_run_failed(false),
+        _ => {}
+    }
 }
 
 /// A successful run's counts.
