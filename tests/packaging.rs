@@ -110,6 +110,7 @@ fn man_page_names_every_command_and_the_exit_codes() {
         .chain([
             "student-sync.1".into(),
             "student-sync-access-export.1".into(),
+            "student-sync-plugin-build.1".into(),
         ])
         .collect();
     expected.sort();
