@@ -6,16 +6,13 @@
 
 mod common;
 
-use chrono::{TimeZone, Utc};
-use chrono_tz::America::Edmonton;
 use common::daemon_http::*;
 use common::*;
 use sqlx::PgPool;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use student_sync::daemon::{Daemon, Notifier};
 use student_sync::harness::fake_powerschool::{self, Faults};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 #[sqlx::test]
 async fn a_held_run_makes_healthz_unhealthy_naming_the_threshold(pool: PgPool) {
@@ -29,19 +26,9 @@ async fn a_held_run_makes_healthz_unhealthy_naming_the_threshold(pool: PgPool) {
     .await
     .unwrap();
     let fake = start_fake(fake_powerschool::generate(10, 1), Faults::default()).await;
-    let mut settings = settings_for(&fake);
-    settings.database.url = url::Url::parse(&database_url(&pool).await).unwrap();
-    settings.daemon.listen = "127.0.0.1:0".parse().unwrap();
+    let settings = daemon_settings(&fake, &pool).await;
     // No permits: the schedule never fires, the hold stays the latest news.
-    let clock = GateClock {
-        now: Arc::new(Mutex::new(
-            Edmonton
-                .with_ymd_and_hms(2026, 3, 5, 12, 0, 0)
-                .unwrap()
-                .with_timezone(&Utc),
-        )),
-        permits: Arc::new(Semaphore::new(0)),
-    };
+    let clock = GateClock::at_noon_on_a_school_day();
     let (stop, stopped) = watch::channel(false);
     let running = Daemon::with_clock(settings, pool.clone(), clock)
         .unwrap()

@@ -12,11 +12,10 @@ use chrono_tz::America::Edmonton;
 use common::daemon_http::*;
 use common::*;
 use sqlx::PgPool;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use student_sync::daemon::{Daemon, Notifier};
 use student_sync::harness::fake_powerschool::{self, Faults};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 #[sqlx::test]
 async fn healthz_and_metrics_over_http(pool: PgPool) {
@@ -38,21 +37,11 @@ async fn healthz_and_metrics_over_http(pool: PgPool) {
         },
     )
     .await;
-    let mut settings = settings_for(&fake);
-    settings.database.url = url::Url::parse(&database_url(&pool).await).unwrap();
-    settings.daemon.listen = "127.0.0.1:0".parse().unwrap();
+    let mut settings = daemon_settings(&fake, &pool).await;
     settings.safety.enabled = false;
     // /healthz answers from a state refreshed in the background: often, here.
     settings.daemon.health_refresh = Duration::from_millis(100);
-    let clock = GateClock {
-        now: Arc::new(Mutex::new(
-            Edmonton
-                .with_ymd_and_hms(2026, 3, 5, 12, 0, 0)
-                .unwrap()
-                .with_timezone(&Utc),
-        )),
-        permits: Arc::new(Semaphore::new(0)),
-    };
+    let clock = GateClock::at_noon_on_a_school_day();
     let (stop, stopped) = watch::channel(false);
     let daemon = Daemon::with_clock(settings, pool.clone(), clock.clone())
         .unwrap()

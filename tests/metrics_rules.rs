@@ -11,18 +11,16 @@
 
 mod common;
 
-use chrono::{TimeZone, Utc};
-use chrono_tz::America::Edmonton;
+use chrono::Utc;
 use common::daemon_http::*;
 use common::*;
 use sqlx::PgPool;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use student_sync::daemon::{Daemon, Notifier};
 use student_sync::harness::fake_powerschool::{self, Faults};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// Series Prometheus makes itself for every target, not served by the daemon.
@@ -266,19 +264,9 @@ async fn rules_and_dashboard_use_only_served_metrics(pool: PgPool) {
         },
     )
     .await;
-    let mut settings = settings_for(&fake);
-    settings.database.url = url::Url::parse(&database_url(&pool).await).unwrap();
-    settings.daemon.listen = "127.0.0.1:0".parse().unwrap();
+    let mut settings = daemon_settings(&fake, &pool).await;
     settings.safety.enabled = false;
-    let clock = GateClock {
-        now: Arc::new(Mutex::new(
-            Edmonton
-                .with_ymd_and_hms(2026, 3, 5, 12, 0, 0)
-                .unwrap()
-                .with_timezone(&Utc),
-        )),
-        permits: Arc::new(Semaphore::new(0)),
-    };
+    let clock = GateClock::at_noon_on_a_school_day();
     let (stop, stopped) = watch::channel(false);
     let daemon = Daemon::with_clock(settings, pool.clone(), clock.clone())
         .unwrap()

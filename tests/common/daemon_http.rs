@@ -15,6 +15,34 @@ pub struct GateClock {
     pub permits: Arc<Semaphore>,
 }
 
+impl GateClock {
+    /// Noon on 5 March 2026 in Edmonton, with no permit handed out yet: the
+    /// schedule fires only when the test says so.
+    pub fn at_noon_on_a_school_day() -> GateClock {
+        use chrono::TimeZone;
+        let noon = chrono_tz::America::Edmonton
+            .with_ymd_and_hms(2026, 3, 5, 12, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        GateClock {
+            now: Arc::new(Mutex::new(noon)),
+            permits: Arc::new(Semaphore::new(0)),
+        }
+    }
+}
+
+/// The settings of a daemon under test: the fake PowerSchool, the test's
+/// database, `/healthz` and `/metrics` on a free loopback port.
+pub async fn daemon_settings(
+    fake: &student_sync::harness::fake_powerschool::RunningFake,
+    pool: &sqlx::PgPool,
+) -> student_sync::config::Settings {
+    let mut settings = super::settings_for(fake);
+    settings.database.url = url::Url::parse(&super::database_url(pool).await).unwrap();
+    settings.daemon.listen = "127.0.0.1:0".parse().unwrap();
+    settings
+}
+
 impl Clock for GateClock {
     fn now(&self) -> DateTime<Utc> {
         *self.now.lock().unwrap()
