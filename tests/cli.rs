@@ -403,22 +403,3 @@ async fn sync_once_waits_for_a_run_that_holds_the_run_lock(pool: PgPool) {
         1
     );
 }
-
-/// Waits until some session of this database waits for an advisory lock
-/// (a command blocked on the run lock), by state rather than by a sleep.
-async fn until_someone_waits_for_a_lock(pool: &sqlx::PgPool) {
-    for _ in 0..1200 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("nothing ever waited for the run lock");
-}
