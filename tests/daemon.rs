@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
 //! The daemon (issue 5) end to end: fire times on the days the clocks
 //! change, the start-up decision, a real SIGTERM, two real processes sharing
 //! the district lock, `run --now` and `status` through the binary, sd_notify
