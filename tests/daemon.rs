@@ -470,7 +470,10 @@ fn fires_in_the_skipped_and_repeated_hours_happen_once() {
     // MDT): the next fire is the next night's, not the second 01:30.
     let first = fires[0];
     let inside = first.with_timezone(&Utc) + ChronoDuration::minutes(75);
-    assert_eq!(next_fire(inside, &autumn).unwrap().date_naive(), date(2026, 11, 2));
+    assert_eq!(
+        next_fire(inside, &autumn).unwrap().date_naive(),
+        date(2026, 11, 2)
+    );
 }
 
 /// tokio-cron-scheduler, given the same cron and chrono-tz zone, schedules

@@ -168,23 +168,18 @@ pub async fn apply_observed(
 fn user_id_of(u: UserRef, new_user_ids: &[i64]) -> Result<i64, SyncError> {
     match u {
         UserRef::Existing(id) => Ok(id),
-        UserRef::New(index) => {
-            new_user_ids
-                .get(index)
-                .copied()
-                .ok_or(SyncError::PlanUserMissing {
-                    index,
-                    created: new_user_ids.len(),
-                })
-        }
+        UserRef::New(index) => new_user_ids
+            .get(index)
+            .copied()
+            .ok_or(SyncError::PlanUserMissing {
+                index,
+                created: new_user_ids.len(),
+            }),
     }
 }
 
 /// The decided state of every connection the plan creates or updates.
-fn connection_writes(
-    plan: &Plan,
-    new_user_ids: &[i64],
-) -> Result<Vec<ConnectionWrite>, SyncError> {
+fn connection_writes(plan: &Plan, new_user_ids: &[i64]) -> Result<Vec<ConnectionWrite>, SyncError> {
     plan.connections
         .iter()
         .filter(|c| c.kind != ConnectionChangeKind::Remove)
