@@ -354,8 +354,9 @@ fn make_student(
         format!(
             "{}-{:02}-{:02}",
             rng.gen_range(2014..=2025),
-            // August three times in seven, then September, January to March.
-            match rng.gen_range(0..7) {
+            // August three times in seven, then September, January to March
+            // (drawn as an index, as ever, so a seed gives the same world).
+            match rng.gen_range(0..7_usize) {
                 0..=2 => 8,
                 3 => 9,
                 k => k - 3,
