@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
 //! Benchmark of one full sync (issue 3, point 7): a first sync and a
 //! no-change re-sync of the generated district into a fresh PostgreSQL
 //! database, with wall time, rows per second and peak RSS for each.

@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
 //! A bad record never costs the night: NUL and control characters, a year-0
 //! date, an overlong email, a decomposed capital in an email and a token
 //! lifetime of 2^64 - 1 seconds each give a successful run (through the fake

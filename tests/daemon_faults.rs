@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
 //! The daemon when things go wrong (issue 12, points 5, 6, 10), in process,
 //! against the fake PowerSchool over real HTTP and real PostgreSQL:
 //! - a run that panics is recorded `failed` with its message, and a restart

@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
 //! A run held by a safety threshold, as the daemon's HTTP listener reports
 //! it: `/healthz` names the threshold, `/metrics` the held run. A test binary
 //! of its own, because the metrics recorder is global to the process and the

@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
 //! The daemon's HTTP listener over real HTTP: `/healthz` answers 503 with
 //! the reason after a failed run, 200 while a run is in progress and after it
 //! succeeded, 503 again when the database does not answer; `/metrics` is Prometheus text with the run's numbers. A test

@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
 //! `student-sync demo` as a newcomer runs it: the real binary, from a
 //! directory that is not the project's, against the test's PostgreSQL or a
 //! throwaway cluster of its own.

@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
 //! `student-sync doctor`, the real binary against the fake PowerSchool over
 //! HTTP: all passed on a good server; a query that is not installed, a
 //! district field that does not exist, and one the plugin is not granted each

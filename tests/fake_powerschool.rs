@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
 //! The fake PowerSchool server checked over real HTTP against
 //! `docs/powerschool.md`, with plain reqwest rather than the
 //! project's client, so the two cannot share a misreading.

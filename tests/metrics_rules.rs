@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
 //! The alert rules (deploy/prometheus/student-sync.rules.yml) and the Grafana
 //! dashboard (deploy/grafana/student-sync.json) use only metrics a running
 //! daemon serves: a daemon against the fake PowerSchool and a real database

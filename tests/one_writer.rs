@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
 //! One writer, provably; the database may blink; transport (issue 12,
 //! points 7, 8, 9): real PostgreSQL, the fake PowerSchool over real HTTP.
 //! - a database records the district it belongs to, and refuses another's;

@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
 //! What the Debian package ships: the completion scripts and man pages the
 //! binary generates, the systemd template unit (checked by
 //! `systemd-analyze verify` where systemd is installed, and kept in step with

@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
 //! The plugin built from `[powerschool.fields]`: the default build is exactly
 //! `powerschool-plugin/`, other field names reach the SQL and the access
 //! request, and the offline checks refuse what PowerSchool would refuse.

@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
 //! The PowerSchool client against the fake server over real HTTP: every
 //! record exactly once at any page size, token renewal, retries of 500s, 429s
 //! and cut-off pages, bad records as problems, and the errors an on-call

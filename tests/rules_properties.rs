@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
 //! Property tests of the pure rules engine (issue 4, point 7) over generated,
 //! deliberately messy district facts: mixed-case and padded emails, blank and
 //! malformed ones, Web Access rows, contacts that are not decision-making,

@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
 //! Safe changes: a night whose plan crosses a safety threshold is held and
 //! applies nothing; `approve` applies exactly the stored plan, and refuses
 //! when the database changed underneath it; `discard` drops it; `plan`

@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
 //! Every world in fixtures/worlds (and the shared example): fake PowerSchool
 //! over HTTP → seed → sync → access export, compared with the world's
 //! `expect` as plain JSON equality.

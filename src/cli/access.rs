@@ -10,7 +10,7 @@ use crate::sync;
 pub(super) async fn export(loaded: Loaded) -> Result<(), CliError> {
     let settings = settings(loaded)?;
     let pool = database(&settings).await?;
-    print_json(&store::access::export(&pool).await?);
+    print_json(&store::access::export(&pool).await?)?;
     Ok(())
 }
 
@@ -24,6 +24,6 @@ pub(super) async fn explain(
     let matrix = &settings.sync.access_tiers;
     let pool = database(&settings).await?;
     let explanation = sync::explain::explain(&pool, &settings.sync, matrix, student, email).await?;
-    print_answer(json, &explanation, |e| e.to_text());
+    print_answer(json, &explanation, |e| e.to_text())?;
     Ok(())
 }

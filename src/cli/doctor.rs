@@ -96,7 +96,7 @@ pub(super) async fn doctor(settings: &Settings, json: bool) -> Result<(), CliErr
         passed: checks.iter().all(|c| c.ok),
         checks,
     };
-    print_answer(json, &report, text);
+    print_answer(json, &report, text)?;
     let failed = report.checks.iter().filter(|c| !c.ok).count();
     if failed > 0 {
         return Err(CliError::ChecksFailed {

@@ -35,6 +35,11 @@ pub enum CliError {
         what: String,
         source: std::io::Error,
     },
+    #[error(
+        "cannot write the answer as JSON: {0}. This is a bug in student-sync (please report \
+         it); the command itself did its work, leave out --json to see the answer as text"
+    )]
+    Json(#[from] serde_json::Error),
 }
 
 impl CliError {

@@ -29,7 +29,7 @@ pub(super) async fn fetch(settings: &Settings, json: bool) -> Result<(), CliErro
         "contacts": snapshot.contacts.len(),
     });
     if json {
-        print_json(&serde_json::json!({ "counts": counts, "problems": snapshot.problems }));
+        print_json(&serde_json::json!({ "counts": counts, "problems": snapshot.problems }))?;
         return Ok(());
     }
     println!("PowerSchool at {} answered:", settings.powerschool.url);
@@ -80,7 +80,7 @@ pub(super) async fn sync_once(loaded: Loaded, once: bool, json: bool) -> Result<
     bars.finish().await;
     lock.release().await;
     let outcome = outcome?;
-    print_answer(json, &outcome.report, |r| r.to_text());
+    print_answer(json, &outcome.report, |r| r.to_text())?;
     Ok(())
 }
 
@@ -100,14 +100,14 @@ pub(super) async fn run_now(loaded: Loaded, now: bool, json: bool) -> Result<(),
     let outcome = crate::daemon::run_now_observed(settings, Some(bars.progress.clone())).await;
     bars.finish().await;
     let outcome = outcome?;
-    print_answer(json, &outcome, |o| o.to_text());
+    print_answer(json, &outcome, |o| o.to_text())?;
     Ok(())
 }
 
 pub(super) async fn status(loaded: Loaded, json: bool) -> Result<(), CliError> {
     let settings = settings(loaded)?;
     let report = crate::daemon::status(&settings).await?;
-    print_answer(json, &report, |r| r.to_text());
+    print_answer(json, &report, |r| r.to_text())?;
     Ok(())
 }
 
@@ -142,7 +142,7 @@ pub(super) async fn prune(loaded: Loaded, json: bool) -> Result<(), CliError> {
             r.keep_days,
             r.keep_runs
         )
-    });
+    })?;
     Ok(())
 }
 

@@ -20,7 +20,7 @@ pub(super) async fn plan(loaded: Loaded, json: bool, details: bool) -> Result<()
         sync::preview_observed(&pool, &settings, &client, today, Some(&bars.progress)).await;
     bars.finish().await;
     let preview = preview?;
-    print_answer(json, &preview, |p| p.to_text(details));
+    print_answer(json, &preview, |p| p.to_text(details))?;
     Ok(())
 }
 
@@ -35,7 +35,7 @@ pub(super) async fn approve(
     if dry_run {
         let view = sync::hold::show(&pool, run_id).await?;
         if json {
-            print_json(&view);
+            print_json(&view)?;
         } else {
             println!("Run {run_id} is held: {}", view.reason);
             print!("{}", view.preview.to_text(true));
@@ -50,7 +50,7 @@ pub(super) async fn approve(
     let who = sync::hold::os_user();
     let report = sync::hold::approve(&pool, &settings, run_id, &who).await?;
     if json {
-        print_json(&report);
+        print_json(&report)?;
     } else {
         println!("Run {run_id} approved by {who} and applied.");
         print!("{}", report.to_text());
@@ -93,6 +93,6 @@ pub(super) async fn spot(
         today: RunOptions::now(&settings, RunTrigger::Manual).today,
     };
     let outcome = sync::spot::spot(&pool, &settings, &client, matrix, &options).await?;
-    print_answer(json, &outcome, |o| o.to_text());
+    print_answer(json, &outcome, |o| o.to_text())?;
     Ok(())
 }

@@ -115,7 +115,9 @@ fn secret_file_path(file: &str, sources: &Sources<'_>) -> PathBuf {
 /// quoted line toml's own message carries.
 fn syntax_error(path: &str, text: &str, e: &toml::de::Error) -> ConfigError {
     let at = e.span().map(|s| s.start).unwrap_or(0).min(text.len());
-    let before = &text[..text.floor_char_boundary_compat(at)];
+    let before = text
+        .get(..text.floor_char_boundary_compat(at))
+        .unwrap_or_default();
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     let what = e.message().split_whitespace().collect::<Vec<_>>().join(" ");

@@ -242,7 +242,10 @@ impl<C: Clock> Daemon<C> {
             run_id.map(|i| i.to_string()).unwrap_or_else(|| "?".into()),
             trigger.as_str()
         );
-        let next = local_text(self.schedule.next_scheduled(self.clock.now()).fire);
+        let next = match self.schedule.next_scheduled(self.clock.now()) {
+            Ok(n) => local_text(n.fire),
+            Err(e) => format!("unknown ({e})"),
+        };
         let seconds = took.as_secs_f64();
         match result {
             Ok(outcome) => {

@@ -16,7 +16,7 @@
 
 use super::DaemonError;
 use crate::config::{BlackoutRange, ScheduleSettings};
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 
@@ -90,13 +90,13 @@ impl Schedule {
     }
 
     /// The next fire after `after` that is not in a blackout range.
-    pub fn next_scheduled(&self, after: DateTime<Utc>) -> NextRun {
+    pub fn next_scheduled(&self, after: DateTime<Utc>) -> Result<NextRun, DaemonError> {
         let mut skipped = Vec::new();
         let mut cursor = after;
         loop {
-            let fire = next_fire(cursor, self);
+            let fire = next_fire(cursor, self)?;
             let Some(range) = self.blackout_for(self.night_of(fire)) else {
-                return NextRun { fire, skipped };
+                return Ok(NextRun { fire, skipped });
             };
             skipped.push(fire);
             // Jump to the end of this night rather than stepping through
@@ -106,7 +106,7 @@ impl Schedule {
             let next_night = night.succ_opt().unwrap_or(range.to);
             let resume_at = self
                 .timezone
-                .from_local_datetime(&next_night.and_hms_opt(0, 0, 0).expect("midnight"))
+                .from_local_datetime(&next_night.and_time(NaiveTime::MIN))
                 .earliest()
                 .map(|t| t.with_timezone(&Utc) - Duration::seconds(1))
                 .unwrap_or(fire.with_timezone(&Utc));
@@ -126,8 +126,12 @@ impl Schedule {
 /// hour skipped when clocks spring forward) happens at the first instant
 /// after the gap; a local time that happens twice (the hour repeated when
 /// clocks fall back) fires once.
-pub fn next_fire(after: DateTime<Utc>, schedule: &Schedule) -> DateTime<Tz> {
+pub fn next_fire(after: DateTime<Utc>, schedule: &Schedule) -> Result<DateTime<Tz>, DaemonError> {
     let tz = schedule.timezone;
+    let never = |message: String| DaemonError::Schedule {
+        expression: schedule.expression.clone(),
+        message,
+    };
     let local_after = after.with_timezone(&tz);
     let mut from = local_after;
     // Each round moves `from` forward by at least a second; a schedule
@@ -136,16 +140,16 @@ pub fn next_fire(after: DateTime<Utc>, schedule: &Schedule) -> DateTime<Tz> {
         let candidate = schedule
             .cron
             .find_next_occurrence(&from, false)
-            .expect("a schedule that fired once fires again (checked in Schedule::new)");
+            .map_err(|e| never(format!("it has no fire time after {from} ({e})")))?;
         if candidate > local_after {
-            return candidate;
+            return Ok(candidate);
         }
         // croner resolves a repeated local time to its first instant; when
         // `after` is already in the repeated hour that instant is in the
         // past. Take the later instant if it is still ahead, else search on.
         if let Some(later) = tz.from_local_datetime(&candidate.naive_local()).latest() {
             if later > local_after {
-                return later;
+                return Ok(later);
             }
         }
         from = tz
@@ -154,10 +158,7 @@ pub fn next_fire(after: DateTime<Utc>, schedule: &Schedule) -> DateTime<Tz> {
             .filter(|t| *t > from)
             .unwrap_or(from + Duration::seconds(1));
     }
-    panic!(
-        "no fire time for schedule {:?} after {after}",
-        schedule.expression
-    )
+    Err(never(format!("no fire time found after {after}")))
 }
 
 /// A fire time as people in the district read it: `2026-11-24 00:00 MST`.

@@ -235,7 +235,7 @@ impl<C: Clock> Daemon<C> {
         let now = self.clock.now();
         let latest = runs::latest_full_run(&self.pool).await?;
         let decision = decide(latest.as_ref(), now, self.schedule.timezone());
-        let upcoming = self.schedule.next_scheduled(now);
+        let upcoming = self.schedule.next_scheduled(now)?;
         tracing::info!("{}", decision.log_line(upcoming.fire));
         mark_stale_runs(&self.pool).await?;
         Ok(match decision {
@@ -269,8 +269,8 @@ impl<C: Clock> Daemon<C> {
                 Some(f) => self.clock.now().max(f),
                 None => self.clock.now(),
             };
-            let fire = next_fire(after, &self.schedule);
-            let upcoming = self.schedule.next_scheduled(after);
+            let fire = next_fire(after, &self.schedule)?;
+            let upcoming = self.schedule.next_scheduled(after)?;
             telemetry::set_next_run(upcoming.fire.with_timezone(&Utc));
             self.notifier
                 .status(&format!("idle; next run {}", local_text(upcoming.fire)));

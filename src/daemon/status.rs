@@ -126,7 +126,7 @@ pub async fn gather(
             })
         }
     };
-    let next = schedule.next_scheduled(now);
+    let next = schedule.next_scheduled(now)?;
     let database = prune::footprint(pool).await?;
     Ok(StatusReport {
         district: settings.district.clone(),
@@ -239,15 +239,11 @@ impl StatusReport {
             .iter()
             .map(|d| d.to_string())
             .collect();
-        let shown = if nights.len() > 5 {
-            format!(
-                "{} … {} ({} nights)",
-                nights[0],
-                nights[nights.len() - 1],
-                nights.len()
-            )
-        } else {
-            nights.join(", ")
+        let shown = match nights.as_slice() {
+            [first, .., last] if nights.len() > 5 => {
+                format!("{first} … {last} ({} nights)", nights.len())
+            }
+            _ => nights.join(", "),
         };
         let _ = writeln!(out, "                skipping blackout nights {shown}");
     }

@@ -22,13 +22,17 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 pub fn handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Suffix("duration_seconds".to_string()),
-                    DURATION_BUCKETS,
-                )
-                .expect("bucket list is not empty")
-                .build_recorder();
+            let builder = PrometheusBuilder::new().set_buckets_for_metric(
+                Matcher::Suffix("duration_seconds".to_string()),
+                DURATION_BUCKETS,
+            );
+            let recorder = match builder {
+                Ok(b) => b.build_recorder(),
+                Err(e) => {
+                    tracing::warn!("durations are exported as summaries, not histograms: {e}");
+                    PrometheusBuilder::new().build_recorder()
+                }
+            };
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("another metrics recorder is installed; /metrics will be empty");

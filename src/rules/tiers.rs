@@ -231,6 +231,10 @@ fn parse_tier(tier: &str, value: &toml::Value) -> Result<TierPermissions, TierMa
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::string_slice,
+    reason = "clippy has no allow-in-tests for this lint; tests may panic: a panic is the failure report"
+)]
 mod tests {
     use super::*;
 

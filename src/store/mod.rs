@@ -81,6 +81,11 @@ pub enum StoreError {
          the run, and the next run plans again"
     )]
     HeldPlanMissing(i64),
+    #[error(
+        "creating user {email}: PostgreSQL did not return the new user's id, so nothing \
+         was applied (the run's transaction rolled back); run again, and report it if it repeats"
+    )]
+    UserIdMissing { email: String },
 }
 
 /// Adds what the database was doing to an sqlx error.

@@ -36,7 +36,10 @@ pub async fn apply(
     match fail_point {
         // Dropping the transaction rolls it back.
         Some(FailPoint::BeforeCommit) => return Err(SyncError::Injected("before commit")),
-        #[allow(clippy::panic)]
+        #[allow(
+            clippy::panic,
+            reason = "a test fail point: proves a panicking run is recorded failed and not resumed"
+        )]
         Some(FailPoint::PanicBeforeCommit) => {
             panic!("injected panic before commit (test fail point)")
         }
@@ -121,7 +124,7 @@ pub async fn apply_observed(
     tracing::debug!(seconds = step.elapsed().as_secs_f64(), "applied users");
 
     let step = std::time::Instant::now();
-    let rows = connection_writes(plan, &new_user_ids);
+    let rows = connection_writes(plan, &new_user_ids)?;
     let ids = write::upsert_connections(tx, &rows, run_id).await?;
     drop(rows);
     let removed_ids: Vec<i64> = plan
@@ -143,7 +146,7 @@ pub async fn apply_observed(
     let step = std::time::Instant::now();
     let mut next = 0;
     loop {
-        let batch = audit_batch(plan, &new_user_ids, &ids, &mut next);
+        let batch = audit_batch(plan, &new_user_ids, &ids, &mut next)?;
         if batch.is_empty() {
             break;
         }
@@ -157,32 +160,40 @@ pub async fn apply_observed(
     write::insert_problems(tx, &plan.problems, run_id).await?;
     wrote(plan.problems.len());
 
-    let counts = serde_json::to_value(&plan.counts).expect("plan counts serialise");
+    let counts = super::to_json(&plan.counts, "the plan's counts")?;
     runs::finish_succeeded(tx, run_id, &counts, report).await?;
     Ok(())
 }
 
-fn user_id_of(u: UserRef, new_user_ids: &[i64]) -> i64 {
+fn user_id_of(u: UserRef, new_user_ids: &[i64]) -> Result<i64, SyncError> {
     match u {
-        UserRef::Existing(id) => id,
-        UserRef::New(i) => new_user_ids[i],
+        UserRef::Existing(id) => Ok(id),
+        UserRef::New(index) => new_user_ids
+            .get(index)
+            .copied()
+            .ok_or(SyncError::PlanUserMissing {
+                index,
+                created: new_user_ids.len(),
+            }),
     }
 }
 
 /// The decided state of every connection the plan creates or updates.
-fn connection_writes(plan: &Plan, new_user_ids: &[i64]) -> Vec<ConnectionWrite> {
+fn connection_writes(plan: &Plan, new_user_ids: &[i64]) -> Result<Vec<ConnectionWrite>, SyncError> {
     plan.connections
         .iter()
         .filter(|c| c.kind != ConnectionChangeKind::Remove)
-        .map(|c| ConnectionWrite {
-            student_dcid: c.decision.student_dcid,
-            user_id: user_id_of(c.user, new_user_ids),
-            tier: c.decision.tier,
-            case_code: c.decision.case,
-            limits: c.decision.limits.clone(),
-            origin: c.origin,
-            present_in_powerschool: c.decision.present_in_powerschool,
-            powerschool_guardian_id: guardian_id_after(&c.decision, c.before.as_ref()),
+        .map(|c| {
+            Ok(ConnectionWrite {
+                student_dcid: c.decision.student_dcid,
+                user_id: user_id_of(c.user, new_user_ids)?,
+                tier: c.decision.tier,
+                case_code: c.decision.case,
+                limits: c.decision.limits.clone(),
+                origin: c.origin,
+                present_in_powerschool: c.decision.present_in_powerschool,
+                powerschool_guardian_id: guardian_id_after(&c.decision, c.before.as_ref()),
+            })
         })
         .collect()
 }
@@ -196,14 +207,16 @@ fn audit_batch(
     new_user_ids: &[i64],
     ids: &HashMap<(i64, i64), i64>,
     next: &mut usize,
-) -> Vec<AuditRow> {
+) -> Result<Vec<AuditRow>, SyncError> {
     let n = plan.connections.len();
     let mut batch = Vec::new();
     while *next < 2 * n && batch.len() < BATCH {
         let pass = *next / n;
-        let change = &plan.connections[*next % n];
+        let Some(change) = plan.connections.get(*next % n) else {
+            break;
+        };
         *next += 1;
-        let user_id = user_id_of(change.user, new_user_ids);
+        let user_id = user_id_of(change.user, new_user_ids)?;
         if pass == 0 {
             if change.kind == ConnectionChangeKind::Remove {
                 continue;
@@ -213,17 +226,17 @@ fn audit_batch(
                 change.before.as_ref().and_then(|b| b.case_code) != Some(change.decision.case);
             if tier_changed || case_changed {
                 let id = ids.get(&(change.decision.student_dcid, user_id)).copied();
-                batch.push(audit_row(change, id, user_id));
+                batch.push(audit_row(change, id, user_id)?);
             }
         } else if change.kind == ConnectionChangeKind::Remove {
             batch.push(audit_row(
                 change,
                 change.before.as_ref().map(|b| b.id),
                 user_id,
-            ));
+            )?);
         }
     }
-    batch
+    Ok(batch)
 }
 
 /// The reasons of one audit row, serialised straight to compact JSON text
@@ -238,7 +251,11 @@ struct AuditReasons<'a> {
     verdicts: &'a [crate::rules::RuleVerdict],
 }
 
-fn audit_row(change: &ConnectionChange, connection_id: Option<i64>, user_id: i64) -> AuditRow {
+fn audit_row(
+    change: &ConnectionChange,
+    connection_id: Option<i64>,
+    user_id: i64,
+) -> Result<AuditRow, SyncError> {
     let d = &change.decision;
     let reasons = AuditReasons {
         action: change.kind,
@@ -248,7 +265,11 @@ fn audit_row(change: &ConnectionChange, connection_id: Option<i64>, user_id: i64
         guardian_id: d.guardian_id,
         verdicts: &d.verdicts,
     };
-    AuditRow {
+    let reasons = serde_json::to_string(&reasons).map_err(|source| SyncError::Serialise {
+        what: "an audit row's reasons",
+        source,
+    })?;
+    Ok(AuditRow {
         connection_id,
         student_dcid: d.student_dcid,
         user_id,
@@ -256,6 +277,6 @@ fn audit_row(change: &ConnectionChange, connection_id: Option<i64>, user_id: i64
         tier_after: change.tier_after(),
         case_before: change.before.as_ref().and_then(|b| b.case_code),
         case_after: Some(d.case),
-        reasons: serde_json::to_string(&reasons).expect("audit reasons serialise"),
-    }
+        reasons,
+    })
 }

@@ -127,7 +127,7 @@ async fn approve_locked(
     }
     let plan = decode(&stored)?;
     let report = RunReport::from_plan(run_id, &plan);
-    let report_json = serde_json::to_value(&report).expect("report serialises");
+    let report_json = super::to_json(&report, "the run's report")?;
 
     // The fingerprint and the writes see one snapshot; a concurrent write to
     // a row the plan touches then fails the approval instead of being lost.

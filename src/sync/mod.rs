@@ -84,6 +84,27 @@ pub enum SyncError {
          log); nothing was applied, and the run is not resumed automatically"
     )]
     Panicked(String),
+    #[error(
+        "cannot write {what} as JSON: {source}. This is a bug in student-sync (please report \
+         it with the log); nothing was applied"
+    )]
+    Serialise {
+        what: &'static str,
+        source: serde_json::Error,
+    },
+    #[error(
+        "the plan refers to new user number {index}, but only {created} users were created. \
+         This is a bug in student-sync (please report it with the log); nothing was applied"
+    )]
+    PlanUserMissing { index: usize, created: usize },
+}
+
+/// `value` as JSON, or the error naming `what` could not be written.
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(
+    value: &T,
+    what: &'static str,
+) -> Result<serde_json::Value, SyncError> {
+    serde_json::to_value(value).map_err(|source| SyncError::Serialise { what, source })
 }
 
 impl SyncError {
@@ -492,9 +513,21 @@ async fn hold_for_approval(
     let reason = safety.reason();
     let mut report = RunReport::from_plan(run_id, plan);
     report.duration = started.elapsed();
-    let counts = serde_json::to_value(&plan.counts).expect("plan counts serialise");
-    let report_json = serde_json::to_value(&report).expect("report serialises");
-    let bytes = serde_json::to_vec(plan).expect("plan serialises");
+    let encoded = || -> Result<_, SyncError> {
+        let bytes = serde_json::to_vec(plan).map_err(|source| SyncError::Serialise {
+            what: "the held plan",
+            source,
+        })?;
+        Ok((
+            to_json(&plan.counts, "the plan's counts")?,
+            to_json(&report, "the run's report")?,
+            bytes,
+        ))
+    };
+    let (counts, report_json, bytes) = match encoded() {
+        Ok(e) => e,
+        Err(e) => return e,
+    };
     let stored = hold::store_hold(
         pool,
         gate,
@@ -566,7 +599,7 @@ async fn apply_run(
         p.set_phase(RunPhase::Applying);
     }
     let report = RunReport::from_plan(run_id, plan);
-    let report_json = serde_json::to_value(&report).expect("report serialises");
+    let report_json = to_json(&report, "the run's report")?;
     heartbeat(
         run_id,
         "applying",

@@ -92,9 +92,11 @@ fn choose_world(args: &DemoArgs) -> Result<(String, World), CliError> {
 /// with none configured, PostgreSQL on 127.0.0.1:`port` if it answers, or
 /// else a throwaway cluster (returned: the caller keeps it alive).
 async fn choose_database(offline: &mut Settings, port: u16) -> Result<Option<Cluster>, CliError> {
-    let default_url: url::Url = DEFAULT_DATABASE_URL
-        .parse()
-        .expect("the default URL parses");
+    let default_url: url::Url = DEFAULT_DATABASE_URL.parse().map_err(|e| {
+        CliError::Usage(format!(
+            "the built-in database URL {DEFAULT_DATABASE_URL} does not parse ({e}); set DATABASE_URL"
+        ))
+    })?;
     if offline.database.url != default_url {
         return Ok(None);
     }
@@ -120,7 +122,13 @@ async fn choose_database(offline: &mut Settings, port: u16) -> Result<Option<Clu
         cluster.dir().display(),
         cluster.port()
     );
-    offline.database.url = cluster.url().parse().expect("the cluster URL parses");
+    offline.database.url = cluster.url().parse().map_err(|e| {
+        CliError::Usage(format!(
+            "the throwaway PostgreSQL's URL {} does not parse ({e}); set DATABASE_URL to a \
+             PostgreSQL the demo may use instead",
+            cluster.url()
+        ))
+    })?;
     offline.database.password = None;
     Ok(Some(cluster))
 }
@@ -141,7 +149,7 @@ async fn run_demo(
         world.powerschool.clone(),
         credentials.clone(),
         Faults::default(),
-        "127.0.0.1:0".parse().expect("loopback address"),
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
     )
     .await
     .map_err(|source| CliError::Io {
@@ -165,7 +173,7 @@ async fn run_demo(
     running.shutdown().await;
     pool.close().await;
     if args.json {
-        print_json(&serde_json::json!({"report": outcome.report, "access": access}));
+        print_json(&serde_json::json!({"report": outcome.report, "access": access}))?;
         return Ok(());
     }
     print_demo(name, world, &offline, &outcome, &access);

@@ -5,7 +5,7 @@
 use super::FakeStats;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -32,7 +32,11 @@ pub(crate) struct InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        let mut map = self.counters.in_flight.lock().expect("in-flight poisoned");
+        let mut map = self
+            .counters
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for key in ["", self.query.as_str()] {
             if let Some(entry) = map.get_mut(key) {
                 entry.0 = entry.0.saturating_sub(1);
@@ -43,7 +47,10 @@ impl Drop for InFlight<'_> {
 
 impl Counters {
     pub(crate) fn in_flight(&self, query: &str) -> InFlight<'_> {
-        let mut map = self.in_flight.lock().expect("in-flight poisoned");
+        let mut map = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for key in ["", query] {
             let entry = map.entry(key.to_string()).or_default();
             entry.0 += 1;
@@ -56,7 +63,10 @@ impl Counters {
     }
 
     pub(crate) fn reset_max_in_flight(&self) {
-        let mut map = self.in_flight.lock().expect("in-flight poisoned");
+        let mut map = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for entry in map.values_mut() {
             entry.1 = entry.0;
         }
@@ -64,7 +74,10 @@ impl Counters {
 
     pub(crate) fn snapshot(&self) -> FakeStats {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let map = self.in_flight.lock().expect("in-flight poisoned");
+        let map = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         FakeStats {
             token_requests: g(&self.token_requests),
             page_requests: g(&self.page_requests),

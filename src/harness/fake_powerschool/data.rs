@@ -13,7 +13,7 @@ use super::render::{
     render_contact, render_guardian, render_independent, render_school, render_student,
     GuardianShape,
 };
-use crate::harness::world::PowerSchoolSide;
+use crate::harness::world::{PowerSchoolSide, WorldContact, WorldGuardianAccount, WorldStudent};
 use std::collections::HashMap;
 use std::ops::Range;
 
@@ -52,10 +52,6 @@ impl QueryKind {
             QueryKind::Contacts => CONTACTS,
             QueryKind::Schools => SCHOOLS,
         }
-    }
-
-    fn index(self) -> usize {
-        self as usize
     }
 
     fn takes_school(self) -> bool {
@@ -176,36 +172,54 @@ pub(crate) struct School {
 
 /// Everything the fake serves.
 pub(crate) struct Dataset {
-    queries: [QueryData; 5],
+    guardians: QueryData,
+    enrolled: QueryData,
+    independent: QueryData,
+    contacts: QueryData,
+    schools: QueryData,
     pub(crate) student_count: usize,
 }
 
 impl Dataset {
-    pub(crate) fn select(&self, kind: QueryKind, args: &Args) -> Selection {
-        self.queries[kind.index()].select(args)
+    fn query(&self, kind: QueryKind) -> &QueryData {
+        match kind {
+            QueryKind::Guardians => &self.guardians,
+            QueryKind::Enrolled => &self.enrolled,
+            QueryKind::Independent => &self.independent,
+            QueryKind::Contacts => &self.contacts,
+            QueryKind::Schools => &self.schools,
+        }
     }
 
-    pub(crate) fn record(&self, kind: QueryKind, position: usize) -> &str {
-        let q = &self.queries[kind.index()];
-        let start = if position == 0 {
-            0
-        } else {
-            q.ends[position - 1]
+    pub(crate) fn select(&self, kind: QueryKind, args: &Args) -> Selection {
+        self.query(kind).select(args)
+    }
+
+    /// The record at `position` of the query's full result; None past its end.
+    pub(crate) fn record(&self, kind: QueryKind, position: usize) -> Option<&str> {
+        let q = self.query(kind);
+        let start = match position.checked_sub(1) {
+            None => 0,
+            Some(previous) => *q.ends.get(previous)?,
         };
-        &q.text[start..q.ends[position]]
+        q.text.get(start..*q.ends.get(position)?)
     }
 
     pub(crate) fn build(world: &PowerSchoolSide, shape: &GuardianShape) -> Dataset {
         let rows = SortedRows::of(world);
         let schools = schools_served(world);
-        let [g, e, i, c] = rows.render(world, shape);
+        let [guardians, enrolled, independent, contacts] = rows.render(shape);
         let s = build_query(
             &schools,
             |school| (None, school.school_number),
             |school, n, out| render_school(school.school_number, &school.name, n, out),
         );
         Dataset {
-            queries: [g, e, i, c, s],
+            guardians,
+            enrolled,
+            independent,
+            contacts,
+            schools: s,
             student_count: world.students.len(),
         }
     }
@@ -238,58 +252,62 @@ fn schools_served(world: &PowerSchoolSide) -> Vec<School> {
         .collect()
 }
 
+/// A row's sort key and the world record it is for.
+type Keyed<'w, K, T> = (K, &'w T);
+
 /// Each query's rows in the order it serves them, as compact sort keys
-/// ending in the record's index in the world. Sorting such pairs rather
-/// than references keeps a large world's sort in cache; the index breaks
-/// ties so the order is that of a stable sort.
-struct SortedRows {
-    /// (school, dcid, student): students with `enroll_status <= 0`.
-    enrolled: Vec<(i64, i64, usize)>,
-    /// (dcid, student): the enrolled students who are independent.
-    independent: Vec<(i64, usize)>,
-    /// (school, dcid, person, contact): contacts of enrolled students only.
-    contacts: Vec<(i64, i64, i64, usize)>,
-    /// (dcid, guardian id, account): every guardian link.
-    guardians: Vec<(i64, i64, usize)>,
+/// ending in the record's index in the world, with the record alongside.
+/// Sorting by the keys rather than through the references keeps a large
+/// world's sort in cache; the index breaks ties so the order is that of a
+/// stable sort.
+struct SortedRows<'w> {
+    /// (school, dcid, index): students with `enroll_status <= 0`.
+    enrolled: Vec<Keyed<'w, (i64, i64, usize), WorldStudent>>,
+    /// (dcid, index): the enrolled students who are independent.
+    independent: Vec<Keyed<'w, (i64, usize), WorldStudent>>,
+    /// (school, dcid, person, index): contacts of enrolled students only.
+    contacts: Vec<Keyed<'w, (i64, i64, i64, usize), WorldContact>>,
+    /// (dcid, guardian id, index): every guardian link.
+    guardians: Vec<Keyed<'w, (i64, i64, usize), WorldGuardianAccount>>,
 }
 
-impl SortedRows {
-    fn of(world: &PowerSchoolSide) -> SortedRows {
-        let students = &world.students;
-        let mut enrolled: Vec<(i64, i64, usize)> = students
+impl<'w> SortedRows<'w> {
+    fn of(world: &'w PowerSchoolSide) -> SortedRows<'w> {
+        let mut enrolled: Vec<_> = world
+            .students
             .iter()
             .enumerate()
             .filter(|(_, s)| s.enroll_status <= 0)
-            .map(|(i, s)| (s.schoolid, s.dcid, i))
+            .map(|(i, s)| ((s.schoolid, s.dcid, i), s))
             .collect();
-        enrolled.sort_unstable();
-        let mut independent: Vec<(i64, usize)> = enrolled
+        enrolled.sort_unstable_by_key(|&(key, _)| key);
+        let mut independent: Vec<_> = enrolled
             .iter()
-            .filter(|&&(_, _, i)| students[i].is_independent())
-            .map(|&(_, dcid, i)| (dcid, i))
+            .filter(|(_, s)| s.is_independent())
+            .map(|&((_, dcid, i), s)| ((dcid, i), s))
             .collect();
-        independent.sort_unstable();
+        independent.sort_unstable_by_key(|&(key, _)| key);
         let school_of: HashMap<i64, i64> = enrolled
             .iter()
-            .map(|&(school, dcid, _)| (dcid, school))
+            .map(|&((school, dcid, _), _)| (dcid, school))
             .collect();
-        let mut contacts: Vec<(i64, i64, i64, usize)> = world
+        let mut contacts: Vec<_> = world
             .contacts
             .iter()
             .enumerate()
             .filter_map(|(i, c)| {
                 let school = *school_of.get(&c.student_dcid)?;
-                Some((school, c.student_dcid, c.person_id, i))
+                Some(((school, c.student_dcid, c.person_id, i), c))
             })
             .collect();
-        contacts.sort_unstable();
-        let mut guardians: Vec<(i64, i64, usize)> = world
+        contacts.sort_unstable_by_key(|&(key, _)| key);
+        let mut guardians: Vec<_> = world
             .guardian_accounts
             .iter()
             .enumerate()
-            .map(|(i, g)| (g.student_dcid, g.guardianid, i))
+            .map(|(i, g)| ((g.student_dcid, g.guardianid, i), g))
             .collect();
-        guardians.sort_unstable();
+        guardians.sort_unstable_by_key(|&(key, _)| key);
         SortedRows {
             enrolled,
             independent,
@@ -300,41 +318,37 @@ impl SortedRows {
 
     /// Renders and indexes the four queries, in `QueryKind` order.
     /// Rendering is most of the work and the four queries are independent.
-    fn render(&self, world: &PowerSchoolSide, shape: &GuardianShape) -> [QueryData; 4] {
-        let students = &world.students;
+    fn render(&self, shape: &GuardianShape) -> [QueryData; 4] {
         std::thread::scope(|scope| {
             let g = scope.spawn(|| {
                 build_query(
                     &self.guardians,
-                    |&(dcid, _, _)| (None, dcid),
-                    |&(_, _, i), n, out| {
-                        render_guardian(&world.guardian_accounts[i], n, shape, out)
-                    },
+                    |&((dcid, _, _), _)| (None, dcid),
+                    |&(_, g), n, out| render_guardian(g, n, shape, out),
                 )
             });
             let c = scope.spawn(|| {
                 build_query(
                     &self.contacts,
-                    |&(school, dcid, _, _)| (Some(school), dcid),
-                    |&(_, _, _, i), n, out| render_contact(&world.contacts[i], n, out),
+                    |&((school, dcid, _, _), _)| (Some(school), dcid),
+                    |&(_, c), n, out| render_contact(c, n, out),
                 )
             });
             let e = build_query(
                 &self.enrolled,
-                |&(school, dcid, _)| (Some(school), dcid),
-                |&(_, _, i), n, out| render_student(&students[i], n, out),
+                |&((school, dcid, _), _)| (Some(school), dcid),
+                |&(_, s), n, out| render_student(s, n, out),
             );
             let ind = build_query(
                 &self.independent,
-                |&(dcid, _)| (None, dcid),
-                |&(_, i), n, out| render_independent(&students[i], n, out),
+                |&((dcid, _), _)| (None, dcid),
+                |&(_, s), n, out| render_independent(s, n, out),
             );
-            [
-                g.join().expect("guardian indexing panicked"),
-                e,
-                ind,
-                c.join().expect("contact indexing panicked"),
-            ]
+            // A panic while indexing is the test's failure: pass it on as is.
+            let joined = |h: std::thread::ScopedJoinHandle<'_, QueryData>| {
+                h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+            };
+            [joined(g), e, ind, joined(c)]
         })
     }
 }

@@ -129,8 +129,8 @@ pub(crate) fn district(students: usize, seed: u64) -> PowerSchoolSide {
 fn schools(count: usize) -> Vec<WorldSchool> {
     (0..count)
         .map(|i| {
-            let place = PLACES[i % PLACES.len()];
-            let kind = KINDS[(i / PLACES.len()) % KINDS.len()];
+            let place = cyclic(PLACES, i);
+            let kind = cyclic(KINDS, i / PLACES.len());
             let round = i / (PLACES.len() * KINDS.len());
             let name = if round == 0 {
                 format!("{place} {kind}")
@@ -334,7 +334,9 @@ fn make_student(
     let independent = rng.gen_bool(0.03);
     let mut types: [Option<String>; 3] = [None, None, None];
     if independent {
-        types[rng.gen_range(0..3)] = Some("121".to_string());
+        if let Some(t) = types.get_mut(rng.gen_range(0..3)) {
+            *t = Some("121".to_string());
+        }
     }
     for t in types.iter_mut().filter(|t| t.is_none()) {
         match rng.gen_range(0..100) {
@@ -352,7 +354,13 @@ fn make_student(
         format!(
             "{}-{:02}-{:02}",
             rng.gen_range(2014..=2025),
-            [8, 8, 8, 9, 1, 2, 3][rng.gen_range(0..7)],
+            // August three times in seven, then September, January to March
+            // (drawn as an index, as ever, so a seed gives the same world).
+            match rng.gen_range(0..7_usize) {
+                0..=2 => 8,
+                3 => 9,
+                k => k - 3,
+            },
             rng.gen_range(1..=28)
         )
     };
@@ -395,8 +403,18 @@ fn make_student(
     }
 }
 
-fn pick<T: Copy>(rng: &mut StdRng, list: &[T]) -> T {
-    list[rng.gen_range(0..list.len())]
+fn pick(rng: &mut StdRng, list: &[&'static str]) -> &'static str {
+    list.get(rng.gen_range(0..list.len()))
+        .copied()
+        .unwrap_or_default()
+}
+
+/// The `i`-th name of `list`, starting over at its end.
+fn cyclic(list: &[&'static str], i: usize) -> &'static str {
+    i.checked_rem(list.len())
+        .and_then(|k| list.get(k))
+        .copied()
+        .unwrap_or_default()
 }
 
 /// Lower-case ASCII letters only, for the local part of an address.

@@ -227,7 +227,8 @@ pub(super) fn render_guardian(
         }
     }
     if shape.flat {
-        write_row(out, i, &tables[0].1);
+        let row = tables.first().map_or(&[][..], |(_, row)| row.as_slice());
+        write_row(out, i, row);
         return;
     }
     let _ = write!(out, "{{\"id\":{}", i + 1);

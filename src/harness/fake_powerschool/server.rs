@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A real server's token lifetime.
@@ -88,7 +88,7 @@ impl Shared {
         let reason = match token {
             None => "missing bearer token",
             Some(t) => {
-                let tokens = self.tokens.lock().expect("token table poisoned");
+                let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
                 match tokens.get(t) {
                     None => "unknown bearer token",
                     Some(expiry) if Instant::now() >= *expiry => "expired bearer token",
@@ -111,7 +111,10 @@ impl Shared {
         let Some(limit) = self.faults.token_uses else {
             return false;
         };
-        let mut uses = self.token_uses.lock().expect("token table poisoned");
+        let mut uses = self
+            .token_uses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let used = uses.entry(token.to_string()).or_insert(0);
         if *used >= limit {
             return true;
@@ -258,7 +261,7 @@ async fn token(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) ->
     let token = format!("{:032x}", rand::thread_rng().gen::<u128>());
     s.tokens
         .lock()
-        .expect("token table poisoned")
+        .unwrap_or_else(PoisonError::into_inner)
         .insert(token.clone(), Instant::now() + ttl);
     tracing::debug!(
         ttl_ms = ttl.as_millis() as u64,
@@ -503,12 +506,12 @@ impl Shared {
         body.push_str(&serde_json::Value::from(kind.name()).to_string());
         if !records.is_empty() {
             body.push_str(",\"record\":[");
-            let start = records.start;
-            for i in records {
-                if i > start {
+            let selected =
+                records.filter_map(|i| Some((i, self.data.record(kind, selection.get(i))?)));
+            for (n, (i, record)) in selected.enumerate() {
+                if n > 0 {
                     body.push(',');
                 }
-                let record = self.data.record(kind, selection.get(i));
                 match self.planted(kind, i, record) {
                     Some(planted) => body.push_str(&planted),
                     None => body.push_str(record),

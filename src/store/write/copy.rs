@@ -126,17 +126,11 @@ pub(super) async fn copy_in<T>(
 ) -> Result<u64, StoreError> {
     let mut copy = (**tx).copy_in_raw(statement).await.doing(doing)?;
     let mut buf: Vec<u8> = Vec::with_capacity(COPY_CHUNK + (64 << 10));
-    for part in parts {
-        let mut i = 0;
-        while i < part.len() {
-            while i < part.len() && buf.len() < COPY_CHUNK {
-                encode(&mut buf, &part[i]);
-                i += 1;
-            }
-            if buf.len() >= COPY_CHUNK {
-                copy.send(buf.as_slice()).await.doing(doing)?;
-                buf.clear();
-            }
+    for row in parts.iter().flat_map(|part| part.iter()) {
+        encode(&mut buf, row);
+        if buf.len() >= COPY_CHUNK {
+            copy.send(buf.as_slice()).await.doing(doing)?;
+            buf.clear();
         }
     }
     if !buf.is_empty() {

@@ -103,7 +103,13 @@ pub async fn insert_users(
             .map(|r| (r.get::<String, _>(1), r.get::<i64, _>(0)))
             .collect();
         for r in chunk {
-            ids.push(by_email[&r.email]);
+            let id = by_email
+                .get(&r.email)
+                .copied()
+                .ok_or_else(|| StoreError::UserIdMissing {
+                    email: r.email.clone(),
+                })?;
+            ids.push(id);
         }
     }
     Ok(ids)
