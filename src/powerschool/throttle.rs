@@ -116,11 +116,12 @@ impl Limiter {
 pub(super) fn throttle_reply(text: &str) -> Option<Option<Duration>> {
     let lower = text.to_ascii_lowercase();
     let mut rest = lower.as_str();
-    while let Some(at) = rest.find("wait") {
-        rest = &rest[at + 4..];
+    while let Some((_, after_wait)) = rest.split_once("wait") {
+        rest = after_wait;
         let after = rest.trim_start_matches([' ', ':', '\t']);
-        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
-        let unit = after[digits.len()..].trim_start();
+        let unit = after.trim_start_matches(|c: char| c.is_ascii_digit());
+        let digits = after.strip_suffix(unit).unwrap_or_default();
+        let unit = unit.trim_start();
         if !digits.is_empty() && unit.starts_with("sec") {
             return digits.parse().ok().map(|n| Some(Duration::from_secs(n)));
         }

@@ -19,47 +19,48 @@ pub(super) enum Token {
 }
 
 pub(super) fn tokens(sql: &str) -> Vec<Token> {
-    let chars: Vec<char> = sql.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
     let word_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$' || c == '#';
-    while i < chars.len() {
-        let c = chars[i];
+    let mut chars = sql.chars().peekable();
+    let mut out = Vec::new();
+    while let Some(c) = chars.next() {
+        let next = chars.peek().copied();
         if c.is_whitespace() {
-            i += 1;
-        } else if c == '/' && chars.get(i + 1) == Some(&'*') {
-            i += 2;
-            while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
-                i += 1;
+        } else if c == '/' && next == Some('*') {
+            chars.next();
+            let mut previous = ' ';
+            for c in chars.by_ref() {
+                if previous == '*' && c == '/' {
+                    break;
+                }
+                previous = c;
             }
-            i += 2;
-        } else if c == '-' && chars.get(i + 1) == Some(&'-') {
-            while i < chars.len() && chars[i] != '\n' {
-                i += 1;
+        } else if c == '-' && next == Some('-') {
+            for c in chars.by_ref() {
+                if c == '\n' {
+                    break;
+                }
             }
         } else if c == '\'' {
-            i += 1;
-            while i < chars.len() && chars[i] != '\'' {
-                i += 1;
+            for c in chars.by_ref() {
+                if c == '\'' {
+                    break;
+                }
             }
-            i += 1;
             out.push(Token::Text);
-        } else if c == ':' && chars.get(i + 1).is_some_and(|n| n.is_ascii_alphabetic()) {
-            let start = i + 1;
-            i = start;
-            while i < chars.len() && word_char(chars[i]) {
-                i += 1;
+        } else if c == ':' && next.is_some_and(|n| n.is_ascii_alphabetic()) {
+            let mut name = String::new();
+            while let Some(c) = chars.next_if(|&c| word_char(c)) {
+                name.push(c);
             }
-            out.push(Token::Bind(chars[start..i].iter().collect()));
+            out.push(Token::Bind(name));
         } else if word_char(c) {
-            let start = i;
-            while i < chars.len() && (word_char(chars[i]) || chars[i] == '.') {
-                i += 1;
+            let mut word = c.to_string();
+            while let Some(c) = chars.next_if(|&c| word_char(c) || c == '.') {
+                word.push(c);
             }
-            out.push(Token::Word(chars[start..i].iter().collect()));
+            out.push(Token::Word(word));
         } else {
             out.push(Token::Punct(c));
-            i += 1;
         }
     }
     out
@@ -72,9 +73,10 @@ fn is_keyword(token: &Token, keyword: &str) -> bool {
 /// The tables named after FROM or JOIN (not derived tables), upper case.
 pub(super) fn tables(tokens: &[Token]) -> BTreeSet<String> {
     tokens
-        .windows(2)
-        .filter(|w| is_keyword(&w[0], "FROM") || is_keyword(&w[0], "JOIN"))
-        .filter_map(|w| match &w[1] {
+        .iter()
+        .zip(tokens.iter().skip(1))
+        .filter(|(keyword, _)| is_keyword(keyword, "FROM") || is_keyword(keyword, "JOIN"))
+        .filter_map(|(_, table)| match table {
             Token::Word(t) if !t.contains('.') => Some(t.to_ascii_uppercase()),
             _ => None,
         })
@@ -120,7 +122,7 @@ pub(super) fn select_names(sql: &str) -> Vec<String> {
     let mut names = Vec::new();
     let mut item: Vec<&Token> = Vec::new();
     let mut depth = 0usize;
-    for t in &tokens[start + 1..] {
+    for t in tokens.iter().skip(start + 1) {
         match t {
             Token::Punct('(') => depth += 1,
             Token::Punct(')') => depth = depth.saturating_sub(1),
