@@ -55,6 +55,59 @@ pub(super) fn validate(ps: &FilePowerSchool) -> Result<AnswerLimits, ConfigError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Settings, Sources};
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    fn load(file: Option<&Path>, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut vars: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        vars.insert("STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET".into(), "x".into());
+        vars.insert(
+            "STUDENT_SYNC_POWERSCHOOL_URL".into(),
+            "https://ps.example.org".into(),
+        );
+        vars.insert("STUDENT_SYNC_POWERSCHOOL_CLIENT_ID".into(), "id".into());
+        Settings::load(&Sources { file, env: vars })
+    }
+
+    #[test]
+    fn the_example_file_documents_the_defaults_and_the_environment_overrides() {
+        let example =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config/student-sync.example.toml");
+        let s = load(Some(&example), &[]).map_err(|e| e.to_string());
+        assert_eq!(
+            s.map(|s| s.powerschool.answer_limits),
+            Ok(AnswerLimits::default())
+        );
+        let s = load(
+            Some(&example),
+            &[
+                ("STUDENT_SYNC_POWERSCHOOL_MAX_COUNT", "1000"),
+                ("STUDENT_SYNC_POWERSCHOOL_COUNT_TOLERANCE_PERCENT", "2.5"),
+                ("STUDENT_SYNC_POWERSCHOOL_COUNT_TOLERANCE_RECORDS", "0"),
+                ("STUDENT_SYNC_POWERSCHOOL_MAX_PAGE_BYTES", "2048"),
+            ],
+        )
+        .map_err(|e| e.to_string());
+        let want = AnswerLimits {
+            max_count: 1000,
+            count_tolerance_percent: 2.5,
+            count_tolerance_records: 0,
+            max_page_bytes: 2048,
+        };
+        assert_eq!(s.map(|s| s.powerschool.answer_limits), Ok(want));
+        let e = load(None, &[("STUDENT_SYNC_POWERSCHOOL_MAX_PAGE_BYTES", "lots")])
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert!(
+            e.as_ref()
+                .is_err_and(|e| e.contains("STUDENT_SYNC_POWERSCHOOL_MAX_PAGE_BYTES")),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn defaults_and_refused_values() {
