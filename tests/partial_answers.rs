@@ -135,6 +135,36 @@ async fn a_count_above_the_cap_fails_before_any_page_is_asked() {
 }
 
 #[tokio::test]
+async fn pages_past_the_count_stop_once_the_records_pass_the_cap() {
+    // The count says 5, within a cap of 10, but page 1 comes back full (50
+    // records) and so would the pages after it: the client stops at the cap.
+    let fake = start_fake(
+        district(),
+        Faults {
+            count_overrides: vec![students_counted(5)],
+            ..Faults::default()
+        },
+    )
+    .await;
+    let mut settings = settings_for(&fake);
+    settings.powerschool.answer_limits.max_count = 10;
+    let err = client(&settings).students(SCHOOL).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PowerSchoolError::TooManyRecords {
+                received: 50,
+                max: 10,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("powerschool.max_count"), "{err}");
+    assert_eq!(fake.stats().page_requests, 1);
+}
+
+#[tokio::test]
 async fn a_count_below_the_cap_with_empty_pages_stops_at_the_first_page() {
     let faults = Faults {
         empty_pages_for_school: Some(SCHOOL),

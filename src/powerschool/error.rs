@@ -140,6 +140,20 @@ pub enum PowerSchoolError {
         max: u64,
     },
 
+    /// Pages past the count kept bringing new records beyond `max_count`.
+    #[error(
+        "PowerSchool kept sending new records of {query} with {args} past its /count: {received} \
+         so far, above powerschool.max_count ({max}); paging stopped and nothing was written. \
+         Check PowerSchool's health and the plugin; if the district really has this many, raise \
+         powerschool.max_count (STUDENT_SYNC_POWERSCHOOL_MAX_COUNT)"
+    )]
+    TooManyRecords {
+        query: String,
+        args: String,
+        received: u64,
+        max: u64,
+    },
+
     /// A page came back empty although `/count` promised more records.
     #[error(
         "PowerSchool's page {page} of {query} with {args} came back empty after {received} of the \
@@ -194,6 +208,7 @@ impl PowerSchoolError {
             | PowerSchoolError::BadResponse { query, .. }
             | PowerSchoolError::AnswerTooLarge { query, .. }
             | PowerSchoolError::CountTooLarge { query, .. }
+            | PowerSchoolError::TooManyRecords { query, .. }
             | PowerSchoolError::EmptyPageBeforeEnd { query, .. }
             | PowerSchoolError::FewerThanCounted { query, .. }
             | PowerSchoolError::PermissionMissing { query, .. }

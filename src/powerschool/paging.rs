@@ -14,7 +14,8 @@
 //!
 //! Completeness rule: a partial answer is never used. A `/count` above
 //! `powerschool.max_count` fails before any page is asked (the planned pages
-//! follow the count, so a nonsense count must not be paged). A page that
+//! follow the count, so a nonsense count must not be paged), and so do pages
+//! past the count that keep bringing new records beyond that cap. A page that
 //! comes back empty while fewer records than the count (less the tolerance)
 //! have arrived stops paging and fails, naming the page. At the end, fewer
 //! distinct records than the count, beyond the tolerance, fail the query.
@@ -168,6 +169,16 @@ impl<'a> Pager<'a> {
         }
         let mut next = planned + 1;
         while last_len >= u64::from(page_size) {
+            // Data that keeps growing past the cap is a server fault too.
+            let received = acc.records.len() as u64;
+            if received > self.limits.max_count {
+                return Err(PowerSchoolError::TooManyRecords {
+                    query: self.ctx.query.to_string(),
+                    args: self.args.to_string(),
+                    received,
+                    max: self.limits.max_count,
+                });
+            }
             let records = self.page(next, page_size).await?;
             last_len = records.len() as u64;
             if acc.add_page(next, records) == 0 {
