@@ -138,7 +138,7 @@ impl<'a> Pager<'a> {
         if expected > self.limits.max_count {
             return Err(PowerSchoolError::CountTooLarge {
                 query: self.ctx.query.to_string(),
-                args: self.args.to_string(),
+                args: self.args_text(),
                 count: expected,
                 max: self.limits.max_count,
             });
@@ -174,7 +174,7 @@ impl<'a> Pager<'a> {
             if received > self.limits.max_count {
                 return Err(PowerSchoolError::TooManyRecords {
                     query: self.ctx.query.to_string(),
-                    args: self.args.to_string(),
+                    args: self.args_text(),
                     received,
                     max: self.limits.max_count,
                 });
@@ -192,7 +192,7 @@ impl<'a> Pager<'a> {
         if distinct.saturating_add(tolerated) < expected {
             return Err(PowerSchoolError::FewerThanCounted {
                 query: self.ctx.query.to_string(),
-                args: self.args.to_string(),
+                args: self.args_text(),
                 received: distinct,
                 expected,
                 tolerated,
@@ -212,6 +212,14 @@ impl<'a> Pager<'a> {
             duplicates: acc.duplicates,
             pages: next - 1,
         })
+    }
+
+    /// The arguments as an error message names them.
+    fn args_text(&self) -> String {
+        match self.args.as_object() {
+            Some(map) if map.is_empty() => "no arguments".to_string(),
+            _ => format!("arguments {}", self.args),
+        }
     }
 
     /// How many records fewer than the count are accepted (see the
@@ -237,7 +245,7 @@ impl<'a> Pager<'a> {
         }
         Err(PowerSchoolError::EmptyPageBeforeEnd {
             query: self.ctx.query.to_string(),
-            args: self.args.to_string(),
+            args: self.args_text(),
             page,
             received,
             expected,
