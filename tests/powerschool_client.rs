@@ -51,6 +51,7 @@ fn settings(url: &str, page_size: u32) -> PowerSchoolSettings {
         token_refresh_margin: Duration::from_secs(60),
         fields: Default::default(),
         throttle_max_wait: Duration::from_secs(5),
+        answer_limits: Default::default(),
         guardian_columns: GuardianColumns::default(),
     }
 }

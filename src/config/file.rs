@@ -44,6 +44,10 @@ pub(super) struct FilePowerSchool {
     #[serde(default)]
     pub fields: super::fields::FileFields,
     pub throttle_max_wait_secs: Option<i64>,
+    pub max_count: Option<i64>,
+    pub count_tolerance_percent: Option<f64>,
+    pub count_tolerance_records: Option<i64>,
+    pub max_page_bytes: Option<i64>,
     #[serde(default)]
     pub guardian_columns: super::guardian_columns::FileGuardianColumns,
 }

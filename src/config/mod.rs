@@ -11,6 +11,7 @@
 //! typed `settings`), reading `secrets` and the `tier_matrix` file on the way.
 //! The log format is part of the same load (`Settings::logging`).
 
+mod answer_limits;
 mod environment;
 mod fields;
 mod file;
@@ -24,7 +25,7 @@ pub use fields::{is_identifier, PowerSchoolFields, TableColumn};
 pub use guardian_columns::GuardianColumns;
 pub use secrets::Secret;
 pub use settings::{
-    BlackoutRange, DaemonSettings, DatabaseSettings, LogFormat, LoggingSettings,
+    AnswerLimits, BlackoutRange, DaemonSettings, DatabaseSettings, LogFormat, LoggingSettings,
     PowerSchoolSettings, RetentionSettings, SafetySettings, ScheduleSettings, Settings,
     SyncSettings, Threshold,
 };

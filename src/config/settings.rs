@@ -42,6 +42,34 @@ pub struct PowerSchoolSettings {
     pub throttle_max_wait: Duration,
     /// `[powerschool.guardian_columns]`: where each guardian field is read.
     pub guardian_columns: super::GuardianColumns,
+    /// How much of an answer is believed and read (counts, pages, bytes).
+    pub answer_limits: AnswerLimits,
+}
+
+/// What makes a PowerSchool answer complete enough to use, and how big one
+/// may be. A query that falls short fails the run before anything is written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnswerLimits {
+    /// A `/count` above this fails the query before any page is asked.
+    pub max_count: u64,
+    /// Distinct records may fall short of `/count` by this percent of it...
+    pub count_tolerance_percent: f64,
+    /// ...or by this many records, whichever is more (records deleted while
+    /// a query is paged).
+    pub count_tolerance_records: u64,
+    /// The largest page or count answer read, in bytes.
+    pub max_page_bytes: usize,
+}
+
+impl Default for AnswerLimits {
+    fn default() -> Self {
+        AnswerLimits {
+            max_count: 5_000_000,
+            count_tolerance_percent: 1.0,
+            count_tolerance_records: 5,
+            max_page_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -67,7 +67,7 @@ fn in_range(key: &str, value: i64, min: i64, max: i64) -> Result<i64, ConfigErro
 }
 
 /// A whole-number setting, its default when unset.
-fn whole(
+pub(super) fn whole(
     key: &str,
     value: Option<i64>,
     default: i64,
@@ -208,6 +208,7 @@ fn powerschool_requests(
         guardian_columns: super::guardian_columns::validate(std::mem::take(
             &mut ps.guardian_columns,
         ))?,
+        answer_limits: super::answer_limits::validate(ps)?,
     })
 }
 

@@ -7,7 +7,7 @@ use super::error::PowerSchoolError;
 use super::paging::PageSize;
 use super::request::Transport;
 use super::stats::{ClientStats, FetchObserver};
-use crate::config::{GuardianColumns, PowerSchoolSettings};
+use crate::config::{AnswerLimits, GuardianColumns, PowerSchoolSettings};
 use std::sync::Arc;
 
 /// A cheap-to-clone handle; clones share the token, the connection pool and
@@ -25,6 +25,7 @@ pub(super) struct Inner {
     pub(super) page_size: PageSize,
     pub(super) school_concurrency: usize,
     pub(super) guardian_columns: GuardianColumns,
+    pub(super) answer_limits: AnswerLimits,
 }
 
 impl std::fmt::Debug for PowerSchoolClient {
@@ -44,6 +45,7 @@ impl PowerSchoolClient {
                 page_size: PageSize::new(settings.page_size),
                 school_concurrency: settings.school_concurrency.max(1),
                 guardian_columns: settings.guardian_columns.clone(),
+                answer_limits: settings.answer_limits,
             }),
             observer: None,
         })

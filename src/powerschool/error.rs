@@ -112,6 +112,77 @@ pub enum PowerSchoolError {
         keys: String,
     },
 
+    /// An answer larger than `powerschool.max_page_bytes`; reading stopped there.
+    #[error(
+        "PowerSchool's answer to {query} {} is larger than powerschool.max_page_bytes ({limit} bytes), \
+         so it was not read and the run stopped before writing anything. If the district's pages are \
+         really this big, raise powerschool.max_page_bytes (STUDENT_SYNC_POWERSCHOOL_MAX_PAGE_BYTES) \
+         or lower powerschool.page_size; otherwise check what answers at powerschool.url",
+        request(.page)
+    )]
+    AnswerTooLarge {
+        query: String,
+        page: Option<u32>,
+        limit: usize,
+    },
+
+    /// `/count` above `powerschool.max_count`: no page is asked.
+    #[error(
+        "PowerSchool's /count for {query} with {args} says {count} records, above \
+         powerschool.max_count ({max}); no page was asked and nothing was written. A count this \
+         large is a server fault; if the district really has this many, raise powerschool.max_count \
+         (STUDENT_SYNC_POWERSCHOOL_MAX_COUNT)"
+    )]
+    CountTooLarge {
+        query: String,
+        args: String,
+        count: u64,
+        max: u64,
+    },
+
+    /// Pages past the count kept bringing new records beyond `max_count`.
+    #[error(
+        "PowerSchool kept sending new records of {query} with {args} past its /count: {received} \
+         so far, above powerschool.max_count ({max}); paging stopped and nothing was written. \
+         Check PowerSchool's health and the plugin; if the district really has this many, raise \
+         powerschool.max_count (STUDENT_SYNC_POWERSCHOOL_MAX_COUNT)"
+    )]
+    TooManyRecords {
+        query: String,
+        args: String,
+        received: u64,
+        max: u64,
+    },
+
+    /// A page came back empty although `/count` promised more records.
+    #[error(
+        "PowerSchool's page {page} of {query} with {args} came back empty after {received} of the \
+         {expected} records its /count promised; paging stopped and nothing was written. The server \
+         answered only part of the query: check PowerSchool's health and the plugin, then run again"
+    )]
+    EmptyPageBeforeEnd {
+        query: String,
+        args: String,
+        page: u32,
+        received: u64,
+        expected: u64,
+    },
+
+    /// Fewer distinct records than `/count` said, beyond the tolerance.
+    #[error(
+        "PowerSchool sent {received} distinct records of {query} with {args} but its /count said \
+         {expected} (tolerated: {tolerated} fewer, powerschool.count_tolerance_percent and \
+         powerschool.count_tolerance_records); a partial answer is never used, nothing was written. \
+         Run again; if it keeps happening, check PowerSchool's health and the plugin"
+    )]
+    FewerThanCounted {
+        query: String,
+        args: String,
+        received: u64,
+        expected: u64,
+        tolerated: u64,
+    },
+
     /// A 200 whose JSON is complete but not shaped as the spec says.
     #[error(
         "PowerSchool's answer to {query} {} is not in the expected shape: {detail}; the server or \
@@ -135,6 +206,11 @@ impl PowerSchoolError {
             | PowerSchoolError::GaveUp { query, .. }
             | PowerSchoolError::Rejected { query, .. }
             | PowerSchoolError::BadResponse { query, .. }
+            | PowerSchoolError::AnswerTooLarge { query, .. }
+            | PowerSchoolError::CountTooLarge { query, .. }
+            | PowerSchoolError::TooManyRecords { query, .. }
+            | PowerSchoolError::EmptyPageBeforeEnd { query, .. }
+            | PowerSchoolError::FewerThanCounted { query, .. }
             | PowerSchoolError::PermissionMissing { query, .. }
             | PowerSchoolError::GuardianColumnsUnmatched { query, .. } => Some(query),
             _ => None,

@@ -18,19 +18,69 @@ pub(super) fn url_with(base: &url::Url, segments: &[&str]) -> url::Url {
     url
 }
 
-/// The whole body as JSON, or why not (cut off, not JSON at all).
-pub(super) async fn read_json(response: reqwest::Response) -> Result<Value, String> {
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| format!("the answer was cut off: {}", describe_reqwest(&e)))?;
+/// Error bodies and the token answer are read up to this many bytes: an
+/// excerpt or a token never needs more.
+pub(super) const SMALL_BODY_BYTES: usize = 64 * 1024;
+
+/// Why an answer's body cannot be used.
+#[derive(Debug)]
+pub(super) enum ReadError {
+    /// The body is larger than `limit` bytes (said so by its length, or
+    /// found while reading); reading stopped there.
+    TooLarge { limit: usize },
+    /// Cut off, or not complete JSON.
+    Broken(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::TooLarge { limit } => {
+                write!(f, "the answer is larger than {limit} bytes")
+            }
+            ReadError::Broken(detail) => f.write_str(detail),
+        }
+    }
+}
+
+/// The body, read chunk by chunk, refused as soon as it passes `limit`
+/// bytes. A `Content-Length` above the limit is refused unread; below it, it
+/// is only a hint, never trusted to size a buffer.
+pub(super) async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, ReadError> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(ReadError::TooLarge { limit });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
+        ReadError::Broken(format!("the answer was cut off: {}", describe_reqwest(&e)))
+    })? {
+        if chunk.len() > limit.saturating_sub(body.len()) {
+            return Err(ReadError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The whole body (at most `limit` bytes) as JSON, or why not.
+pub(super) async fn read_json(
+    response: reqwest::Response,
+    limit: usize,
+) -> Result<Value, ReadError> {
+    let bytes = read_capped(response, limit).await?;
     let bytes_len = bytes.len();
     let parse = move || {
         serde_json::from_slice(&bytes).map_err(|e| {
-            format!(
+            ReadError::Broken(format!(
                 "the answer ({} bytes) is not complete JSON (cut off?): {e}",
                 bytes.len()
-            )
+            ))
         })
     };
     // A page is parsed on the blocking pool, so the pages of a fetch (all
@@ -38,16 +88,32 @@ pub(super) async fn read_json(response: reqwest::Response) -> Result<Value, Stri
     if bytes_len >= PARSE_ELSEWHERE_BYTES {
         tokio::task::spawn_blocking(parse)
             .await
-            .unwrap_or_else(|e| Err(format!("parsing the answer failed: {e}")))
+            .unwrap_or_else(|e| Err(ReadError::Broken(format!("parsing the answer failed: {e}"))))
     } else {
         parse()
     }
 }
 
+/// The start of a body as text, for a message: at most `SMALL_BODY_BYTES`
+/// are read, the rest is never downloaded.
+pub(super) async fn text_start(mut response: reqwest::Response) -> String {
+    let mut body: Vec<u8> = Vec::new();
+    while body.len() < SMALL_BODY_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = SMALL_BODY_BYTES.saturating_sub(body.len());
+                body.extend(chunk.iter().take(room));
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 /// The start of an error body, for a message; never the whole HTML page.
 pub(super) async fn excerpt(response: reqwest::Response) -> String {
     let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
+    let text = text_start(response).await;
     excerpt_of(status, &text)
 }
 

@@ -11,12 +11,24 @@
 //! asked although the count says there is more, the server caps the page
 //! size: the client remembers the cap (`PageSize`), plans the pages with it
 //! and asks for it from then on, on this query and every later one.
+//!
+//! Completeness rule: a partial answer is never used. A `/count` above
+//! `powerschool.max_count` fails before any page is asked (the planned pages
+//! follow the count, so a nonsense count must not be paged), and so do pages
+//! past the count that keep bringing new records beyond that cap. A page that
+//! comes back empty while fewer records than the count (less the tolerance)
+//! have arrived stops paging and fails, naming the page. At the end, fewer
+//! distinct records than the count, beyond the tolerance, fail the query.
+//! The tolerance is `count_tolerance_percent` of the count or
+//! `count_tolerance_records`, whichever is more: records deleted while a
+//! query is paged are normal, a server that stops answering part-way is not.
 
 use super::columns::Reading;
 use super::error::PowerSchoolError;
 use super::parse::{self, Columns};
 use super::request::{Body, Transport};
 use super::stats::{bump, Ctx};
+use crate::config::AnswerLimits;
 use futures::{stream, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -96,6 +108,7 @@ pub(super) struct Pager<'a> {
     args: Value,
     sizes: &'a PageSize,
     reading: Reading<'a>,
+    limits: &'a AnswerLimits,
 }
 
 impl<'a> Pager<'a> {
@@ -105,6 +118,7 @@ impl<'a> Pager<'a> {
         args: Value,
         sizes: &'a PageSize,
         reading: Reading<'a>,
+        limits: &'a AnswerLimits,
     ) -> Self {
         let args = if args.is_null() { json!({}) } else { args };
         Pager {
@@ -113,6 +127,7 @@ impl<'a> Pager<'a> {
             args,
             sizes,
             reading,
+            limits,
         }
     }
 
@@ -120,12 +135,21 @@ impl<'a> Pager<'a> {
     /// each key (see the paging rule above).
     pub(super) async fn fetch(&self, keys: KeyColumns) -> Result<RawFetch, PowerSchoolError> {
         let expected = self.count().await?;
+        if expected > self.limits.max_count {
+            return Err(PowerSchoolError::CountTooLarge {
+                query: self.ctx.query.to_string(),
+                args: self.args_text(),
+                count: expected,
+                max: self.limits.max_count,
+            });
+        }
         let mut acc = Accumulator::new(keys, self.reading);
 
         let asked = self.sizes.current();
         let first = self.page(1, asked).await?;
-        self.reading.check_first_page(self.ctx.query, &first)?;
         let first_len = first.len() as u64;
+        self.not_empty_too_soon(1, first_len, &acc, expected)?;
+        self.reading.check_first_page(self.ctx.query, &first)?;
         acc.add_page(1, first);
         let page_size = self.page_size_served(asked, first_len, expected);
         let planned = expected.div_ceil(u64::from(page_size)).max(1);
@@ -140,10 +164,21 @@ impl<'a> Pager<'a> {
             while let Some((p, records)) = pages.try_next().await? {
                 last_len = records.len() as u64;
                 acc.add_page(p, records);
+                self.not_empty_too_soon(p, last_len, &acc, expected)?;
             }
         }
         let mut next = planned + 1;
         while last_len >= u64::from(page_size) {
+            // Data that keeps growing past the cap is a server fault too.
+            let received = acc.records.len() as u64;
+            if received > self.limits.max_count {
+                return Err(PowerSchoolError::TooManyRecords {
+                    query: self.ctx.query.to_string(),
+                    args: self.args_text(),
+                    received,
+                    max: self.limits.max_count,
+                });
+            }
             let records = self.page(next, page_size).await?;
             last_len = records.len() as u64;
             if acc.add_page(next, records) == 0 {
@@ -153,6 +188,16 @@ impl<'a> Pager<'a> {
         }
 
         let distinct = acc.records.len() as u64;
+        let tolerated = self.tolerated(expected);
+        if distinct.saturating_add(tolerated) < expected {
+            return Err(PowerSchoolError::FewerThanCounted {
+                query: self.ctx.query.to_string(),
+                args: self.args_text(),
+                received: distinct,
+                expected,
+                tolerated,
+            });
+        }
         if distinct != expected {
             warn!(
                 query = self.ctx.query,
@@ -166,6 +211,44 @@ impl<'a> Pager<'a> {
             expected_count: expected,
             duplicates: acc.duplicates,
             pages: next - 1,
+        })
+    }
+
+    /// The arguments as an error message names them.
+    fn args_text(&self) -> String {
+        match self.args.as_object() {
+            Some(map) if map.is_empty() => "no arguments".to_string(),
+            _ => format!("arguments {}", self.args),
+        }
+    }
+
+    /// How many records fewer than the count are accepted (see the
+    /// completeness rule above).
+    fn tolerated(&self, expected: u64) -> u64 {
+        let share = expected as f64 * self.limits.count_tolerance_percent / 100.0;
+        // `as` saturates; the share is finite and not negative.
+        (share.floor() as u64).max(self.limits.count_tolerance_records)
+    }
+
+    /// Fails when page `page` came back empty (`len` 0) although the records
+    /// received so far are short of the count beyond the tolerance.
+    fn not_empty_too_soon(
+        &self,
+        page: u32,
+        len: u64,
+        acc: &Accumulator<'_>,
+        expected: u64,
+    ) -> Result<(), PowerSchoolError> {
+        let received = acc.records.len() as u64;
+        if len > 0 || received.saturating_add(self.tolerated(expected)) >= expected {
+            return Ok(());
+        }
+        Err(PowerSchoolError::EmptyPageBeforeEnd {
+            query: self.ctx.query.to_string(),
+            args: self.args_text(),
+            page,
+            received,
+            expected,
         })
     }
 

@@ -359,9 +359,16 @@ impl PowerSchoolClient {
         } else {
             Reading::AsSent
         };
-        Pager::new(&inner.transport, ctx, args, &inner.page_size, reading)
-            .fetch(key_columns(ctx.query))
-            .await
+        Pager::new(
+            &inner.transport,
+            ctx,
+            args,
+            &inner.page_size,
+            reading,
+            &inner.answer_limits,
+        )
+        .fetch(key_columns(ctx.query))
+        .await
     }
 }
 

@@ -6,7 +6,9 @@
 //! never half-used.
 
 use super::error::PowerSchoolError;
-use super::http::{describe_reqwest, excerpt_of, read_json, retry_after, url_with};
+use super::http::{
+    describe_reqwest, excerpt_of, read_json, retry_after, text_start, url_with, ReadError,
+};
 use super::retry::{Failure, RetryPolicy, Subject, Transient};
 use super::stats::{bump, Counters, Ctx};
 use super::throttle::{permission_message, throttle_reply, Limiter};
@@ -46,6 +48,8 @@ pub(super) struct Transport {
     pub(super) counters: Counters,
     /// Data requests in flight, client-wide; lowered when throttled.
     pub(super) limiter: Limiter,
+    /// `powerschool.max_page_bytes`: the largest page or count answer read.
+    max_body_bytes: usize,
 }
 
 impl Transport {
@@ -78,6 +82,7 @@ impl Transport {
             policy,
             counters: Counters::default(),
             limiter: Limiter::new(max_in_flight(settings)),
+            max_body_bytes: settings.answer_limits.max_page_bytes,
         })
     }
 
@@ -169,16 +174,26 @@ impl Transport {
         let status = response.status();
         let code = status.as_u16();
         if status.is_success() {
-            return match read_json(response).await {
+            return match read_json(response, self.max_body_bytes).await {
                 Ok(value) => match throttled_page(&value) {
                     Some(wait) => self.throttled(ctx, code, wait, value.to_string()),
                     None => Answer::Data(value),
                 },
-                Err(error) => Answer::Failed(Failure::Transient(Transient::answered(code, error))),
+                // Asking again brings the same oversized answer.
+                Err(ReadError::TooLarge { limit }) => {
+                    Answer::Failed(Failure::Final(PowerSchoolError::AnswerTooLarge {
+                        query: ctx.query.to_string(),
+                        page,
+                        limit,
+                    }))
+                }
+                Err(ReadError::Broken(error)) => {
+                    Answer::Failed(Failure::Transient(Transient::answered(code, error)))
+                }
             };
         }
         let header_wait = retry_after(&response);
-        let text = response.text().await.unwrap_or_default();
+        let text = text_start(response).await;
         if let Some(wait) = throttle_reply(&text) {
             return self.throttled(ctx, code, wait.or(header_wait), excerpt_of(code, &text));
         }

@@ -6,7 +6,7 @@
 //! not change by asking again.
 
 use super::error::PowerSchoolError;
-use super::http::{describe_reqwest, excerpt, read_json, url_with};
+use super::http::{describe_reqwest, excerpt, read_json, url_with, SMALL_BODY_BYTES};
 use super::parse;
 use super::retry::{Failure, RetryPolicy, Subject, Transient};
 use super::stats::{bump, Counters, Ctx};
@@ -122,9 +122,9 @@ impl Tokens {
             .map_err(|e| Failure::Transient(Transient::unanswered(describe_reqwest(&e))))?;
         let status = response.status();
         if status.is_success() {
-            let value = read_json(response)
+            let value = read_json(response, SMALL_BODY_BYTES)
                 .await
-                .map_err(|detail| self.failed(detail))?;
+                .map_err(|e| self.failed(e.to_string()))?;
             return Ok(self.issued(&value, sent)?);
         }
         Err(self.refused(status, excerpt(response).await, counters))

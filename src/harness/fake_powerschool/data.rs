@@ -78,6 +78,13 @@ pub(crate) struct Args {
     students_dcid: Option<i64>,
 }
 
+impl Args {
+    /// The `school_number` argument, when the request has one.
+    pub(crate) fn school_number(&self) -> Option<i64> {
+        self.school_number
+    }
+}
+
 /// Checks a request body against what the query declares.
 pub(crate) fn parse_args(kind: QueryKind, body: &serde_json::Value) -> Result<Args, String> {
     let obj = body

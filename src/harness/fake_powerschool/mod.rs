@@ -10,6 +10,7 @@
 mod counters;
 mod data;
 mod generate;
+mod partial;
 mod render;
 mod schema;
 mod server;
@@ -48,6 +49,17 @@ pub struct FieldOverride {
     pub field: String,
     /// `null` removes the field (a NULL column sent as absent).
     pub value: serde_json::Value,
+}
+
+/// `/count` of one query answers `count`, whatever the query holds; its
+/// pages are unchanged (a server whose count and pages disagree).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountOverride {
+    /// The PowerQuery name.
+    pub query: String,
+    /// Only the requests with this `school_number` argument; None: every one.
+    pub school_number: Option<i64>,
+    pub count: u64,
 }
 
 /// Fault switches. The default is a well-behaved server.
@@ -137,6 +149,12 @@ pub struct Faults {
     pub throttle_wait_secs: u64,
     /// The status of that answer; None: 429. (Real servers' is undocumented.)
     pub throttle_status: Option<u16>,
+    /// What `/count` says instead of the truth, per query (and school).
+    pub count_overrides: Vec<CountOverride>,
+    /// Every page of every query asked with this `school_number` comes back
+    /// empty, while `/count` still counts the school's records (a server
+    /// that answers part of a district).
+    pub empty_pages_for_school: Option<i64>,
 }
 
 /// What the fake has seen, for tests to compare with the client's counts.

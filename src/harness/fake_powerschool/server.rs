@@ -298,7 +298,7 @@ fn prepare(
     name: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(QueryKind, Selection), Response> {
+) -> Result<(QueryKind, Selection, Option<i64>), Response> {
     if let Some(r) = s.check_bearer(headers) {
         return Err(r);
     }
@@ -325,7 +325,7 @@ fn prepare(
             .map_err(|e| bad_request(format!("the request body is not valid JSON: {e}")))?
     };
     let args = parse_args(kind, &body).map_err(bad_request)?;
-    Ok((kind, s.data.select(kind, &args)))
+    Ok((kind, s.data.select(kind, &args), args.school_number()))
 }
 
 async fn query_count(
@@ -336,22 +336,16 @@ async fn query_count(
 ) -> Response {
     bump(&s.counters.count_requests);
     let _in_flight = s.counters.in_flight(&name);
-    let (kind, selection) = match prepare(&s, &name, &headers, &body) {
+    let (kind, selection, school) = match prepare(&s, &name, &headers, &body) {
         Ok(x) => x,
         Err(r) => return r,
     };
     if s.always_fails(kind) {
         return s.server_error("always_fail_queries");
     }
-    tracing::debug!(
-        query = name,
-        count = selection.len(),
-        "fake PowerSchool: count"
-    );
-    json_value(
-        StatusCode::OK,
-        serde_json::json!({"count": selection.len()}),
-    )
+    let count = s.counted(&name, school, selection.len());
+    tracing::debug!(query = name, count, "fake PowerSchool: count");
+    json_value(StatusCode::OK, serde_json::json!({ "count": count }))
 }
 
 fn parse_paging(params: &HashMap<String, String>) -> Result<(usize, usize), String> {
@@ -383,7 +377,7 @@ async fn query_page(
 ) -> Response {
     bump(&s.counters.page_requests);
     let _in_flight = s.counters.in_flight(&name);
-    let (kind, selection) = match prepare(&s, &name, &headers, &body) {
+    let (kind, selection, school) = match prepare(&s, &name, &headers, &body) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -405,7 +399,10 @@ async fn query_page(
         Ok(truncate) => truncate,
         Err(answer) => return answer,
     };
-    let records = page_records(selection.len(), page, size);
+    let records = match s.emptied(school) {
+        true => 0..0,
+        false => page_records(selection.len(), page, size),
+    };
     let mut body = s.page_body(kind, &selection, records.clone(), page);
     s.counters
         .records_served
