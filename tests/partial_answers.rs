@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
 //! A partial answer never costs data: a `/count` the pages do not deliver,
 //! an empty page before the counted end, a nonsense count and an oversized
 //! body each fail the query, and a run that meets one writes nothing to the
