@@ -112,6 +112,66 @@ async fn a_school_whose_pages_come_back_empty_fails_the_night_and_writes_nothing
     assert_eq!(failed, 1, "the night is recorded as failed");
 }
 
+#[sqlx::test]
+async fn a_count_far_above_the_last_successful_runs_fails_before_any_page_is_asked(pool: PgPool) {
+    first_night(&pool).await;
+    let last = real_students().await;
+    // Within powerschool.max_count, but ten times what night 1 received.
+    let (err, fake) = second_night_fails(
+        &pool,
+        Faults {
+            count_overrides: vec![students_counted(last * 10 + 1000)],
+            ..Faults::default()
+        },
+    )
+    .await;
+    let message = err.to_string();
+    match err {
+        SyncError::PowerSchool(PowerSchoolError::CountFarAboveLastRun {
+            count,
+            last: seen,
+            ..
+        }) => assert_eq!((count, seen), (last * 10 + 1000, last)),
+        other => panic!("expected a count far above the last run's, got {other}"),
+    }
+    assert!(
+        message.contains("powerschool.count_growth_factor"),
+        "{message}"
+    );
+    assert!(message.contains(r#"{"school_number":"101"}"#), "{message}");
+    // The school's students were counted, never paged.
+    let asked = fake
+        .stats()
+        .max_in_flight_by_query
+        .contains_key(STUDENTS_QUERY);
+    drop(fake);
+    assert!(asked, "the students query was counted");
+
+    // The same count, believed when the factor is off: then it is the count
+    // check that fails, after paging (20 times more than sent).
+    let fake = start_fake(
+        district(),
+        Faults {
+            count_overrides: vec![students_counted(last * 10 + 1000)],
+            ..Faults::default()
+        },
+    )
+    .await;
+    let mut settings = settings_for(&fake);
+    settings.powerschool.answer_limits.count_growth_factor = 0.0;
+    let options = RunOptions::now(&settings, RunTrigger::Manual);
+    let err = sync::run_once(&pool, &settings, &client(&settings), &options)
+        .await
+        .expect_err("the count is still wrong");
+    assert!(
+        !matches!(
+            err,
+            SyncError::PowerSchool(PowerSchoolError::CountFarAboveLastRun { .. })
+        ),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn a_count_above_the_cap_fails_before_any_page_is_asked() {
     let faults = Faults {

@@ -44,7 +44,19 @@ pub(super) fn validate(ps: &FilePowerSchool) -> Result<AnswerLimits, ConfigError
         1024,
         MAX_PAGE_BYTES_LIMIT,
     )?;
+    let key = "powerschool.count_growth_factor";
+    let count_growth_factor = ps.count_growth_factor.unwrap_or(d.count_growth_factor);
+    if !count_growth_factor.is_finite()
+        || !(count_growth_factor == 0.0 || (1.5..=1000.0).contains(&count_growth_factor))
+    {
+        return Err(invalid(
+            key,
+            count_growth_factor,
+            "allowed is 0 (not judged) or a number from 1.5 to 1000",
+        ));
+    }
     Ok(AnswerLimits {
+        count_growth_factor,
         max_count: max_count as u64,
         count_tolerance_percent,
         count_tolerance_records: count_tolerance_records as u64,

@@ -42,6 +42,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("powerschool.fields.student_personal_email", Kind::Text),
     ("powerschool.throttle_max_wait_secs", Kind::WholeNumber),
     ("powerschool.max_count", Kind::WholeNumber),
+    ("powerschool.count_growth_factor", Kind::Number),
     ("powerschool.count_tolerance_percent", Kind::Number),
     ("powerschool.count_tolerance_records", Kind::WholeNumber),
     ("powerschool.max_page_bytes", Kind::WholeNumber),

@@ -48,6 +48,7 @@ pub(super) struct FilePowerSchool {
     pub count_tolerance_percent: Option<f64>,
     pub count_tolerance_records: Option<i64>,
     pub max_page_bytes: Option<i64>,
+    pub count_growth_factor: Option<f64>,
     #[serde(default)]
     pub guardian_columns: super::guardian_columns::FileGuardianColumns,
 }

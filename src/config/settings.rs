@@ -59,6 +59,9 @@ pub struct AnswerLimits {
     pub count_tolerance_records: u64,
     /// The largest page or count answer read, in bytes.
     pub max_page_bytes: usize,
+    /// A `/count` above this many times the last successful run's (and at
+    /// least 1,000 above it) fails before any page is asked; 0: not judged.
+    pub count_growth_factor: f64,
 }
 
 impl Default for AnswerLimits {
@@ -68,6 +71,7 @@ impl Default for AnswerLimits {
             count_tolerance_percent: 1.0,
             count_tolerance_records: 5,
             max_page_bytes: 64 * 1024 * 1024,
+            count_growth_factor: 3.0,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! are in `queries`.
 
 use super::error::PowerSchoolError;
+use super::last_counts::LastCounts;
 use super::paging::PageSize;
 use super::request::Transport;
 use super::stats::{ClientStats, FetchObserver};
@@ -18,6 +19,8 @@ pub struct PowerSchoolClient {
     pub(super) inner: Arc<Inner>,
     /// Told of every count and page of `fetch_district` (progress).
     pub(super) observer: Option<Arc<dyn FetchObserver>>,
+    /// What the last successful run received, for the counts' ceilings.
+    pub(super) last_counts: Option<Arc<LastCounts>>,
 }
 
 pub(super) struct Inner {
@@ -48,15 +51,26 @@ impl PowerSchoolClient {
                 answer_limits: settings.answer_limits,
             }),
             observer: None,
+            last_counts: None,
         })
+    }
+
+    /// The same client (token, connections, counters shared) whose queries
+    /// fail at once when a `/count` is far above what the last successful
+    /// run received (`powerschool.count_growth_factor`).
+    pub fn with_last_counts(&self, last_counts: Arc<LastCounts>) -> Self {
+        PowerSchoolClient {
+            last_counts: Some(last_counts),
+            ..self.clone()
+        }
     }
 
     /// The same client (token, connections, counters shared) whose
     /// `fetch_district` tells `observer` of every count and page.
     pub fn observed_by(&self, observer: Arc<dyn FetchObserver>) -> Self {
         PowerSchoolClient {
-            inner: self.inner.clone(),
             observer: Some(observer),
+            ..self.clone()
         }
     }
 

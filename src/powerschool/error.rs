@@ -140,6 +140,22 @@ pub enum PowerSchoolError {
         max: u64,
     },
 
+    /// `/count` far above what the last successful run received.
+    #[error(
+        "PowerSchool's /count for {query} with {args} says {count} records, more than \
+         powerschool.count_growth_factor ({factor}) times the {last} the last successful run \
+         received; no page was asked and nothing was written. Check PowerSchool (a server fault \
+         or a changed query); if the district really grew this much, run once with \
+         STUDENT_SYNC_POWERSCHOOL_COUNT_GROWTH_FACTOR=0"
+    )]
+    CountFarAboveLastRun {
+        query: String,
+        args: String,
+        count: u64,
+        last: u64,
+        factor: f64,
+    },
+
     /// Pages past the count kept bringing new records beyond `max_count`.
     #[error(
         "PowerSchool kept sending new records of {query} with {args} past its /count: {received} \
@@ -208,6 +224,7 @@ impl PowerSchoolError {
             | PowerSchoolError::BadResponse { query, .. }
             | PowerSchoolError::AnswerTooLarge { query, .. }
             | PowerSchoolError::CountTooLarge { query, .. }
+            | PowerSchoolError::CountFarAboveLastRun { query, .. }
             | PowerSchoolError::TooManyRecords { query, .. }
             | PowerSchoolError::EmptyPageBeforeEnd { query, .. }
             | PowerSchoolError::FewerThanCounted { query, .. }

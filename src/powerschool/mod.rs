@@ -14,6 +14,7 @@ mod client;
 pub mod columns;
 mod error;
 mod http;
+mod last_counts;
 mod paging;
 pub mod parse;
 pub mod plugin;
@@ -28,6 +29,7 @@ mod token;
 
 pub use client::PowerSchoolClient;
 pub use error::PowerSchoolError;
+pub use last_counts::LastCounts;
 pub use parse::{Columns, FieldError};
 pub use queries::{
     QueryResult, RawQueryResult, CONTACTS_QUERY, GUARDIANS_QUERY, INDEPENDENT_QUERY, SCHOOLS_QUERY,

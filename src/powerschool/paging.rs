@@ -25,6 +25,7 @@
 
 use super::columns::Reading;
 use super::error::PowerSchoolError;
+use super::last_counts::ceiling;
 use super::parse::{self, Columns};
 use super::request::{Body, Transport};
 use super::stats::{bump, Ctx};
@@ -109,6 +110,8 @@ pub(super) struct Pager<'a> {
     sizes: &'a PageSize,
     reading: Reading<'a>,
     limits: &'a AnswerLimits,
+    /// What the last successful run received of this query and arguments.
+    last_count: Option<u64>,
 }
 
 impl<'a> Pager<'a> {
@@ -128,13 +131,17 @@ impl<'a> Pager<'a> {
             sizes,
             reading,
             limits,
+            last_count: None,
         }
     }
 
-    /// Counts, then pages through the query, keeping the first record of
-    /// each key (see the paging rule above).
-    pub(super) async fn fetch(&self, keys: KeyColumns) -> Result<RawFetch, PowerSchoolError> {
-        let expected = self.count().await?;
+    pub(super) fn with_last_count(self, last_count: Option<u64>) -> Self {
+        Pager { last_count, ..self }
+    }
+
+    /// A `/count` above `powerschool.max_count`, or far above what the last
+    /// successful run received, fails before any page is asked.
+    fn believe(&self, expected: u64) -> Result<(), PowerSchoolError> {
         if expected > self.limits.max_count {
             return Err(PowerSchoolError::CountTooLarge {
                 query: self.ctx.query.to_string(),
@@ -143,6 +150,26 @@ impl<'a> Pager<'a> {
                 max: self.limits.max_count,
             });
         }
+        let factor = self.limits.count_growth_factor;
+        if let Some(last) = self.last_count {
+            if ceiling(last, factor).is_some_and(|most| expected > most) {
+                return Err(PowerSchoolError::CountFarAboveLastRun {
+                    query: self.ctx.query.to_string(),
+                    args: self.args_text(),
+                    count: expected,
+                    last,
+                    factor,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts, then pages through the query, keeping the first record of
+    /// each key (see the paging rule above).
+    pub(super) async fn fetch(&self, keys: KeyColumns) -> Result<RawFetch, PowerSchoolError> {
+        let expected = self.count().await?;
+        self.believe(expected)?;
         let mut acc = Accumulator::new(keys, self.reading);
 
         let asked = self.sizes.current();

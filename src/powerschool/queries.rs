@@ -359,6 +359,10 @@ impl PowerSchoolClient {
         } else {
             Reading::AsSent
         };
+        let last_count = self
+            .last_counts
+            .as_ref()
+            .and_then(|last| last.of(ctx.query, &args));
         Pager::new(
             &inner.transport,
             ctx,
@@ -367,6 +371,7 @@ impl PowerSchoolClient {
             reading,
             &inner.answer_limits,
         )
+        .with_last_count(last_count)
         .fetch(key_columns(ctx.query))
         .await
     }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub mod apply;
+mod baseline;
 pub mod explain;
 pub mod facts;
 pub mod hold;
@@ -308,6 +309,7 @@ async fn run_phases(
 ) -> Result<RunReport, SyncError> {
     let started = Instant::now();
     tracing::info!(trigger = options.trigger.as_str(), night = %options.night, "run {run_id} started: fetching from PowerSchool");
+    let client = &baseline::believing_last_run(pool, client).await?;
     let mut snapshot = match &options.progress {
         Some(p) => client.observed_by(p.clone()).fetch_district().await?,
         None => client.fetch_district().await?,
@@ -353,7 +355,7 @@ pub async fn prepare(
     // other connection of the pool (which may have only one more).
     let last = runs::last_full_success(pool).await?;
     let last_schools = match &last {
-        Some(l) => last_school_counts(pool, l.id).await?,
+        Some(l) => baseline::last_school_counts(pool, l.id).await?,
         None => Default::default(),
     };
     let (mut read, state) = StateSnapshot::open(pool).await?;
@@ -377,21 +379,6 @@ pub async fn prepare(
         fingerprint,
         state,
     })
-}
-
-/// The per-school counts run `run_id` kept; none when it kept none or they
-/// cannot be read (then the per-school limits are not judged tonight).
-async fn last_school_counts(
-    pool: &PgPool,
-    run_id: i64,
-) -> Result<std::collections::BTreeMap<i64, plan::SchoolCounts>, SyncError> {
-    let Some(stored) = crate::store::baseline::per_school_counts(pool, run_id).await? else {
-        return Ok(Default::default());
-    };
-    Ok(serde_json::from_value(stored).unwrap_or_else(|e| {
-        tracing::warn!(run_id, error = %e, "the per-school counts of run {run_id} cannot be read; the per-school safety limits are not judged tonight");
-        Default::default()
-    }))
 }
 
 /// `student-sync plan`: fetch and plan exactly as a run would, and write
