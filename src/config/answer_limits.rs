@@ -101,6 +101,7 @@ mod tests {
                 ("STUDENT_SYNC_POWERSCHOOL_COUNT_TOLERANCE_PERCENT", "2.5"),
                 ("STUDENT_SYNC_POWERSCHOOL_COUNT_TOLERANCE_RECORDS", "0"),
                 ("STUDENT_SYNC_POWERSCHOOL_MAX_PAGE_BYTES", "2048"),
+                ("STUDENT_SYNC_POWERSCHOOL_COUNT_GROWTH_FACTOR", "0"),
             ],
         )
         .map_err(|e| e.to_string());
@@ -109,6 +110,7 @@ mod tests {
             count_tolerance_percent: 2.5,
             count_tolerance_records: 0,
             max_page_bytes: 2048,
+            count_growth_factor: 0.0,
         };
         assert_eq!(s.map(|s| s.powerschool.answer_limits), Ok(want));
         let e = load(None, &[("STUDENT_SYNC_POWERSCHOOL_MAX_PAGE_BYTES", "lots")])
@@ -151,6 +153,13 @@ mod tests {
                 "powerschool.max_page_bytes",
                 FilePowerSchool {
                     max_page_bytes: Some(100),
+                    ..Default::default()
+                },
+            ),
+            (
+                "powerschool.count_growth_factor",
+                FilePowerSchool {
+                    count_growth_factor: Some(1.2),
                     ..Default::default()
                 },
             ),
