@@ -107,7 +107,11 @@ mod tests {
         // Every link of a renamed account carries the new name.
         for g in &a.guardian_accounts {
             let renamed = changed.guardian_ids.contains(&g.guardianid);
-            let has_suffix = g.last_name.as_deref().unwrap_or("").ends_with(CHANGED_SUFFIX);
+            let has_suffix = g
+                .last_name
+                .as_deref()
+                .unwrap_or("")
+                .ends_with(CHANGED_SUFFIX);
             assert_eq!(renamed, has_suffix, "guardian {}", g.guardianid);
         }
     }
