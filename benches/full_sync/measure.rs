@@ -43,6 +43,8 @@ pub fn sync_child(fake_url: &str, database_url: &str) -> ChildRun {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let started = Instant::now();
+    // Reaped by `wait_with_rusage` (wait4), which also gives its peak RSS.
+    #[allow(clippy::zombie_processes)]
     let mut child = cmd.spawn().expect("the student-sync binary starts");
     let mut out = String::new();
     child
@@ -75,6 +77,7 @@ fn wait_with_rusage(pid: u32) -> (Option<i32>, i64) {
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain data; wait4 fills it for our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live locals; pid is our unreaped child.
     let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(reaped, pid, "wait4 on the sync child failed");
     let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
