@@ -5,97 +5,95 @@
     clippy::panic,
     clippy::string_slice
 )] // tests may unwrap, index and panic: a panic is the failure report
-//! Benchmark of one full sync (issue 3, point 7): a first sync and a
-//! no-change re-sync of the generated district into a fresh PostgreSQL
-//! database, with wall time, rows per second and peak RSS for each.
+//! Benchmark of a full sync against the limit set by PostgreSQL and the
+//! fetch (issue 13): the fetch-only time and the raw COPY time of the rows a
+//! sync writes, their sum (the limit), then a first sync, a no-change
+//! re-sync, a 1%-changed re-sync and a re-sync with 100 ms latency on every
+//! page, each with wall time, ratio to the limit, peak RSS of its own
+//! process, rows written per table and bytes written to the audit and
+//! problems tables, and the targets as PASS/MISS (a MISS never fails).
 //!
-//! Run with `cargo bench --bench full_sync`. The fake PowerSchool runs as a
-//! child process (`student-sync fake-powerschool --generate ...`) so that
-//! its memory is not counted in this process's peak RSS. Settings:
+//! Run with `cargo bench --bench full_sync`. The fake PowerSchool runs in
+//! this process; each sync runs as a fresh child process
+//! (`student-sync sync --once --json`) whose peak RSS is read with `wait4`.
+//! Settings:
 //!
 //! - `STUDENT_SYNC_BENCH_STUDENTS`: district size (default 150000);
 //! - `DATABASE_URL`: the PostgreSQL server to use (default
-//!   `postgres://postgres@127.0.0.1:5432`); the bench always works in its own
-//!   database `student_sync_bench`, dropped and recreated at the start and
-//!   dropped at the end;
-//! - `RUST_LOG=info` shows the sync's own per-phase timings;
-//! - `STUDENT_SYNC_BENCH_TRACE=1` (with `RUST_LOG=info`) also logs RSS and
-//!   the CPU seconds of the sync and of the fake every half second.
+//!   `postgres://postgres@127.0.0.1:5432`); the bench works in its own
+//!   databases `student_sync_bench` and `student_sync_bench_copy`, dropped
+//!   and recreated at the start and dropped at the end;
+//! - `RUST_LOG=info` shows the sync's own per-phase timings.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "full_sync/measure.rs"]
+mod measure;
+
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use measure::{AuditWritten, ChildRun, TableStats};
 use sqlx::migrate::MigrateDatabase;
+use sqlx::PgPool;
 use student_sync::config::{Settings, Sources};
+use student_sync::harness::change::{change_share, Changed};
+use student_sync::harness::fake_powerschool::{self, FakeCredentials, Faults, RunningFake};
+use student_sync::harness::world::PowerSchoolSide;
 use student_sync::powerschool::PowerSchoolClient;
-use student_sync::store::{self, RunTrigger};
-use student_sync::sync::{self, RunOptions, RunReport};
+use student_sync::store;
 
 const DEFAULT_STUDENTS: usize = 150_000;
+const SEED: u64 = 1;
+const CHANGE_PERCENT: f64 = 1.0;
+const PAGE_LATENCY: Duration = Duration::from_millis(100);
 const BENCH_DATABASE: &str = "student_sync_bench";
-const TARGET_FIRST_SECS: f64 = 30.0;
-const TARGET_RESYNC_SECS: f64 = 10.0;
-const TARGET_RSS_MB: f64 = 300.0;
+const COPY_DATABASE: &str = "student_sync_bench_copy";
 
-/// The fake PowerSchool child; killed when dropped, whatever happens.
-struct FakeChild {
-    child: Child,
-    url: String,
+// Targets (issue 13).
+const TARGET_RSS_MB: f64 = 250.0;
+const TARGET_FIRST_X_LIMIT: f64 = 2.0;
+const TARGET_RESYNC_X_FETCH: f64 = 1.5;
+const TARGET_CHANGED_X_RESYNC: f64 = 1.2;
+const TARGET_LATENCY_X_RESYNC: f64 = 2.0;
+const TARGET_AUDIT_BYTES_PER_ROW: f64 = 200.0;
+
+/// One measured sync.
+struct Measured {
+    name: &'static str,
+    run: ChildRun,
+    after: TableStats,
+    audit: AuditWritten,
 }
 
-impl Drop for FakeChild {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Measured {
+    fn secs(&self) -> f64 {
+        self.run.wall.as_secs_f64()
+    }
+    fn rss_mb(&self) -> f64 {
+        self.run.peak_rss_kb as f64 / 1024.0
+    }
+    /// Rows created, updated or removed in the live tables, from the run report.
+    fn rows_written(&self) -> [u64; 5] {
+        let c = &self.run.counts;
+        let k = |k: &student_sync::sync::plan::KindCounts| k.created + k.updated + k.removed;
+        let n = &c.connections;
+        [
+            k(&c.students),
+            k(&c.contacts),
+            k(&c.guardian_accounts),
+            k(&c.users),
+            n.created + n.updated + n.removed,
+        ]
+    }
+    fn live_total(&self) -> u64 {
+        self.rows_written().iter().sum()
     }
 }
 
-fn start_fake(students: usize) -> FakeChild {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_student-sync"))
-        .args([
-            "fake-powerschool",
-            "--generate",
-            &format!("students={students},seed=1"),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the student-sync binary starts");
-    // It prints "Fake PowerSchool serving N students at http://ADDR (client id …)"
-    // once it listens; generating a big district takes a few seconds first.
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut fake = FakeChild {
-        child,
-        url: String::new(),
-    };
-    for line in lines.by_ref() {
-        let line = line.expect("fake PowerSchool stdout is readable");
-        if let Some(rest) = line.split(" at ").nth(1) {
-            if let Some(url) = rest.split_whitespace().next() {
-                fake.url = url.to_string();
-                break;
-            }
-        }
-    }
-    if fake.url.is_empty() {
-        panic!("the fake PowerSchool exited without saying where it listens");
-    }
-    // Keep draining its stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    fake
-}
-
-/// The server part of DATABASE_URL (or the default), with the bench database.
-fn bench_database_url() -> url::Url {
+fn bench_url(database: &str) -> url::Url {
     let base = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
     let mut url = url::Url::parse(&base).expect("DATABASE_URL is a URL");
-    url.set_path(&format!("/{BENCH_DATABASE}"));
+    url.set_path(&format!("/{database}"));
     url
 }
 
@@ -104,11 +102,11 @@ fn settings(fake_url: &str, db_url: &url::Url) -> Settings {
         ("STUDENT_SYNC_POWERSCHOOL_URL", fake_url.to_string()),
         (
             "STUDENT_SYNC_POWERSCHOOL_CLIENT_ID",
-            "student-sync-demo".to_string(),
+            "student-sync-demo".into(),
         ),
         (
             "STUDENT_SYNC_POWERSCHOOL_CLIENT_SECRET",
-            "demo-secret".to_string(),
+            "demo-secret".into(),
         ),
         ("DATABASE_URL", db_url.to_string()),
     ]
@@ -118,121 +116,133 @@ fn settings(fake_url: &str, db_url: &url::Url) -> Settings {
     Settings::load(&Sources { file: None, env }).expect("bench settings are valid")
 }
 
-/// VmHWM (peak resident set) of this process, in kB.
-fn peak_rss_kb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// Resets VmHWM to the current RSS (Linux ≥ 4.0). False when not allowed.
-fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-/// Current RSS of this process, in kB.
-fn rss_kb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// CPU seconds (user + system) used so far by process `pid`.
-fn cpu_secs(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
-/// With `STUDENT_SYNC_BENCH_TRACE=1`: every 0.5 s, log this process's RSS
-/// and the CPU seconds of this process and of the fake, so that the sync's
-/// own phase logs (RUST_LOG=info) show where memory and time go.
-fn start_trace(fake_pid: u32) {
-    if std::env::var("STUDENT_SYNC_BENCH_TRACE").as_deref() != Ok("1") {
-        return;
-    }
-    std::thread::spawn(move || loop {
-        tracing::info!(
-            rss_mb = rss_kb().unwrap_or(0) / 1024,
-            sync_cpu_s = cpu_secs("self").unwrap_or(0.0),
-            fake_cpu_s = cpu_secs(&fake_pid.to_string()).unwrap_or(0.0),
-            "bench trace"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    });
-}
-
-struct Measured {
-    name: &'static str,
-    wall: Duration,
-    fetched: u64,
-    written: u64,
-    peak_rss_kb: Option<u64>,
-    /// RSS when the run started: memory the allocator kept from before.
-    start_rss_kb: Option<u64>,
-    peak_was_reset: bool,
-    report: RunReport,
-}
-
-fn fetched(r: &RunReport) -> u64 {
-    let f = &r.counts.fetched;
-    f.guardians + f.students + f.independent_students + f.contacts
-}
-
-/// Rows created, updated or removed in the live tables (not run history or audit).
-fn written(r: &RunReport) -> u64 {
-    let c = &r.counts;
-    let kinds = [&c.students, &c.contacts, &c.guardian_accounts, &c.users];
-    kinds
-        .iter()
-        .map(|k| k.created + k.updated + k.removed)
-        .sum::<u64>()
-        + c.connections.created
-        + c.connections.updated
-        + c.connections.removed
-}
-
-async fn measure(name: &'static str, pool: &sqlx::PgPool, settings: &Settings) -> Measured {
-    let peak_was_reset = reset_peak_rss();
-    let start_rss_kb = rss_kb();
-    let client = PowerSchoolClient::new(&settings.powerschool).expect("client builds");
-    let options = RunOptions::now(settings, RunTrigger::Manual);
-    let started = Instant::now();
-    let outcome = sync::run_once(pool, settings, &client, &options)
+/// A fresh, migrated database (dropped first if it exists).
+async fn fresh_database(url: &url::Url) -> PgPool {
+    if sqlx::Postgres::database_exists(url.as_str())
         .await
-        .unwrap_or_else(|e| panic!("{name} failed: {e}"));
-    let wall = started.elapsed();
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL at {} is unreachable: {e}",
+                url.host_str().unwrap_or("?")
+            )
+        })
+    {
+        sqlx::Postgres::force_drop_database(url.as_str())
+            .await
+            .expect("drop the old bench database");
+    }
+    store::connect(url.as_str(), url.path(), 4)
+        .await
+        .expect("bench database is created and migrated")
+}
+
+async fn serve(side: &PowerSchoolSide, page_latency: Duration) -> RunningFake {
+    let faults = Faults {
+        page_latency,
+        ..Faults::default()
+    };
+    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    fake_powerschool::spawn(side.clone(), FakeCredentials::default(), faults, listen)
+        .await
+        .expect("the fake PowerSchool starts")
+}
+
+async fn measure(name: &'static str, pool: &PgPool, fake: &RunningFake, db: &url::Url) -> Measured {
+    let before = measure::table_stats(pool).await;
+    let (fake_url, db_url) = (fake.base_url(), db.to_string());
+    let run = tokio::task::spawn_blocking(move || measure::sync_child(&fake_url, &db_url))
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let after = measure::table_stats(pool).await;
+    let audit = measure::audit_written(pool, &before, &after).await;
+    eprintln!("{name}: {:.1} s", run.wall.as_secs_f64());
     Measured {
         name,
-        wall,
-        fetched: fetched(&outcome.report),
-        written: written(&outcome.report),
-        peak_rss_kb: peak_rss_kb(),
-        start_rss_kb,
-        peak_was_reset,
-        report: outcome.report,
+        run,
+        after,
+        audit,
     }
 }
 
-fn per_second(n: u64, d: Duration) -> String {
-    format!("{:.0}", n as f64 / d.as_secs_f64().max(1e-9))
+/// The rows the 1% change should make the sync write, per live table,
+/// counted in the database before the changed run: the changed records the
+/// database holds (students in the sync set), and the users of the renamed
+/// guardian accounts. Connections: none.
+async fn expected_changes(pool: &PgPool, changed: &Changed) -> [i64; 5] {
+    let (cs, cp): (Vec<i64>, Vec<i64>) = changed.contacts.iter().copied().unzip();
+    let (gg, gs): (Vec<i64>, Vec<i64>) = changed.guardian_links.iter().copied().unzip();
+    let any = |sql: &'static str, keys: Vec<i64>| async move {
+        sqlx::query_scalar::<_, i64>(sql)
+            .bind(keys)
+            .fetch_one(pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    };
+    let pairs = |sql: &'static str, a: Vec<i64>, b: Vec<i64>| async move {
+        sqlx::query_scalar::<_, i64>(sql)
+            .bind(a)
+            .bind(b)
+            .fetch_one(pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    };
+    [
+        any(
+            "SELECT count(*) FROM students WHERE in_sync_set AND dcid = ANY($1)",
+            changed.students.clone(),
+        )
+        .await,
+        pairs(
+            "SELECT count(*) FROM student_contacts c JOIN unnest($1::bigint[], $2::bigint[]) k(s, p) \
+             ON c.student_dcid = k.s AND c.person_id = k.p",
+            cs,
+            cp,
+        )
+        .await,
+        pairs(
+            "SELECT count(*) FROM guardian_accounts g JOIN unnest($1::bigint[], $2::bigint[]) k(g, s) \
+             ON g.guardian_id = k.g AND g.student_dcid = k.s",
+            gg,
+            gs,
+        )
+        .await,
+        any(
+            "SELECT count(*) FROM users WHERE powerschool_guardian_id = ANY($1)",
+            changed.guardian_ids.clone(),
+        )
+        .await,
+        0,
+    ]
+}
+
+/// Figures of the limit.
+struct Limit {
+    fetch: Duration,
+    fetched: u64,
+    copy: Duration,
+    copied: u64,
+}
+
+impl Limit {
+    fn secs(&self) -> f64 {
+        (self.fetch + self.copy).as_secs_f64()
+    }
+}
+
+async fn fetch_only(fake: &RunningFake, db: &url::Url) -> (Duration, u64) {
+    let settings = settings(&fake.base_url(), db);
+    let client = PowerSchoolClient::new(&settings.powerschool).expect("client builds");
+    let started = Instant::now();
+    let snapshot = client.fetch_district().await.expect("the fetch succeeds");
+    let wall = started.elapsed();
+    let n = snapshot.guardians.len()
+        + snapshot.students.len()
+        + snapshot.independent_students.len()
+        + snapshot.contacts.len();
+    (wall, n as u64)
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; a filter argument is accepted and ignored.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -241,7 +251,6 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .try_init();
-
     let students: usize = match std::env::var("STUDENT_SYNC_BENCH_STUDENTS") {
         Ok(v) => v
             .trim()
@@ -252,141 +261,182 @@ fn main() {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    println!("full_sync bench: {students} generated students (seed 1), {cores} cores");
-
-    let spawn_started = Instant::now();
-    let fake = start_fake(students);
-    println!(
-        "fake PowerSchool (child process) at {} ready in {:.1} s",
-        fake.url,
-        spawn_started.elapsed().as_secs_f64()
-    );
-
-    start_trace(fake.child.id());
-
-    let db_url = bench_database_url();
-    let settings = settings(&fake.url, &db_url);
-    let connect_url = settings.database.connect_url();
-    let display_url = settings.database.display_url();
+    println!("full_sync bench: {students} generated students (seed {SEED}), {cores} cores");
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let (first, resync) = runtime.block_on(async {
-        if sqlx::Postgres::database_exists(connect_url.expose())
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {display_url} is unreachable: {e}"))
-        {
-            sqlx::Postgres::force_drop_database(connect_url.expose())
-                .await
-                .expect("drop the old bench database");
-        }
-        let mut pool = store::connect(
-            connect_url.expose(),
-            &display_url,
-            settings.database.max_connections,
-        )
-        .await
-        .expect("bench database is created and migrated");
-        if std::env::var("STUDENT_SYNC_BENCH_TRACE").as_deref() == Ok("1") {
-            // PostgreSQL's own log then shows every statement over 250 ms.
-            let _ = sqlx::query(&format!(
-                "ALTER DATABASE {BENCH_DATABASE} SET log_min_duration_statement = 250"
-            ))
-            .execute(&pool)
-            .await;
-            pool.close().await;
-            pool = store::connect(
-                connect_url.expose(),
-                &display_url,
-                settings.database.max_connections,
-            )
-            .await
-            .expect("bench database reconnects");
-        }
-        let first = measure("first sync", &pool, &settings).await;
-        let resync = measure("no-change re-sync", &pool, &settings).await;
-        pool.close().await;
-        sqlx::Postgres::force_drop_database(connect_url.expose())
-            .await
-            .expect("drop the bench database");
-        (first, resync)
-    });
-    drop(fake);
+    let (limit, runs, expected) = runtime.block_on(bench(students));
+    print_figures(&limit, &runs, &expected);
+}
 
-    println!();
-    for m in [&first, &resync] {
-        let c = &m.report.counts;
-        println!(
-            "{}: students +{} ~{} ={}, contacts +{} ~{} ={}, guardian accounts +{} ~{} ={}, users +{} ~{}, connections +{} ~{} -{} ={}, problems {}",
-            m.name,
-            c.students.created,
-            c.students.updated,
-            c.students.unchanged,
-            c.contacts.created,
-            c.contacts.updated,
-            c.contacts.unchanged,
-            c.guardian_accounts.created,
-            c.guardian_accounts.updated,
-            c.guardian_accounts.unchanged,
-            c.users.created,
-            c.users.updated,
-            c.connections.created,
-            c.connections.updated,
-            c.connections.removed,
-            c.connections.unchanged,
-            c.problems,
-        );
+async fn bench(students: usize) -> (Limit, Vec<Measured>, [i64; 5]) {
+    let (db, copy_db) = (bench_url(BENCH_DATABASE), bench_url(COPY_DATABASE));
+    let pool = fresh_database(&db).await;
+    let mut side = fake_powerschool::generate(students, SEED);
+
+    let fake = serve(&side, Duration::ZERO).await;
+    let (fetch, fetched) = fetch_only(&fake, &db).await;
+    eprintln!("fetch-only: {:.1} s", fetch.as_secs_f64());
+    let first = measure("first sync", &pool, &fake, &db).await;
+
+    let copy_pool = fresh_database(&copy_db).await;
+    let (copy, copied) = measure::raw_copy(&pool, &copy_pool).await;
+    copy_pool.close().await;
+    sqlx::Postgres::force_drop_database(copy_db.as_str())
+        .await
+        .expect("drop the copy database");
+    eprintln!("raw COPY: {:.1} s", copy.as_secs_f64());
+
+    let resync = measure("no-change re-sync", &pool, &fake, &db).await;
+    fake.shutdown().await;
+
+    let changed = change_share(&mut side, CHANGE_PERCENT, SEED);
+    let expected = expected_changes(&pool, &changed).await;
+    let fake = serve(&side, Duration::ZERO).await;
+    let one_percent = measure("1%-changed re-sync", &pool, &fake, &db).await;
+    fake.shutdown().await;
+
+    let fake = serve(&side, PAGE_LATENCY).await;
+    let latency = measure("latency re-sync", &pool, &fake, &db).await;
+    fake.shutdown().await;
+
+    pool.close().await;
+    sqlx::Postgres::force_drop_database(db.as_str())
+        .await
+        .expect("drop the bench database");
+    let limit = Limit {
+        fetch,
+        fetched,
+        copy,
+        copied,
+    };
+    (limit, vec![first, resync, one_percent, latency], expected)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "MISS"
     }
+}
+
+fn print_figures(limit: &Limit, runs: &[Measured], expected: &[i64; 5]) {
+    let [first, resync, changed, latency] = runs else {
+        unreachable!("four runs")
+    };
     println!();
     println!(
-        "{:<18} {:>8} {:>9} {:>11} {:>9} {:>11} {:>13} {:>14} {:>8}",
+        "limit = fetch-only {:.2} s ({} records fetched and parsed) + raw COPY {:.2} s ({} rows into an empty schema) = {:.2} s",
+        limit.fetch.as_secs_f64(),
+        limit.fetched,
+        limit.copy.as_secs_f64(),
+        limit.copied,
+        limit.secs()
+    );
+    println!();
+    println!(
+        "{:<20} {:>8} {:>8} {:>12} {:>12} {:>10} {:>10} {:>13} {:>13} {:>9}",
         "run",
         "wall s",
-        "fetched",
-        "fetched/s",
-        "written",
-        "written/s",
+        "x limit",
         "peak RSS MB",
-        "RSS at start",
-        "target"
+        "live rows",
+        "audit rows",
+        "problems",
+        "row data B",
+        "on disk B",
+        "B/row"
     );
-    for (m, target_secs) in [(&first, TARGET_FIRST_SECS), (&resync, TARGET_RESYNC_SECS)] {
-        let rss = m
-            .peak_rss_kb
-            .map(|kb| format!("{:.0}", kb as f64 / 1024.0))
-            .unwrap_or_else(|| "n/a".into());
-        let rss_ok = m
-            .peak_rss_kb
-            .is_none_or(|kb| kb as f64 / 1024.0 <= TARGET_RSS_MB);
-        let ok = m.wall.as_secs_f64() <= target_secs && rss_ok;
-        let start = m
-            .start_rss_kb
-            .map(|kb| format!("{:.0}", kb as f64 / 1024.0))
-            .unwrap_or_else(|| "n/a".into());
+    for m in runs {
+        let per_row = match m.live_total() {
+            0 => "n/a".to_string(),
+            n => format!("{:.0}", m.audit.disk_bytes as f64 / n as f64),
+        };
         println!(
-            "{:<18} {:>8.1} {:>9} {:>11} {:>9} {:>11} {:>13} {:>14} {:>8}",
+            "{:<20} {:>8.2} {:>8.2} {:>12.0} {:>12} {:>10} {:>10} {:>13} {:>13} {:>9}",
             m.name,
-            m.wall.as_secs_f64(),
-            m.fetched,
-            per_second(m.fetched, m.wall),
-            m.written,
-            per_second(m.written, m.wall),
-            rss,
-            start,
-            if ok { "met" } else { "MISSED" },
+            m.secs(),
+            m.secs() / limit.secs(),
+            m.rss_mb(),
+            m.live_total(),
+            m.audit.audit_rows,
+            m.audit.problem_rows,
+            m.audit.row_bytes,
+            m.audit.disk_bytes,
+            per_row
         );
     }
-    if !first.peak_was_reset || !resync.peak_was_reset {
+    println!();
+    println!("rows written per table (created + updated + removed, from the run report; live rows counted after)");
+    println!(
+        "{:<20} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "run", "students", "contacts", "guardian", "users", "connections"
+    );
+    for m in runs {
+        let w = m.rows_written();
         println!(
-            "note: /proc/self/clear_refs could not be written, so the re-sync's peak RSS is the peak of the whole process"
+            "{:<20} {:>10} {:>10} {:>10} {:>10} {:>12}",
+            m.name, w[0], w[1], w[2], w[3], w[4]
         );
     }
     println!(
-        "note: peak RSS is VmHWM of this process only (the fake PowerSchool is a child process); it is reset before each run, but memory the allocator kept from the first run stays resident, see 'RSS at start'"
+        "{:<20} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "  1% expected", expected[0], expected[1], expected[2], expected[3], expected[4]
     );
+    let rows = &changed.after.live_rows;
     println!(
-        "targets: first sync <= {TARGET_FIRST_SECS:.0} s, re-sync <= {TARGET_RESYNC_SECS:.0} s, peak RSS <= {TARGET_RSS_MB:.0} MB, on 2 cores (this machine: {cores})"
+        "{:<20} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "  rows held after", rows[0], rows[1], rows[2], rows[3], rows[4]
     );
+    let matches = changed
+        .rows_written()
+        .iter()
+        .zip(expected)
+        .all(|(w, e)| *w as i64 == *e);
+    println!(
+        "  1% re-sync wrote exactly the changed rows: {}",
+        verdict(matches)
+    );
+
+    println!();
+    println!("targets (a MISS never fails the bench):");
+    let worst_rss = runs.iter().map(Measured::rss_mb).fold(0.0, f64::max);
+    println!(
+        "  peak RSS <= {TARGET_RSS_MB:.0} MB (worst run {worst_rss:.0} MB): {}",
+        verdict(worst_rss <= TARGET_RSS_MB)
+    );
+    let x = first.secs() / limit.secs();
+    println!(
+        "  first sync <= {TARGET_FIRST_X_LIMIT}x limit ({x:.2}x): {}",
+        verdict(x <= TARGET_FIRST_X_LIMIT)
+    );
+    let x = resync.secs() / limit.fetch.as_secs_f64();
+    println!(
+        "  no-change re-sync <= {TARGET_RESYNC_X_FETCH}x fetch-only ({x:.2}x): {}",
+        verdict(x <= TARGET_RESYNC_X_FETCH)
+    );
+    let x = changed.secs() / resync.secs();
+    println!(
+        "  1%-changed re-sync <= {TARGET_CHANGED_X_RESYNC}x no-change ({x:.2}x): {}",
+        verdict(x <= TARGET_CHANGED_X_RESYNC)
+    );
+    let x = latency.secs() / resync.secs();
+    println!(
+        "  re-sync with {} ms page latency <= {TARGET_LATENCY_X_RESYNC}x without ({x:.2}x): {}",
+        PAGE_LATENCY.as_millis(),
+        verdict(x <= TARGET_LATENCY_X_RESYNC)
+    );
+    for m in [first, changed] {
+        let n = m.live_total().max(1) as f64;
+        let b = m.audit.disk_bytes as f64 / n;
+        println!(
+            "  {}: audit+problems <= {TARGET_AUDIT_BYTES_PER_ROW:.0} bytes per live row written ({b:.0} on disk, {:.0} row data): {}",
+            m.name,
+            m.audit.row_bytes as f64 / n,
+            verdict(b <= TARGET_AUDIT_BYTES_PER_ROW)
+        );
+    }
 }
