@@ -12,6 +12,7 @@
 //! The log format is part of the same load (`Settings::logging`).
 
 mod answer_limits;
+mod database;
 mod environment;
 mod fields;
 mod file;

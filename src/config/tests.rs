@@ -497,7 +497,7 @@ fn a_password_in_a_url_is_refused_in_the_file_and_never_shown() {
     assert!(s.database.display_url().contains("application_name=a"));
     assert!(s.database.connect_url().expose().contains(":hunter2@"));
     assert_eq!(
-        validate::redact_url_text("postgres://u@h/x?password=hunter2"),
+        super::database::redact_url_text("postgres://u@h/x?password=hunter2"),
         "postgres://u@h/x?password=***"
     );
 }

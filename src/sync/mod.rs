@@ -5,11 +5,10 @@
 //! with `approve`/`discard`, and spot syncs of one student or guardian.
 
 use crate::config::Settings;
-use crate::powerschool::{DistrictSnapshot, PowerSchoolClient, PowerSchoolError};
+use crate::powerschool::{DistrictSnapshot, PowerSchoolClient};
 use crate::store::district::WriteGate;
 use crate::store::runs::{self, RunPhase, RunStatus, RunTrigger};
 use crate::store::state::{CurrentState, StateSnapshot};
-use crate::store::StoreError;
 use chrono::NaiveDate;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -18,6 +17,7 @@ use std::time::{Duration, Instant};
 
 pub mod apply;
 mod baseline;
+mod error;
 pub mod explain;
 pub mod facts;
 pub mod hold;
@@ -30,91 +30,12 @@ pub mod screen;
 pub mod spot;
 
 pub use apply::FailPoint;
+pub(crate) use error::to_json;
+pub use error::SyncError;
 pub use plan::{plan, Plan};
+pub use preview::{preview, preview_observed};
 pub use progress::{ProgressCounts, RunProgress};
 pub use report::RunReport;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error("fetching from PowerSchool failed: {0}")]
-    PowerSchool(#[from] PowerSchoolError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("failure injected {0} (test fail point)")]
-    Injected(&'static str),
-    #[error("the run was cancelled: {0}")]
-    Cancelled(String),
-    /// The plan crossed a safety threshold: stored, not applied; the run's
-    /// status is `held`. Not a failure of the run, but nothing changed.
-    #[error(
-        "run {run_id} was HELD for approval and changed nothing: {reason}. \
-         See what it would change with `student-sync approve {run_id} --dry-run`, \
-         then apply it with `student-sync approve {run_id}` or drop it with \
-         `student-sync discard {run_id}`"
-    )]
-    Held { run_id: i64, reason: String },
-    #[error(
-        "run {run_id} cannot be approved: the database changed since its plan was made \
-         (another run, a spot sync or SchoolEngage itself wrote to the live tables), so \
-         the plan no longer describes what it would do. Discard it \
-         (`student-sync discard {run_id}`) and start a new run (`student-sync sync --once`)"
-    )]
-    StateChanged { run_id: i64 },
-    #[error(
-        "run {run_id} cannot be approved: run {newer} is newer and {newer_status}; approving \
-         the older plan would put older PowerSchool data back. Discard run {run_id}"
-    )]
-    Superseded {
-        run_id: i64,
-        newer: i64,
-        newer_status: String,
-    },
-    #[error("the stored plan of run {run_id} cannot be read ({message}); it was stored by another version of student-sync. Discard it and start a new run")]
-    BadStoredPlan { run_id: i64, message: String },
-    #[error("spot sync: {0}")]
-    Spot(String),
-    #[error(
-        "the run passed its deadline of {limit} (sync.run_deadline_mins, \
-         STUDENT_SYNC_SYNC_RUN_DEADLINE_MINS) and was stopped in phase {phase}: nothing was \
-         applied. Look at why it was slow (PowerSchool pages hanging? the database waiting \
-         on a lock?), or raise sync.run_deadline_mins if the district's runs really take this long"
-    )]
-    Deadline { limit: String, phase: String },
-    #[error(
-        "the run panicked: {0}. This is a bug in student-sync (please report it with the \
-         log); nothing was applied, and the run is not resumed automatically"
-    )]
-    Panicked(String),
-    #[error(
-        "cannot write {what} as JSON: {source}. This is a bug in student-sync (please report \
-         it with the log); nothing was applied"
-    )]
-    Serialise {
-        what: &'static str,
-        source: serde_json::Error,
-    },
-    #[error(
-        "the plan refers to new user number {index}, but only {created} users were created. \
-         This is a bug in student-sync (please report it with the log); nothing was applied"
-    )]
-    PlanUserMissing { index: usize, created: usize },
-}
-
-/// `value` as JSON, or the error naming `what` could not be written.
-pub(crate) fn to_json<T: serde::Serialize + ?Sized>(
-    value: &T,
-    what: &'static str,
-) -> Result<serde_json::Value, SyncError> {
-    serde_json::to_value(value).map_err(|source| SyncError::Serialise { what, source })
-}
-
-impl SyncError {
-    /// A database error that passes (restart, failover, conflict): the run
-    /// is worth trying again.
-    pub fn is_transient_database(&self) -> bool {
-        matches!(self, SyncError::Store(e) if e.is_transient())
-    }
-}
 
 /// How one run is started.
 #[derive(Debug, Clone)]
@@ -379,47 +300,6 @@ pub async fn prepare(
         fingerprint,
         state,
     })
-}
-
-/// `student-sync plan`: fetch and plan exactly as a run would, and write
-/// nothing at all (no run row either).
-pub async fn preview(
-    pool: &PgPool,
-    settings: &Settings,
-    client: &PowerSchoolClient,
-    today: NaiveDate,
-) -> Result<report::PlanPreview, SyncError> {
-    preview_observed(pool, settings, client, today, None).await
-}
-
-/// `preview`, telling `progress` its phases and the records fetched.
-pub async fn preview_observed(
-    pool: &PgPool,
-    settings: &Settings,
-    client: &PowerSchoolClient,
-    today: NaiveDate,
-    progress: Option<&Arc<RunProgress>>,
-) -> Result<report::PlanPreview, SyncError> {
-    let mut snapshot = match progress {
-        Some(p) => {
-            p.set_phase(RunPhase::Fetching);
-            client.observed_by(p.clone()).fetch_district().await?
-        }
-        None => client.fetch_district().await?,
-    };
-    screen::screen(&mut snapshot);
-    if let Some(p) = progress {
-        p.set_phase(RunPhase::Planning);
-    }
-    let prepared = prepare(pool, settings, &snapshot, today).await?;
-    if let Some(p) = progress {
-        p.set_phase(RunPhase::Done);
-    }
-    Ok(report::PlanPreview::new(
-        &prepared.plan,
-        Some(&prepared.state),
-        prepared.safety,
-    ))
 }
 
 /// Plan and apply for a snapshot already fetched. A plan that crosses a

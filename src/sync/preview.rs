@@ -5,13 +5,61 @@
 use super::plan::{ConnectionChange, Plan, PlanCounts, RowChanges};
 use super::report::{counts_table, problem_sample, problems_text};
 use super::safety::SafetyCheck;
+use super::{prepare, screen, RunProgress, SyncError};
+use crate::config::Settings;
+use crate::powerschool::PowerSchoolClient;
 use crate::powerschool::{GuardianLink, StudentContact};
 use crate::rules::{Limit, UserRef};
+use crate::store::runs::RunPhase;
 use crate::store::state::{CurrentState, StudentRow};
 use crate::store::write::{NewUserRow, ProblemRow, UserUpdate};
+use chrono::NaiveDate;
 use serde::Serialize;
+use sqlx::PgPool;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Arc;
+
+/// `student-sync plan`: fetch and plan exactly as a run would, and write
+/// nothing at all (no run row either).
+pub async fn preview(
+    pool: &PgPool,
+    settings: &Settings,
+    client: &PowerSchoolClient,
+    today: NaiveDate,
+) -> Result<PlanPreview, SyncError> {
+    preview_observed(pool, settings, client, today, None).await
+}
+
+/// `preview`, telling `progress` its phases and the records fetched.
+pub async fn preview_observed(
+    pool: &PgPool,
+    settings: &Settings,
+    client: &PowerSchoolClient,
+    today: NaiveDate,
+    progress: Option<&Arc<RunProgress>>,
+) -> Result<PlanPreview, SyncError> {
+    let mut snapshot = match progress {
+        Some(p) => {
+            p.set_phase(RunPhase::Fetching);
+            client.observed_by(p.clone()).fetch_district().await?
+        }
+        None => client.fetch_district().await?,
+    };
+    screen::screen(&mut snapshot);
+    if let Some(p) = progress {
+        p.set_phase(RunPhase::Planning);
+    }
+    let prepared = prepare(pool, settings, &snapshot, today).await?;
+    if let Some(p) = progress {
+        p.set_phase(RunPhase::Done);
+    }
+    Ok(PlanPreview::new(
+        &prepared.plan,
+        Some(&prepared.state),
+        prepared.safety,
+    ))
+}
 
 /// `student-sync plan`: what a run would do now, and why, without doing it.
 #[derive(Debug, Clone, Serialize)]
