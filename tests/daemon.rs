@@ -269,6 +269,8 @@ struct Proc {
     child: tokio::process::Child,
     pid: i32,
     lines: Arc<Mutex<Vec<String>>>,
+    /// Reads stderr into `lines` until the process closes it.
+    reader: Option<tokio::task::JoinHandle<()>>,
     stdout: Option<tokio::process::ChildStdout>,
 }
 
@@ -297,7 +299,7 @@ fn spawn(args: &[&str], env: &[(String, String)], extra: &[(&str, String)]) -> P
     let lines: Arc<Mutex<Vec<String>>> = Arc::default();
     let stderr = child.stderr.take().unwrap();
     let sink = lines.clone();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut reader = BufReader::new(stderr).lines();
         while let Ok(Some(line)) = reader.next_line().await {
             sink.lock().unwrap().push(line);
@@ -308,6 +310,7 @@ fn spawn(args: &[&str], env: &[(String, String)], extra: &[(&str, String)]) -> P
         child,
         pid,
         lines,
+        reader: Some(reader),
         stdout,
     }
 }
@@ -344,11 +347,16 @@ impl Proc {
     }
 
     /// Waits for the exit; None if it did not exit within `limit`.
+    /// The exit status, once every line the process logged has been read.
     async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        tokio::time::timeout(limit, self.child.wait())
+        let status = tokio::time::timeout(limit, self.child.wait())
             .await
             .ok()
-            .map(|r| r.expect("wait for the child"))
+            .map(|r| r.expect("wait for the child"))?;
+        if let Some(reader) = self.reader.take() {
+            let _ = tokio::time::timeout(limit, reader).await;
+        }
+        Some(status)
     }
 
     async fn stdout_text(&mut self) -> String {
