@@ -195,30 +195,36 @@ async fn run_attempts(
     options: &RunOptions,
     run_id: i64,
 ) -> Result<RunReport, SyncError> {
+    use backon::{ExponentialBuilder, Retryable};
     let retries = settings.database.transient_retries;
-    let mut wait = settings.database.retry_backoff;
-    let mut attempt = 0;
-    loop {
-        match run_phases(pool, settings, client, options, run_id).await {
-            Err(e) if e.is_transient_database() && attempt < retries => {
-                attempt += 1;
-                tracing::warn!(
-                    run_id,
-                    attempt,
-                    retries,
-                    error = %e,
-                    "run {run_id}: the database failed in passing ({e}); nothing was applied, \
-                     trying the run again in {:.1} s (retry {attempt} of {retries})",
-                    wait.as_secs_f64()
-                );
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(300));
-                // Best effort: the next attempt records its own phases.
-                let _ = runs::set_phase(pool, run_id, RunPhase::Fetching).await;
-            }
-            other => return other,
+    let backoff = ExponentialBuilder::new()
+        .with_factor(2.0)
+        .with_min_delay(settings.database.retry_backoff)
+        .with_max_delay(Duration::from_secs(300))
+        .with_max_times(retries as usize);
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    (|| async {
+        if attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0 {
+            // Best effort: the attempt records its own phases from here.
+            let _ = runs::set_phase(pool, run_id, RunPhase::Fetching).await;
         }
-    }
+        run_phases(pool, settings, client, options, run_id).await
+    })
+    .retry(backoff)
+    .when(SyncError::is_transient_database)
+    .notify(|e, wait| {
+        let retry = attempts.load(std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            run_id,
+            retry,
+            retries,
+            error = %e,
+            "run {run_id}: the database failed in passing ({e}); nothing was applied, \
+             trying the run again in {:.1} s (retry {retry} of {retries})",
+            wait.as_secs_f64()
+        );
+    })
+    .await
 }
 
 async fn run_phases(
