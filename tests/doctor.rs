@@ -56,6 +56,17 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `doctor` against a fake with `faults`: it exits 1 with exactly one
+/// FAILED line, given with the whole output.
+async fn one_failure(faults: Faults) -> (Output, Vec<String>) {
+    let fake = fake_with(faults).await;
+    let o = doctor(&fake, &[], &[]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let failed = failed_lines(&o);
+    assert_eq!(failed.len(), 1, "{}", stdout(&o));
+    (o, failed)
+}
+
 /// The text lines that start with FAILED.
 fn failed_lines(o: &Output) -> Vec<String> {
     stdout(o)
@@ -124,15 +135,11 @@ async fn every_check_passes_on_a_good_server() {
 
 #[tokio::test]
 async fn a_query_that_is_not_installed_fails_naming_it() {
-    let fake = fake_with(Faults {
+    let (o, failed) = one_failure(Faults {
         missing_queries: vec![CONTACTS.to_string()],
         ..Faults::default()
     })
     .await;
-    let o = doctor(&fake, &[], &[]).await;
-    assert_eq!(o.status.code(), Some(1));
-    let failed = failed_lines(&o);
-    assert_eq!(failed.len(), 1, "{}", stdout(&o));
     assert!(
         failed[0].starts_with(&format!("FAILED  query {CONTACTS}: "))
             && failed[0].contains("not installed")
@@ -146,15 +153,11 @@ async fn a_query_that_is_not_installed_fails_naming_it() {
 
 #[tokio::test]
 async fn a_field_missing_on_the_server_fails_naming_the_column_and_its_setting() {
-    let fake = fake_with(Faults {
+    let (o, failed) = one_failure(Faults {
         missing_columns: vec!["U_STUDENT.ORGEMAIL".into()],
         ..Faults::default()
     })
     .await;
-    let o = doctor(&fake, &[], &[]).await;
-    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    let failed = failed_lines(&o);
-    assert_eq!(failed.len(), 1, "{}", stdout(&o));
     assert!(
         failed[0].contains("field U_STUDENT.ORGEMAIL (powerschool.fields.student_org_email)")
             && failed[0].contains("does not exist on this server")
@@ -196,15 +199,11 @@ async fn a_field_missing_on_the_server_fails_naming_the_column_and_its_setting()
 
 #[tokio::test]
 async fn a_field_the_plugin_is_not_granted_fails_with_the_plugin_fix() {
-    let fake = fake_with(Faults {
+    let (o, failed) = one_failure(Faults {
         ungranted_columns: vec!["U_STUDENTCONTACTDETAIL.ISDECISIONMAKING".into()],
         ..Faults::default()
     })
     .await;
-    let o = doctor(&fake, &[], &[]).await;
-    assert_eq!(o.status.code(), Some(1));
-    let failed = failed_lines(&o);
-    assert_eq!(failed.len(), 1, "{}", stdout(&o));
     assert!(
         failed[0].contains(
             "field U_STUDENTCONTACTDETAIL.ISDECISIONMAKING (powerschool.fields.decision_making)"
@@ -219,15 +218,11 @@ async fn a_field_the_plugin_is_not_granted_fails_with_the_plugin_fix() {
 
 #[tokio::test]
 async fn a_guardian_field_the_access_request_lacks_is_named() {
-    let fake = fake_with(Faults {
+    let (_, failed) = one_failure(Faults {
         access_list_extra: vec!["PCAS_ACCOUNT.USERNAME".into()],
         ..Faults::default()
     })
     .await;
-    let o = doctor(&fake, &[], &[]).await;
-    assert_eq!(o.status.code(), Some(1));
-    let failed = failed_lines(&o);
-    assert_eq!(failed.len(), 1, "{}", stdout(&o));
     assert!(
         failed[0].starts_with(
             "FAILED  access list of com.pearson.core.guardian.student_guardian_detail: "
@@ -239,7 +234,7 @@ async fn a_guardian_field_the_access_request_lacks_is_named() {
 
 #[tokio::test]
 async fn a_missing_required_column_in_the_first_record_fails_the_query() {
-    let fake = fake_with(Faults {
+    let (_, failed) = one_failure(Faults {
         overrides: vec![FieldOverride {
             query: INDEPENDENT.into(),
             record_index: 0,
@@ -249,10 +244,6 @@ async fn a_missing_required_column_in_the_first_record_fails_the_query() {
         ..Faults::default()
     })
     .await;
-    let o = doctor(&fake, &[], &[]).await;
-    assert_eq!(o.status.code(), Some(1));
-    let failed = failed_lines(&o);
-    assert_eq!(failed.len(), 1, "{}", stdout(&o));
     assert!(
         failed[0].starts_with(&format!(
             "FAILED  query {INDEPENDENT}: columns: the first record lacks dcid"
