@@ -31,7 +31,14 @@ pub(super) fn build(
     };
     let partial = out.with_extension("zip.partial");
     let file = std::fs::File::create(&partial).map_err(io)?;
-    plugin.write_zip(std::io::BufWriter::new(file))?;
+    if let Err(e) = plugin.write_zip(std::io::BufWriter::new(file)) {
+        // Nothing half-written is left beside the zip.
+        let _ = std::fs::remove_file(&partial);
+        return Err(CliError::Usage(format!(
+            "{e} (writing {}); check that the folder is writable and has space, then run              `student-sync plugin build` again",
+            partial.display()
+        )));
+    }
     std::fs::rename(&partial, out).map_err(io)?;
     let fields = &settings.powerschool.fields;
     println!(
