@@ -7,6 +7,7 @@
 //! accepted.
 
 use super::{invalid, ConfigError};
+use crate::rules::eligibility::INDEPENDENT_ENROLMENT_TYPE;
 use serde::Deserialize;
 use std::fmt;
 
@@ -80,7 +81,7 @@ impl Default for PowerSchoolFields {
                 TableColumn::new("S_AB_STU_X", "ENRLYTYPE2"),
                 TableColumn::new("S_AB_STU_X", "ENRLYTYPE3"),
             ],
-            independent_enrolment_type: "121".to_string(),
+            independent_enrolment_type: INDEPENDENT_ENROLMENT_TYPE.to_string(),
             decision_making: TableColumn::new("U_STUDENTCONTACTDETAIL", "ISDECISIONMAKING"),
             student_org_email: TableColumn::new("U_STUDENT", "ORGEMAIL"),
             student_personal_email: TableColumn::new("U_STUDENT", "PERSONALEMAIL"),
@@ -219,7 +220,7 @@ fn column(
 fn enrolment_value(value: &Option<String>) -> Result<String, ConfigError> {
     let key = "powerschool.fields.independent_enrolment_type";
     let Some(text) = value else {
-        return Ok("121".to_string());
+        return Ok(INDEPENDENT_ENROLMENT_TYPE.to_string());
     };
     let trimmed = text.trim();
     let ok = !trimmed.is_empty()

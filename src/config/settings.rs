@@ -126,6 +126,10 @@ pub struct SyncSettings {
     pub access_tiers_file: Option<PathBuf>,
     /// A run still going after this long is stopped and `failed`.
     pub run_deadline: Duration,
+    /// The enrolment type that marks an independent student: the value of
+    /// `powerschool.fields.independent_enrolment_type`, which the plugin's
+    /// query filters on and the rules judge by (one setting, read twice).
+    pub independent_enrolment_type: String,
     /// The tier matrix read from `access_tiers_file` (or the default one),
     /// loaded and checked with the rest of the settings.
     pub access_tiers: TierMatrix,

@@ -593,3 +593,16 @@ fn retention_defaults_file_and_env() {
     let negative = load_toml("", &[("STUDENT_SYNC_RETENTION_AUDIT_KEEP_DAYS", "-1")]);
     assert_eq!(key_of(negative.unwrap_err()), "retention.audit_keep_days");
 }
+
+#[test]
+fn the_rules_judge_independence_by_the_districts_enrolment_value() {
+    let s = load_toml("", &[]).unwrap();
+    assert_eq!(s.sync.independent_enrolment_type, "121");
+    let s = load_toml(
+        "[powerschool.fields]\nindependent_enrolment_type = \"7\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(s.powerschool.fields.independent_enrolment_type, "7");
+    assert_eq!(s.sync.independent_enrolment_type, "7");
+}

@@ -29,6 +29,7 @@ pub(super) fn settings(
     let powerschool = powerschool(file.powerschool, sources, needs == Needs::Everything)?;
     let database = super::database::database(file.database, sources)?;
     let mut sync = sync(file.sync, sources)?;
+    sync.independent_enrolment_type = powerschool.fields.independent_enrolment_type.clone();
     let schedule = schedule(file.schedule)?;
     let daemon = daemon(file.daemon)?;
     let logging = LoggingSettings {
@@ -293,6 +294,8 @@ fn sync(s: FileSync, sources: &Sources<'_>) -> Result<SyncSettings, ConfigError>
         on_powerschool_removal,
         access_tiers_file,
         access_tiers: TierMatrix::default(),
+        // Set from `[powerschool.fields]` once those are read (`settings`).
+        independent_enrolment_type: String::new(),
     })
 }
 

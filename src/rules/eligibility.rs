@@ -61,15 +61,18 @@ fn school_year_start_in(year: i32) -> NaiveDate {
     NaiveDate::from_ymd_opt(year, SCHOOL_YEAR_START_MONTH, 1).unwrap_or(NaiveDate::MAX)
 }
 
-/// The enrolment type PowerSchool uses for an independent student.
-const INDEPENDENT_ENROLMENT_TYPE: &str = "121";
+/// The enrolment type Alberta's PowerSchool uses for an independent student:
+/// the default of `powerschool.fields.independent_enrolment_type`.
+pub const INDEPENDENT_ENROLMENT_TYPE: &str = "121";
 
-/// `s_ab_stu_x.enrlytype1..3`: any of them being 121 makes the student independent.
-pub fn is_independent(types: &[Option<String>]) -> bool {
+/// The three enrolment types (`s_ab_stu_x.enrlytype1..3` by default): any of
+/// them being the district's independent value (`independent`, e.g. 121)
+/// makes the student independent.
+pub fn is_independent(types: &[Option<String>], independent: &str) -> bool {
     types
         .iter()
         .flatten()
-        .any(|t| t.trim() == INDEPENDENT_ENROLMENT_TYPE)
+        .any(|t| t.trim() == independent.trim())
 }
 
 /// Which student field the district uses as the student's own login.
@@ -178,15 +181,26 @@ mod tests {
 
     #[test]
     fn independent_when_any_enrolment_type_is_121() {
-        assert!(is_independent(&[None, None, Some("121".into())]));
-        assert!(is_independent(&[Some(" 121 ".into()), None, None]));
-        assert!(!is_independent(&[
-            None,
-            Some("12".into()),
-            Some("1210".into())
-        ]));
-        assert!(!is_independent(&[None, None, None]));
-        assert!(!is_independent(&[]));
+        assert!(is_independent(
+            &[None, None, Some("121".into())],
+            INDEPENDENT_ENROLMENT_TYPE
+        ));
+        assert!(is_independent(
+            &[Some(" 121 ".into()), None, None],
+            INDEPENDENT_ENROLMENT_TYPE
+        ));
+        assert!(!is_independent(
+            &[None, Some("12".into()), Some("1210".into())],
+            INDEPENDENT_ENROLMENT_TYPE
+        ));
+        assert!(!is_independent(
+            &[None, None, None],
+            INDEPENDENT_ENROLMENT_TYPE
+        ));
+        assert!(!is_independent(&[], INDEPENDENT_ENROLMENT_TYPE));
+        // A district whose independent value is another one: judged by it.
+        assert!(is_independent(&[None, Some("7".into()), None], "7"));
+        assert!(!is_independent(&[None, Some("121".into()), None], "7"));
     }
 
     #[test]

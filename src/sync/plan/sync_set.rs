@@ -30,7 +30,9 @@ pub(super) fn sync_set(
     let independent: HashSet<i64> = snapshot
         .independent_students
         .iter()
-        .filter(|i| eligibility::is_independent(&i.enrollment_types))
+        .filter(|i| {
+            eligibility::is_independent(&i.enrollment_types, &settings.independent_enrolment_type)
+        })
         .map(|i| i.dcid)
         .collect();
     let mut set = SyncSet {
