@@ -1,6 +1,7 @@
 //! Reading the access table: the `access export` contract of
 //! `docs/test-worlds.md`, and a connection's audit history for `explain`.
 
+use super::write::ProblemRow;
 use super::{Doing, StoreError};
 use crate::rules::{ConnectionCase, Limit};
 use chrono::{DateTime, Utc};
@@ -108,6 +109,29 @@ pub async fn audit_history(
             case_before: r.get("case_before"),
             case_after: r.get("case_after"),
             reasons: r.get("reasons"),
+        })
+        .collect())
+}
+
+/// The problems a run recorded, in the order it found them.
+pub async fn run_problems(pool: &PgPool, run_id: i64) -> Result<Vec<ProblemRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT kind, query, record_id, field, value, message
+         FROM run_problems WHERE run_id = $1 ORDER BY id",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await
+    .doing("reading the run's problems")?;
+    Ok(rows
+        .iter()
+        .map(|r| ProblemRow {
+            kind: r.get("kind"),
+            query: r.get("query"),
+            record_id: r.get("record_id"),
+            field: r.get("field"),
+            value: r.get("value"),
+            message: r.get("message"),
         })
         .collect())
 }
