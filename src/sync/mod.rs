@@ -285,8 +285,15 @@ pub async fn prepare(
         Some(l) => baseline::last_school_counts(pool, l.id).await?,
         None => Default::default(),
     };
+    let loading = Instant::now();
     let (mut read, state) = StateSnapshot::open(pool).await?;
+    tracing::debug!(
+        seconds = loading.elapsed().as_secs_f64(),
+        "current state read"
+    );
+    let planning = Instant::now();
     let plan = plan::plan(snapshot, &state, &settings.sync, today);
+    tracing::debug!(seconds = planning.elapsed().as_secs_f64(), "plan made");
     let safety = safety::check(
         &settings.safety,
         &plan,

@@ -65,6 +65,13 @@ pub fn plan(
     settings: &SyncSettings,
     today: NaiveDate,
 ) -> Plan {
+    let started = std::time::Instant::now();
+    let step = |name: &str| {
+        tracing::debug!(
+            seconds = started.elapsed().as_secs_f64(),
+            "plan: {name} done"
+        )
+    };
     let mut plan = Plan::default();
     plan.counts.fetched = FetchCounts {
         guardians: snapshot.guardians.len() as u64,
@@ -79,6 +86,7 @@ pub fn plan(
     plan.counts.scheduling_year_excluded = set.scheduling_year_excluded;
     plan.problems.extend(set.problems);
     let in_set = set.students;
+    step("sync set");
 
     let students: Vec<StudentFacts> = in_set.values().map(StudentFacts::from).collect();
     let dcids: BTreeSet<i64> = in_set.keys().copied().collect();
@@ -93,7 +101,9 @@ pub fn plan(
         state,
         settings,
     );
+    step("facts");
     let mut decisions = rules::decide(&facts);
+    step("rules");
     // The facts copy every fetched row; free them before the plan's own
     // copies of the changed rows are made.
     drop(facts);
@@ -103,6 +113,7 @@ pub fn plan(
     plan.guardian_accounts =
         mirrored::guardian_account_changes(&snapshot.guardians, &dcids, &state.guardian_accounts);
 
+    step("mirrored rows");
     let users = users::user_changes(state, snapshot, &decisions);
     plan.counts.users = users.counts();
     plan.new_users = users.new_users;
@@ -114,6 +125,7 @@ pub fn plan(
         decisions.report.orphaned.len() as u64,
     );
     plan.connections = connections;
+    step("users and connections");
     problems::report_problems(&mut plan.problems, &decisions.report);
 
     plan.counts.students = plan.students.counts();
