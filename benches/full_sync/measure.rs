@@ -153,6 +153,13 @@ pub struct AuditWritten {
     pub disk_bytes: i64,
 }
 
+impl AuditWritten {
+    /// The rows the run appended to the audit and the problems.
+    pub fn rows(&self) -> i64 {
+        self.audit_rows + self.problem_rows
+    }
+}
+
 pub async fn audit_written(pool: &PgPool, before: &TableStats, after: &TableStats) -> AuditWritten {
     let bytes = |t: &str, id: i64| {
         format!("SELECT coalesce(sum(pg_column_size(t.*)), 0)::bigint FROM {t} t WHERE id > {id}")
