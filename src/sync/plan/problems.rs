@@ -89,3 +89,95 @@ pub(super) fn report_problems(problems: &mut Vec<ProblemRow>, r: &DecisionReport
 pub(super) fn tidy(problems: &mut [ProblemRow]) {
     problems.iter_mut().for_each(ProblemRow::tidy);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::write::StoredFacts;
+
+    /// One finding of every kind, in `report_problems`' order.
+    fn one_of_each() -> DecisionReport {
+        DecisionReport {
+            rows_for_unknown_students: vec![(11, 5001)],
+            links_without_matching_contact: vec![(12, 5002, "a@example.com".into())],
+            unverified_email_matches: vec![(13, 5003, "b@example.com".into())],
+            email_differs: vec![(7, "login@example.com".into(), "ps@example.com".into())],
+            accounts_without_email: vec![(14, 5004)],
+            orphaned: vec![(5005, 8)],
+            form_creator_only: vec![(5006, 9)],
+            ..DecisionReport::default()
+        }
+    }
+
+    fn planned(report: &DecisionReport) -> Vec<ProblemRow> {
+        let mut problems = Vec::new();
+        report_problems(&mut problems, report);
+        tidy(&mut problems);
+        problems
+    }
+
+    /// A row as the run stores it and `run_problems` reads it back: its
+    /// facts only, rendered and tidied.
+    fn read_back(p: &ProblemRow) -> ProblemRow {
+        let about = p.about.as_ref().expect("a rule problem keeps its facts");
+        let stored: StoredFacts<'_> = about.stored();
+        let mut row = ProblemRow::from(RuleProblem::from_stored(&p.kind, stored).unwrap());
+        row.tidy();
+        row
+    }
+
+    #[test]
+    fn every_kind_reads_as_before_the_facts_were_stored() {
+        // The words and record ids of the version that stored them as text.
+        let want = [
+            ("row_for_student_outside_sync_set", "guardian 11, student 5001", "guardian account 11 is linked to student 5001, who is not in the sync set (not enrolled, or a scheduling-year student); the row is ignored"),
+            ("link_without_matching_contact", "guardian 12, student 5002", "R3: no contact of student 5002 has the email a@example.com of guardian account 12; the link is not used. Fix the contact's email in PowerSchool"),
+            ("unverified_email_match", "guardian 13, student 5003", "guardian account 13 (student 5003) has the email b@example.com, which belongs only to a SchoolEngage user who has not verified it; not linked until the user verifies the email"),
+            ("email_differs", "user 7", "user 7 logs in as login@example.com but the linked PowerSchool account's email is ps@example.com; the login email is SchoolEngage's and was not changed"),
+            ("account_without_email", "guardian 14, student 5004", "guardian account 14 (student 5004) has no usable email; no user can be made for it. Add the email in PowerSchool"),
+            ("orphaned_from_powerschool", "student 5005, user 8", "the connection of user 8 to student 5005 was made by an earlier sync, and PowerSchool no longer links them"),
+            ("form_creator_only", "student 5006, user 9", "user 9 created a form for student 5006 but holds no Parent Portal account; nothing changes until registration links them"),
+        ];
+        let problems = planned(&one_of_each());
+        assert_eq!(problems.len(), want.len());
+        assert_eq!(RuleProblem::KINDS.len(), want.len());
+        for (p, (kind, record_id, message)) in problems.iter().zip(want) {
+            assert_eq!(p.kind, kind);
+            assert!(RuleProblem::KINDS.contains(&kind));
+            assert_eq!(p.record_id.as_deref(), Some(record_id));
+            assert_eq!(p.message, message);
+            assert_eq!((&p.query, &p.field, &p.value), (&None, &None, &None));
+            assert_eq!(&read_back(p), p, "{kind} reads back as planned");
+        }
+    }
+
+    #[test]
+    fn odd_emails_read_back_as_planned_escaped_and_cut_alike() {
+        let long = format!("{}@example.com", "x".repeat(1200));
+        let report = DecisionReport {
+            links_without_matching_contact: vec![(1, 2, "tab\there@example.com".into())],
+            email_differs: vec![(3, long.clone(), format!("zero\u{200b}width{long}"))],
+            ..DecisionReport::default()
+        };
+        let problems = planned(&report);
+        assert!(problems[0].message.contains("tab\\u{0009}here@example.com"));
+        assert!(problems[1].message.ends_with('…'));
+        assert_eq!(problems[1].message.chars().count(), MESSAGE_CHARS_SHOWN);
+        for p in &problems {
+            assert_eq!(&read_back(p), p);
+        }
+    }
+
+    /// A message cut at `MESSAGE_CHARS` characters, and the `…` that says so.
+    const MESSAGE_CHARS_SHOWN: usize = crate::store::write::MESSAGE_CHARS + 1;
+
+    #[test]
+    fn a_stored_row_missing_a_fact_its_kind_needs_is_not_rendered() {
+        let facts = StoredFacts {
+            guardian_id: Some(1),
+            ..StoredFacts::default()
+        };
+        assert_eq!(RuleProblem::from_stored("account_without_email", facts), None);
+        assert_eq!(RuleProblem::from_stored("bad_record", facts), None);
+    }
+}
