@@ -177,7 +177,10 @@ mod tests {
             guardian_id: Some(1),
             ..StoredFacts::default()
         };
-        assert_eq!(RuleProblem::from_stored("account_without_email", facts), None);
+        assert_eq!(
+            RuleProblem::from_stored("account_without_email", facts),
+            None
+        );
         assert_eq!(RuleProblem::from_stored("bad_record", facts), None);
     }
 }
