@@ -31,6 +31,7 @@ async fn add_problems(pool: &PgPool, run_id: i64, n: usize) {
             field: Some("grade_level".into()),
             value: Some("x".into()),
             message: "not a whole number".into(),
+            about: None,
         })
         .collect();
     let mut tx = pool.begin().await.unwrap();

@@ -166,6 +166,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List every problem a run recorded (the report shows the first few of
+    /// each kind), with its words, kind by kind.
+    Problems {
+        /// The run's id (the report and `student-sync status` name it).
+        run_id: i64,
+        /// Only the problems of this kind (e.g. link_without_matching_contact).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Print JSON for tools instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the shell completion script for bash, zsh or fish (the package
     /// installs them; e.g. `student-sync completions bash > student-sync.bash`).
     Completions {

@@ -3,7 +3,7 @@
 
 use super::args::{AccessCommand, Cli, Command, PluginCommand};
 use super::load::{settings, Loaded};
-use super::{access, demo, doctor, manual, plugin, runs, safe_changes, worlds, CliError};
+use super::{access, demo, doctor, manual, plugin, problems, runs, safe_changes, worlds, CliError};
 
 pub async fn run(cli: Cli, loaded: Loaded) -> Result<(), CliError> {
     match &cli.command {
@@ -41,6 +41,9 @@ pub async fn run(cli: Cli, loaded: Loaded) -> Result<(), CliError> {
         Command::Run { now, json } => runs::run_now(loaded, *now, *json).await,
         Command::Status { json } => runs::status(loaded, *json).await,
         Command::Prune { json } => runs::prune(loaded, *json).await,
+        Command::Problems { run_id, kind, json } => {
+            problems::list(loaded, *run_id, kind.as_deref(), *json).await
+        }
         Command::Completions { shell } => manual::completions(*shell),
         Command::Man { dir } => manual::man(dir.as_deref()),
     }

@@ -24,7 +24,8 @@ pub fn load_settings(cli: &Cli) -> Loaded {
         | Command::Approve { .. }
         | Command::Discard { .. }
         | Command::Status { .. }
-        | Command::Prune { .. } => Some(Settings::load_for(&sources, Needs::Database)),
+        | Command::Prune { .. }
+        | Command::Problems { .. } => Some(Settings::load_for(&sources, Needs::Database)),
         Command::Explain { .. } => Some(Settings::load_for(&sources, Needs::Rules)),
         Command::Fetch { .. }
         | Command::Doctor { .. }

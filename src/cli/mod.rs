@@ -3,7 +3,7 @@
 //! says what failed, for which record or setting, and what to do.
 //!
 //! `args` holds the commands and flags, `dispatch` sends each command to the
-//! file that carries it out (`runs`, `access`, `safe_changes`, `worlds`,
+//! file that carries it out (`runs`, `access`, `problems`, `safe_changes`, `worlds`,
 //! `demo`, `manual` for the completion scripts and man pages), `errors` the
 //! one error and its exit codes; `load`, `output` and `progress` (bars on a
 //! terminal) are what every command shares.
@@ -18,6 +18,7 @@ mod load;
 mod manual;
 mod output;
 mod plugin;
+mod problems;
 mod progress;
 mod runs;
 mod safe_changes;

@@ -1,11 +1,13 @@
 //! Reading the access table: the `access export` contract of
 //! `docs/test-worlds.md`, and a connection's audit history for `explain`.
 
-use super::write::ProblemRow;
+use super::write::{ProblemRow, RuleProblem, StoredFacts};
 use super::{Doing, StoreError};
 use crate::rules::{ConnectionCase, Limit};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::error::BoxDynError;
+use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
 /// What `access export` prints (a test world's `expect` object has the same shape).
@@ -113,25 +115,69 @@ pub async fn audit_history(
         .collect())
 }
 
-/// The problems a run recorded, in the order it found them.
+/// The problems a run recorded, in the order it found them, with their
+/// words: a rule problem stored as its facts is rendered as the run's report
+/// showed it; a row stored with its words (free text, or any row of a run
+/// before rule problems were stored as facts) reads as stored.
 pub async fn run_problems(pool: &PgPool, run_id: i64) -> Result<Vec<ProblemRow>, StoreError> {
+    run_problems_of_kind(pool, run_id, None).await
+}
+
+/// `run_problems`, only those of `kind` when one is given.
+pub async fn run_problems_of_kind(
+    pool: &PgPool,
+    run_id: i64,
+    kind: Option<&str>,
+) -> Result<Vec<ProblemRow>, StoreError> {
+    const DOING: &str = "reading the run's problems";
     let rows = sqlx::query(
-        "SELECT kind, query, record_id, field, value, message
-         FROM run_problems WHERE run_id = $1 ORDER BY id",
+        "SELECT id, kind, query, record_id, field, value, message,
+                guardian_id, student_dcid, user_id, login
+         FROM run_problems WHERE run_id = $1 AND ($2::text IS NULL OR kind = $2) ORDER BY id",
     )
     .bind(run_id)
+    .bind(kind)
     .fetch_all(pool)
     .await
-    .doing("reading the run's problems")?;
-    Ok(rows
-        .iter()
-        .map(|r| ProblemRow {
-            kind: r.get("kind"),
-            query: r.get("query"),
-            record_id: r.get("record_id"),
-            field: r.get("field"),
-            value: r.get("value"),
-            message: r.get("message"),
-        })
-        .collect())
+    .doing(DOING)?;
+    rows.iter()
+        .map(|r| read_problem(r).map_err(sqlx::Error::Decode).doing(DOING))
+        .collect()
+}
+
+/// One stored problem with its words.
+fn read_problem(r: &PgRow) -> Result<ProblemRow, BoxDynError> {
+    let kind: String = r.try_get("kind")?;
+    if let Some(message) = r.try_get::<Option<String>, _>("message")? {
+        return Ok(ProblemRow {
+            kind,
+            query: r.try_get("query")?,
+            record_id: r.try_get("record_id")?,
+            field: r.try_get("field")?,
+            value: r.try_get("value")?,
+            message,
+            about: None,
+        });
+    }
+    let value: Option<String> = r.try_get("value")?;
+    let login: Option<String> = r.try_get("login")?;
+    let facts = StoredFacts {
+        guardian_id: r.try_get("guardian_id")?,
+        student_dcid: r.try_get("student_dcid")?,
+        user_id: r.try_get("user_id")?,
+        value: value.as_deref(),
+        login: login.as_deref(),
+    };
+    let Some(about) = RuleProblem::from_stored(&kind, facts) else {
+        let id: i64 = r.try_get("id")?;
+        return Err(format!(
+            "run_problems row {id} (kind {kind}) has no message and not the facts its kind is \
+             rendered from; this version of student-sync cannot word it. Read the row with \
+             psql, or upgrade student-sync to the version that wrote it"
+        )
+        .into());
+    };
+    let mut row = ProblemRow::from(about);
+    row.tidy();
+    Ok(row)
 }

@@ -182,3 +182,36 @@ pub(super) fn problems_text(
         }
     }
 }
+
+/// Every problem of one run (`student-sync problems RUN`), as read back from
+/// `run_problems`: the report's listing without the cut at
+/// `PROBLEMS_PER_KIND`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProblemList {
+    pub run_id: i64,
+    /// The one kind asked for, if any.
+    pub kind: Option<String>,
+    /// In the order the run found them.
+    pub problems: Vec<ProblemRow>,
+}
+
+impl ProblemList {
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let of_kind = match &self.kind {
+            Some(kind) => format!(" of kind {kind}"),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "Run {}: every problem it recorded{of_kind}",
+            self.run_id
+        );
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for p in &self.problems {
+            *counts.entry(p.kind.clone()).or_default() += 1;
+        }
+        problems_text(&mut out, &counts, &self.problems, "");
+        out
+    }
+}

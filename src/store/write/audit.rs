@@ -6,7 +6,7 @@ use super::copy::{copy_in, copy_row};
 use super::Tx;
 use crate::rules::{AccessTier, ConnectionCase};
 use crate::store::StoreError;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// One append to the access audit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -44,33 +44,4 @@ pub async fn append_audit(
         "appending to the access audit",
     )
     .await
-}
-
-/// A record a run could not use or wants an admin to look at.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProblemRow {
-    pub kind: String,
-    pub query: Option<String>,
-    pub record_id: Option<String>,
-    pub field: Option<String>,
-    pub value: Option<String>,
-    pub message: String,
-}
-
-pub async fn insert_problems(
-    tx: &mut Tx<'_>,
-    rows: &[ProblemRow],
-    run_id: i64,
-) -> Result<(), StoreError> {
-    copy_in(
-        tx,
-        "COPY run_problems (run_id, kind, query, record_id, field, value, message) FROM STDIN",
-        &[rows],
-        move |out, r: &ProblemRow| {
-            copy_row!(out; run_id, r.kind, r.query, r.record_id, r.field, r.value, r.message)
-        },
-        "recording the run's problems",
-    )
-    .await?;
-    Ok(())
 }

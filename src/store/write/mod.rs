@@ -11,7 +11,8 @@
 //! - `mirrored`: the rows PowerSchool owns (students, contacts, guardian accounts);
 //! - `users`: the users a run creates and the synced fields of existing ones;
 //! - `connections`: the connections and their removal;
-//! - `audit`: the access audit and the run's problems.
+//! - `audit`: the access audit;
+//! - `problems`: the run's problems, rule findings stored as facts.
 
 use sqlx::{Postgres, Transaction};
 
@@ -20,13 +21,15 @@ mod copy;
 mod audit;
 mod connections;
 mod mirrored;
+mod problems;
 mod users;
 
-pub use audit::{append_audit, insert_problems, AuditRow, ProblemRow};
+pub use audit::{append_audit, AuditRow};
 pub use connections::{delete_connections, upsert_connections, ConnectionWrite};
 pub use mirrored::{
     delete_contacts, delete_guardian_accounts, upsert_mirrored, MirroredRow, MirroredTable,
 };
+pub use problems::{insert_problems, ProblemRow, RuleProblem, StoredFacts, MESSAGE_CHARS};
 pub use users::{insert_users, update_users, NewUserRow, UserUpdate};
 
 pub type Tx<'a> = Transaction<'a, Postgres>;

@@ -3,9 +3,8 @@
 //! emails that differ, connections orphaned from PowerSchool, …).
 
 use crate::powerschool::DistrictSnapshot;
-use crate::rules::text;
 use crate::rules::DecisionReport;
-use crate::store::write::ProblemRow;
+use crate::store::write::{ProblemRow, RuleProblem};
 
 /// A problem about one record, found while planning.
 pub(crate) fn problem(kind: &str, record_id: String, message: String) -> ProblemRow {
@@ -16,6 +15,7 @@ pub(crate) fn problem(kind: &str, record_id: String, message: String) -> Problem
         field: None,
         value: None,
         message,
+        about: None,
     }
 }
 
@@ -28,80 +28,159 @@ pub(super) fn fetch_problems(snapshot: &DistrictSnapshot) -> impl Iterator<Item 
         field: Some(p.field.clone()),
         value: Some(p.value.clone()),
         message: p.message.clone(),
+        about: None,
     })
 }
 
-/// What the rules reported, as problems, kind by kind.
+/// What the rules reported, as problems, kind by kind. Each keeps its facts
+/// (`about`): the run stores those, and its words are rendered from them.
 pub(super) fn report_problems(problems: &mut Vec<ProblemRow>, r: &DecisionReport) {
-    for (gid, dcid) in &r.rows_for_unknown_students {
-        problems.push(problem(
-            "row_for_student_outside_sync_set",
-            format!("guardian {gid}, student {dcid}"),
-            format!("guardian account {gid} is linked to student {dcid}, who is not in the sync set (not enrolled, or a scheduling-year student); the row is ignored"),
-        ));
+    use RuleProblem::*;
+    let mut push = |p: RuleProblem| problems.push(ProblemRow::from(p));
+    for &(guardian_id, student_dcid) in &r.rows_for_unknown_students {
+        push(RowForStudentOutsideSyncSet {
+            guardian_id,
+            student_dcid,
+        });
     }
-    for (gid, dcid, email) in &r.links_without_matching_contact {
-        problems.push(problem(
-            "link_without_matching_contact",
-            format!("guardian {gid}, student {dcid}"),
-            format!("R3: no contact of student {dcid} has the email {email} of guardian account {gid}; the link is not used. Fix the contact's email in PowerSchool"),
-        ));
+    for (guardian_id, student_dcid, email) in &r.links_without_matching_contact {
+        push(LinkWithoutMatchingContact {
+            guardian_id: *guardian_id,
+            student_dcid: *student_dcid,
+            email: email.clone(),
+        });
     }
-    for (gid, dcid, email) in &r.unverified_email_matches {
-        problems.push(problem(
-            "unverified_email_match",
-            format!("guardian {gid}, student {dcid}"),
-            format!("guardian account {gid} (student {dcid}) has the email {email}, which belongs only to a SchoolEngage user who has not verified it; not linked until the user verifies the email"),
-        ));
+    for (guardian_id, student_dcid, email) in &r.unverified_email_matches {
+        push(UnverifiedEmailMatch {
+            guardian_id: *guardian_id,
+            student_dcid: *student_dcid,
+            email: email.clone(),
+        });
     }
-    for (uid, login, ps) in &r.email_differs {
-        problems.push(problem(
-            "email_differs",
-            format!("user {uid}"),
-            format!("user {uid} logs in as {login} but the linked PowerSchool account's email is {ps}; the login email is SchoolEngage's and was not changed"),
-        ));
+    for (user_id, login, ps) in &r.email_differs {
+        push(EmailDiffers {
+            user_id: *user_id,
+            login: login.clone(),
+            powerschool_email: ps.clone(),
+        });
     }
-    for (gid, dcid) in &r.accounts_without_email {
-        problems.push(problem(
-            "account_without_email",
-            format!("guardian {gid}, student {dcid}"),
-            format!("guardian account {gid} (student {dcid}) has no usable email; no user can be made for it. Add the email in PowerSchool"),
-        ));
+    for &(guardian_id, student_dcid) in &r.accounts_without_email {
+        push(AccountWithoutEmail {
+            guardian_id,
+            student_dcid,
+        });
     }
-    for (dcid, uid) in &r.orphaned {
-        problems.push(problem(
-            "orphaned_from_powerschool",
-            format!("student {dcid}, user {uid}"),
-            format!("the connection of user {uid} to student {dcid} was made by an earlier sync, and PowerSchool no longer links them"),
-        ));
+    for &(student_dcid, user_id) in &r.orphaned {
+        push(OrphanedFromPowerschool {
+            student_dcid,
+            user_id,
+        });
     }
-    for (dcid, uid) in &r.form_creator_only {
-        problems.push(problem(
-            "form_creator_only",
-            format!("student {dcid}, user {uid}"),
-            format!("user {uid} created a form for student {dcid} but holds no Parent Portal account; nothing changes until registration links them"),
-        ));
+    for &(student_dcid, user_id) in &r.form_creator_only {
+        push(FormCreatorOnly {
+            student_dcid,
+            user_id,
+        });
     }
 }
 
-/// How long a problem's message may be, in characters (it quotes values).
-const MESSAGE_CHARS: usize = 1000;
-
-/// Every problem as the database and the report keep it: record ids and
-/// values escaped and cut to `text::SHOWN_CHARS` characters, messages to
-/// `MESSAGE_CHARS`, no control character anywhere (a NUL from PowerSchool
-/// must never reach PostgreSQL, even inside a problem about it).
+/// Every problem as the database and the report keep it (see
+/// `ProblemRow::tidy`).
 pub(super) fn tidy(problems: &mut [ProblemRow]) {
-    for p in problems {
-        let short = |v: &mut Option<String>| {
-            if let Some(v) = v.as_mut() {
-                *v = text::shown(v);
-            }
+    problems.iter_mut().for_each(ProblemRow::tidy);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::write::StoredFacts;
+
+    /// One finding of every kind, in `report_problems`' order.
+    fn one_of_each() -> DecisionReport {
+        DecisionReport {
+            rows_for_unknown_students: vec![(11, 5001)],
+            links_without_matching_contact: vec![(12, 5002, "a@example.com".into())],
+            unverified_email_matches: vec![(13, 5003, "b@example.com".into())],
+            email_differs: vec![(7, "login@example.com".into(), "ps@example.com".into())],
+            accounts_without_email: vec![(14, 5004)],
+            orphaned: vec![(5005, 8)],
+            form_creator_only: vec![(5006, 9)],
+            ..DecisionReport::default()
+        }
+    }
+
+    fn planned(report: &DecisionReport) -> Vec<ProblemRow> {
+        let mut problems = Vec::new();
+        report_problems(&mut problems, report);
+        tidy(&mut problems);
+        problems
+    }
+
+    /// A row as the run stores it and `run_problems` reads it back: its
+    /// facts only, rendered and tidied.
+    fn read_back(p: &ProblemRow) -> ProblemRow {
+        let about = p.about.as_ref().expect("a rule problem keeps its facts");
+        let stored: StoredFacts<'_> = about.stored();
+        let mut row = ProblemRow::from(RuleProblem::from_stored(&p.kind, stored).unwrap());
+        row.tidy();
+        row
+    }
+
+    #[test]
+    fn every_kind_reads_as_before_the_facts_were_stored() {
+        // The words and record ids of the version that stored them as text.
+        let want = [
+            ("row_for_student_outside_sync_set", "guardian 11, student 5001", "guardian account 11 is linked to student 5001, who is not in the sync set (not enrolled, or a scheduling-year student); the row is ignored"),
+            ("link_without_matching_contact", "guardian 12, student 5002", "R3: no contact of student 5002 has the email a@example.com of guardian account 12; the link is not used. Fix the contact's email in PowerSchool"),
+            ("unverified_email_match", "guardian 13, student 5003", "guardian account 13 (student 5003) has the email b@example.com, which belongs only to a SchoolEngage user who has not verified it; not linked until the user verifies the email"),
+            ("email_differs", "user 7", "user 7 logs in as login@example.com but the linked PowerSchool account's email is ps@example.com; the login email is SchoolEngage's and was not changed"),
+            ("account_without_email", "guardian 14, student 5004", "guardian account 14 (student 5004) has no usable email; no user can be made for it. Add the email in PowerSchool"),
+            ("orphaned_from_powerschool", "student 5005, user 8", "the connection of user 8 to student 5005 was made by an earlier sync, and PowerSchool no longer links them"),
+            ("form_creator_only", "student 5006, user 9", "user 9 created a form for student 5006 but holds no Parent Portal account; nothing changes until registration links them"),
+        ];
+        let problems = planned(&one_of_each());
+        assert_eq!(problems.len(), want.len());
+        assert_eq!(RuleProblem::KINDS.len(), want.len());
+        for (p, (kind, record_id, message)) in problems.iter().zip(want) {
+            assert_eq!(p.kind, kind);
+            assert!(RuleProblem::KINDS.contains(&kind));
+            assert_eq!(p.record_id.as_deref(), Some(record_id));
+            assert_eq!(p.message, message);
+            assert_eq!((&p.query, &p.field, &p.value), (&None, &None, &None));
+            assert_eq!(&read_back(p), p, "{kind} reads back as planned");
+        }
+    }
+
+    #[test]
+    fn odd_emails_read_back_as_planned_escaped_and_cut_alike() {
+        let long = format!("{}@example.com", "x".repeat(1200));
+        let report = DecisionReport {
+            links_without_matching_contact: vec![(1, 2, "tab\there@example.com".into())],
+            email_differs: vec![(3, long.clone(), format!("zero\u{200b}width{long}"))],
+            ..DecisionReport::default()
         };
-        short(&mut p.record_id);
-        short(&mut p.value);
-        short(&mut p.query);
-        short(&mut p.field);
-        p.message = text::shown_at_most(&p.message, MESSAGE_CHARS);
+        let problems = planned(&report);
+        assert!(problems[0].message.contains("tab\\u{0009}here@example.com"));
+        assert!(problems[1].message.ends_with('…'));
+        assert_eq!(problems[1].message.chars().count(), MESSAGE_CHARS_SHOWN);
+        for p in &problems {
+            assert_eq!(&read_back(p), p);
+        }
+    }
+
+    /// A message cut at `MESSAGE_CHARS` characters, and the `…` that says so.
+    const MESSAGE_CHARS_SHOWN: usize = crate::store::write::MESSAGE_CHARS + 1;
+
+    #[test]
+    fn a_stored_row_missing_a_fact_its_kind_needs_is_not_rendered() {
+        let facts = StoredFacts {
+            guardian_id: Some(1),
+            ..StoredFacts::default()
+        };
+        assert_eq!(
+            RuleProblem::from_stored("account_without_email", facts),
+            None
+        );
+        assert_eq!(RuleProblem::from_stored("bad_record", facts), None);
     }
 }

@@ -1,0 +1,334 @@
+//! The run's problems: what a run could not use or wants an admin to look
+//! at, appended with one COPY.
+//!
+//! Most of a large run's problems are the rules' findings (a link without a
+//! matching contact, an email that differs, …): tens of thousands of rows a
+//! night whose words are built from two ids and an email. Those are stored
+//! as their kind and facts (`RuleProblem`: ids in numeric columns, the email
+//! in `value`, the login in `login`) with `message` NULL, and rendered into
+//! today's words when read; rendering is the one place their words are
+//! built, at plan time and when read back, so both read the same. Every
+//! other problem (a record the fetch could not read, a student left out of
+//! the sync set, …) carries words that cannot be rebuilt and is stored as
+//! text, as are the rows of runs before this form existed.
+
+use super::copy::{copy_in, copy_row};
+use super::Tx;
+use crate::rules::text;
+use crate::store::StoreError;
+use serde::{Deserialize, Serialize};
+
+/// How long a problem's message may be, in characters (it quotes values).
+pub const MESSAGE_CHARS: usize = 1000;
+
+/// A record a run could not use or wants an admin to look at, with the
+/// words an admin reads.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProblemRow {
+    pub kind: String,
+    pub query: Option<String>,
+    pub record_id: Option<String>,
+    pub field: Option<String>,
+    pub value: Option<String>,
+    pub message: String,
+    /// For a rule's finding, the facts `record_id` and `message` were
+    /// rendered from: what is stored instead of the words. Never serialized
+    /// (the report shows the words); a held plan read back has lost it and
+    /// stores its words as text, which reads the same.
+    #[serde(skip)]
+    pub about: Option<RuleProblem>,
+}
+
+impl ProblemRow {
+    /// The row as the database and the report keep it: record ids and values
+    /// escaped and cut to `text::SHOWN_CHARS` characters, the message to
+    /// `MESSAGE_CHARS`, no control character anywhere (a NUL from
+    /// PowerSchool must never reach PostgreSQL, even inside a problem about
+    /// it). Applied once to every row, at plan time and to a rendered row
+    /// when read, so both read the same.
+    pub fn tidy(&mut self) {
+        for v in [
+            &mut self.record_id,
+            &mut self.value,
+            &mut self.query,
+            &mut self.field,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *v = text::shown(v);
+        }
+        self.message = text::shown_at_most(&self.message, MESSAGE_CHARS);
+    }
+}
+
+/// What the rules found about one record, as facts: the words are rendered
+/// from these (`ProblemRow::from`), never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleProblem {
+    /// A guardian row whose student is not in the sync set.
+    RowForStudentOutsideSyncSet { guardian_id: i64, student_dcid: i64 },
+    /// R3 failed: no contact of the student has the account's email.
+    LinkWithoutMatchingContact {
+        guardian_id: i64,
+        student_dcid: i64,
+        email: String,
+    },
+    /// The account's email belongs only to a user who has not verified it.
+    UnverifiedEmailMatch {
+        guardian_id: i64,
+        student_dcid: i64,
+        email: String,
+    },
+    /// A linked user's login differs from the account's email.
+    EmailDiffers {
+        user_id: i64,
+        login: String,
+        powerschool_email: String,
+    },
+    /// A guardian row without a usable email.
+    AccountWithoutEmail { guardian_id: i64, student_dcid: i64 },
+    /// A connection an earlier sync made that PowerSchool no longer links.
+    OrphanedFromPowerschool { student_dcid: i64, user_id: i64 },
+    /// A form creator with no Parent Portal account and no connection.
+    FormCreatorOnly { student_dcid: i64, user_id: i64 },
+}
+
+/// The stored columns of a rule problem besides its kind (NULL where the
+/// kind has no such fact).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoredFacts<'a> {
+    pub guardian_id: Option<i64>,
+    pub student_dcid: Option<i64>,
+    pub user_id: Option<i64>,
+    pub value: Option<&'a str>,
+    pub login: Option<&'a str>,
+}
+
+impl RuleProblem {
+    /// The kinds a rule problem can have: the only kinds stored without words.
+    pub const KINDS: [&'static str; 7] = [
+        "row_for_student_outside_sync_set",
+        "link_without_matching_contact",
+        "unverified_email_match",
+        "email_differs",
+        "account_without_email",
+        "orphaned_from_powerschool",
+        "form_creator_only",
+    ];
+
+    pub fn kind(&self) -> &'static str {
+        use RuleProblem::*;
+        match self {
+            RowForStudentOutsideSyncSet { .. } => "row_for_student_outside_sync_set",
+            LinkWithoutMatchingContact { .. } => "link_without_matching_contact",
+            UnverifiedEmailMatch { .. } => "unverified_email_match",
+            EmailDiffers { .. } => "email_differs",
+            AccountWithoutEmail { .. } => "account_without_email",
+            OrphanedFromPowerschool { .. } => "orphaned_from_powerschool",
+            FormCreatorOnly { .. } => "form_creator_only",
+        }
+    }
+
+    /// The record the problem is about, as the report names it.
+    pub fn record_id(&self) -> String {
+        use RuleProblem::*;
+        match self {
+            RowForStudentOutsideSyncSet {
+                guardian_id: gid,
+                student_dcid: dcid,
+            }
+            | LinkWithoutMatchingContact {
+                guardian_id: gid,
+                student_dcid: dcid,
+                ..
+            }
+            | UnverifiedEmailMatch {
+                guardian_id: gid,
+                student_dcid: dcid,
+                ..
+            }
+            | AccountWithoutEmail {
+                guardian_id: gid,
+                student_dcid: dcid,
+            } => format!("guardian {gid}, student {dcid}"),
+            EmailDiffers { user_id, .. } => format!("user {user_id}"),
+            OrphanedFromPowerschool {
+                student_dcid,
+                user_id,
+            }
+            | FormCreatorOnly {
+                student_dcid,
+                user_id,
+            } => format!("student {student_dcid}, user {user_id}"),
+        }
+    }
+
+    /// The words an admin reads (before `ProblemRow::tidy`).
+    pub fn message(&self) -> String {
+        use RuleProblem::*;
+        match self {
+            RowForStudentOutsideSyncSet { guardian_id: gid, student_dcid: dcid } => format!("guardian account {gid} is linked to student {dcid}, who is not in the sync set (not enrolled, or a scheduling-year student); the row is ignored"),
+            LinkWithoutMatchingContact { guardian_id: gid, student_dcid: dcid, email } => format!("R3: no contact of student {dcid} has the email {email} of guardian account {gid}; the link is not used. Fix the contact's email in PowerSchool"),
+            UnverifiedEmailMatch { guardian_id: gid, student_dcid: dcid, email } => format!("guardian account {gid} (student {dcid}) has the email {email}, which belongs only to a SchoolEngage user who has not verified it; not linked until the user verifies the email"),
+            EmailDiffers { user_id: uid, login, powerschool_email: ps } => format!("user {uid} logs in as {login} but the linked PowerSchool account's email is {ps}; the login email is SchoolEngage's and was not changed"),
+            AccountWithoutEmail { guardian_id: gid, student_dcid: dcid } => format!("guardian account {gid} (student {dcid}) has no usable email; no user can be made for it. Add the email in PowerSchool"),
+            OrphanedFromPowerschool { student_dcid: dcid, user_id: uid } => format!("the connection of user {uid} to student {dcid} was made by an earlier sync, and PowerSchool no longer links them"),
+            FormCreatorOnly { student_dcid: dcid, user_id: uid } => format!("user {uid} created a form for student {dcid} but holds no Parent Portal account; nothing changes until registration links them"),
+        }
+    }
+
+    /// The columns it is stored as.
+    pub fn stored(&self) -> StoredFacts<'_> {
+        use RuleProblem::*;
+        let none = StoredFacts::default();
+        match self {
+            RowForStudentOutsideSyncSet {
+                guardian_id,
+                student_dcid,
+            }
+            | AccountWithoutEmail {
+                guardian_id,
+                student_dcid,
+            } => StoredFacts {
+                guardian_id: Some(*guardian_id),
+                student_dcid: Some(*student_dcid),
+                ..none
+            },
+            LinkWithoutMatchingContact {
+                guardian_id,
+                student_dcid,
+                email,
+            }
+            | UnverifiedEmailMatch {
+                guardian_id,
+                student_dcid,
+                email,
+            } => StoredFacts {
+                guardian_id: Some(*guardian_id),
+                student_dcid: Some(*student_dcid),
+                value: Some(email),
+                ..none
+            },
+            EmailDiffers {
+                user_id,
+                login,
+                powerschool_email,
+            } => StoredFacts {
+                user_id: Some(*user_id),
+                value: Some(powerschool_email),
+                login: Some(login),
+                ..none
+            },
+            OrphanedFromPowerschool {
+                student_dcid,
+                user_id,
+            }
+            | FormCreatorOnly {
+                student_dcid,
+                user_id,
+            } => StoredFacts {
+                student_dcid: Some(*student_dcid),
+                user_id: Some(*user_id),
+                ..none
+            },
+        }
+    }
+
+    /// The problem a stored row of `kind` holds, or `None` when the kind is
+    /// not a rule problem's or a fact it needs is missing.
+    pub fn from_stored(kind: &str, s: StoredFacts<'_>) -> Option<RuleProblem> {
+        use RuleProblem::*;
+        let text = |v: Option<&str>| v.map(str::to_string);
+        Some(match kind {
+            "row_for_student_outside_sync_set" => RowForStudentOutsideSyncSet {
+                guardian_id: s.guardian_id?,
+                student_dcid: s.student_dcid?,
+            },
+            "link_without_matching_contact" => LinkWithoutMatchingContact {
+                guardian_id: s.guardian_id?,
+                student_dcid: s.student_dcid?,
+                email: text(s.value)?,
+            },
+            "unverified_email_match" => UnverifiedEmailMatch {
+                guardian_id: s.guardian_id?,
+                student_dcid: s.student_dcid?,
+                email: text(s.value)?,
+            },
+            "email_differs" => EmailDiffers {
+                user_id: s.user_id?,
+                login: text(s.login)?,
+                powerschool_email: text(s.value)?,
+            },
+            "account_without_email" => AccountWithoutEmail {
+                guardian_id: s.guardian_id?,
+                student_dcid: s.student_dcid?,
+            },
+            "orphaned_from_powerschool" => OrphanedFromPowerschool {
+                student_dcid: s.student_dcid?,
+                user_id: s.user_id?,
+            },
+            "form_creator_only" => FormCreatorOnly {
+                student_dcid: s.student_dcid?,
+                user_id: s.user_id?,
+            },
+            _ => return None,
+        })
+    }
+
+    /// Whether its facts can be stored as they are: PostgreSQL text holds
+    /// no NUL. (Emails with control characters are refused before the rules
+    /// see them, so this is a guard; such a problem is stored as its words,
+    /// which escape the NUL.)
+    fn storable(&self) -> bool {
+        let s = self.stored();
+        [s.value, s.login]
+            .into_iter()
+            .flatten()
+            .all(|v| !v.contains('\0'))
+    }
+}
+
+impl From<RuleProblem> for ProblemRow {
+    /// The row an admin reads, before `tidy`.
+    fn from(p: RuleProblem) -> ProblemRow {
+        ProblemRow {
+            kind: p.kind().to_string(),
+            record_id: Some(p.record_id()),
+            message: p.message(),
+            about: Some(p),
+            ..ProblemRow::default()
+        }
+    }
+}
+
+/// Appends a run's problems (one `COPY`): rule problems as their kind and
+/// facts with no words, every other problem as its words.
+pub async fn insert_problems(
+    tx: &mut Tx<'_>,
+    rows: &[ProblemRow],
+    run_id: i64,
+) -> Result<(), StoreError> {
+    copy_in(
+        tx,
+        "COPY run_problems (run_id, kind, query, record_id, field, value, message,
+                            guardian_id, student_dcid, user_id, login) FROM STDIN",
+        &[rows],
+        move |out, r: &ProblemRow| match r.about.as_ref().filter(|a| a.storable()) {
+            Some(about) => {
+                let s = about.stored();
+                let none: Option<&str> = None;
+                copy_row!(out; run_id, r.kind, none, none, none, s.value, none,
+                    s.guardian_id, s.student_dcid, s.user_id, s.login)
+            }
+            None => {
+                let none: Option<i64> = None;
+                copy_row!(out; run_id, r.kind, r.query, r.record_id, r.field, r.value,
+                    r.message, none, none, none, none)
+            }
+        },
+        "recording the run's problems",
+    )
+    .await?;
+    Ok(())
+}
