@@ -126,7 +126,10 @@ impl Engine<'_> {
         let mut verdicts = self.why_no_link(student_dcid, login, Some(user_id));
         let who = self.describe_user(UserRef::Existing(user_id), None);
         let removal = self.removal_of(connection, &who);
-        verdicts.push(self.why_schoolengage_only(connection, who, made_a_form).verdict());
+        verdicts.push(
+            self.why_schoolengage_only(connection, who, made_a_form)
+                .verdict(),
+        );
         verdicts.extend(removal.verdict);
         ConnectionDecision {
             student_dcid,

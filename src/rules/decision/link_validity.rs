@@ -121,7 +121,11 @@ pub(super) fn link_verdicts(
 }
 
 /// R5: for an independent student, is the email the student's own?
-fn independent_student_verdict(student: &Student<'_>, student_dcid: i64, email: &Email) -> RuleVerdict {
+fn independent_student_verdict(
+    student: &Student<'_>,
+    student_dcid: i64,
+    email: &Email,
+) -> RuleVerdict {
     let reason = if !student.facts.independent {
         Reason::NotIndependent { student_dcid }
     } else if !student.is_own_email(email) {

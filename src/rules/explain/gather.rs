@@ -237,7 +237,10 @@ impl<'a> Asked<'a> {
                 .verdict(),
             );
         }
-        verdicts.extend(self.engine.why_no_link(student_dcid, Some(&wanted), user_id));
+        verdicts.extend(
+            self.engine
+                .why_no_link(student_dcid, Some(&wanted), user_id),
+        );
         verdicts.extend(user_id.and_then(|u| self.form_creator_only(u)));
         verdicts
     }

@@ -96,13 +96,34 @@ pub enum NotCaseC {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     // ---- step 1 on a valid link (R1-R5) ----
-    ParentPortalLink { guardian_id: i64, student_dcid: i64 },
-    AccountLinked { guardian_id: i64, email: Email, student_dcid: i64 },
-    ContactsHaveEmail { student_dcid: i64, email: Email, contacts: Arc<[ContactFlag]> },
+    ParentPortalLink {
+        guardian_id: i64,
+        student_dcid: i64,
+    },
+    AccountLinked {
+        guardian_id: i64,
+        email: Email,
+        student_dcid: i64,
+    },
+    ContactsHaveEmail {
+        student_dcid: i64,
+        email: Email,
+        contacts: Arc<[ContactFlag]>,
+    },
     /// R4; limited when a contact is not decision-making.
-    DecisionMaking { student_dcid: i64, email: Email, contacts: Arc<[ContactFlag]> },
-    NotIndependent { student_dcid: i64 },
-    IndependentOwnEmail { student_dcid: i64, email: Email, org_email: bool },
+    DecisionMaking {
+        student_dcid: i64,
+        email: Email,
+        contacts: Arc<[ContactFlag]>,
+    },
+    NotIndependent {
+        student_dcid: i64,
+    },
+    IndependentOwnEmail {
+        student_dcid: i64,
+        email: Email,
+        org_email: bool,
+    },
     IndependentNotOwnEmail {
         student_dcid: i64,
         email: Email,
@@ -110,7 +131,12 @@ pub enum Reason {
         personal_email: Option<Email>,
     },
     // ---- step 2 ----
-    LinkedEarlier { user_id: i64, login: Email, guardian_id: i64, email: Email },
+    LinkedEarlier {
+        user_id: i64,
+        login: Email,
+        guardian_id: i64,
+        email: Email,
+    },
     FormCreatorMatched {
         user_id: i64,
         login: Email,
@@ -118,11 +144,29 @@ pub enum Reason {
         student_dcid: i64,
         linked_now: Option<i64>,
     },
-    VerifiedEmailMatched { user_id: i64, email: Email, linked_now: Option<i64> },
-    NewUserCreated { email: Email, guardian_id: i64 },
-    UnverifiedOnly { user_id: i64, email: Email, guardian_id: i64, student_dcid: i64 },
+    VerifiedEmailMatched {
+        user_id: i64,
+        email: Email,
+        linked_now: Option<i64>,
+    },
+    NewUserCreated {
+        email: Email,
+        guardian_id: i64,
+    },
+    UnverifiedOnly {
+        user_id: i64,
+        email: Email,
+        guardian_id: i64,
+        student_dcid: i64,
+    },
     // ---- step 3: the cases and the removal policy ----
-    CaseSynced { who: Who, student_dcid: i64, guardian_id: i64, tier: AccessTier, others: Box<[i64]> },
+    CaseSynced {
+        who: Who,
+        student_dcid: i64,
+        guardian_id: i64,
+        tier: AccessTier,
+        others: Box<[i64]>,
+    },
     CaseMatchedFormCreator {
         who: Who,
         student_dcid: i64,
@@ -138,18 +182,59 @@ pub enum Reason {
         tier: AccessTier,
         others: Box<[i64]>,
     },
-    CaseAdminConnection { who: Who, student_dcid: i64, kept: AccessTier },
-    CaseFormConnection { who: Who, student_dcid: i64, missing: NotCaseC, kept: AccessTier },
-    CaseOrphaned { who: Who, student_dcid: i64, policy: RemovalPolicy },
-    CaseReturningParent { who: Who, student_dcid: i64, account: PortalAccount, created: bool },
-    Restricted { who: Who, student_dcid: i64, from: AccessTier, to: AccessTier },
-    Revoked { who: Who, student_dcid: i64 },
+    CaseAdminConnection {
+        who: Who,
+        student_dcid: i64,
+        kept: AccessTier,
+    },
+    CaseFormConnection {
+        who: Who,
+        student_dcid: i64,
+        missing: NotCaseC,
+        kept: AccessTier,
+    },
+    CaseOrphaned {
+        who: Who,
+        student_dcid: i64,
+        policy: RemovalPolicy,
+    },
+    CaseReturningParent {
+        who: Who,
+        student_dcid: i64,
+        account: PortalAccount,
+        created: bool,
+    },
+    Restricted {
+        who: Who,
+        student_dcid: i64,
+        from: AccessTier,
+        to: AccessTier,
+    },
+    Revoked {
+        who: Who,
+        student_dcid: i64,
+    },
     // ---- why a pair has no valid link ----
     /// `email` is `None` for a row without a usable email.
-    WebAccessRow { guardian_id: i64, email: Option<Email>, student_dcid: i64 },
-    RowNotInSyncSet { student_dcid: i64, guardian_id: i64 },
-    UnusableEmail { guardian_id: i64, raw: Box<str>, student_dcid: i64 },
-    NoMatchingContact { student_dcid: i64, email: Option<Email>, guardian_id: i64 },
+    WebAccessRow {
+        guardian_id: i64,
+        email: Option<Email>,
+        student_dcid: i64,
+    },
+    RowNotInSyncSet {
+        student_dcid: i64,
+        guardian_id: i64,
+    },
+    UnusableEmail {
+        guardian_id: i64,
+        raw: Box<str>,
+        student_dcid: i64,
+    },
+    NoMatchingContact {
+        student_dcid: i64,
+        email: Option<Email>,
+        guardian_id: i64,
+    },
     LinkOfEarlierUser {
         guardian_id: i64,
         student_dcid: i64,
@@ -157,17 +242,50 @@ pub enum Reason {
         user_id: i64,
         login: Email,
     },
-    LinkOfUser { guardian_id: i64, student_dcid: i64, email: Option<Email>, user_id: i64, login: Email },
-    LinkOfUnverifiedUser { guardian_id: i64, student_dcid: i64, email: Option<Email>, user_id: i64 },
-    LinkOfNewUser { guardian_id: i64, student_dcid: i64, email: Option<Email> },
-    NoAccountLinks { student_dcid: i64, email: Option<Email>, guardian_id: Option<i64> },
+    LinkOfUser {
+        guardian_id: i64,
+        student_dcid: i64,
+        email: Option<Email>,
+        user_id: i64,
+        login: Email,
+    },
+    LinkOfUnverifiedUser {
+        guardian_id: i64,
+        student_dcid: i64,
+        email: Option<Email>,
+        user_id: i64,
+    },
+    LinkOfNewUser {
+        guardian_id: i64,
+        student_dcid: i64,
+        email: Option<Email>,
+    },
+    NoAccountLinks {
+        student_dcid: i64,
+        email: Option<Email>,
+        guardian_id: Option<i64>,
+    },
     // ---- explain only ----
-    MalformedEmail { given: Box<str> },
-    StudentNotSynced { student_dcid: i64, has_connection: bool },
-    NoUserWithEmail { email: Email },
-    FormCreatorOnly { user_id: i64, student_dcid: i64 },
+    MalformedEmail {
+        given: Box<str>,
+    },
+    StudentNotSynced {
+        student_dcid: i64,
+        has_connection: bool,
+    },
+    NoUserWithEmail {
+        email: Email,
+    },
+    FormCreatorOnly {
+        user_id: i64,
+        student_dcid: i64,
+    },
     /// A sentence kept as it was written.
-    Prose { rule: Rule, passed: bool, detail: Box<str> },
+    Prose {
+        rule: Rule,
+        passed: bool,
+        detail: Box<str>,
+    },
 }
 
 impl Reason {
