@@ -117,12 +117,14 @@ pub async fn audit_history(
                     .unwrap_or_default(),
             };
             if let Some(stored) = r.get::<Option<String>, _>("reason_codes") {
-                entry.reasons = rendered_reasons(&entry, student_dcid, user_id, &stored)
-                    .map_err(|source| StoreError::BadAuditCodes {
-                        id: r.get("id"),
-                        student_dcid,
-                        user_id,
-                        source,
+                entry.reasons =
+                    rendered_reasons(&entry, student_dcid, user_id, &stored).map_err(|source| {
+                        StoreError::BadAuditCodes {
+                            id: r.get("id"),
+                            student_dcid,
+                            user_id,
+                            source,
+                        }
                     })?;
             }
             Ok(entry)

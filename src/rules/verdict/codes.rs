@@ -74,7 +74,8 @@ pub fn encode(
         tier: keys.tier_after,
     };
     let mut out = vec![json!(ctx.gid), json!(ctx.email.as_deref())];
-    out.extend(verdicts.iter().map(|v| encode_verdict(&ctx, v)));
+    let coded: Vec<Value> = verdicts.iter().map(|v| encode_verdict(&ctx, v)).collect();
+    out.extend(bundle_links(&coded));
     let text = Value::Array(out).to_string();
     match decode(keys, &text) {
         Ok(back)
@@ -107,11 +108,23 @@ pub fn decode(keys: &RowKeys, codes: &str) -> Result<AuditReasons, CodesError> {
         email: email.as_str().map(Email::from),
         tier: keys.tier_after,
     };
-    let verdicts = verdicts
-        .iter()
-        .map(|v| decode_verdict(&ctx, v).map(Reason::verdict))
-        .collect::<Result<Vec<_>, String>>()
-        .map_err(fail)?;
+    let mut decoded = Vec::with_capacity(verdicts.len() + 3);
+    for v in verdicts {
+        match contacts_of(v, "L") {
+            Some(contacts) => {
+                for one in [
+                    json!("r1"),
+                    json!("r2"),
+                    json!(["r3", contacts]),
+                    json!(["r4", contacts]),
+                ] {
+                    decoded.push(decode_verdict(&ctx, &one).map_err(fail)?.verdict());
+                }
+            }
+            None => decoded.push(decode_verdict(&ctx, v).map_err(fail)?.verdict()),
+        }
+    }
+    let verdicts = decoded;
     let mut limits: Vec<Limit> = verdicts
         .iter()
         .filter(|v| !v.passed)
@@ -132,6 +145,39 @@ pub fn decode(keys: &RowKeys, codes: &str) -> Result<AuditReasons, CodesError> {
         limits,
         verdicts,
     })
+}
+
+/// A valid link's R1-R4, each about the row's own account, email and
+/// student, are written as one `["L", contacts]`.
+fn bundle_links(coded: &[Value]) -> Vec<Value> {
+    let mut out = Vec::with_capacity(coded.len());
+    let mut rest = coded;
+    loop {
+        match rest {
+            [r1, r2, r3, r4, tail @ ..]
+                if *r1 == json!("r1")
+                    && *r2 == json!("r2")
+                    && contacts_of(r3, "r3").is_some()
+                    && contacts_of(r3, "r3") == contacts_of(r4, "r4") =>
+            {
+                out.push(json!(["L", contacts_of(r3, "r3")]));
+                rest = tail;
+            }
+            [first, tail @ ..] => {
+                out.push(first.clone());
+                rest = tail;
+            }
+            [] => return out,
+        }
+    }
+}
+
+/// The contacts of `["code", contacts]`, a verdict with no other argument.
+fn contacts_of<'v>(v: &'v Value, code: &str) -> Option<&'v Value> {
+    match v.as_array()?.as_slice() {
+        [Value::String(c), contacts] if c == code => Some(contacts),
+        _ => None,
+    }
 }
 
 /// The guardian account and email the verdicts name first: the row's own.
