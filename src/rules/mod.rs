@@ -15,11 +15,13 @@ pub mod email;
 pub mod explain;
 pub mod text;
 pub mod tiers;
+pub mod verdict;
 
 pub use decision::decide;
 pub use email::normalise_email;
 pub use explain::{explain_pair, Explanation};
 pub use tiers::{Capability, TierMatrix, TierMatrixError, TierPermissions};
+pub use verdict::{Reason, Rule, RuleVerdict};
 
 static_str!(
     AccessTier,
@@ -280,16 +282,6 @@ pub enum ConnectionAction {
     Keep,
     /// The connection exists and is removed (`on_powerschool_removal = revoke`).
     Remove,
-}
-
-/// One rule's verdict on one connection, for reports, the audit and `explain`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RuleVerdict {
-    /// `R1`..`R5`, `step2`, `case`, `removal`, …
-    pub rule: String,
-    pub passed: bool,
-    /// One sentence a district admin understands, naming the records looked at.
-    pub detail: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

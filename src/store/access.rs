@@ -3,7 +3,8 @@
 
 use super::write::{ProblemRow, RuleProblem, StoredFacts};
 use super::{Doing, StoreError};
-use crate::rules::{ConnectionCase, Limit};
+use crate::rules::verdict::codes::{self, CodesError};
+use crate::rules::{AccessTier, ConnectionCase, Limit};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::error::BoxDynError;
@@ -87,13 +88,16 @@ pub struct AuditEntry {
 }
 
 /// Every recorded change of one (student, user) pair's access, oldest first.
+/// A row stored as codes is rendered into the same `reasons` a row stored
+/// as sentences holds (docs/access-rules.md, "What the audit stores").
 pub async fn audit_history(
     pool: &PgPool,
     student_dcid: i64,
     user_id: i64,
 ) -> Result<Vec<AuditEntry>, StoreError> {
     let rows = sqlx::query(
-        "SELECT run_id, recorded_at, tier_before, tier_after, case_before, case_after, reasons
+        "SELECT id, run_id, recorded_at, tier_before, tier_after, case_before, case_after,
+                reasons, reason_codes::text AS reason_codes
          FROM access_audit WHERE student_dcid = $1 AND user_id = $2 ORDER BY id",
     )
     .bind(student_dcid)
@@ -101,18 +105,82 @@ pub async fn audit_history(
     .fetch_all(pool)
     .await
     .doing("reading the access audit")?;
-    Ok(rows
-        .iter()
-        .map(|r| AuditEntry {
-            run_id: r.get("run_id"),
-            recorded_at: r.get("recorded_at"),
-            tier_before: r.get("tier_before"),
-            tier_after: r.get("tier_after"),
-            case_before: r.get("case_before"),
-            case_after: r.get("case_after"),
-            reasons: r.get("reasons"),
+    rows.iter()
+        .map(|r| {
+            let mut entry = AuditEntry {
+                run_id: r.get("run_id"),
+                recorded_at: r.get("recorded_at"),
+                tier_before: r.get("tier_before"),
+                tier_after: r.get("tier_after"),
+                case_before: r.get("case_before"),
+                case_after: r.get("case_after"),
+                reasons: r
+                    .get::<Option<serde_json::Value>, _>("reasons")
+                    .unwrap_or_default(),
+            };
+            if let Some(stored) = r.get::<Option<String>, _>("reason_codes") {
+                entry.reasons =
+                    rendered_reasons(&entry, student_dcid, user_id, &stored).map_err(|source| {
+                        StoreError::BadAuditCodes {
+                            id: r.get("id"),
+                            student_dcid,
+                            user_id,
+                            source,
+                        }
+                    })?;
+            }
+            Ok(entry)
         })
-        .collect())
+        .collect()
+}
+
+/// The `reasons` of a row stored as codes, as the row would hold them in
+/// sentences: action, case, case letter, guardian id, limits and verdicts.
+fn rendered_reasons(
+    entry: &AuditEntry,
+    student_dcid: i64,
+    user_id: i64,
+    stored: &str,
+) -> Result<serde_json::Value, CodesError> {
+    let bad = |problem: String| CodesError {
+        codes: stored.to_string(),
+        problem,
+    };
+    let case: ConnectionCase = entry
+        .case_after
+        .as_deref()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| bad(format!("case_after {:?} is not a case", entry.case_after)))?;
+    let tier_after = match entry.tier_after.as_deref() {
+        Some(t) => Some(
+            t.parse::<AccessTier>()
+                .map_err(|_| bad(format!("tier_after {t:?} is not a tier")))?,
+        ),
+        None => None,
+    };
+    let keys = codes::RowKeys {
+        student_dcid,
+        user_id,
+        tier_after,
+        case,
+    };
+    let decoded = codes::decode(&keys, stored)?;
+    // The action follows from the tiers: no tier after is a removal, no
+    // tier before a new connection.
+    let action = match (&entry.tier_before, tier_after) {
+        (_, None) => "remove",
+        (None, Some(_)) => "create",
+        (Some(_), Some(_)) => "update",
+    };
+    Ok(serde_json::json!({
+        "action": action,
+        "case": case.as_str(),
+        "case_letter": case.letter(),
+        "guardian_id": decoded.guardian_id,
+        "limits": decoded.limits.iter().map(|l| l.as_str()).collect::<Vec<_>>(),
+        "verdicts": decoded.verdicts,
+    }))
 }
 
 /// The problems a run recorded, in the order it found them, with their

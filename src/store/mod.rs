@@ -86,6 +86,17 @@ pub enum StoreError {
          was applied (the run's transaction rolled back); run again, and report it if it repeats"
     )]
     UserIdMissing { email: String },
+    #[error(
+        "access audit row {id} (student {student_dcid}, user {user_id}): {source}. The row \
+         was not written by this version of student-sync; read it with `psql` \
+         (SELECT * FROM access_audit WHERE id = {id}) and report it"
+    )]
+    BadAuditCodes {
+        id: i64,
+        student_dcid: i64,
+        user_id: i64,
+        source: crate::rules::verdict::codes::CodesError,
+    },
 }
 
 /// Adds what the database was doing to an sqlx error.

@@ -5,6 +5,7 @@
 use super::plan::{guardian_id_after, ConnectionChange, ConnectionChangeKind, Plan};
 use super::progress::RunProgress;
 use super::SyncError;
+use crate::rules::verdict::codes;
 use crate::rules::UserRef;
 use crate::store::district::{self, WriteGate};
 use crate::store::write::{self, AuditRow, ConnectionWrite};
@@ -239,8 +240,8 @@ fn audit_batch(
     Ok(batch)
 }
 
-/// The reasons of one audit row, serialised straight to compact JSON text
-/// (the same keys and values a `serde_json::json!` object would have).
+/// The reasons of one audit row as sentences, serialised straight to
+/// compact JSON text: only for a row the codes cannot say exactly.
 #[derive(serde::Serialize)]
 struct AuditReasons<'a> {
     action: ConnectionChangeKind,
@@ -251,24 +252,25 @@ struct AuditReasons<'a> {
     verdicts: &'a [crate::rules::RuleVerdict],
 }
 
+/// One audit row: the reasons stored as codes and ids (rendered when the
+/// audit is read), or as sentences when the codes cannot say them exactly.
 fn audit_row(
     change: &ConnectionChange,
     connection_id: Option<i64>,
     user_id: i64,
 ) -> Result<AuditRow, SyncError> {
     let d = &change.decision;
-    let reasons = AuditReasons {
-        action: change.kind,
-        case: d.case.as_str(),
-        case_letter: d.case.letter(),
-        limits: d.limits.iter().map(|l| l.as_str()).collect(),
-        guardian_id: d.guardian_id,
-        verdicts: &d.verdicts,
+    let keys = codes::RowKeys {
+        student_dcid: d.student_dcid,
+        user_id,
+        tier_after: change.tier_after(),
+        case: d.case,
     };
-    let reasons = serde_json::to_string(&reasons).map_err(|source| SyncError::Serialise {
-        what: "an audit row's reasons",
-        source,
-    })?;
+    let reason_codes = codes::encode(&keys, d.guardian_id, &d.limits, &d.verdicts);
+    let reasons = match reason_codes {
+        Some(_) => None,
+        None => Some(prose_reasons(change)?),
+    };
     Ok(AuditRow {
         connection_id,
         student_dcid: d.student_dcid,
@@ -278,5 +280,22 @@ fn audit_row(
         case_before: change.before.as_ref().and_then(|b| b.case_code),
         case_after: Some(d.case),
         reasons,
+        reason_codes,
+    })
+}
+
+fn prose_reasons(change: &ConnectionChange) -> Result<String, SyncError> {
+    let d = &change.decision;
+    let reasons = AuditReasons {
+        action: change.kind,
+        case: d.case.as_str(),
+        case_letter: d.case.letter(),
+        limits: d.limits.iter().map(|l| l.as_str()).collect(),
+        guardian_id: d.guardian_id,
+        verdicts: &d.verdicts,
+    };
+    serde_json::to_string(&reasons).map_err(|source| SyncError::Serialise {
+        what: "an audit row's reasons",
+        source,
     })
 }

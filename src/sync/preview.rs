@@ -9,7 +9,7 @@ use super::{prepare, screen, RunProgress, SyncError};
 use crate::config::Settings;
 use crate::powerschool::PowerSchoolClient;
 use crate::powerschool::{GuardianLink, StudentContact};
-use crate::rules::{Limit, UserRef};
+use crate::rules::{Limit, Rule, UserRef};
 use crate::store::runs::RunPhase;
 use crate::store::state::{CurrentState, StudentRow};
 use crate::store::write::{NewUserRow, ProblemRow, UserUpdate};
@@ -390,11 +390,11 @@ fn connection_change(c: &ConnectionChange, plan: &Plan, state: Option<&CurrentSt
         .map(|b| b.tier.as_str())
         .unwrap_or("no connection");
     let after = c.tier_after().map(|t| t.as_str()).unwrap_or("removed");
-    let why: Vec<&str> = d
+    let why: Vec<String> = d
         .verdicts
         .iter()
-        .filter(|v| !v.passed || v.rule == "case" || v.rule == "removal")
-        .map(|v| v.detail.as_str())
+        .filter(|v| !v.passed || v.rule == Rule::Case || v.rule == Rule::Removal)
+        .map(|v| v.detail())
         .collect();
     Change {
         kind: "connection",

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::facts_index::FactsIndex;
 use super::{Engine, JudgedRow};
+use crate::rules::verdict::{Email, Reason};
 use crate::rules::{GuardianLink, NewUser, RuleVerdict, UserRef};
 
 /// How step 2 found the user of a valid link.
@@ -151,76 +152,51 @@ impl Engine<'_> {
     pub(super) fn owner_verdict(
         &self,
         row: &GuardianLink,
-        email: &str,
+        email: &Email,
         found: Found,
         user: UserRef,
     ) -> RuleVerdict {
-        let gid = row.guardian_id;
-        let dcid = row.student_dcid;
-        let linked_now = |u: i64| match self.accounts.guardian_links.get(&u) {
-            Some(g) => format!("; this run links it to guardian account {g}"),
-            None => String::new(),
-        };
-        let (passed, detail) = match found {
-            Found::LinkedAccount(u) => (true, self.earlier_link_detail(u, gid, email)),
-            Found::FormCreator(u) => (
-                true,
-                format!(
-                    "User {u} ({}) is a verified user with the email {email} who created a form for student {dcid}{}.",
-                    self.index.login_of(u),
-                    linked_now(u)
-                ),
-            ),
-            Found::VerifiedEmail(u) => (
-                true,
-                format!(
-                    "User {u} is the verified user with the email {email}{}.",
-                    linked_now(u)
-                ),
-            ),
-            Found::NewUser => {
-                let linked_to = match user {
+        let guardian_id = row.guardian_id;
+        let student_dcid = row.student_dcid;
+        let linked_now = |u: i64| self.accounts.guardian_links.get(&u).copied();
+        let reason = match found {
+            Found::LinkedAccount(user_id) => Reason::LinkedEarlier {
+                user_id,
+                login: self.index.login_of(user_id),
+                guardian_id,
+                email: email.clone(),
+            },
+            Found::FormCreator(user_id) => Reason::FormCreatorMatched {
+                user_id,
+                login: self.index.login_of(user_id),
+                email: email.clone(),
+                student_dcid,
+                linked_now: linked_now(user_id),
+            },
+            Found::VerifiedEmail(user_id) => Reason::VerifiedEmailMatched {
+                user_id,
+                email: email.clone(),
+                linked_now: linked_now(user_id),
+            },
+            Found::NewUser => Reason::NewUserCreated {
+                email: email.clone(),
+                guardian_id: match user {
                     UserRef::New(i) => self
                         .accounts
                         .new_users
                         .get(i)
                         .map(|n| n.powerschool_guardian_id)
-                        .unwrap_or(gid),
-                    UserRef::Existing(_) => gid,
-                };
-                (
-                    true,
-                    format!(
-                        "No SchoolEngage user has the email {email}, so a new user is created with it, linked to guardian account {linked_to}."
-                    ),
-                )
-            }
-            Found::UnverifiedOnly(u) => (
-                false,
-                format!(
-                    "User {u} has the email {email} but SchoolEngage has not verified it, so guardian account {gid} is not linked to that user and no connection to student {dcid} is made."
-                ),
-            ),
+                        .unwrap_or(guardian_id),
+                    UserRef::Existing(_) => guardian_id,
+                },
+            },
+            Found::UnverifiedOnly(user_id) => Reason::UnverifiedOnly {
+                user_id,
+                email: email.clone(),
+                guardian_id,
+                student_dcid,
+            },
         };
-        RuleVerdict {
-            rule: "step2".into(),
-            passed,
-            detail,
-        }
-    }
-
-    /// Step 2.1 in words, noting a login that differs from PowerSchool's email.
-    fn earlier_link_detail(&self, user_id: i64, gid: i64, email: &str) -> String {
-        let login = self.index.login_of(user_id);
-        let differs = if self.index.login_email(user_id) != Some(email) {
-            format!(
-                "; its login {login} differs from PowerSchool's {email} and is left as it is (SchoolEngage owns the login)"
-            )
-        } else {
-            String::new()
-        };
-        format!(
-            "User {user_id} ({login}) was linked to guardian account {gid} by an earlier sync{differs}."
-        )
+        reason.verdict()
     }
 }

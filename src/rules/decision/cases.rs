@@ -6,6 +6,7 @@
 
 use super::verdicts::PairLinks;
 use super::{tier_under, Engine};
+use crate::rules::verdict::{Email, NotCaseC, PortalAccount, Reason, Who};
 use crate::rules::{
     AccessTier, ConnectionAction, ConnectionCase, ConnectionDecision, ConnectionFacts, Origin,
     RemovalPolicy, RuleVerdict, UserRef,
@@ -28,44 +29,55 @@ impl Engine<'_> {
         pair: &PairLinks<'_, '_>,
     ) -> ConnectionDecision {
         let row = pair.best.link;
-        let email = pair.best.email_or_empty();
+        let email = pair.best.email.clone().unwrap_or_else(|| Email::from(""));
         let limits = pair.best.limits().to_vec();
         let tier = tier_under(&limits);
         let found = pair.found;
 
-        let mut verdicts = super::link_validity::link_verdicts(&self.index, row, email, &limits);
-        verdicts.push(self.owner_verdict(row, email, found, user));
+        let mut verdicts = Vec::with_capacity(7);
+        super::link_validity::link_verdicts(&self.index, row, &email, &mut verdicts);
+        verdicts.push(self.owner_verdict(row, &email, found, user));
 
-        let gid = row.guardian_id;
-        let who = self.describe_user(user);
-        let (case, action, why) = match user {
+        let guardian_id = row.guardian_id;
+        let who = self.describe_user(user, Some(&email));
+        let others = other_links(pair, guardian_id);
+        let (case, action, reason) = match user {
             UserRef::Existing(u) if self.index.connections.contains_key(&(student_dcid, u)) => (
                 ConnectionCase::Synced,
                 ConnectionAction::Keep,
-                format!(
-                    "the connection of student {student_dcid} and {who} exists and guardian account {gid} links them in PowerSchool, so its tier is {} from R4/R5",
-                    tier.as_str()
-                ),
+                Reason::CaseSynced {
+                    who,
+                    student_dcid,
+                    guardian_id,
+                    tier,
+                    others,
+                },
             ),
             UserRef::Existing(u) if self.index.forms.contains(&(student_dcid, u)) => (
                 ConnectionCase::MatchedFormCreator,
                 ConnectionAction::Create,
-                format!(
-                    "{who} created a form for student {student_dcid} and guardian account {gid} now links them, so the connection is created from the form creator's record with tier {}",
-                    tier.as_str()
-                ),
+                Reason::CaseMatchedFormCreator {
+                    who,
+                    student_dcid,
+                    guardian_id,
+                    tier,
+                    others,
+                },
             ),
             _ => (
                 ConnectionCase::Created,
                 ConnectionAction::Create,
-                format!(
-                    "guardian account {gid} validly links student {student_dcid} and {email}, and no connection or form creator matched, so a connection for {who} is created with tier {}",
-                    tier.as_str()
-                ),
+                Reason::CaseCreated {
+                    who,
+                    student_dcid,
+                    guardian_id,
+                    email,
+                    tier,
+                    others,
+                },
             ),
         };
-        let also = other_links_note(pair, gid);
-        verdicts.push(case_verdict(case, true, format!("{why}.{also}")));
+        verdicts.push(reason.verdict());
 
         ConnectionDecision {
             student_dcid,
@@ -74,7 +86,7 @@ impl Engine<'_> {
             case,
             tier,
             limits,
-            guardian_id: Some(gid),
+            guardian_id: Some(guardian_id),
             present_in_powerschool: true,
             orphaned: false,
             verdicts,
@@ -93,7 +105,7 @@ impl Engine<'_> {
                 return self.returning_parent(
                     student_dcid,
                     user_id,
-                    &account,
+                    account,
                     ConnectionAction::Keep,
                 );
             }
@@ -112,14 +124,12 @@ impl Engine<'_> {
         let user_id = connection.user_id;
         let login = self.index.login_email(user_id);
         let mut verdicts = self.why_no_link(student_dcid, login, Some(user_id));
-        let who = self.describe_user(UserRef::Existing(user_id));
+        let who = self.describe_user(UserRef::Existing(user_id), None);
         let removal = self.removal_of(connection, &who);
-        let why = self.why_schoolengage_only(connection, &who, made_a_form);
-        verdicts.push(case_verdict(
-            ConnectionCase::SchoolengageOnly,
-            removal.action != ConnectionAction::Remove,
-            format!("{why}."),
-        ));
+        verdicts.push(
+            self.why_schoolengage_only(connection, who, made_a_form)
+                .verdict(),
+        );
         verdicts.extend(removal.verdict);
         ConnectionDecision {
             student_dcid,
@@ -139,35 +149,38 @@ impl Engine<'_> {
     fn why_schoolengage_only(
         &self,
         connection: &ConnectionFacts,
-        who: &str,
+        who: Who,
         made_a_form: bool,
-    ) -> String {
+    ) -> Reason {
         let student_dcid = connection.student_dcid;
-        let kept = connection.tier.as_str();
+        let kept = connection.tier;
         match connection.origin {
-            Origin::Admin => format!(
-                "a SchoolEngage administrator made the connection of student {student_dcid} and {who} and PowerSchool has no valid link for it, so it is kept with tier {kept}: SchoolEngage is the source of truth"
-            ),
-            Origin::Form => {
-                let missing = if !made_a_form {
-                    format!("{who} has no form for student {student_dcid}")
+            Origin::Admin => Reason::CaseAdminConnection {
+                who,
+                student_dcid,
+                kept,
+            },
+            Origin::Form => Reason::CaseFormConnection {
+                who,
+                student_dcid,
+                missing: if made_a_form {
+                    NotCaseC::NoPortalAccount
                 } else {
-                    format!("{who} holds no Parent Portal account")
-                };
-                format!(
-                    "the connection of student {student_dcid} and {who} was made from a form and PowerSchool has no valid link for it; it is not case C because {missing}, so it is kept with tier {kept}"
-                )
-            }
-            Origin::Powerschool => format!(
-                "an earlier sync created the connection of student {student_dcid} and {who} from PowerSchool and its link has gone, so it is orphaned from PowerSchool; on_powerschool_removal = {}",
-                self.facts.policy.on_powerschool_removal.as_str()
-            ),
+                    NotCaseC::NoForm
+                },
+                kept,
+            },
+            Origin::Powerschool => Reason::CaseOrphaned {
+                who,
+                student_dcid,
+                policy: self.facts.policy.on_powerschool_removal,
+            },
         }
     }
 
     /// `on_powerschool_removal` on a case A connection: only one an earlier
     /// sync made from PowerSchool (an orphan) is ever lowered or removed.
-    fn removal_of(&self, connection: &ConnectionFacts, who: &str) -> Removal {
+    fn removal_of(&self, connection: &ConnectionFacts, who: &Who) -> Removal {
         let student_dcid = connection.student_dcid;
         let kept = Removal {
             tier: connection.tier,
@@ -184,19 +197,27 @@ impl Engine<'_> {
                 Removal {
                     tier,
                     action: ConnectionAction::Keep,
-                    verdict: Some(removal_verdict(format!(
-                        "on_powerschool_removal = restrict lowers the orphaned connection of student {student_dcid} and {who} from {} to {}.",
-                        connection.tier.as_str(),
-                        tier.as_str()
-                    ))),
+                    verdict: Some(
+                        Reason::Restricted {
+                            who: who.clone(),
+                            student_dcid,
+                            from: connection.tier,
+                            to: tier,
+                        }
+                        .verdict(),
+                    ),
                 }
             }
             RemovalPolicy::Revoke => Removal {
                 tier: connection.tier,
                 action: ConnectionAction::Remove,
-                verdict: Some(removal_verdict(format!(
-                    "on_powerschool_removal = revoke removes the orphaned connection of student {student_dcid} and {who}."
-                ))),
+                verdict: Some(
+                    Reason::Revoked {
+                        who: who.clone(),
+                        student_dcid,
+                    }
+                    .verdict(),
+                ),
             },
         }
     }
@@ -207,23 +228,20 @@ impl Engine<'_> {
         &self,
         student_dcid: i64,
         user_id: i64,
-        account: &str,
+        account: PortalAccount,
         action: ConnectionAction,
     ) -> ConnectionDecision {
         let login = self.index.login_email(user_id);
         let mut verdicts = self.why_no_link(student_dcid, login, Some(user_id));
-        let who = self.describe_user(UserRef::Existing(user_id));
-        let outcome = match action {
-            ConnectionAction::Keep => "the connection is kept",
-            ConnectionAction::Create | ConnectionAction::Remove => "a connection is created",
-        };
-        verdicts.push(case_verdict(
-            ConnectionCase::UnlinkedReturningParent,
-            true,
-            format!(
-                "{who} created a form for student {student_dcid} and holds a Parent Portal account ({account}), but PowerSchool has no valid link to this student, so {outcome} with tier incomplete and the user is flagged incomplete until the link exists."
-            ),
-        ));
+        verdicts.push(
+            Reason::CaseReturningParent {
+                who: self.describe_user(UserRef::Existing(user_id), None),
+                student_dcid,
+                account,
+                created: action != ConnectionAction::Keep,
+            }
+            .verdict(),
+        );
         ConnectionDecision {
             student_dcid,
             user: UserRef::Existing(user_id),
@@ -241,50 +259,28 @@ impl Engine<'_> {
     /// README decision 8: the user holds a Parent Portal account when a valid
     /// link to any student resolves to them this run, or an earlier sync
     /// linked them. Returns the evidence, in words.
-    pub(super) fn parent_portal_account(&self, user_id: i64) -> Option<String> {
-        if let Some(gid) = self.index.earlier_guardian_id(user_id) {
-            return Some(format!("guardian account {gid}, linked by an earlier sync"));
+    pub(super) fn parent_portal_account(&self, user_id: i64) -> Option<PortalAccount> {
+        if let Some(guardian_id) = self.index.earlier_guardian_id(user_id) {
+            return Some(PortalAccount::EarlierLink { guardian_id });
         }
         self.accounts
             .linked_this_run
             .get(&user_id)
-            .map(|(dcid, gid)| {
-                format!(
-                    "guardian account {gid}, which validly links them to student {dcid} this run"
-                )
+            .map(|&(student_dcid, guardian_id)| PortalAccount::ThisRun {
+                guardian_id,
+                student_dcid,
             })
     }
 }
 
-/// README decision 5 in words: the other accounts that link the same pair.
-fn other_links_note(pair: &PairLinks<'_, '_>, gid: i64) -> String {
+/// README decision 5: the other accounts that link the same pair, ascending.
+fn other_links(pair: &PairLinks<'_, '_>, gid: i64) -> Box<[i64]> {
     if pair.guardian_ids.len() <= 1 {
-        return String::new();
+        return Box::default();
     }
-    let others: Vec<String> = pair
-        .guardian_ids
+    pair.guardian_ids
         .iter()
-        .filter(|&&g| g != gid)
-        .map(|g| g.to_string())
-        .collect();
-    format!(
-        " Guardian accounts {} also link them; the best tier among the links is kept.",
-        others.join(", ")
-    )
-}
-
-fn case_verdict(case: ConnectionCase, passed: bool, why: String) -> RuleVerdict {
-    RuleVerdict {
-        rule: "case".into(),
-        passed,
-        detail: format!("Case {} ({}): {why}", case.letter(), case.as_str()),
-    }
-}
-
-fn removal_verdict(detail: String) -> RuleVerdict {
-    RuleVerdict {
-        rule: "removal".into(),
-        passed: false,
-        detail,
-    }
+        .copied()
+        .filter(|&g| g != gid)
+        .collect()
 }

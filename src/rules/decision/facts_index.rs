@@ -10,6 +10,7 @@ use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 
 use crate::rules::email::{normalise_email, normalise_optional};
+use crate::rules::verdict::Email;
 use crate::rules::{ConnectionFacts, DistrictFacts, StudentContact, StudentFacts, UserFacts};
 
 /// A student of the sync set, with its own emails normalised for R5.
@@ -30,8 +31,9 @@ impl Student<'_> {
 pub(super) struct User<'a> {
     pub(super) facts: &'a UserFacts,
     /// The login, normalised once here because SE's "already normalised"
-    /// is a promise the rules do not lean on.
-    pub(super) email: Option<String>,
+    /// is a promise the rules do not lean on; shared by every verdict that
+    /// names it.
+    pub(super) email: Option<Email>,
 }
 
 /// The district's facts by the keys the rules look them up by.
@@ -41,8 +43,8 @@ pub(super) struct FactsIndex<'a> {
     contacts: HashMap<i64, HashMap<String, Vec<&'a StudentContact>>>,
     pub(super) users: HashMap<i64, User<'a>>,
     /// User ids by normalised login email, ascending.
-    pub(super) verified_by_email: HashMap<String, Vec<i64>>,
-    pub(super) unverified_by_email: HashMap<String, Vec<i64>>,
+    pub(super) verified_by_email: UsersByEmail,
+    pub(super) unverified_by_email: UsersByEmail,
     /// Lowest user id linked to each PowerSchool guardian id before the run.
     pub(super) user_by_guardian: HashMap<i64, i64>,
     pub(super) connections: HashMap<(i64, i64), &'a ConnectionFacts>,
@@ -84,16 +86,19 @@ impl<'a> FactsIndex<'a> {
     }
 
     /// The user's login as the reasons show it.
-    pub(super) fn login_of(&self, user_id: i64) -> String {
+    pub(super) fn login_of(&self, user_id: i64) -> Email {
         match self.users.get(&user_id) {
-            Some(u) => u.email.clone().unwrap_or_else(|| u.facts.email.clone()),
-            None => "unknown login".to_string(),
+            Some(u) => u
+                .email
+                .clone()
+                .unwrap_or_else(|| Email::from(u.facts.email.as_str())),
+            None => Email::from("unknown login"),
         }
     }
 
     /// The user's normalised login, if the user exists and it is usable.
-    pub(super) fn login_email(&self, user_id: i64) -> Option<&str> {
-        self.users.get(&user_id).and_then(|u| u.email.as_deref())
+    pub(super) fn login_email(&self, user_id: i64) -> Option<&Email> {
+        self.users.get(&user_id).and_then(|u| u.email.as_ref())
     }
 
     /// The PowerSchool account an earlier sync linked the user to.
@@ -154,14 +159,14 @@ fn index_contacts(
 
 fn index_users(users: &[UserFacts]) -> HashMap<i64, User<'_>> {
     let mut index: HashMap<i64, User> = HashMap::with_capacity(users.len());
-    let key = |u: &UserFacts| {
+    fn key(u: &UserFacts) -> (&String, bool, Option<i64>, bool) {
         (
-            u.email.clone(),
+            &u.email,
             !u.email_verified,
             u.powerschool_guardian_id,
             u.incomplete,
         )
-    };
+    }
     for u in users {
         match index.get(&u.user_id) {
             Some(kept) if key(kept.facts) <= key(u) => {}
@@ -170,7 +175,7 @@ fn index_users(users: &[UserFacts]) -> HashMap<i64, User<'_>> {
                     u.user_id,
                     User {
                         facts: u,
-                        email: normalise_email(&u.email),
+                        email: normalise_email(&u.email).map(Email::from),
                     },
                 );
             }
@@ -179,7 +184,7 @@ fn index_users(users: &[UserFacts]) -> HashMap<i64, User<'_>> {
     index
 }
 
-type UsersByEmail = HashMap<String, Vec<i64>>;
+type UsersByEmail = HashMap<Email, Vec<i64>>;
 
 /// (verified, unverified) user ids by normalised login, each list ascending.
 fn index_user_emails(users: &HashMap<i64, User<'_>>) -> (UsersByEmail, UsersByEmail) {

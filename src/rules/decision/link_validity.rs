@@ -4,7 +4,10 @@
 //! student's contacts.
 
 use super::facts_index::{FactsIndex, Student};
-use crate::rules::{AccessTier, GuardianLink, Limit, RuleVerdict, StudentContact};
+use std::sync::Arc;
+
+use crate::rules::verdict::{ContactFlag, Email, Reason};
+use crate::rules::{AccessTier, GuardianLink, Limit, RuleVerdict};
 
 /// What step 1 made of one guardian row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,135 +65,82 @@ pub(super) fn judge_link(
     RowOutcome::Valid { limits }
 }
 
-/// R1–R5 for a valid link, one verdict each.
+/// R1–R5 for a valid link, one verdict each. The contacts with the email
+/// are listed once and shared by R3 and R4.
 pub(super) fn link_verdicts(
     index: &FactsIndex<'_>,
     row: &GuardianLink,
-    email: &str,
-    limits: &[Limit],
-) -> Vec<RuleVerdict> {
-    let gid = row.guardian_id;
-    let dcid = row.student_dcid;
-    let contacts = index.contacts_with_email(dcid, email);
-    let mut verdicts = vec![
-        RuleVerdict {
-            rule: "R1".into(),
-            passed: true,
-            detail: format!(
-                "The row of guardian account {gid} for student {dcid} is a Parent Portal link, not a Web Access Account."
-            ),
-        },
-        RuleVerdict {
-            rule: "R2".into(),
-            passed: true,
-            detail: format!(
-                "Guardian account {gid} ({email}) is linked to student {dcid} in the guardian PowerQuery (an active Parent Portal account with Data Access)."
-            ),
-        },
-        RuleVerdict {
-            rule: "R3".into(),
-            passed: true,
-            detail: format!(
-                "Contact {} of student {dcid} has the email {email}.",
-                contacts
-                    .iter()
-                    .map(|c| c.person_id.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        },
-        decision_making_verdict(dcid, email, contacts, limits.contains(&Limit::R4)),
-    ];
+    email: &Email,
+    verdicts: &mut Vec<RuleVerdict>,
+) {
+    let guardian_id = row.guardian_id;
+    let student_dcid = row.student_dcid;
+    let contacts: Arc<[ContactFlag]> = index
+        .contacts_with_email(student_dcid, email)
+        .iter()
+        .map(|c| ContactFlag {
+            person_id: c.person_id,
+            decision_making: c.is_decision_making,
+        })
+        .collect();
+    verdicts.push(
+        Reason::ParentPortalLink {
+            guardian_id,
+            student_dcid,
+        }
+        .verdict(),
+    );
+    verdicts.push(
+        Reason::AccountLinked {
+            guardian_id,
+            email: email.clone(),
+            student_dcid,
+        }
+        .verdict(),
+    );
+    verdicts.push(
+        Reason::ContactsHaveEmail {
+            student_dcid,
+            email: email.clone(),
+            contacts: contacts.clone(),
+        }
+        .verdict(),
+    );
+    verdicts.push(
+        Reason::DecisionMaking {
+            student_dcid,
+            email: email.clone(),
+            contacts,
+        }
+        .verdict(),
+    );
     // A valid link's student is in the sync set (R2), so it is always found.
-    if let Some(student) = index.students.get(&dcid) {
-        verdicts.push(independent_student_verdict(
-            student,
-            dcid,
-            email,
-            limits.contains(&Limit::R5),
-        ));
-    }
-    verdicts
-}
-
-/// R4: are all the contacts with the email decision-making?
-fn decision_making_verdict(
-    dcid: i64,
-    email: &str,
-    contacts: &[&StudentContact],
-    limited: bool,
-) -> RuleVerdict {
-    let flags = contact_flags(contacts);
-    if limited {
-        RuleVerdict {
-            rule: "R4".into(),
-            passed: false,
-            detail: format!(
-                "Not every contact of student {dcid} with the email {email} is decision-making ({flags}), so the tier is at most restricted."
-            ),
-        }
-    } else {
-        RuleVerdict {
-            rule: "R4".into(),
-            passed: true,
-            detail: format!(
-                "Every contact of student {dcid} with the email {email} is decision-making ({flags})."
-            ),
-        }
+    if let Some(student) = index.students.get(&student_dcid) {
+        verdicts.push(independent_student_verdict(student, student_dcid, email));
     }
 }
 
 /// R5: for an independent student, is the email the student's own?
 fn independent_student_verdict(
     student: &Student<'_>,
-    dcid: i64,
-    email: &str,
-    limited: bool,
+    student_dcid: i64,
+    email: &Email,
 ) -> RuleVerdict {
-    if !student.facts.independent {
-        RuleVerdict {
-            rule: "R5".into(),
-            passed: true,
-            detail: format!(
-                "Student {dcid} is not an independent student, so R5 does not limit the link."
-            ),
-        }
-    } else if limited {
-        RuleVerdict {
-            rule: "R5".into(),
-            passed: false,
-            detail: format!(
-                "Student {dcid} is independent and {email} is neither the student's orgemail ({}) nor personalemail ({}), so the tier is at most read_only (a parent with a Release of Information).",
-                student.org_email.as_deref().unwrap_or("none"),
-                student.personal_email.as_deref().unwrap_or("none"),
-            ),
+    let reason = if !student.facts.independent {
+        Reason::NotIndependent { student_dcid }
+    } else if !student.is_own_email(email) {
+        Reason::IndependentNotOwnEmail {
+            student_dcid,
+            email: email.clone(),
+            org_email: student.org_email.as_deref().map(Email::from),
+            personal_email: student.personal_email.as_deref().map(Email::from),
         }
     } else {
-        RuleVerdict {
-            rule: "R5".into(),
-            passed: true,
-            detail: format!(
-                "Student {dcid} is independent and {email} is the student's own {}.",
-                if student.org_email.as_deref() == Some(email) {
-                    "orgemail"
-                } else {
-                    "personalemail"
-                }
-            ),
+        Reason::IndependentOwnEmail {
+            student_dcid,
+            email: email.clone(),
+            org_email: student.org_email.as_deref() == Some(&**email),
         }
-    }
-}
-
-fn contact_flags(contacts: &[&StudentContact]) -> String {
-    contacts
-        .iter()
-        .map(|c| {
-            format!(
-                "contact {}: isdecisionmaking = {}",
-                c.person_id,
-                u8::from(c.is_decision_making)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    };
+    reason.verdict()
 }

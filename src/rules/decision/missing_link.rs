@@ -3,26 +3,24 @@
 //! that carries the email or the user's account, or R2 when there is none.
 //! Cases A and C and `explain` give these as their reasons.
 
-use std::collections::BTreeMap;
-
 use super::{Engine, Found, JudgedRow, RowOutcome};
+use crate::rules::verdict::{Email, Reason, Rule};
 use crate::rules::RuleVerdict;
-
-/// One row's reason: (rule, detail).
-type RowReason = (&'static str, String);
 
 impl Engine<'_> {
     /// Why (student, email/user) has no valid link: a verdict for every
     /// guardian row of the student that carries the email or the user's
-    /// account, or R2 when there is none. Every verdict failed.
+    /// account, or R2 when there is none. Every verdict failed. Ordered by
+    /// rule, then by sentence, without repeats (the sentences are rendered
+    /// only to order two or more).
     pub(crate) fn why_no_link(
         &self,
         student_dcid: i64,
-        email: Option<&str>,
+        email: Option<&Email>,
         user_id: Option<i64>,
     ) -> Vec<RuleVerdict> {
         let account = user_id.and_then(|u| self.index.earlier_guardian_id(u));
-        let mut verdicts: BTreeMap<(String, String), bool> = BTreeMap::new();
+        let mut verdicts: Vec<RuleVerdict> = Vec::new();
         for &i in self
             .rows_by_student
             .get(&student_dcid)
@@ -32,120 +30,106 @@ impl Engine<'_> {
             let Some(judged) = self.rows.get(i) else {
                 continue;
             };
-            let row_email = judged.email.as_deref();
-            let related = (email.is_some() && row_email == email)
+            let related = (email.is_some() && judged.email.as_ref() == email)
                 || (account.is_some() && account == Some(judged.link.guardian_id));
             if !related {
                 continue;
             }
-            if let Some((rule, detail)) = self.why_row_is_no_link(judged, user_id) {
-                verdicts.insert((rule.to_string(), detail), false);
+            if let Some(reason) = self.why_row_is_no_link(judged, user_id) {
+                verdicts.push(reason.verdict());
             }
         }
+        if verdicts.len() > 1 {
+            let mut keyed: Vec<(Rule, String, RuleVerdict)> = verdicts
+                .into_iter()
+                .map(|v| (v.rule, v.detail(), v))
+                .collect();
+            keyed.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
+            keyed.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+            verdicts = keyed.into_iter().map(|(_, _, v)| v).collect();
+        }
         if verdicts.is_empty() {
-            verdicts.insert(
-                (
-                    "R2".to_string(),
-                    no_account_links(student_dcid, email, account),
-                ),
-                false,
+            verdicts.push(
+                Reason::NoAccountLinks {
+                    student_dcid,
+                    email: email.cloned(),
+                    guardian_id: account,
+                }
+                .verdict(),
             );
         }
         verdicts
-            .into_iter()
-            .map(|((rule, detail), passed)| RuleVerdict {
-                rule,
-                passed,
-                detail,
-            })
-            .collect()
     }
 
     /// Why guardian row `i` gives `user_id` no link to its student; `None`
     /// when it does (the row is the user's own valid link).
-    fn why_row_is_no_link(
-        &self,
-        judged: &JudgedRow<'_>,
-        user_id: Option<i64>,
-    ) -> Option<RowReason> {
+    fn why_row_is_no_link(&self, judged: &JudgedRow<'_>, user_id: Option<i64>) -> Option<Reason> {
         let row = judged.link;
         let student_dcid = row.student_dcid;
-        let gid = row.guardian_id;
-        let shown = judged.email.as_deref().unwrap_or("no usable email");
+        let guardian_id = row.guardian_id;
+        let email = judged.email.clone();
         let reason = match &judged.outcome {
-            RowOutcome::WebAccessAccount => (
-                "R1",
-                format!(
-                    "The row of guardian account {gid} ({shown}) for student {student_dcid} is a link through a Web Access Account, which R1 ignores."
-                ),
-            ),
-            RowOutcome::StudentNotInSyncSet => (
-                "sync_set",
-                format!(
-                    "Student {student_dcid} is not in this run's sync set (not enrolled, or a scheduling-year student), so the row of guardian account {gid} is ignored."
-                ),
-            ),
-            RowOutcome::NoUsableEmail => (
-                "email",
-                format!(
-                    "Guardian account {gid} has no usable email ({:?}), so its link to student {student_dcid} cannot be checked against contacts or users.",
-                    row.email.as_deref().unwrap_or("")
-                ),
-            ),
-            RowOutcome::NoMatchingContact => (
-                "R3",
-                format!(
-                    "No contact of student {student_dcid} has the email {shown}, so the link of guardian account {gid} is treated as absent from PowerSchool."
-                ),
-            ),
-            RowOutcome::Valid { .. } => ("step2", self.whose_valid_link(judged, shown, user_id)?),
+            RowOutcome::WebAccessAccount => Reason::WebAccessRow {
+                guardian_id,
+                email,
+                student_dcid,
+            },
+            RowOutcome::StudentNotInSyncSet => Reason::RowNotInSyncSet {
+                student_dcid,
+                guardian_id,
+            },
+            RowOutcome::NoUsableEmail => Reason::UnusableEmail {
+                guardian_id,
+                raw: row.email.as_deref().unwrap_or("").into(),
+                student_dcid,
+            },
+            RowOutcome::NoMatchingContact => Reason::NoMatchingContact {
+                student_dcid,
+                email,
+                guardian_id,
+            },
+            RowOutcome::Valid { .. } => self.whose_valid_link(judged, user_id)?,
         };
         Some(reason)
     }
 
     /// Step 2 on a valid link that belongs to someone other than `user_id`;
     /// `None` when it is theirs.
-    fn whose_valid_link(
-        &self,
-        judged: &JudgedRow<'_>,
-        shown: &str,
-        user_id: Option<i64>,
-    ) -> Option<String> {
+    fn whose_valid_link(&self, judged: &JudgedRow<'_>, user_id: Option<i64>) -> Option<Reason> {
         let row = judged.link;
         let student_dcid = row.student_dcid;
-        let gid = row.guardian_id;
+        let guardian_id = row.guardian_id;
+        let email = judged.email.clone();
         // Step 2 ran for every valid link.
         let found = judged.found?;
-        let detail = match found {
+        let reason = match found {
             _ if found.user().is_some() && found.user() == user_id => return None,
-            Found::LinkedAccount(u) => format!(
-                "Guardian account {gid} validly links student {student_dcid} with {shown}, but an earlier sync linked that account to user {u} ({}), who gets the connection instead.",
-                self.index.login_of(u)
-            ),
-            Found::FormCreator(u) | Found::VerifiedEmail(u) => format!(
-                "Guardian account {gid} validly links student {student_dcid} with {shown}, and that link belongs to user {u} ({}).",
-                self.index.login_of(u)
-            ),
-            Found::UnverifiedOnly(u) => format!(
-                "Guardian account {gid} validly links student {student_dcid} with {shown}, but user {u} has not verified that email in SchoolEngage, so no connection is made."
-            ),
-            Found::NewUser => format!(
-                "Guardian account {gid} validly links student {student_dcid} with {shown}, and that link belongs to the new user the run creates with that email."
-            ),
+            Found::LinkedAccount(u) => Reason::LinkOfEarlierUser {
+                guardian_id,
+                student_dcid,
+                email,
+                user_id: u,
+                login: self.index.login_of(u),
+            },
+            Found::FormCreator(u) | Found::VerifiedEmail(u) => Reason::LinkOfUser {
+                guardian_id,
+                student_dcid,
+                email,
+                user_id: u,
+                login: self.index.login_of(u),
+            },
+            Found::UnverifiedOnly(u) => Reason::LinkOfUnverifiedUser {
+                guardian_id,
+                student_dcid,
+                email,
+                user_id: u,
+            },
+            Found::NewUser => Reason::LinkOfNewUser {
+                guardian_id,
+                student_dcid,
+                email,
+            },
         };
-        Some(detail)
+        Some(reason)
     }
-}
-
-/// R2: no row of the guardian PowerQuery links the student to the email or account.
-fn no_account_links(student_dcid: i64, email: Option<&str>, account: Option<i64>) -> String {
-    let whose = match (email, account) {
-        (Some(e), Some(g)) => format!("the email {e} or to guardian account {g}"),
-        (Some(e), None) => format!("the email {e}"),
-        (None, Some(g)) => format!("guardian account {g}"),
-        (None, None) => "this user (no usable login email)".to_string(),
-    };
-    format!(
-        "No Parent Portal account in the guardian PowerQuery links student {student_dcid} to {whose}."
-    )
 }

@@ -22,6 +22,7 @@
 use std::collections::HashMap;
 
 use crate::rules::email::normalise_optional;
+use crate::rules::verdict::{Email, PortalAccount, Who};
 use crate::rules::{DistrictFacts, GuardianLink, Limit, StudentFacts, UserRef};
 
 mod account_owner;
@@ -51,8 +52,9 @@ pub fn decide(facts: &DistrictFacts) -> Decisions {
 /// What steps 1 and 2 made of one guardian row.
 struct JudgedRow<'a> {
     link: &'a GuardianLink,
-    /// The row's email, normalised; `None` when empty or malformed.
-    email: Option<String>,
+    /// The row's email, normalised; `None` when empty or malformed. Shared
+    /// by every verdict that names it.
+    email: Option<Email>,
     outcome: RowOutcome,
     /// Step 2's answer, for a valid link only.
     found: Option<Found>,
@@ -91,7 +93,7 @@ impl<'a> Engine<'a> {
         let mut rows = Vec::with_capacity(facts.guardian_rows.len());
         let mut rows_by_student: HashMap<i64, Vec<usize>> = HashMap::new();
         for (i, row) in facts.guardian_rows.iter().enumerate() {
-            let email = normalise_optional(row.email.as_deref());
+            let email = normalise_optional(row.email.as_deref()).map(Email::from);
             let outcome = judge_link(&index, row, email.as_deref());
             let found = match (&outcome, &email) {
                 (RowOutcome::Valid { .. }, Some(email)) => Some(find_owner(&index, row, email)),
@@ -132,12 +134,19 @@ impl<'a> Engine<'a> {
         Some((user, found))
     }
 
-    fn describe_user(&self, user: UserRef) -> String {
+    /// Who a connection is with, as the cases name them; `email` is the
+    /// normalised email of the link that found a new user (the one it is
+    /// created with).
+    fn describe_user(&self, user: UserRef, email: Option<&Email>) -> Who {
         match user {
-            UserRef::Existing(u) => format!("user {u} ({})", self.index.login_of(u)),
-            UserRef::New(i) => match self.accounts.new_users.get(i) {
-                Some(n) => format!("the new user {}", n.email),
-                None => "a new user".to_string(),
+            UserRef::Existing(id) => Who::User {
+                id,
+                login: self.index.login_of(id),
+            },
+            UserRef::New(i) => match (self.accounts.new_users.get(i), email) {
+                (Some(n), Some(e)) if n.email == **e => Who::NewUser(e.clone()),
+                (Some(n), _) => Who::NewUser(Email::from(n.email.as_str())),
+                (None, _) => Who::ANewUser,
             },
         }
     }
@@ -160,7 +169,7 @@ impl<'a> Engine<'a> {
         self.index.students.get(&student_dcid).map(|s| s.facts)
     }
 
-    pub(crate) fn parent_portal_account_of(&self, user_id: i64) -> Option<String> {
+    pub(crate) fn parent_portal_account_of(&self, user_id: i64) -> Option<PortalAccount> {
         self.parent_portal_account(user_id)
     }
 }

@@ -162,7 +162,7 @@ impl Engine<'_> {
                 Some(account) => connections.push(compact(self.returning_parent(
                     student_dcid,
                     user_id,
-                    &account,
+                    account,
                     ConnectionAction::Create,
                 ))),
                 None => report.form_creator_only.push((student_dcid, user_id)),
@@ -197,12 +197,8 @@ fn incomplete_users(connections: &[ConnectionDecision]) -> Vec<i64> {
 }
 
 /// Gives back the spare capacity of a decision's verdicts: a district keeps
-/// every decision (with its prose) until the plan is made, and `format!`
-/// leaves up to half of each detail's buffer unused.
+/// every decision until the plan is made.
 fn compact(mut decision: ConnectionDecision) -> ConnectionDecision {
-    for v in &mut decision.verdicts {
-        v.detail.shrink_to_fit();
-    }
     decision.verdicts.shrink_to_fit();
     decision
 }

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::rules::decision::{tier_under, Engine, Found, RowOutcome};
 use crate::rules::email::{normalise_email, normalise_optional};
+use crate::rules::verdict::{Email, Reason, Rule};
 use crate::rules::{
     AccessTier, ConnectionDecision, Decisions, DistrictFacts, NewUser, RuleVerdict, UserFacts,
     UserRef,
@@ -159,7 +160,10 @@ impl<'a> Asked<'a> {
                 .incomplete_users
                 .binary_search(&u.user_id)
                 .is_ok(),
-            parent_portal_account: self.engine.parent_portal_account_of(u.user_id),
+            parent_portal_account: self
+                .engine
+                .parent_portal_account_of(u.user_id)
+                .map(|a| a.to_string()),
         }
     }
 
@@ -211,37 +215,32 @@ impl<'a> Asked<'a> {
     ) -> Vec<RuleVerdict> {
         let student_dcid = self.student_dcid;
         let Some(wanted) = self.wanted else {
-            return vec![failed(
-                "email",
-                format!(
-                    "The email {:?} is malformed or empty after normalising, so it matches no contact, account or user.",
-                    self.email
-                ),
-            )];
+            return vec![Reason::MalformedEmail {
+                given: self.email.into(),
+            }
+            .verdict()];
         };
         if !in_sync_set {
-            let untouched = if has_connection {
-                " Its existing connection with this user is left untouched."
-            } else {
-                ""
-            };
-            return vec![failed(
-                "sync_set",
-                format!(
-                    "Student {student_dcid} is not in this run's sync set (not enrolled, or a scheduling-year student), so no rule is applied to it.{untouched}"
-                ),
-            )];
+            return vec![Reason::StudentNotSynced {
+                student_dcid,
+                has_connection,
+            }
+            .verdict()];
         }
+        let wanted = Email::from(wanted);
         let mut verdicts = Vec::new();
         if user_id.is_none() {
-            verdicts.push(failed(
-                "step2",
-                format!(
-                    "No SchoolEngage user has the email {wanted}, and no valid PowerSchool link creates one."
-                ),
-            ));
+            verdicts.push(
+                Reason::NoUserWithEmail {
+                    email: wanted.clone(),
+                }
+                .verdict(),
+            );
         }
-        verdicts.extend(self.engine.why_no_link(student_dcid, Some(wanted), user_id));
+        verdicts.extend(
+            self.engine
+                .why_no_link(student_dcid, Some(&wanted), user_id),
+        );
         verdicts.extend(user_id.and_then(|u| self.form_creator_only(u)));
         verdicts
     }
@@ -254,12 +253,13 @@ impl<'a> Asked<'a> {
             .form_creator_only
             .binary_search(&(student_dcid, user_id))
             .ok()?;
-        Some(failed(
-            "case",
-            format!(
-                "form_creator_only: user {user_id} created a form for student {student_dcid} but holds no Parent Portal account, so nothing changes (registration handles a new family)."
-            ),
-        ))
+        Some(
+            Reason::FormCreatorOnly {
+                user_id,
+                student_dcid,
+            }
+            .verdict(),
+        )
     }
 
     /// The answer in one sentence.
@@ -305,13 +305,13 @@ impl<'a> Asked<'a> {
 pub(super) fn reasons(verdicts: &[RuleVerdict], decided: bool, sees_student: bool) -> Vec<String> {
     let is_reason = |v: &&RuleVerdict| match (decided, sees_student) {
         (true, true) => false,
-        (true, false) => v.rule == "removal",
+        (true, false) => v.rule == Rule::Removal,
         (false, _) => !v.passed,
     };
     verdicts
         .iter()
         .filter(is_reason)
-        .map(|v| format!("{}: {}", v.rule, v.detail))
+        .map(|v| format!("{}: {}", v.rule, v.reason))
         .collect()
 }
 
@@ -341,14 +341,6 @@ fn new_user_summary(i: usize, new: &NewUser) -> UserSummary {
             "guardian account {}, for which the run creates this user",
             new.powerschool_guardian_id
         )),
-    }
-}
-
-fn failed(rule: &str, detail: String) -> RuleVerdict {
-    RuleVerdict {
-        rule: rule.into(),
-        passed: false,
-        detail,
     }
 }
 

@@ -203,7 +203,7 @@ impl Explanation {
                 "  {} {}: {}",
                 v.rule,
                 if v.passed { "passed" } else { "failed" },
-                v.detail
+                v.reason
             ));
         }
     }

@@ -18,8 +18,12 @@ pub struct AuditRow {
     pub tier_after: Option<AccessTier>,
     pub case_before: Option<ConnectionCase>,
     pub case_after: Option<ConnectionCase>,
-    /// The reasons as compact JSON text (stored as `jsonb`).
-    pub reasons: String,
+    /// The reasons as sentences, JSON text (`jsonb`): only for a row the
+    /// codes cannot say exactly (`reason_codes` is then `None`).
+    pub reasons: Option<String>,
+    /// The reasons as codes and ids (`rules::verdict::codes`), JSON text;
+    /// rendered into sentences when the audit is read.
+    pub reason_codes: Option<String>,
 }
 
 /// Appends rows to the access audit (one `COPY`); callers build and append
@@ -35,11 +39,11 @@ pub async fn append_audit(
     copy_in(
         tx,
         "COPY access_audit (connection_id, student_dcid, user_id, tier_before, tier_after,
-                            case_before, case_after, reasons, run_id) FROM STDIN",
+                            case_before, case_after, reasons, reason_codes, run_id) FROM STDIN",
         &[rows],
         move |out, r: &AuditRow| {
             copy_row!(out; r.connection_id, r.student_dcid, r.user_id, r.tier_before,
-                r.tier_after, r.case_before, r.case_after, r.reasons, run_id)
+                r.tier_after, r.case_before, r.case_after, r.reasons, r.reason_codes, run_id)
         },
         "appending to the access audit",
     )
