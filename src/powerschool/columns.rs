@@ -35,7 +35,7 @@ pub struct ColumnResolution {
 }
 
 /// (setting key, the column name `parse::guardian` reads, required).
-const FIELDS: [(&str, &str, bool); 6] = [
+pub(super) const FIELDS: [(&str, &str, bool); 6] = [
     ("guardian_id", "guardianid", true),
     ("student_dcid", "studentsdcid", true),
     ("email", "email", true),
@@ -44,7 +44,17 @@ const FIELDS: [(&str, &str, bool); 6] = [
     ("account_type", "accounttype", false),
 ];
 
-fn candidates<'a>(cols: &'a GuardianColumns, field: &str) -> &'a [String] {
+/// The column names `parse::guardian` reads, in `FIELDS` order.
+pub(super) const GUARDIAN_COLUMNS: [&str; 6] = [
+    FIELDS[0].1,
+    FIELDS[1].1,
+    FIELDS[2].1,
+    FIELDS[3].1,
+    FIELDS[4].1,
+    FIELDS[5].1,
+];
+
+pub(super) fn candidates<'a>(cols: &'a GuardianColumns, field: &str) -> &'a [String] {
     match field {
         "guardian_id" => &cols.guardian_id,
         "student_dcid" => &cols.student_dcid,
@@ -167,11 +177,8 @@ impl Reading<'_> {
 
     /// Fails when a required guardian field matches no candidate in any
     /// record of the first page (an empty page proves nothing).
-    pub(super) fn check_first_page(
-        &self,
-        query: &str,
-        records: &[Value],
-    ) -> Result<(), PowerSchoolError> {
+    #[cfg(test)]
+    fn check_first_page(&self, query: &str, records: &[Value]) -> Result<(), PowerSchoolError> {
         let Reading::Guardian(cols) = self else {
             return Ok(());
         };
@@ -179,36 +186,47 @@ impl Reading<'_> {
             return Ok(());
         }
         let keys: BTreeSet<String> = records.iter().flat_map(record_keys).collect();
-        let resolved = resolve_keys(cols, &keys);
-        let missing: Vec<String> = resolved
-            .iter()
-            .filter(|r| r.required && r.matched.is_none())
-            .map(|r| {
-                format!(
-                    "{} (tried {})",
-                    r.setting,
-                    candidates(cols, r.field).join(", ")
-                )
-            })
-            .collect();
-        if missing.is_empty() {
-            let columns: Vec<String> = resolved
-                .iter()
-                .map(|r| format!("{}={}", r.field, r.matched.as_deref().unwrap_or("(none)")))
-                .collect();
-            info!(query, columns = %columns.join(", "), "guardian fields read from");
-            return Ok(());
-        }
-        let mut shown: Vec<&str> = keys.iter().map(String::as_str).take(KEYS_SHOWN).collect();
-        if keys.len() > KEYS_SHOWN {
-            shown.push("…");
-        }
-        Err(PowerSchoolError::GuardianColumnsUnmatched {
-            query: query.to_string(),
-            missing: missing.join("; "),
-            keys: shown.join(", "),
-        })
+        check_first_page_keys(cols, query, &keys)
     }
+}
+
+/// Fails when a required guardian field matches none of `keys`, the keys
+/// the records of the first page carry (`record_keys`), naming the keys and
+/// the setting to change; logs where each field is read from otherwise.
+pub(super) fn check_first_page_keys(
+    cols: &GuardianColumns,
+    query: &str,
+    keys: &BTreeSet<String>,
+) -> Result<(), PowerSchoolError> {
+    let resolved = resolve_keys(cols, keys);
+    let missing: Vec<String> = resolved
+        .iter()
+        .filter(|r| r.required && r.matched.is_none())
+        .map(|r| {
+            format!(
+                "{} (tried {})",
+                r.setting,
+                candidates(cols, r.field).join(", ")
+            )
+        })
+        .collect();
+    if missing.is_empty() {
+        let columns: Vec<String> = resolved
+            .iter()
+            .map(|r| format!("{}={}", r.field, r.matched.as_deref().unwrap_or("(none)")))
+            .collect();
+        info!(query, columns = %columns.join(", "), "guardian fields read from");
+        return Ok(());
+    }
+    let mut shown: Vec<&str> = keys.iter().map(String::as_str).take(KEYS_SHOWN).collect();
+    if keys.len() > KEYS_SHOWN {
+        shown.push("…");
+    }
+    Err(PowerSchoolError::GuardianColumnsUnmatched {
+        query: query.to_string(),
+        missing: missing.join("; "),
+        keys: shown.join(", "),
+    })
 }
 
 #[cfg(test)]

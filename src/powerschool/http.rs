@@ -68,21 +68,77 @@ pub(super) async fn read_capped(
     Ok(body)
 }
 
+/// How a 200's body becomes data: parsed from its bytes, or found to be a
+/// throttling message in a 200's clothing.
+pub(super) trait Decode: Clone + Send + Sync + 'static {
+    type Out: Send + 'static;
+    /// Only a JSON syntax error (a body cut off) is an `Err`.
+    fn decode(&self, bytes: &[u8]) -> Result<Decoded<Self::Out>, serde_json::Error>;
+}
+
+/// What a 200's body turned out to be.
+pub(super) enum Decoded<T> {
+    Data(T),
+    /// A throttling message: the wait it asks, and the message.
+    Throttled {
+        wait: Option<Duration>,
+        what: String,
+    },
+}
+
+/// A body as a `serde_json::Value` (counts, probes, the raw pages).
+#[derive(Clone, Copy)]
+pub(super) struct JsonDecode;
+
+impl Decode for JsonDecode {
+    type Out = Value;
+    fn decode(&self, bytes: &[u8]) -> Result<Decoded<Value>, serde_json::Error> {
+        let value: Value = serde_json::from_slice(bytes)?;
+        Ok(match throttled_page(&value) {
+            Some(wait) => Decoded::Throttled {
+                wait,
+                what: value.to_string(),
+            },
+            None => Decoded::Data(value),
+        })
+    }
+}
+
+/// A 200 that is no page or count but a throttling message: the wait it asks.
+pub(super) fn throttled_page(value: &Value) -> Option<Option<Duration>> {
+    let object = value.as_object()?;
+    if object.contains_key("record") || object.contains_key("count") {
+        return None;
+    }
+    super::throttle::throttle_reply(&value.to_string())
+}
+
 /// The whole body (at most `limit` bytes) as JSON, or why not.
 pub(super) async fn read_json(
     response: reqwest::Response,
     limit: usize,
 ) -> Result<Value, ReadError> {
     let bytes = read_capped(response, limit).await?;
+    serde_json::from_slice(&bytes).map_err(|e| broken(bytes.len(), &e))
+}
+
+fn broken(len: usize, e: &serde_json::Error) -> ReadError {
+    ReadError::Broken(format!(
+        "the answer ({len} bytes) is not complete JSON (cut off?): {e}"
+    ))
+}
+
+/// The whole body (at most `limit` bytes) decoded, or why not. The bytes
+/// are freed as soon as they are decoded.
+pub(super) async fn read_decoded<D: Decode>(
+    response: reqwest::Response,
+    limit: usize,
+    decoder: &D,
+) -> Result<Decoded<D::Out>, ReadError> {
+    let bytes = read_capped(response, limit).await?;
     let bytes_len = bytes.len();
-    let parse = move || {
-        serde_json::from_slice(&bytes).map_err(|e| {
-            ReadError::Broken(format!(
-                "the answer ({} bytes) is not complete JSON (cut off?): {e}",
-                bytes.len()
-            ))
-        })
-    };
+    let decoder = decoder.clone();
+    let parse = move || decoder.decode(&bytes).map_err(|e| broken(bytes.len(), &e));
     // A page is parsed on the blocking pool, so the pages of a fetch (all
     // polled by one task) are parsed on every core, not one.
     if bytes_len >= PARSE_ELSEWHERE_BYTES {

@@ -6,7 +6,9 @@
 //! its records are typed), `paging` (the count and the pages), `request` (one
 //! data request with its token and retries), `token` (the OAuth token),
 //! `retry` (the one retry policy both use), `http` (reading an answer), and
-//! `client` (the handle tying them together); `stats` counts along the way,
+//! `client` (the handle tying them together); `page` (with `page_de`) types
+//! each page's records straight from its bytes, `readers` says how each
+//! query's pages are read; `stats` counts along the way,
 //! `throttle` bounds the requests in flight and reads throttling replies,
 //! and `columns` reads the guardian query through its candidate columns.
 
@@ -15,11 +17,16 @@ pub mod columns;
 mod error;
 mod http;
 mod last_counts;
+mod page;
+mod page_de;
+#[cfg(test)]
+mod page_tests;
 mod paging;
 pub mod parse;
 pub mod plugin;
 pub mod probe;
 mod queries;
+mod readers;
 pub mod records;
 mod request;
 mod retry;

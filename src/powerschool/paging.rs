@@ -23,12 +23,14 @@
 //! `count_tolerance_records`, whichever is more: records deleted while a
 //! query is paged are normal, a server that stops answering part-way is not.
 
-use super::columns::Reading;
 use super::error::PowerSchoolError;
+use super::http::{Decode, Decoded};
 use super::last_counts::ceiling;
-use super::parse::{self, Columns};
+use super::page::{Failure, Key, Page, Parsed};
+use super::parse;
 use super::request::{Body, Transport};
 use super::stats::{bump, Ctx};
+use super::throttle::throttle_reply;
 use crate::config::AnswerLimits;
 use futures::{stream, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
@@ -44,14 +46,51 @@ pub(super) const PAGES_IN_FLIGHT: usize = 3;
 /// The columns that make a record distinct; `None` never de-duplicates.
 pub(super) type KeyColumns = Option<&'static [&'static str]>;
 
-pub(super) struct RawRecord {
-    pub(super) page: u32,
-    pub(super) index: usize,
-    pub(super) columns: Result<Columns, String>,
+/// Records reserved up front at most, whatever `/count` says: a count is
+/// believed up to `powerschool.max_count`, which is no size to allocate.
+const RESERVE_AT_MOST: u64 = 1 << 20;
+
+/// How one query's pages are read from their bytes.
+pub(super) trait PageRead: Clone + Send + Sync + 'static {
+    type Item: Send + 'static;
+    /// Page `page`'s records; only a JSON syntax error is an `Err`.
+    fn read(&self, page: u32, bytes: &[u8]) -> Result<Page<Self::Item>, serde_json::Error>;
+    /// Fails when page 1 shows that the query cannot be read at all.
+    fn check_first_page(
+        &self,
+        query: &str,
+        page: &Page<Self::Item>,
+    ) -> Result<(), PowerSchoolError>;
 }
 
-pub(super) struct RawFetch {
-    pub(super) records: Vec<RawRecord>,
+/// One page of `reader` as the transport decodes it.
+#[derive(Clone)]
+struct PageDecode<R> {
+    reader: R,
+    page: u32,
+}
+
+impl<R: PageRead> Decode for PageDecode<R> {
+    type Out = Page<R::Item>;
+    fn decode(&self, bytes: &[u8]) -> Result<Decoded<Self::Out>, serde_json::Error> {
+        let page = self.reader.read(self.page, bytes)?;
+        if page.maybe_message {
+            // Rare: an answer without `record` or `count` may be a
+            // throttling message; only then is it read a second time.
+            let value: Value = serde_json::from_slice(bytes)?;
+            let what = value.to_string();
+            if let Some(wait) = throttle_reply(&what) {
+                return Ok(Decoded::Throttled { wait, what });
+            }
+        }
+        Ok(Decoded::Data(page))
+    }
+}
+
+/// Every distinct record of one query, typed, and those that did not type.
+pub(super) struct Fetched<T> {
+    pub(super) records: Vec<T>,
+    pub(super) failures: Vec<Failure>,
     pub(super) expected_count: u64,
     pub(super) duplicates: u64,
     pub(super) pages: u32,
@@ -108,7 +147,6 @@ pub(super) struct Pager<'a> {
     ctx: &'a Ctx<'a>,
     args: Value,
     sizes: &'a PageSize,
-    reading: Reading<'a>,
     limits: &'a AnswerLimits,
     /// What the last successful run received of this query and arguments.
     last_count: Option<u64>,
@@ -120,7 +158,6 @@ impl<'a> Pager<'a> {
         ctx: &'a Ctx<'a>,
         args: Value,
         sizes: &'a PageSize,
-        reading: Reading<'a>,
         limits: &'a AnswerLimits,
     ) -> Self {
         let args = if args.is_null() { json!({}) } else { args };
@@ -129,7 +166,6 @@ impl<'a> Pager<'a> {
             ctx,
             args,
             sizes,
-            reading,
             limits,
             last_count: None,
         }
@@ -166,18 +202,23 @@ impl<'a> Pager<'a> {
     }
 
     /// Counts, then pages through the query, keeping the first record of
-    /// each key (see the paging rule above).
-    pub(super) async fn fetch(&self, keys: KeyColumns) -> Result<RawFetch, PowerSchoolError> {
+    /// each key (see the paging rule above). Each page is typed as it
+    /// arrives and its bytes freed; at most `PAGES_IN_FLIGHT` parsed pages
+    /// wait to be added, so only the accumulated records grow.
+    pub(super) async fn fetch<R: PageRead>(
+        &self,
+        reader: &R,
+    ) -> Result<Fetched<R::Item>, PowerSchoolError> {
         let expected = self.count().await?;
         self.believe(expected)?;
-        let mut acc = Accumulator::new(keys, self.reading);
+        let mut acc = Accumulator::new(expected);
 
         let asked = self.sizes.current();
-        let first = self.page(1, asked).await?;
-        let first_len = first.len() as u64;
+        let first = self.page(reader, 1, asked).await?;
+        let first_len = first.records.len() as u64;
         self.not_empty_too_soon(1, first_len, &acc, expected)?;
-        self.reading.check_first_page(self.ctx.query, &first)?;
-        acc.add_page(1, first);
+        reader.check_first_page(self.ctx.query, &first)?;
+        acc.add_page(first.records);
         let page_size = self.page_size_served(asked, first_len, expected);
         let planned = expected.div_ceil(u64::from(page_size)).max(1);
         let planned = u32::try_from(planned).unwrap_or(u32::MAX);
@@ -185,19 +226,19 @@ impl<'a> Pager<'a> {
         let mut last_len = first_len;
         if planned > 1 {
             let mut pages = stream::iter(2..=planned)
-                .map(|p| async move { self.page(p, page_size).await.map(|r| (p, r)) })
+                .map(|p| async move { self.page(reader, p, page_size).await.map(|r| (p, r)) })
                 .buffered(PAGES_IN_FLIGHT)
                 .boxed();
-            while let Some((p, records)) = pages.try_next().await? {
-                last_len = records.len() as u64;
-                acc.add_page(p, records);
+            while let Some((p, page)) = pages.try_next().await? {
+                last_len = page.records.len() as u64;
+                acc.add_page(page.records);
                 self.not_empty_too_soon(p, last_len, &acc, expected)?;
             }
         }
         let mut next = planned + 1;
         while last_len >= u64::from(page_size) {
             // Data that keeps growing past the cap is a server fault too.
-            let received = acc.records.len() as u64;
+            let received = acc.received();
             if received > self.limits.max_count {
                 return Err(PowerSchoolError::TooManyRecords {
                     query: self.ctx.query.to_string(),
@@ -206,15 +247,15 @@ impl<'a> Pager<'a> {
                     max: self.limits.max_count,
                 });
             }
-            let records = self.page(next, page_size).await?;
-            last_len = records.len() as u64;
-            if acc.add_page(next, records) == 0 {
+            let page = self.page(reader, next, page_size).await?;
+            last_len = page.records.len() as u64;
+            if acc.add_page(page.records) == 0 {
                 break;
             }
             next += 1;
         }
 
-        let distinct = acc.records.len() as u64;
+        let distinct = acc.received();
         let tolerated = self.tolerated(expected);
         if distinct.saturating_add(tolerated) < expected {
             return Err(PowerSchoolError::FewerThanCounted {
@@ -233,8 +274,9 @@ impl<'a> Pager<'a> {
                 "PowerSchool's count and the distinct records received differ (data changed during the fetch?)"
             );
         }
-        Ok(RawFetch {
+        Ok(Fetched {
             records: acc.records,
+            failures: acc.failures,
             expected_count: expected,
             duplicates: acc.duplicates,
             pages: next - 1,
@@ -259,14 +301,14 @@ impl<'a> Pager<'a> {
 
     /// Fails when page `page` came back empty (`len` 0) although the records
     /// received so far are short of the count beyond the tolerance.
-    fn not_empty_too_soon(
+    fn not_empty_too_soon<T>(
         &self,
         page: u32,
         len: u64,
-        acc: &Accumulator<'_>,
+        acc: &Accumulator<T>,
         expected: u64,
     ) -> Result<(), PowerSchoolError> {
-        let received = acc.records.len() as u64;
+        let received = acc.received();
         if len > 0 || received.saturating_add(self.tolerated(expected)) >= expected {
             return Ok(());
         }
@@ -310,82 +352,80 @@ impl<'a> Pager<'a> {
         Ok(total)
     }
 
-    async fn page(&self, page: u32, size: u32) -> Result<Vec<Value>, PowerSchoolError> {
+    async fn page<R: PageRead>(
+        &self,
+        reader: &R,
+        page: u32,
+        size: u32,
+    ) -> Result<Page<R::Item>, PowerSchoolError> {
         let ctx = self.ctx;
         let mut url = self.transport.url(&["ws", "schema", "query", ctx.query]);
         url.query_pairs_mut()
             .append_pair("page", &page.to_string())
             .append_pair("pagesize", &size.to_string());
-        let body = self
+        let decoder = PageDecode {
+            reader: reader.clone(),
+            page,
+        };
+        let parsed = self
             .transport
-            .call(ctx, Some(page), &url, Body::Json(&self.args))
+            .call_with(ctx, Some(page), &url, Body::Json(&self.args), &decoder)
             .await?;
-        let records =
-            parse::into_page_records(body).map_err(|detail| PowerSchoolError::BadResponse {
+        if let Err(detail) = &parsed.shape {
+            return Err(PowerSchoolError::BadResponse {
                 query: ctx.query.to_string(),
                 page: Some(page),
-                detail,
-            })?;
+                detail: detail.clone(),
+            });
+        }
         bump(&self.transport.counters.pages_fetched);
-        ctx.progress.add_page(ctx.query, records.len() as u64);
-        Ok(records)
+        ctx.progress
+            .add_page(ctx.query, parsed.records.len() as u64);
+        Ok(parsed)
     }
 }
 
-/// Collects pages in page order and drops repeated keys.
-struct Accumulator<'a> {
-    keys: KeyColumns,
-    reading: Reading<'a>,
-    seen: HashSet<String>,
-    records: Vec<RawRecord>,
+/// Collects pages in page order and drops repeated keys: the typed records
+/// and the failures are all that grows during a fetch.
+struct Accumulator<T> {
+    seen: HashSet<Key>,
+    records: Vec<T>,
+    failures: Vec<Failure>,
     duplicates: u64,
 }
 
-impl<'a> Accumulator<'a> {
-    fn new(keys: KeyColumns, reading: Reading<'a>) -> Self {
+impl<T> Accumulator<T> {
+    fn new(expected: u64) -> Self {
+        let reserve = usize::try_from(expected.min(RESERVE_AT_MOST)).unwrap_or(0);
         Accumulator {
-            keys,
-            reading,
             seen: HashSet::new(),
-            records: Vec::new(),
+            records: Vec::with_capacity(reserve),
+            failures: Vec::new(),
             duplicates: 0,
         }
     }
 
-    /// Returns how many records of the page were new.
-    fn add_page(&mut self, page: u32, records: Vec<Value>) -> usize {
+    /// Distinct records so far, typed or not.
+    fn received(&self) -> u64 {
+        (self.records.len() + self.failures.len()) as u64
+    }
+
+    /// Returns how many records of the page were new. Records without a key
+    /// (queries without one, or a key column NULL) are never dropped.
+    fn add_page(&mut self, records: Vec<Parsed<T>>) -> usize {
         let mut new = 0;
-        for (index, record) in records.into_iter().enumerate() {
-            let columns = self.reading.columns(&record);
-            // Queries without a known key are never de-duplicated (their rows
-            // may legitimately repeat); the fingerprint only tells whether a
-            // page brought anything new.
-            let fingerprint = match (&columns, self.keys) {
-                (Ok(c), Some(keys)) => {
-                    let parts: Option<Vec<&str>> =
-                        keys.iter().map(|k| c.get(*k).map(String::as_str)).collect();
-                    parts.map(|p| p.join("\u{1f}"))
+        for record in records {
+            if let Some(key) = record.key {
+                if !self.seen.insert(key) {
+                    self.duplicates += 1;
+                    continue;
                 }
-                _ => None,
-            };
-            let is_new = match fingerprint {
-                Some(key) => {
-                    if !self.seen.insert(key) {
-                        self.duplicates += 1;
-                        continue;
-                    }
-                    true
-                }
-                None => self.seen.insert(format!("{page}\u{1f}{record}")),
-            };
-            if is_new {
-                new += 1;
             }
-            self.records.push(RawRecord {
-                page,
-                index,
-                columns,
-            });
+            new += 1;
+            match record.outcome {
+                Ok(value) => self.records.push(value),
+                Err(failure) => self.failures.push(failure),
+            }
         }
         new
     }
@@ -394,21 +434,24 @@ impl<'a> Accumulator<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::powerschool::page::Parsed;
+
+    fn parsed(key: Option<Key>, value: u32) -> Parsed<u32> {
+        Parsed {
+            key,
+            outcome: Ok(value),
+        }
+    }
 
     #[test]
-    fn duplicates_are_dropped_by_key_only_for_known_queries() {
-        let page = vec![
-            json!({"dcid": "1"}),
-            json!({"dcid": 1}),
-            json!({"dcid": "2"}),
-            json!({"name": "no key"}),
-        ];
-        let mut known = Accumulator::new(Some(&["dcid"]), Reading::AsSent);
-        assert_eq!(known.add_page(1, page.clone()), 3);
-        assert_eq!((known.records.len(), known.duplicates), (3, 1));
-        assert_eq!(known.add_page(2, vec![json!({"dcid": "2"})]), 0);
-        let mut unknown = Accumulator::new(None, Reading::AsSent);
-        unknown.add_page(1, page);
-        assert_eq!((unknown.records.len(), unknown.duplicates), (4, 0));
+    fn duplicates_are_dropped_by_key_only_for_records_with_one() {
+        let k = |i| Some(Key::Ints(i, 0));
+        let page = vec![parsed(k(1), 1), parsed(k(1), 2), parsed(k(2), 3), parsed(None, 4)];
+        let mut acc = Accumulator::new(10);
+        assert_eq!(acc.add_page(page), 3);
+        assert_eq!((acc.records.clone(), acc.duplicates), (vec![1, 3, 4], 1));
+        assert_eq!(acc.add_page(vec![parsed(k(2), 5)]), 0);
+        assert_eq!(acc.add_page(vec![parsed(None, 6)]), 1, "no key: always new");
+        assert_eq!(acc.received(), 4);
     }
 }

@@ -167,26 +167,64 @@ pub fn token_answer(body: &Value) -> Result<TokenAnswer, String> {
     })
 }
 
+/// One column's value as a typed reader sees it: text as sent (trimmed,
+/// never empty) or a whole number the server sent as a JSON number, which
+/// needs no text at all on the fast path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+impl Cell<'_> {
+    /// The value as `Columns` would hold it.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Cell::Text(t) => std::borrow::Cow::Borrowed(t),
+            Cell::Int(i) => std::borrow::Cow::Owned(i.to_string()),
+        }
+    }
+}
+
+/// A record's columns by name, whatever holds them: a `Columns` map (the
+/// raw query path) or a page parser's row (the typed path). `None` is NULL.
+pub trait Record {
+    fn cell(&self, field: &str) -> Option<Cell<'_>>;
+}
+
+impl Record for Columns {
+    fn cell(&self, field: &str) -> Option<Cell<'_>> {
+        self.get(field).map(|v| Cell::Text(v.as_str()))
+    }
+}
+
 /// One record of the schools query: `school_number` (required) and `name`.
-pub fn school(c: &Columns) -> Result<School, FieldError> {
+pub fn school<R: Record + ?Sized>(c: &R) -> Result<School, FieldError> {
     Ok(School {
         id: opt_int(c, "id")?,
-        name: c.get("name").cloned().unwrap_or_default(),
+        name: opt_text(c, "name").unwrap_or_default(),
         school_number: req_int(c, "school_number")?,
     })
 }
 
 // ---- field readers ----
 
-fn req_int(c: &Columns, field: &str) -> Result<i64, FieldError> {
-    match c.get(field) {
+fn req_int<R: Record + ?Sized>(c: &R, field: &str) -> Result<i64, FieldError> {
+    match c.cell(field) {
         None => Err(FieldError::new(field, "", "required but missing or empty")),
-        Some(v) => parse_int(field, v),
+        Some(v) => cell_int(field, v),
     }
 }
 
-fn opt_int(c: &Columns, field: &str) -> Result<Option<i64>, FieldError> {
-    c.get(field).map(|v| parse_int(field, v)).transpose()
+fn opt_int<R: Record + ?Sized>(c: &R, field: &str) -> Result<Option<i64>, FieldError> {
+    c.cell(field).map(|v| cell_int(field, v)).transpose()
+}
+
+fn cell_int(field: &str, cell: Cell<'_>) -> Result<i64, FieldError> {
+    match cell {
+        Cell::Int(i) => Ok(i),
+        Cell::Text(t) => parse_int(field, t),
+    }
 }
 
 fn parse_int(field: &str, value: &str) -> Result<i64, FieldError> {
@@ -202,53 +240,62 @@ fn parse_int(field: &str, value: &str) -> Result<i64, FieldError> {
     Err(FieldError::new(field, value, "not a whole number"))
 }
 
-fn opt_text(c: &Columns, field: &str) -> Option<String> {
-    c.get(field).cloned()
+fn opt_text<R: Record + ?Sized>(c: &R, field: &str) -> Option<String> {
+    c.cell(field).map(|v| v.text().into_owned())
 }
 
-fn opt_date(c: &Columns, field: &str) -> Result<Option<chrono::NaiveDate>, FieldError> {
-    c.get(field)
+fn opt_date<R: Record + ?Sized>(
+    c: &R,
+    field: &str,
+) -> Result<Option<chrono::NaiveDate>, FieldError> {
+    c.cell(field)
         .map(|v| {
-            chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                .map_err(|_| FieldError::new(field, v, "not a date of the form YYYY-MM-DD"))
+            let v = v.text();
+            chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d")
+                .map_err(|_| FieldError::new(field, &v, "not a date of the form YYYY-MM-DD"))
         })
         .transpose()
 }
 
 /// `"1"` is yes; `"0"` or NULL is no. Anything else is not guessed at.
-fn flag(c: &Columns, field: &str) -> Result<bool, FieldError> {
-    match c.get(field).map(|v| v.to_ascii_lowercase()) {
-        None => Ok(false),
-        Some(v) => match v.as_str() {
-            "1" | "true" | "y" | "yes" => Ok(true),
-            "0" | "false" | "n" | "no" => Ok(false),
-            _ => Err(FieldError::new(
-                field,
-                c.get(field).map(String::as_str).unwrap_or(""),
-                "not a yes/no flag (expected 1 or 0)",
-            )),
-        },
+fn flag<R: Record + ?Sized>(c: &R, field: &str) -> Result<bool, FieldError> {
+    let Some(cell) = c.cell(field) else {
+        return Ok(false);
+    };
+    let text = cell.text();
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "true" | "y" | "yes" => Ok(true),
+        "0" | "false" | "n" | "no" => Ok(false),
+        _ => Err(FieldError::new(
+            field,
+            &text,
+            "not a yes/no flag (expected 1 or 0)",
+        )),
     }
 }
 
 // ---- the four queries ----
 
-pub fn guardian(c: &Columns) -> Result<GuardianLink, FieldError> {
+pub fn guardian<R: Record + ?Sized>(c: &R) -> Result<GuardianLink, FieldError> {
     Ok(GuardianLink {
         guardian_id: req_int(c, "guardianid")?,
         student_dcid: req_int(c, "studentsdcid")?,
         email: opt_text(c, "email"),
         first_name: opt_text(c, "firstname"),
         last_name: opt_text(c, "lastname"),
-        web_access_account: c
-            .get("accounttype")
-            .is_some_and(|t| t.eq_ignore_ascii_case("webaccess")),
+        web_access_account: matches!(
+            c.cell("accounttype"),
+            Some(Cell::Text(t)) if t.eq_ignore_ascii_case("webaccess")
+        ),
     })
 }
 
 /// `queried_school` is the `school_number` the query was run for; it stands
 /// in when a record has no `schoolid`.
-pub fn student(c: &Columns, queried_school: Option<i64>) -> Result<Student, FieldError> {
+pub fn student<R: Record + ?Sized>(
+    c: &R,
+    queried_school: Option<i64>,
+) -> Result<Student, FieldError> {
     let dcid = req_int(c, "dcid")?;
     let school_number = match (opt_int(c, "schoolid")?, queried_school) {
         (Some(n), _) | (None, Some(n)) => n,
@@ -275,7 +322,7 @@ pub fn student(c: &Columns, queried_school: Option<i64>) -> Result<Student, Fiel
     })
 }
 
-pub fn independent_student(c: &Columns) -> Result<IndependentStudent, FieldError> {
+pub fn independent_student<R: Record + ?Sized>(c: &R) -> Result<IndependentStudent, FieldError> {
     Ok(IndependentStudent {
         dcid: req_int(c, "dcid")?,
         enrollment_types: [
@@ -288,7 +335,7 @@ pub fn independent_student(c: &Columns) -> Result<IndependentStudent, FieldError
     })
 }
 
-pub fn contact(c: &Columns) -> Result<StudentContact, FieldError> {
+pub fn contact<R: Record + ?Sized>(c: &R) -> Result<StudentContact, FieldError> {
     Ok(StudentContact {
         student_dcid: req_int(c, "studentsdcid")?,
         person_id: req_int(c, "personid")?,

@@ -5,10 +5,11 @@
 //! records that do not parse into problems instead of failures.
 
 use super::client::PowerSchoolClient;
-use super::columns::Reading;
 use super::error::PowerSchoolError;
-use super::paging::{KeyColumns, Pager, RawFetch};
-use super::parse::{self, Columns, FieldError};
+use super::page::Failure;
+use super::paging::{Fetched, KeyColumns, PageRead, Pager};
+use super::parse::{self, Columns};
+use super::readers::{Raw, Typed, CONTACT_FIELDS, INDEPENDENT_FIELDS, SCHOOL_FIELDS, STUDENT_FIELDS};
 use super::records::{
     DistrictSnapshot, GuardianLink, IndependentStudent, RecordProblem, School, Student,
     StudentContact,
@@ -33,7 +34,7 @@ const PROBLEMS_LOGGED: usize = 20;
 
 /// The columns that make a record distinct, per known query. A second record
 /// with the same key (paging over data that moved) is dropped.
-fn key_columns(query: &str) -> KeyColumns {
+pub(super) fn key_columns(query: &str) -> KeyColumns {
     match query {
         GUARDIANS_QUERY => Some(&["guardianid", "studentsdcid"]),
         STUDENTS_QUERY | INDEPENDENT_QUERY => Some(&["dcid"]),
@@ -81,7 +82,7 @@ impl PowerSchoolClient {
         args: Value,
     ) -> Result<QueryResult<GuardianLink>, PowerSchoolError> {
         let progress = Progress::new(GUARDIANS_QUERY);
-        self.typed(GUARDIANS_QUERY, args, &progress, parse::guardian)
+        self.typed(GUARDIANS_QUERY, args, &progress, self.guardian_reader())
             .await
     }
 
@@ -114,13 +115,8 @@ impl PowerSchoolClient {
         args: Value,
     ) -> Result<QueryResult<IndependentStudent>, PowerSchoolError> {
         let progress = Progress::new(INDEPENDENT_QUERY);
-        self.typed(
-            INDEPENDENT_QUERY,
-            args,
-            &progress,
-            parse::independent_student,
-        )
-        .await
+        self.typed(INDEPENDENT_QUERY, args, &progress, independent_reader())
+            .await
     }
 
     /// One school's (student, contact person) rows.
@@ -136,7 +132,7 @@ impl PowerSchoolClient {
         args: Value,
     ) -> Result<QueryResult<StudentContact>, PowerSchoolError> {
         let progress = Progress::new(CONTACTS_QUERY);
-        self.typed(CONTACTS_QUERY, args, &progress, parse::contact)
+        self.typed(CONTACTS_QUERY, args, &progress, contact_reader())
             .await
     }
 
@@ -151,7 +147,7 @@ impl PowerSchoolClient {
         progress: &Progress,
     ) -> Result<QueryResult<School>, PowerSchoolError> {
         let mut result = self
-            .typed(SCHOOLS_QUERY, json!({}), progress, parse::school)
+            .typed(SCHOOLS_QUERY, json!({}), progress, school_reader())
             .await?;
         result.records.sort_by_key(|s| s.school_number);
         Ok(result)
@@ -167,23 +163,22 @@ impl PowerSchoolClient {
     ) -> Result<RawQueryResult, PowerSchoolError> {
         let progress = Progress::new(name);
         let ctx = Ctx::new(name, true, &progress);
-        let raw = self.fetch_raw(&ctx, args).await?;
-        let mut records = Vec::with_capacity(raw.records.len());
-        for record in raw.records {
-            match record.columns {
-                Ok(columns) => records.push(columns),
-                Err(message) => warn!(
-                    query = name,
-                    page = record.page,
-                    record = record.index + 1,
-                    %message,
-                    "PowerSchool record skipped"
-                ),
-            }
+        let guardian = (name == GUARDIANS_QUERY).then_some(&self.inner.guardian_columns);
+        let raw = self
+            .fetch_with(&ctx, args, &Raw::new(guardian, key_columns(name)))
+            .await?;
+        for failure in &raw.failures {
+            warn!(
+                query = name,
+                page = failure.page,
+                record = failure.index + 1,
+                message = %failure.error.message,
+                "PowerSchool record skipped"
+            );
         }
         Ok(RawQueryResult {
             query: name.to_string(),
-            records,
+            records: raw.records,
             expected_count: raw.expected_count,
             duplicates_dropped: raw.duplicates,
             pages: raw.pages,
@@ -202,14 +197,19 @@ impl PowerSchoolClient {
         info!(url = %self.inner.transport.base, "PowerSchool fetch started");
         let schools = self.schools_with(&progress).await?;
         let guardians = self
-            .typed(GUARDIANS_QUERY, json!({}), &progress, parse::guardian)
+            .typed(
+                GUARDIANS_QUERY,
+                json!({}),
+                &progress,
+                self.guardian_reader(),
+            )
             .await?;
         let independent = self
             .typed(
                 INDEPENDENT_QUERY,
                 json!({}),
                 &progress,
-                parse::independent_student,
+                independent_reader(),
             )
             .await?;
 
@@ -222,7 +222,7 @@ impl PowerSchoolClient {
                         CONTACTS_QUERY,
                         school_args(number),
                         progress_ref,
-                        parse::contact,
+                        contact_reader(),
                     );
                     futures::try_join!(students, contacts)
                 })
@@ -285,18 +285,22 @@ impl PowerSchoolClient {
             Value::Number(n) => n.as_i64(),
             _ => None,
         });
-        self.typed(STUDENTS_QUERY, args, progress, move |c| {
+        let reader = Typed::as_sent(STUDENT_FIELDS, key_columns(STUDENTS_QUERY), move |c| {
             parse::student(c, school)
-        })
-        .await
+        });
+        self.typed(STUDENTS_QUERY, args, progress, reader).await
     }
 
-    async fn typed<T>(
+    fn guardian_reader(&self) -> Typed<GuardianLink> {
+        Typed::guardian(&self.inner.guardian_columns, key_columns(GUARDIANS_QUERY))
+    }
+
+    async fn typed<T: Send + 'static>(
         &self,
         query: &str,
         args: Value,
         progress: &Progress,
-        parse_one: impl Fn(&Columns) -> Result<T, FieldError>,
+        reader: Typed<T>,
     ) -> Result<QueryResult<T>, PowerSchoolError> {
         let started = Instant::now();
         let ctx = Ctx::new(query, true, progress);
@@ -304,32 +308,15 @@ impl PowerSchoolClient {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         });
-        let raw = self.fetch_raw(&ctx, args).await?;
-        let mut records = Vec::with_capacity(raw.records.len());
-        let mut problems = Vec::new();
-        for record in &raw.records {
-            let outcome = match &record.columns {
-                Ok(columns) => parse_one(columns).map_err(|e| (Some(columns), e)),
-                Err(message) => Err((
-                    None,
-                    FieldError {
-                        field: "(record)".to_string(),
-                        value: String::new(),
-                        message: message.clone(),
-                    },
-                )),
-            };
-            match outcome {
-                Ok(value) => records.push(value),
-                Err((columns, e)) => {
-                    let id = record_id(query, columns, record.page, record.index);
-                    problems.push(problem(query, id, e))
-                }
-            }
-        }
+        let raw = self.fetch_with(&ctx, args, &reader).await?;
+        let problems = raw
+            .failures
+            .into_iter()
+            .map(|f| problem(query, f))
+            .collect();
         let result = QueryResult {
             query: query.to_string(),
-            records,
+            records: raw.records,
             problems,
             expected_count: Some(raw.expected_count),
             duplicates_dropped: raw.duplicates,
@@ -351,14 +338,15 @@ impl PowerSchoolClient {
         Ok(result)
     }
 
-    /// Pages through the query of `ctx`, de-duplicated by its key columns.
-    async fn fetch_raw(&self, ctx: &Ctx<'_>, args: Value) -> Result<RawFetch, PowerSchoolError> {
+    /// Pages through the query of `ctx`, de-duplicated by its key columns,
+    /// each page read by `reader`.
+    async fn fetch_with<R: PageRead>(
+        &self,
+        ctx: &Ctx<'_>,
+        args: Value,
+        reader: &R,
+    ) -> Result<Fetched<R::Item>, PowerSchoolError> {
         let inner = &*self.inner;
-        let reading = if ctx.query == GUARDIANS_QUERY {
-            Reading::Guardian(&inner.guardian_columns)
-        } else {
-            Reading::AsSent
-        };
         let last_count = self
             .last_counts
             .as_ref()
@@ -368,13 +356,30 @@ impl PowerSchoolClient {
             ctx,
             args,
             &inner.page_size,
-            reading,
             &inner.answer_limits,
         )
         .with_last_count(last_count)
-        .fetch(key_columns(ctx.query))
+        .fetch(reader)
         .await
     }
+}
+
+fn school_reader() -> Typed<School> {
+    Typed::as_sent(SCHOOL_FIELDS, key_columns(SCHOOLS_QUERY), |c| {
+        parse::school(c)
+    })
+}
+
+fn independent_reader() -> Typed<IndependentStudent> {
+    Typed::as_sent(INDEPENDENT_FIELDS, key_columns(INDEPENDENT_QUERY), |c| {
+        parse::independent_student(c)
+    })
+}
+
+fn contact_reader() -> Typed<StudentContact> {
+    Typed::as_sent(CONTACT_FIELDS, key_columns(CONTACTS_QUERY), |c| {
+        parse::contact(c)
+    })
 }
 
 fn school_args(school_number: i64) -> Value {
@@ -382,13 +387,13 @@ fn school_args(school_number: i64) -> Value {
 }
 
 /// A record that did not parse, as the run's problem list shows it.
-fn problem(query: &str, record_id: String, e: FieldError) -> RecordProblem {
+fn problem(query: &str, failure: Failure) -> RecordProblem {
     RecordProblem {
         query: query.to_string(),
-        record_id,
-        field: e.field,
-        value: e.value,
-        message: e.message,
+        record_id: failure.record_id,
+        field: failure.error.field,
+        value: failure.error.value,
+        message: failure.error.message,
     }
 }
 
@@ -408,27 +413,6 @@ fn log_problems(problems: &[RecordProblem]) {
             more = problems.len() - PROBLEMS_LOGGED,
             "more PowerSchool records skipped; see the run's problem list"
         );
-    }
-}
-
-/// `dcid=5001`, `guardianid=12, studentsdcid=5001`; or the record's place
-/// when its key is incomplete.
-fn record_id(query: &str, columns: Option<&Columns>, page: u32, index: usize) -> String {
-    let place = format!("page {page}, record {}", index + 1);
-    let Some(columns) = columns else {
-        return place;
-    };
-    let keys: &[&str] = key_columns(query).unwrap_or(&["dcid"]);
-    let parts: Vec<String> = keys
-        .iter()
-        .filter_map(|k| columns.get(*k).map(|v| format!("{k}={v}")))
-        .collect();
-    if parts.len() == keys.len() {
-        parts.join(", ")
-    } else if parts.is_empty() {
-        place
-    } else {
-        format!("{place} ({})", parts.join(", "))
     }
 }
 
@@ -453,18 +437,24 @@ mod tests {
 
     #[test]
     fn record_ids_name_the_key_or_the_place() {
+        use crate::powerschool::page::record_id;
+        use crate::powerschool::parse::Record;
+        let id = |query: &str, c: Option<&Columns>, page, index| {
+            let keys = key_columns(query).unwrap_or(&["dcid"]);
+            record_id(keys, c.map(|c| c as &dyn Record), page, index)
+        };
         let mut c = Columns::new();
         c.insert("dcid".into(), "abc".into());
-        assert_eq!(record_id(STUDENTS_QUERY, Some(&c), 3, 4), "dcid=abc");
-        assert_eq!(record_id(STUDENTS_QUERY, None, 3, 4), "page 3, record 5");
+        assert_eq!(id(STUDENTS_QUERY, Some(&c), 3, 4), "dcid=abc");
+        assert_eq!(id(STUDENTS_QUERY, None, 3, 4), "page 3, record 5");
         c.insert("guardianid".into(), "12".into());
         assert_eq!(
-            record_id(GUARDIANS_QUERY, Some(&c), 1, 0),
+            id(GUARDIANS_QUERY, Some(&c), 1, 0),
             "page 1, record 1 (guardianid=12)"
         );
         c.insert("studentsdcid".into(), "5001".into());
         assert_eq!(
-            record_id(GUARDIANS_QUERY, Some(&c), 1, 0),
+            id(GUARDIANS_QUERY, Some(&c), 1, 0),
             "guardianid=12, studentsdcid=5001"
         );
     }

@@ -7,7 +7,8 @@
 
 use super::error::PowerSchoolError;
 use super::http::{
-    describe_reqwest, excerpt_of, read_json, retry_after, text_start, url_with, ReadError,
+    describe_reqwest, excerpt_of, read_decoded, retry_after, text_start, url_with, Decode, Decoded,
+    JsonDecode, ReadError,
 };
 use super::retry::{Failure, RetryPolicy, Subject, Transient};
 use super::stats::{bump, Counters, Ctx};
@@ -31,8 +32,8 @@ pub(super) enum Body<'a> {
 }
 
 /// How one answer to a data request is taken.
-enum Answer {
-    Data(Value),
+enum Answer<T> {
+    Data(T),
     /// 401: the token was refused.
     Unauthorized,
     Failed(Failure),
@@ -92,7 +93,7 @@ impl Transport {
     }
 
     /// Sends one data request until it succeeds, fails for good, or runs out
-    /// of attempts.
+    /// of attempts; its answer as JSON.
     pub(super) async fn call(
         &self,
         ctx: &Ctx<'_>,
@@ -100,11 +101,23 @@ impl Transport {
         url: &url::Url,
         body: Body<'_>,
     ) -> Result<Value, PowerSchoolError> {
+        self.call_with(ctx, page, url, body, &JsonDecode).await
+    }
+
+    /// As `call`, the answer decoded by `decoder` straight from its bytes.
+    pub(super) async fn call_with<D: Decode>(
+        &self,
+        ctx: &Ctx<'_>,
+        page: Option<u32>,
+        url: &url::Url,
+        body: Body<'_>,
+        decoder: &D,
+    ) -> Result<D::Out, PowerSchoolError> {
         // One renewal per request, across all its attempts.
         let renewed = AtomicBool::new(false);
         self.policy
             .run(Subject::Request { page }, ctx, &self.counters, || {
-                self.attempt(ctx, page, url, body, &renewed)
+                self.attempt(ctx, page, url, body, &renewed, decoder)
             })
             .await
     }
@@ -112,18 +125,19 @@ impl Transport {
     /// One attempt: the request with the current token, and once per request
     /// again with a new one when the token is refused. An expired token is
     /// not a failed attempt.
-    async fn attempt(
+    async fn attempt<D: Decode>(
         &self,
         ctx: &Ctx<'_>,
         page: Option<u32>,
         url: &url::Url,
         body: Body<'_>,
         renewed: &AtomicBool,
-    ) -> Result<Value, Failure> {
+        decoder: &D,
+    ) -> Result<D::Out, Failure> {
         // The token may have come due while we slept before this attempt.
         let mut token = self.tokens.current(None, ctx, &self.counters).await?;
         loop {
-            match self.send(ctx, page, url, body, &token).await {
+            match self.send(ctx, page, url, body, &token, decoder).await {
                 Answer::Data(value) => return Ok(value),
                 Answer::Failed(failure) => return Err(failure),
                 Answer::Unauthorized if renewed.swap(true, Ordering::Relaxed) => {
@@ -143,14 +157,15 @@ impl Transport {
         }
     }
 
-    async fn send(
+    async fn send<D: Decode>(
         &self,
         ctx: &Ctx<'_>,
         page: Option<u32>,
         url: &url::Url,
         body: Body<'_>,
         token: &Token,
-    ) -> Answer {
+        decoder: &D,
+    ) -> Answer<D::Out> {
         let request = match body {
             Body::Get => self.http.get(url.clone()),
             Body::Json(args) => self.http.post(url.clone()).json(args),
@@ -164,21 +179,25 @@ impl Transport {
             Err(e) => Answer::Failed(Failure::Transient(Transient::unanswered(describe_reqwest(
                 &e,
             )))),
-            Ok(response) => self.judge(ctx, page, response).await,
+            Ok(response) => self.judge(ctx, page, response, decoder).await,
         }
     }
 
     /// What an answer means: data, a refused token, a throttling reply, a
     /// failure worth another attempt, or one that asking again will not change.
-    async fn judge(&self, ctx: &Ctx<'_>, page: Option<u32>, response: reqwest::Response) -> Answer {
+    async fn judge<D: Decode>(
+        &self,
+        ctx: &Ctx<'_>,
+        page: Option<u32>,
+        response: reqwest::Response,
+        decoder: &D,
+    ) -> Answer<D::Out> {
         let status = response.status();
         let code = status.as_u16();
         if status.is_success() {
-            return match read_json(response, self.max_body_bytes).await {
-                Ok(value) => match throttled_page(&value) {
-                    Some(wait) => self.throttled(ctx, code, wait, value.to_string()),
-                    None => Answer::Data(value),
-                },
+            return match read_decoded(response, self.max_body_bytes, decoder).await {
+                Ok(Decoded::Data(data)) => Answer::Data(data),
+                Ok(Decoded::Throttled { wait, what }) => self.throttled(ctx, code, wait, what),
                 // Asking again brings the same oversized answer.
                 Err(ReadError::TooLarge { limit }) => {
                     Answer::Failed(Failure::Final(PowerSchoolError::AnswerTooLarge {
@@ -236,13 +255,13 @@ impl Transport {
 
     /// A throttling reply: counted (lowering the requests in flight when it
     /// keeps happening) and retried after the wait the server asked for.
-    fn throttled(
+    fn throttled<T>(
         &self,
         ctx: &Ctx<'_>,
         status: u16,
         wait: Option<Duration>,
         what: String,
-    ) -> Answer {
+    ) -> Answer<T> {
         if status == StatusCode::TOO_MANY_REQUESTS.as_u16() {
             bump(&self.counters.rate_limited);
         }
@@ -252,15 +271,6 @@ impl Transport {
             ..Transient::answered(status, format!("throttled: {what}"))
         }))
     }
-}
-
-/// A 200 that is no page or count but a throttling message: the wait it asks.
-fn throttled_page(value: &Value) -> Option<Option<Duration>> {
-    let object = value.as_object()?;
-    if object.contains_key("record") || object.contains_key("count") {
-        return None;
-    }
-    throttle_reply(&value.to_string())
 }
 
 /// The most data requests a client has on the server at once: every school
