@@ -4,7 +4,7 @@
 
 use super::problems::problem;
 use crate::config::SyncSettings;
-use crate::powerschool::{DistrictSnapshot, Student};
+use crate::powerschool::{IndependentStudent, Student};
 use crate::rules::eligibility::{self, Eligibility};
 use crate::store::state::StudentRow;
 use crate::store::write::ProblemRow;
@@ -20,15 +20,15 @@ pub(super) struct SyncSet {
     pub problems: Vec<ProblemRow>,
 }
 
-/// Decides the sync set from the fetched students. `today` is the
-/// district's local date.
+/// Decides the sync set from the fetched students, which move into its
+/// rows (the others are freed). `today` is the district's local date.
 pub(super) fn sync_set(
-    snapshot: &DistrictSnapshot,
+    students: Vec<Student>,
+    independent_students: &[IndependentStudent],
     settings: &SyncSettings,
     today: NaiveDate,
 ) -> SyncSet {
-    let independent: HashSet<i64> = snapshot
-        .independent_students
+    let independent: HashSet<i64> = independent_students
         .iter()
         .filter(|i| {
             eligibility::is_independent(&i.enrollment_types, &settings.independent_enrolment_type)
@@ -40,7 +40,7 @@ pub(super) fn sync_set(
         scheduling_year_excluded: 0,
         problems: Vec::new(),
     };
-    for s in &snapshot.students {
+    for s in students {
         match eligibility::sync_set_status(
             s.enroll_status,
             s.entry_date,
@@ -70,16 +70,17 @@ pub(super) fn sync_set(
                 ),
             ));
         }
-        let row = student_row(s, independent.contains(&s.dcid), login);
-        set.students.insert(s.dcid, row);
+        let dcid = s.dcid;
+        let row = student_row(s, independent.contains(&dcid), login);
+        set.students.insert(dcid, row);
     }
     set
 }
 
 /// The row the database keeps for a student of the sync set.
-fn student_row(s: &Student, independent: bool, login_email: Option<String>) -> StudentRow {
+fn student_row(s: Student, independent: bool, login_email: Option<String>) -> StudentRow {
     StudentRow {
-        student: s.clone(),
+        student: s,
         independent,
         login_email,
         in_sync_set: true,
