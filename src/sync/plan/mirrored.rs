@@ -8,17 +8,19 @@ use super::changes::RowChanges;
 use crate::powerschool::{GuardianLink, StudentContact};
 use crate::store::state::StudentRow;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
-/// The students' changes, and the dcids of those leaving the sync set
+/// The students' changes (`in_set` in dcid order, one row per dcid), and the dcids of those leaving the sync set
 /// (their rows are in the updates, with `in_sync_set` off; a student
 /// already out of it and still not returned stays as it is).
 pub(super) fn student_changes(
-    in_set: BTreeMap<i64, StudentRow>,
+    in_set: Vec<StudentRow>,
     current: &HashMap<i64, StudentRow>,
 ) -> (RowChanges<StudentRow, i64>, Vec<i64>) {
-    let fresh = in_set.into_iter().map(|(k, r)| (k, Cow::Owned(r)));
+    let fresh = in_set
+        .into_iter()
+        .map(|r| (r.student.dcid, Cow::Owned(r)));
     let mut changes = diff_rows(fresh, current);
     let mut leaving = Vec::new();
     for dcid in std::mem::take(&mut changes.remove) {

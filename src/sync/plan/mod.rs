@@ -107,8 +107,8 @@ pub fn plan_owned(
     let in_set = set.students;
     step("sync set");
 
-    let students: Vec<StudentFacts> = in_set.values().map(StudentFacts::from).collect();
-    let dcids: HashSet<i64> = in_set.keys().copied().collect();
+    let students: Vec<StudentFacts> = in_set.iter().map(StudentFacts::from).collect();
+    let dcids: HashSet<i64> = in_set.iter().map(|r| r.student.dcid).collect();
     // The sync set's rows move into the students' changes (the unchanged
     // ones are freed here, before the rules run).
     (plan.students, plan.leaving) = mirrored::student_changes(in_set, &state.students);

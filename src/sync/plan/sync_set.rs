@@ -9,12 +9,13 @@ use crate::rules::eligibility::{self, Eligibility};
 use crate::store::state::StudentRow;
 use crate::store::write::ProblemRow;
 use chrono::NaiveDate;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 /// The students of the sync set and what deciding it found.
 pub(super) struct SyncSet {
-    /// By dcid.
-    pub students: BTreeMap<i64, StudentRow>,
+    /// In dcid order, one per dcid (a list, not a map: the rows are large,
+    /// and a fetch already comes in dcid order).
+    pub students: Vec<StudentRow>,
     pub scheduling_year_excluded: u64,
     /// Students without a usable login, in dcid order.
     pub problems: Vec<ProblemRow>,
@@ -36,7 +37,7 @@ pub(super) fn sync_set(
         .map(|i| i.dcid)
         .collect();
     let mut set = SyncSet {
-        students: BTreeMap::new(),
+        students: Vec::with_capacity(students.len()),
         scheduling_year_excluded: 0,
         problems: Vec::new(),
     };
@@ -70,10 +71,19 @@ pub(super) fn sync_set(
                 ),
             ));
         }
-        let dcid = s.dcid;
-        let row = student_row(s, independent.contains(&dcid), login);
-        set.students.insert(dcid, row);
+        let independent = independent.contains(&s.dcid);
+        set.students.push(student_row(s, independent, login));
     }
+    // Sorted (one pass when already in order), a later record of a dcid
+    // winning as it did when this was a map.
+    set.students.sort_by_key(|r| r.student.dcid);
+    set.students.dedup_by(|later, earlier| {
+        let same = later.student.dcid == earlier.student.dcid;
+        if same {
+            std::mem::swap(later, earlier);
+        }
+        same
+    });
     set
 }
 
