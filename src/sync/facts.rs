@@ -25,8 +25,8 @@ pub fn facts_from_state(state: &CurrentState, settings: &SyncSettings) -> Distri
     students.sort_by_key(|s| s.dcid);
     with_schoolengage_side(
         students,
-        state.contacts.values(),
-        state.guardian_accounts.values(),
+        state.contacts.values().cloned().collect(),
+        state.guardian_accounts.values().cloned().collect(),
         state,
         settings,
     )
@@ -35,17 +35,19 @@ pub fn facts_from_state(state: &CurrentState, settings: &SyncSettings) -> Distri
 /// The facts from PowerSchool's side (the students of the sync set, in dcid
 /// order, and every contact and guardian row, however they were read)
 /// completed with SchoolEngage's side and the district's removal policy.
-pub fn with_schoolengage_side<'a>(
+/// The rows are taken, not copied: a run moves its fetched rows in and
+/// diffs the mirrored rows from the facts afterwards.
+pub fn with_schoolengage_side(
     students: Vec<StudentFacts>,
-    contacts: impl IntoIterator<Item = &'a StudentContact>,
-    guardian_rows: impl IntoIterator<Item = &'a GuardianLink>,
+    contacts: Vec<StudentContact>,
+    guardian_rows: Vec<GuardianLink>,
     state: &CurrentState,
     settings: &SyncSettings,
 ) -> DistrictFacts {
     DistrictFacts {
         students,
-        contacts: contacts.into_iter().cloned().collect(),
-        guardian_rows: guardian_rows.into_iter().cloned().collect(),
+        contacts,
+        guardian_rows,
         users: state.users.iter().map(UserFacts::from).collect(),
         connections: state
             .connections

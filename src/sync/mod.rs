@@ -237,9 +237,23 @@ async fn run_phases(
     let started = Instant::now();
     tracing::info!(trigger = options.trigger.as_str(), night = %options.night, "run {run_id} started: fetching from PowerSchool");
     let client = &baseline::believing_last_run(pool, client).await?;
-    let mut snapshot = match &options.progress {
-        Some(p) => client.observed_by(p.clone()).fetch_district().await?,
-        None => client.fetch_district().await?,
+    let fetch = async {
+        match &options.progress {
+            Some(p) => client.observed_by(p.clone()).fetch_district().await,
+            None => client.fetch_district().await,
+        }
+    };
+    // The state is read while PowerSchool answers (the database and the
+    // HTTP fetch wait on different machines). A fetch error ends the run as
+    // before: the read is dropped, its read-only snapshot rolled back.
+    let (mut snapshot, read) = if may_read_during_fetch(pool) {
+        let (snapshot, read) = tokio::try_join!(
+            async { fetch.await.map_err(SyncError::from) },
+            read_state(pool)
+        )?;
+        (snapshot, Some(read))
+    } else {
+        (fetch.await?, None)
     };
     screen::screen(&mut snapshot);
     release_free_memory();
@@ -253,7 +267,53 @@ async fn run_phases(
         seconds = fetch_time.as_secs_f64(),
         "fetch finished"
     );
-    finish_from_snapshot(pool, settings, options, run_id, snapshot, started).await
+    finish_with_state(pool, settings, options, run_id, snapshot, read, started).await
+}
+
+/// Whether the pool can spare a connection for the state's snapshot during
+/// the fetch and still serve the run's own writes (its phase, its progress)
+/// meanwhile: two free connections. With fewer (a small
+/// `database.max_connections`, the run lock holding one) the state is read
+/// after the fetch, as the snapshot then is the only connection in use.
+fn may_read_during_fetch(pool: &PgPool) -> bool {
+    let max = pool.options().get_max_connections();
+    let in_use = pool
+        .size()
+        .saturating_sub(u32::try_from(pool.num_idle()).unwrap_or(u32::MAX));
+    max.saturating_sub(in_use) >= 2
+}
+
+/// What a plan is made against, read from the database: the last full
+/// run's figures for the safety check, and the current state in its
+/// still-open read-only snapshot.
+pub struct StateRead {
+    last: Option<runs::LastFullRun>,
+    last_schools: std::collections::BTreeMap<i64, plan::SchoolCounts>,
+    snapshot: StateSnapshot,
+    state: CurrentState,
+}
+
+/// Reads the last full run's figures, then opens the state's snapshot and
+/// loads the state in it. The figures are read first: while the snapshot
+/// is open, this path takes no other connection of the pool.
+pub async fn read_state(pool: &PgPool) -> Result<StateRead, SyncError> {
+    let last = runs::last_full_success(pool).await?;
+    let last_schools = match &last {
+        Some(l) => baseline::last_school_counts(pool, l.id).await?,
+        None => Default::default(),
+    };
+    let loading = Instant::now();
+    let (snapshot, state) = StateSnapshot::open(pool).await?;
+    tracing::debug!(
+        seconds = loading.elapsed().as_secs_f64(),
+        "current state read"
+    );
+    Ok(StateRead {
+        last,
+        last_schools,
+        snapshot,
+        state,
+    })
 }
 
 /// What a run decides before it writes: the plan, its safety measures, and
@@ -272,27 +332,35 @@ pub struct Prepared {
 /// The state's snapshot stays open until the thresholds are judged, so a
 /// held plan's fingerprint is of exactly the state it was made from; the
 /// fingerprint (a pass over every live row) is only taken for a held plan.
+/// The plan is made from a copy of `snapshot` (a run hands its own over to
+/// `prepare_owned` instead).
 pub async fn prepare(
     pool: &PgPool,
     settings: &Settings,
     snapshot: &DistrictSnapshot,
     today: NaiveDate,
 ) -> Result<Prepared, SyncError> {
-    // Read before the snapshot opens: while it is open this path uses no
-    // other connection of the pool (which may have only one more).
-    let last = runs::last_full_success(pool).await?;
-    let last_schools = match &last {
-        Some(l) => baseline::last_school_counts(pool, l.id).await?,
-        None => Default::default(),
-    };
-    let loading = Instant::now();
-    let (mut read, state) = StateSnapshot::open(pool).await?;
-    tracing::debug!(
-        seconds = loading.elapsed().as_secs_f64(),
-        "current state read"
-    );
+    let read = read_state(pool).await?;
+    prepare_owned(settings, snapshot.clone(), read, today).await
+}
+
+/// `prepare` from a state already read (see `read_state`), consuming the
+/// fetched snapshot: its rows move into the plan and are freed as it is
+/// made.
+pub async fn prepare_owned(
+    settings: &Settings,
+    snapshot: DistrictSnapshot,
+    read: StateRead,
+    today: NaiveDate,
+) -> Result<Prepared, SyncError> {
+    let StateRead {
+        last,
+        last_schools,
+        snapshot: mut read,
+        state,
+    } = read;
     let planning = Instant::now();
-    let plan = plan::plan(snapshot, &state, &settings.sync, today);
+    let plan = plan::plan_owned(snapshot, &state, &settings.sync, today);
     tracing::debug!(seconds = planning.elapsed().as_secs_f64(), "plan made");
     let safety = safety::check(
         &settings.safety,
@@ -326,8 +394,22 @@ pub async fn finish_from_snapshot(
     snapshot: DistrictSnapshot,
     started: Instant,
 ) -> Result<RunReport, SyncError> {
+    finish_with_state(pool, settings, options, run_id, snapshot, None, started).await
+}
+
+/// `finish_from_snapshot` with the state already read during the fetch, or
+/// read now (None).
+async fn finish_with_state(
+    pool: &PgPool,
+    settings: &Settings,
+    options: &RunOptions,
+    run_id: i64,
+    snapshot: DistrictSnapshot,
+    read: Option<StateRead>,
+    started: Instant,
+) -> Result<RunReport, SyncError> {
     let (plan, safety, fingerprint) =
-        planning_phase(pool, settings, options, run_id, snapshot).await?;
+        planning_phase(pool, settings, options, run_id, snapshot, read).await?;
     let gate = options.gate(settings);
     if safety.holds() {
         let held = hold_for_approval(pool, &gate, run_id, &plan, &safety, &fingerprint, started);
@@ -337,15 +419,16 @@ pub async fn finish_from_snapshot(
 }
 
 /// The run's planning phase: the state read, the plan made and measured
-/// against the safety thresholds (see `prepare`). The fetched records and
-/// the state are freed before anything is written: the plan holds all it
-/// needs.
+/// against the safety thresholds (see `prepare`). The fetched records are
+/// consumed by the plan and the state freed before anything is written:
+/// the plan holds all it needs.
 async fn planning_phase(
     pool: &PgPool,
     settings: &Settings,
     options: &RunOptions,
     run_id: i64,
     snapshot: DistrictSnapshot,
+    read: Option<StateRead>,
 ) -> Result<(Plan, safety::SafetyCheck, String), SyncError> {
     runs::set_phase(pool, run_id, RunPhase::Planning).await?;
     if let Some(p) = &options.progress {
@@ -360,14 +443,15 @@ async fn planning_phase(
         safety,
         fingerprint,
         state,
-    } = heartbeat(
-        run_id,
-        "planning",
-        prepare(pool, settings, &snapshot, options.today),
-    )
+    } = heartbeat(run_id, "planning", async {
+        let read = match read {
+            Some(read) => read,
+            None => read_state(pool).await?,
+        };
+        prepare_owned(settings, snapshot, read, options.today).await
+    })
     .await?;
     drop(state);
-    drop(snapshot);
     release_free_memory();
     tracing::info!(
         seconds = phase.elapsed().as_secs_f64(),

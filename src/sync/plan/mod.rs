@@ -10,14 +10,13 @@
 
 use super::facts::with_schoolengage_side;
 use crate::config::SyncSettings;
-use crate::powerschool::DistrictSnapshot;
-use crate::powerschool::{GuardianLink, StudentContact};
+use crate::powerschool::{DistrictSnapshot, GuardianLink, StudentContact};
 use crate::rules::{self, StudentFacts};
 use crate::store::state::{CurrentState, StudentRow};
 use crate::store::write::{NewUserRow, ProblemRow, UserUpdate};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 
 mod changes;
 mod connections;
@@ -58,9 +57,23 @@ pub struct DecisionsSummary {
     pub incomplete_users: u64,
 }
 
-/// Builds the whole plan. `today` is the district's local date.
+/// Builds the whole plan from a borrowed snapshot (spot syncs and tests,
+/// whose snapshots are small): a copy of it is planned with `plan_owned`.
 pub fn plan(
     snapshot: &DistrictSnapshot,
+    state: &CurrentState,
+    settings: &SyncSettings,
+    today: NaiveDate,
+) -> Plan {
+    plan_owned(snapshot.clone(), state, settings, today)
+}
+
+/// Builds the whole plan, consuming the snapshot: each fetched row moves
+/// into the rules' facts or the plan instead of being copied, and every
+/// part is freed as soon as it has been used, so a district's rows are held
+/// once at a time. `today` is the district's local date.
+pub fn plan_owned(
+    mut snapshot: DistrictSnapshot,
     state: &CurrentState,
     settings: &SyncSettings,
     today: NaiveDate,
@@ -79,42 +92,54 @@ pub fn plan(
         independent_students: snapshot.independent_students.len() as u64,
         contacts: snapshot.contacts.len() as u64,
     };
-    plan.counts.per_school = SchoolCounts::of(snapshot);
-    plan.problems.extend(problems::fetch_problems(snapshot));
+    plan.counts.per_school = SchoolCounts::of(&snapshot);
+    plan.problems.extend(problems::fetch_problems(&snapshot));
+    snapshot.problems = Vec::new();
 
-    let set = sync_set::sync_set(snapshot, settings, today);
+    let set = sync_set::sync_set(
+        std::mem::take(&mut snapshot.students),
+        &std::mem::take(&mut snapshot.independent_students),
+        settings,
+        today,
+    );
     plan.counts.scheduling_year_excluded = set.scheduling_year_excluded;
     plan.problems.extend(set.problems);
     let in_set = set.students;
     step("sync set");
 
-    let students: Vec<StudentFacts> = in_set.values().map(StudentFacts::from).collect();
-    let dcids: BTreeSet<i64> = in_set.keys().copied().collect();
+    let students: Vec<StudentFacts> = in_set.iter().map(StudentFacts::from).collect();
+    let dcids: HashSet<i64> = in_set.iter().map(|r| r.student.dcid).collect();
     // The sync set's rows move into the students' changes (the unchanged
     // ones are freed here, before the rules run).
     (plan.students, plan.leaving) = mirrored::student_changes(in_set, &state.students);
 
+    // The fetched contacts and guardian rows move into the facts (no copy);
+    // the mirrored rows are diffed from there once the rules are done.
     let facts = with_schoolengage_side(
         students,
-        &snapshot.contacts,
-        &snapshot.guardians,
+        std::mem::take(&mut snapshot.contacts),
+        std::mem::take(&mut snapshot.guardians),
         state,
         settings,
     );
+    drop(snapshot);
     step("facts");
     let mut decisions = rules::decide(&facts);
     step("rules");
-    // The facts copy every fetched row; free them before the plan's own
-    // copies of the changed rows are made.
-    drop(facts);
 
     // Contacts and guardian accounts mirror PowerSchool for the sync set.
-    plan.contacts = mirrored::contact_changes(&snapshot.contacts, &dcids, &state.contacts);
-    plan.guardian_accounts =
-        mirrored::guardian_account_changes(&snapshot.guardians, &dcids, &state.guardian_accounts);
-
+    plan.contacts = mirrored::contact_changes(&facts.contacts, &dcids, &state.contacts);
+    plan.guardian_accounts = mirrored::guardian_account_changes(
+        &facts.guardian_rows,
+        &dcids,
+        &state.guardian_accounts,
+    );
+    drop(dcids);
     step("mirrored rows");
-    let users = users::user_changes(state, snapshot, &decisions);
+    let users = users::user_changes(state, &facts.guardian_rows, &decisions);
+    // The facts hold every fetched row: freed before the connections'
+    // changes are made.
+    drop(facts);
     plan.counts.users = users.counts();
     plan.new_users = users.new_users;
     plan.user_updates = users.updates;

@@ -4,31 +4,32 @@
 
 use super::problems::problem;
 use crate::config::SyncSettings;
-use crate::powerschool::{DistrictSnapshot, Student};
+use crate::powerschool::{IndependentStudent, Student};
 use crate::rules::eligibility::{self, Eligibility};
 use crate::store::state::StudentRow;
 use crate::store::write::ProblemRow;
 use chrono::NaiveDate;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 /// The students of the sync set and what deciding it found.
 pub(super) struct SyncSet {
-    /// By dcid.
-    pub students: BTreeMap<i64, StudentRow>,
+    /// In dcid order, one per dcid (a list, not a map: the rows are large,
+    /// and a fetch already comes in dcid order).
+    pub students: Vec<StudentRow>,
     pub scheduling_year_excluded: u64,
     /// Students without a usable login, in dcid order.
     pub problems: Vec<ProblemRow>,
 }
 
-/// Decides the sync set from the fetched students. `today` is the
-/// district's local date.
+/// Decides the sync set from the fetched students, which move into its
+/// rows (the others are freed). `today` is the district's local date.
 pub(super) fn sync_set(
-    snapshot: &DistrictSnapshot,
+    students: Vec<Student>,
+    independent_students: &[IndependentStudent],
     settings: &SyncSettings,
     today: NaiveDate,
 ) -> SyncSet {
-    let independent: HashSet<i64> = snapshot
-        .independent_students
+    let independent: HashSet<i64> = independent_students
         .iter()
         .filter(|i| {
             eligibility::is_independent(&i.enrollment_types, &settings.independent_enrolment_type)
@@ -36,11 +37,11 @@ pub(super) fn sync_set(
         .map(|i| i.dcid)
         .collect();
     let mut set = SyncSet {
-        students: BTreeMap::new(),
+        students: Vec::with_capacity(students.len()),
         scheduling_year_excluded: 0,
         problems: Vec::new(),
     };
-    for s in &snapshot.students {
+    for s in students {
         match eligibility::sync_set_status(
             s.enroll_status,
             s.entry_date,
@@ -70,16 +71,26 @@ pub(super) fn sync_set(
                 ),
             ));
         }
-        let row = student_row(s, independent.contains(&s.dcid), login);
-        set.students.insert(s.dcid, row);
+        let independent = independent.contains(&s.dcid);
+        set.students.push(student_row(s, independent, login));
     }
+    // Sorted (one pass when already in order), a later record of a dcid
+    // winning as it did when this was a map.
+    set.students.sort_by_key(|r| r.student.dcid);
+    set.students.dedup_by(|later, earlier| {
+        let same = later.student.dcid == earlier.student.dcid;
+        if same {
+            std::mem::swap(later, earlier);
+        }
+        same
+    });
     set
 }
 
 /// The row the database keeps for a student of the sync set.
-fn student_row(s: &Student, independent: bool, login_email: Option<String>) -> StudentRow {
+fn student_row(s: Student, independent: bool, login_email: Option<String>) -> StudentRow {
     StudentRow {
-        student: s.clone(),
+        student: s,
         independent,
         login_email,
         in_sync_set: true,

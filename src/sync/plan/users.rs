@@ -3,7 +3,7 @@
 //! account, the link itself, the incomplete flag) where they change.
 
 use super::changes::KindCounts;
-use crate::powerschool::DistrictSnapshot;
+use crate::powerschool::GuardianLink;
 use crate::rules::{Decisions, NewUser};
 use crate::store::state::UserRow;
 use crate::store::write::{NewUserRow, UserUpdate};
@@ -34,12 +34,12 @@ pub(crate) fn user_counts(created: usize, updated: usize, unchanged: u64) -> Kin
 
 pub(super) fn user_changes(
     state: &crate::store::state::CurrentState,
-    snapshot: &DistrictSnapshot,
+    guardian_rows: &[GuardianLink],
     d: &Decisions,
 ) -> UserChanges {
     let links: HashMap<i64, i64> = d.guardian_links.iter().copied().collect();
     let incomplete: HashSet<i64> = d.incomplete_users.iter().copied().collect();
-    let names = guardian_names(snapshot);
+    let names = guardian_names(guardian_rows);
     let mut changes = UserChanges {
         new_users: d.new_users.iter().map(new_user_row).collect(),
         updates: Vec::new(),
@@ -73,9 +73,9 @@ fn new_user_row(u: &NewUser) -> NewUserRow {
 type Names<'a> = (&'a Option<String>, &'a Option<String>);
 
 /// The first and last name of each Parent Portal account (of its first row).
-fn guardian_names(snapshot: &DistrictSnapshot) -> HashMap<i64, Names<'_>> {
+fn guardian_names(guardian_rows: &[GuardianLink]) -> HashMap<i64, Names<'_>> {
     let mut names: HashMap<i64, Names<'_>> = HashMap::new();
-    for g in &snapshot.guardians {
+    for g in guardian_rows {
         names
             .entry(g.guardian_id)
             .or_insert((&g.first_name, &g.last_name));

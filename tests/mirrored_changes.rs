@@ -1,0 +1,176 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
+//! A re-sync writes exactly the mirrored rows whose synced fields changed
+//! (one changed field in each mirrored table: that row and no other of the
+//! table), and nothing at all when nothing changed. Unchanged rows are
+//! detected in place, against the stored rows, so this pins that detection.
+
+mod common;
+
+use common::*;
+use sqlx::PgPool;
+use student_sync::harness::fake_powerschool::{self, Faults};
+use student_sync::harness::world::PowerSchoolSide;
+use student_sync::store::RunTrigger;
+use student_sync::sync::{self, RunOptions, RunOutcome};
+
+/// The `updated_at` of every row of each mirrored table, by key.
+type Stamps = Vec<(String, chrono::DateTime<chrono::Utc>)>;
+
+const TABLES: [(&str, &str); 3] = [
+    ("students", "dcid::text"),
+    ("student_contacts", "student_dcid || '/' || person_id"),
+    ("guardian_accounts", "guardian_id || '/' || student_dcid"),
+];
+
+async fn stamps(pool: &PgPool, table: &str, key: &str) -> Stamps {
+    sqlx::query_as(&format!(
+        "SELECT {key}, updated_at FROM {table} ORDER BY 1"
+    ))
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// The keys of each mirrored table whose row was written since `before`.
+async fn written_since(pool: &PgPool, before: &[Stamps]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for ((table, key), before) in TABLES.iter().zip(before) {
+        let after = stamps(pool, table, key).await;
+        assert_eq!(after.len(), before.len(), "{table}: rows came or went");
+        out.push(
+            before
+                .iter()
+                .zip(&after)
+                .filter(|(b, a)| b.1 != a.1)
+                .map(|(b, _)| b.0.clone())
+                .collect(),
+        );
+    }
+    out
+}
+
+async fn all_stamps(pool: &PgPool) -> Vec<Stamps> {
+    let mut out = Vec::new();
+    for (table, key) in TABLES {
+        out.push(stamps(pool, table, key).await);
+    }
+    out
+}
+
+async fn run(pool: &PgPool, side: &PowerSchoolSide) -> RunOutcome {
+    let fake = start_fake(side.clone(), Faults::default()).await;
+    let settings = settings_for(&fake);
+    let outcome = sync::run_once(
+        pool,
+        &settings,
+        &client(&settings),
+        &RunOptions::now(&settings, RunTrigger::Manual),
+    )
+    .await
+    .expect("run succeeds");
+    fake.shutdown().await;
+    outcome
+}
+
+#[sqlx::test]
+async fn one_changed_field_per_mirrored_table_writes_exactly_those_rows(pool: PgPool) {
+    let mut side = fake_powerschool::generate(300, 11);
+    run(&pool, &side).await;
+
+    // One field of one row in each table, each of a different student of
+    // the sync set.
+    let student = side
+        .students
+        .iter_mut()
+        .find(|s| s.enroll_status == 0)
+        .expect("an active student");
+    student.last_name = Some("Changedlast".into());
+    let student_key = student.dcid.to_string();
+    let changed_dcid = student.dcid;
+    let contact = side
+        .contacts
+        .iter_mut()
+        .find(|c| c.student_dcid != changed_dcid && c.first_name.is_some())
+        .expect("a contact");
+    contact.first_name = Some("Changedfirst".into());
+    let contact_key = format!("{}/{}", contact.student_dcid, contact.person_id);
+    let contact_dcid = contact.student_dcid;
+    let account = side
+        .guardian_accounts
+        .iter_mut()
+        .find(|g| g.student_dcid != changed_dcid && g.student_dcid != contact_dcid)
+        .expect("a guardian account");
+    account.web_access_account = !account.web_access_account;
+    let account_key = format!("{}/{}", account.guardianid, account.student_dcid);
+
+    let before = all_stamps(&pool).await;
+    let outcome = run(&pool, &side).await;
+    let c = &outcome.report.counts;
+    for (kind, k) in [
+        ("students", c.students),
+        ("contacts", c.contacts),
+        ("guardian accounts", c.guardian_accounts),
+    ] {
+        assert_eq!((k.created, k.updated, k.removed), (0, 1, 0), "{kind}: {k:?}");
+        assert!(k.unchanged > 0, "{kind}: {k:?}");
+    }
+    assert_eq!(
+        written_since(&pool, &before).await,
+        vec![vec![student_key], vec![contact_key], vec![account_key]],
+        "students, contacts, guardian accounts: exactly the changed rows are written"
+    );
+
+    // Nothing changed since: nothing is written.
+    let before = all_stamps(&pool).await;
+    let outcome = run(&pool, &side).await;
+    let c = &outcome.report.counts;
+    for (kind, k) in [
+        ("students", c.students),
+        ("contacts", c.contacts),
+        ("guardian accounts", c.guardian_accounts),
+        ("users", c.users),
+    ] {
+        assert_eq!((k.created, k.updated, k.removed), (0, 0, 0), "{kind}: {k:?}");
+    }
+    assert_eq!(
+        written_since(&pool, &before).await,
+        vec![Vec::<String>::new(), Vec::new(), Vec::new()],
+        "an unchanged run writes no mirrored row"
+    );
+}
+
+#[sqlx::test]
+async fn a_row_powerschool_no_longer_sends_is_removed_and_no_other(pool: PgPool) {
+    let mut side = fake_powerschool::generate(300, 12);
+    run(&pool, &side).await;
+    let active: std::collections::HashSet<i64> = side
+        .students
+        .iter()
+        .filter(|s| s.enroll_status == 0)
+        .map(|s| s.dcid)
+        .collect();
+    let at = side
+        .contacts
+        .iter()
+        .position(|c| active.contains(&c.student_dcid))
+        .expect("a contact of an active student");
+    let gone = side.contacts.remove(at);
+    let outcome = run(&pool, &side).await;
+    let k = outcome.report.counts.contacts;
+    assert_eq!((k.created, k.updated, k.removed), (0, 0, 1), "{k:?}");
+    let left: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM student_contacts WHERE student_dcid = $1 AND person_id = $2)",
+    )
+    .bind(gone.student_dcid)
+    .bind(gone.person_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(!left, "the contact PowerSchool dropped is removed");
+}
