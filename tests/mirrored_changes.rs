@@ -29,12 +29,10 @@ const TABLES: [(&str, &str); 3] = [
 ];
 
 async fn stamps(pool: &PgPool, table: &str, key: &str) -> Stamps {
-    sqlx::query_as(&format!(
-        "SELECT {key}, updated_at FROM {table} ORDER BY 1"
-    ))
-    .fetch_all(pool)
-    .await
-    .unwrap()
+    sqlx::query_as(&format!("SELECT {key}, updated_at FROM {table} ORDER BY 1"))
+        .fetch_all(pool)
+        .await
+        .unwrap()
 }
 
 /// The keys of each mirrored table whose row was written since `before`.
@@ -117,7 +115,11 @@ async fn one_changed_field_per_mirrored_table_writes_exactly_those_rows(pool: Pg
         ("contacts", c.contacts),
         ("guardian accounts", c.guardian_accounts),
     ] {
-        assert_eq!((k.created, k.updated, k.removed), (0, 1, 0), "{kind}: {k:?}");
+        assert_eq!(
+            (k.created, k.updated, k.removed),
+            (0, 1, 0),
+            "{kind}: {k:?}"
+        );
         assert!(k.unchanged > 0, "{kind}: {k:?}");
     }
     assert_eq!(
@@ -136,7 +138,11 @@ async fn one_changed_field_per_mirrored_table_writes_exactly_those_rows(pool: Pg
         ("guardian accounts", c.guardian_accounts),
         ("users", c.users),
     ] {
-        assert_eq!((k.created, k.updated, k.removed), (0, 0, 0), "{kind}: {k:?}");
+        assert_eq!(
+            (k.created, k.updated, k.removed),
+            (0, 0, 0),
+            "{kind}: {k:?}"
+        );
     }
     assert_eq!(
         written_since(&pool, &before).await,

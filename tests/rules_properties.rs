@@ -815,6 +815,55 @@ proptest! {
     }
 }
 
+/// The definition of README decision 1 as written, with no shortcut: trim,
+/// NFC and lower-case, repeated until nothing changes (at most 4 rounds),
+/// then the well-formedness check. `normalise_email` skips NFC for ASCII and
+/// for text the quick check finds already NFC; this is what it must equal.
+fn normalise_by_definition(raw: &str) -> Option<String> {
+    let round = |s: &str| s.trim().nfc().collect::<String>().to_lowercase();
+    let mut current = round(raw);
+    for _ in 1..4 {
+        let next = round(&current);
+        if next == current {
+            let mut parts = current.split('@');
+            let well_formed = current.len() <= 254
+                && !current.chars().any(|c| {
+                    c.is_whitespace()
+                        || student_sync::rules::text::is_control(c)
+                        || student_sync::rules::text::is_format(c)
+                })
+                && matches!(
+                    (parts.next(), parts.next(), parts.next()),
+                    (Some(l), Some(d), None) if !l.is_empty() && !d.is_empty() && d.contains('.')
+                );
+            return well_formed.then_some(current);
+        }
+        current = next;
+    }
+    None
+}
+
+/// ASCII addresses as PowerSchool holds them: any case, stray whitespace
+/// and control characters.
+fn ascii_email() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[ -~\t\n\r\x0b\x0c\x1c-\x1f]{0,30}",
+        "[ \t]{0,2}[A-Za-z0-9._+-]{1,12}@[A-Za-z0-9-]{1,8}\\.[A-Za-z]{2,4}[ \t\r\n]{0,2}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+    /// The fast paths (ASCII, already NFC) give exactly the definition's answer.
+    #[test]
+    fn the_fast_paths_normalise_exactly_as_the_definition(
+        raw in prop_oneof![email_like(), ascii_email()]
+    ) {
+        prop_assert_eq!(normalise_email(&raw), normalise_by_definition(&raw), "raw {:?}", raw);
+    }
+}
+
 /// The properties above are not vacuous: address-shaped strings of the
 /// generator are well formed often, and the known hard cases are fixed points.
 #[test]

@@ -2,10 +2,10 @@
 //! report lists the first few of each kind and points here for the rest.
 
 use super::load::{database, settings, Loaded};
-use super::output::print_answer;
 use super::CliError;
 use crate::store;
 use crate::sync::report::ProblemList;
+use std::io::Write;
 
 pub(super) async fn list(
     loaded: Loaded,
@@ -24,6 +24,20 @@ pub(super) async fn list(
         kind: kind.map(str::to_string),
         problems,
     };
-    print_answer(json, &list, ProblemList::to_text)?;
-    Ok(())
+    let answer = if json {
+        let mut text = serde_json::to_string_pretty(&list)?;
+        text.push('\n');
+        text
+    } else {
+        list.to_text()
+    };
+    // A long listing is often read through `head` or `less`: a reader that
+    // stops early is not an error.
+    match std::io::stdout().lock().write_all(answer.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Io {
+            what: "printing the run's problems".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }

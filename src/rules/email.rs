@@ -2,7 +2,7 @@
 //! every comparison of emails between PowerSchool and SchoolEngage goes
 //! through here, so a capital letter or a stray space never locks a parent out.
 
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
 /// The longest address the mail standards allow (RFC 5321's path limit), in
 /// bytes. A longer one is malformed.
@@ -20,6 +20,12 @@ const MAX_ROUNDS: usize = 4;
 /// `None` when the result is empty or malformed, because such an address
 /// must match nobody.
 pub fn normalise_email(raw: &str) -> Option<String> {
+    // ASCII (nearly every real address): NFC changes nothing and lower-case
+    // stays ASCII, so one round is the fixed point; no Unicode tables needed.
+    if raw.is_ascii() {
+        let current = raw.trim().to_ascii_lowercase();
+        return is_well_formed(&current).then_some(current);
+    }
     let mut current = one_round(raw);
     for _ in 1..MAX_ROUNDS {
         let next = one_round(&current);
@@ -32,7 +38,13 @@ pub fn normalise_email(raw: &str) -> Option<String> {
 }
 
 fn one_round(raw: &str) -> String {
-    raw.trim().nfc().collect::<String>().to_lowercase()
+    let trimmed = raw.trim();
+    // Text the quick check finds already NFC is left as it is (NFC of it is itself).
+    if is_nfc_quick(trimmed.chars()) == IsNormalized::Yes {
+        trimmed.to_lowercase()
+    } else {
+        trimmed.nfc().collect::<String>().to_lowercase()
+    }
 }
 
 /// `normalise_email` for the `Option<String>` fields PowerSchool hands us.

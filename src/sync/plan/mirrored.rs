@@ -18,9 +18,7 @@ pub(super) fn student_changes(
     in_set: Vec<StudentRow>,
     current: &HashMap<i64, StudentRow>,
 ) -> (RowChanges<StudentRow, i64>, Vec<i64>) {
-    let fresh = in_set
-        .into_iter()
-        .map(|r| (r.student.dcid, Cow::Owned(r)));
+    let fresh = in_set.into_iter().map(|r| (r.student.dcid, Cow::Owned(r)));
     let mut changes = diff_rows(fresh, current);
     let mut leaving = Vec::new();
     for dcid in std::mem::take(&mut changes.remove) {
@@ -49,7 +47,10 @@ pub(super) fn contact_changes(
         |c| c.student_dcid,
         |c| (c.student_dcid, c.person_id),
     );
-    diff_rows(fresh.into_iter().map(|(k, r)| (k, Cow::Borrowed(r))), current)
+    diff_rows(
+        fresh.into_iter().map(|(k, r)| (k, Cow::Borrowed(r))),
+        current,
+    )
 }
 
 pub(super) fn guardian_account_changes(
@@ -63,7 +64,10 @@ pub(super) fn guardian_account_changes(
         |g| g.student_dcid,
         |g| (g.guardian_id, g.student_dcid),
     );
-    diff_rows(fresh.into_iter().map(|(k, r)| (k, Cow::Borrowed(r))), current)
+    diff_rows(
+        fresh.into_iter().map(|(k, r)| (k, Cow::Borrowed(r))),
+        current,
+    )
 }
 
 /// The fetched records whose student is in the sync set, in key order, one

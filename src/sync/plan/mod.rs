@@ -129,11 +129,8 @@ pub fn plan_owned(
 
     // Contacts and guardian accounts mirror PowerSchool for the sync set.
     plan.contacts = mirrored::contact_changes(&facts.contacts, &dcids, &state.contacts);
-    plan.guardian_accounts = mirrored::guardian_account_changes(
-        &facts.guardian_rows,
-        &dcids,
-        &state.guardian_accounts,
-    );
+    plan.guardian_accounts =
+        mirrored::guardian_account_changes(&facts.guardian_rows, &dcids, &state.guardian_accounts);
     drop(dcids);
     step("mirrored rows");
     let users = users::user_changes(state, &facts.guardian_rows, &decisions);

@@ -70,7 +70,7 @@ fn step2_3_verified_user_with_the_email_is_used_and_linked() {
     assert_eq!(c.tier, Full);
     assert_eq!(c.guardian_id, Some(9001));
     assert_eq!(d.guardian_links, vec![(7, 9001)]);
-    assert!(verdict(c, "step2").detail.contains("verified user"));
+    assert!(verdict(c, "step2").detail().contains("verified user"));
 }
 
 #[test]
@@ -99,7 +99,7 @@ fn existing_user_linked_by_guardian_id_wins_over_email() {
     assert_eq!(d.connections.len(), 1);
     let c = decision_for(&d, 5001, UserRef::Existing(1));
     assert_eq!(c.case, ConnectionCase::Created);
-    assert!(verdict(c, "step2").detail.contains("earlier sync"));
+    assert!(verdict(c, "step2").detail().contains("earlier sync"));
     assert_eq!(
         d.report.email_differs,
         vec![(1, "mei@old.example.com".to_string(), MEI.to_string())]

@@ -23,7 +23,7 @@ fn orphaned_powerschool_connection_is_kept_by_default() {
     assert!(!c.present_in_powerschool);
     assert_eq!(d.report.orphaned, vec![(5001, 1)]);
     assert!(c.verdicts.iter().all(|v| v.rule != "removal"));
-    assert!(verdict(c, "R2").detail.contains("9001"));
+    assert!(verdict(c, "R2").detail().contains("9001"));
 }
 
 #[test]
@@ -35,7 +35,7 @@ fn orphaned_powerschool_connection_is_restricted_under_restrict() {
     assert_eq!(c.tier, Restricted);
     assert!(c.orphaned);
     assert!(verdict(c, "removal")
-        .detail
+        .detail()
         .contains("from full to restricted"));
     assert_eq!(d.report.orphaned, vec![(5001, 1)]);
 
@@ -87,7 +87,7 @@ fn admin_connection_without_link_keeps_its_tier_as_case_a() {
     assert!(c.limits.is_empty());
     assert!(!c.orphaned);
     assert!(d.incomplete_users.is_empty());
-    assert!(verdict(c, "case").detail.contains("administrator"));
+    assert!(verdict(c, "case").detail().contains("administrator"));
 }
 
 /// Mei holds a Parent Portal account through sibling 5002, created a
@@ -117,7 +117,7 @@ fn form_connection_of_a_returning_parent_is_case_c_and_user_incomplete() {
     assert!(c.limits.is_empty());
     assert!(!c.present_in_powerschool);
     assert_eq!(d.incomplete_users, vec![1]);
-    assert!(verdict(c, "case").detail.contains("5002"));
+    assert!(verdict(c, "case").detail().contains("5002"));
     // The sibling link is case B1? No: no form for 5002, so B2.
     let sibling = decision_for(&d, 5002, UserRef::Existing(1));
     assert_eq!(sibling.case, ConnectionCase::Created);
@@ -137,7 +137,9 @@ fn returning_parent_by_an_earlier_guardian_id_is_case_c() {
     assert_eq!(c.action, ConnectionAction::Create);
     assert_eq!(c.tier, Incomplete);
     assert_eq!(d.incomplete_users, vec![1]);
-    assert!(verdict(c, "case").detail.contains("guardian account 9001"));
+    assert!(verdict(c, "case")
+        .detail()
+        .contains("guardian account 9001"));
 }
 
 #[test]
@@ -177,7 +179,7 @@ fn b1_form_creator_is_matched_and_linked() {
     assert_eq!(c.tier, Full);
     assert_eq!(d.guardian_links, vec![(1, 9001)]);
     assert!(verdict(c, "step2")
-        .detail
+        .detail()
         .contains("created a form for student 5001"));
     assert!(d.new_users.is_empty());
     assert!(d.report.form_creator_only.is_empty());
@@ -218,7 +220,7 @@ fn b2_two_accounts_sharing_an_email_create_exactly_one_user() {
     // Both accounts link student 5002: one connection, from the lower id.
     let c = decision_for(&d, 5002, UserRef::New(0));
     assert_eq!(c.guardian_id, Some(9001));
-    assert!(verdict(c, "case").detail.contains("9002 also link"));
+    assert!(verdict(c, "case").detail().contains("9002 also link"));
 }
 
 #[test]
