@@ -8,7 +8,6 @@ use crate::config::Settings;
 use crate::powerschool::{DistrictSnapshot, PowerSchoolClient};
 use crate::store::district::WriteGate;
 use crate::store::runs::{self, RunPhase, RunStatus, RunTrigger};
-
 use chrono::NaiveDate;
 use serde::Serialize;
 use sqlx::PgPool;
