@@ -8,7 +8,6 @@ use crate::config::Settings;
 use crate::powerschool::{DistrictSnapshot, PowerSchoolClient};
 use crate::store::district::WriteGate;
 use crate::store::runs::{self, RunPhase, RunStatus, RunTrigger};
-use crate::store::state::{CurrentState, StateSnapshot};
 use chrono::NaiveDate;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -22,6 +21,7 @@ pub mod explain;
 pub mod facts;
 pub mod hold;
 pub mod plan;
+mod prepare;
 pub mod preview;
 pub mod progress;
 pub mod report;
@@ -33,6 +33,7 @@ pub use apply::FailPoint;
 pub(crate) use error::to_json;
 pub use error::SyncError;
 pub use plan::{plan, Plan};
+pub use prepare::{prepare, prepare_owned, read_state, Prepared, StateRead};
 pub use preview::{preview, preview_observed};
 pub use progress::{ProgressCounts, RunProgress};
 pub use report::RunReport;
@@ -246,7 +247,7 @@ async fn run_phases(
     // The state is read while PowerSchool answers (the database and the
     // HTTP fetch wait on different machines). A fetch error ends the run as
     // before: the read is dropped, its read-only snapshot rolled back.
-    let (mut snapshot, read) = if may_read_during_fetch(pool) {
+    let (mut snapshot, read) = if prepare::may_read_during_fetch(pool) {
         let (snapshot, read) = tokio::try_join!(
             async { fetch.await.map_err(SyncError::from) },
             read_state(pool)
@@ -268,119 +269,6 @@ async fn run_phases(
         "fetch finished"
     );
     finish_with_state(pool, settings, options, run_id, snapshot, read, started).await
-}
-
-/// Whether the pool can spare a connection for the state's snapshot during
-/// the fetch and still serve the run's own writes (its phase, its progress)
-/// meanwhile: two free connections. With fewer (a small
-/// `database.max_connections`, the run lock holding one) the state is read
-/// after the fetch, as the snapshot then is the only connection in use.
-fn may_read_during_fetch(pool: &PgPool) -> bool {
-    let max = pool.options().get_max_connections();
-    let in_use = pool
-        .size()
-        .saturating_sub(u32::try_from(pool.num_idle()).unwrap_or(u32::MAX));
-    max.saturating_sub(in_use) >= 2
-}
-
-/// What a plan is made against, read from the database: the last full
-/// run's figures for the safety check, and the current state in its
-/// still-open read-only snapshot.
-pub struct StateRead {
-    last: Option<runs::LastFullRun>,
-    last_schools: std::collections::BTreeMap<i64, plan::SchoolCounts>,
-    snapshot: StateSnapshot,
-    state: CurrentState,
-}
-
-/// Reads the last full run's figures, then opens the state's snapshot and
-/// loads the state in it. The figures are read first: while the snapshot
-/// is open, this path takes no other connection of the pool.
-pub async fn read_state(pool: &PgPool) -> Result<StateRead, SyncError> {
-    let last = runs::last_full_success(pool).await?;
-    let last_schools = match &last {
-        Some(l) => baseline::last_school_counts(pool, l.id).await?,
-        None => Default::default(),
-    };
-    let loading = Instant::now();
-    let (snapshot, state) = StateSnapshot::open(pool).await?;
-    tracing::debug!(
-        seconds = loading.elapsed().as_secs_f64(),
-        "current state read"
-    );
-    Ok(StateRead {
-        last,
-        last_schools,
-        snapshot,
-        state,
-    })
-}
-
-/// What a run decides before it writes: the plan, its safety measures, and
-/// the fingerprint of the state it was made from. `plan` (the command) and
-/// a real run both come through here.
-pub struct Prepared {
-    pub plan: Plan,
-    pub safety: safety::SafetyCheck,
-    /// Taken only when the plan is held (it is stored with the held plan);
-    /// empty otherwise.
-    pub fingerprint: String,
-    pub state: CurrentState,
-}
-
-/// Loads the state (read-only), plans and measures the plan. Writes nothing.
-/// The state's snapshot stays open until the thresholds are judged, so a
-/// held plan's fingerprint is of exactly the state it was made from; the
-/// fingerprint (a pass over every live row) is only taken for a held plan.
-/// The plan is made from a copy of `snapshot` (a run hands its own over to
-/// `prepare_owned` instead).
-pub async fn prepare(
-    pool: &PgPool,
-    settings: &Settings,
-    snapshot: &DistrictSnapshot,
-    today: NaiveDate,
-) -> Result<Prepared, SyncError> {
-    let read = read_state(pool).await?;
-    prepare_owned(settings, snapshot.clone(), read, today).await
-}
-
-/// `prepare` from a state already read (see `read_state`), consuming the
-/// fetched snapshot: its rows move into the plan and are freed as it is
-/// made.
-pub async fn prepare_owned(
-    settings: &Settings,
-    snapshot: DistrictSnapshot,
-    read: StateRead,
-    today: NaiveDate,
-) -> Result<Prepared, SyncError> {
-    let StateRead {
-        last,
-        last_schools,
-        snapshot: mut read,
-        state,
-    } = read;
-    let planning = Instant::now();
-    let plan = plan::plan_owned(snapshot, &state, &settings.sync, today);
-    tracing::debug!(seconds = planning.elapsed().as_secs_f64(), "plan made");
-    let safety = safety::check(
-        &settings.safety,
-        &plan,
-        &state,
-        last.as_ref(),
-        &last_schools,
-    );
-    let fingerprint = if safety.holds() {
-        read.fingerprint().await?
-    } else {
-        String::new()
-    };
-    read.close().await?;
-    Ok(Prepared {
-        plan,
-        safety,
-        fingerprint,
-        state,
-    })
 }
 
 /// Plan and apply for a snapshot already fetched. A plan that crosses a
