@@ -132,12 +132,7 @@ pub(super) fn place(page: u32, index: usize) -> String {
 
 /// `dcid=5001`, `guardianid=12, studentsdcid=5001`; or the record's place
 /// when its key is incomplete.
-pub(super) fn record_id(
-    key: &[&str],
-    row: Option<&dyn Record>,
-    page: u32,
-    index: usize,
-) -> String {
+pub(super) fn record_id(key: &[&str], row: Option<&dyn Record>, page: u32, index: usize) -> String {
     let place = place(page, index);
     let Some(row) = row else {
         return place;
@@ -260,7 +255,9 @@ impl KeyTable {
     /// The entry of `key` in `table`; `guess` is where the previous column
     /// of this table left off, and is moved past the one found.
     fn entry(&mut self, schema: &Schema, table: usize, key: &str, guess: &mut usize) -> u32 {
-        let id = self.find(table, key, *guess).unwrap_or_else(|| self.add(schema, table, key));
+        let id = self
+            .find(table, key, *guess)
+            .unwrap_or_else(|| self.add(schema, table, key));
         if let Some(e) = self.entries.get(id as usize) {
             *guess = e.pos + 1;
         }
@@ -382,7 +379,13 @@ impl<'de, T> PageReader<'de, T> {
     }
 
     /// One column of the record (`table` 0) or of one of its tables.
-    pub(super) fn put(&mut self, table: usize, key: &str, guess: &mut usize, val: Option<Val<'de>>) {
+    pub(super) fn put(
+        &mut self,
+        table: usize,
+        key: &str,
+        guess: &mut usize,
+        val: Option<Val<'de>>,
+    ) {
         let id = self.names.entry(self.schema, table, key, guess);
         let (slots, keys) = if table == 0 {
             (&mut self.outer, &mut self.outer_keys)
@@ -417,7 +420,11 @@ impl<'de, T> PageReader<'de, T> {
     /// A table of a nested record that is no object: the record cannot be
     /// read (the first such table by name is named).
     pub(super) fn bad_table(&mut self, table: &str) {
-        if self.error.as_ref().is_some_and(|(t, _)| t.as_str() <= table) {
+        if self
+            .error
+            .as_ref()
+            .is_some_and(|(t, _)| t.as_str() <= table)
+        {
             return;
         }
         let message = format!("table {table:?} of a nested record is not a JSON object");

@@ -39,7 +39,7 @@ fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
 }
 
 /// Implements the scalar visits of a visitor that only wants their kind.
-macro_rules! kinds {
+macro_rules! scalar_kinds {
     ($out:ty, $f:ident) => {
         fn visit_bool<E: de::Error>(self, _: bool) -> Result<$out, E> {
             Ok(self.$f(Kind::Bool))
@@ -62,6 +62,13 @@ macro_rules! kinds {
         fn visit_none<E: de::Error>(self) -> Result<$out, E> {
             Ok(self.$f(Kind::Null))
         }
+    };
+}
+
+/// As `scalar_kinds`, and a list (skipped) too.
+macro_rules! kinds {
+    ($out:ty, $f:ident) => {
+        scalar_kinds!($out, $f);
         fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<$out, A::Error> {
             skip_seq(seq)?;
             Ok(self.$f(Kind::List))
@@ -162,27 +169,7 @@ impl<'de, T> Visitor<'de> for RecordsSeed<'_, 'de, T> {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a list of records")
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(self.other(Kind::Bool))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(self.other(Kind::Number))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(self.other(Kind::Number))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(self.other(Kind::Number))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(self.other(Kind::String))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(self.other(Kind::Null))
-    }
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(self.other(Kind::Null))
-    }
+    scalar_kinds!((), other);
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while seq.next_element_seed(RecordSeed(&mut *self.0))?.is_some() {}
         Ok(())

@@ -12,7 +12,9 @@ use crate::config::GuardianColumns;
 use serde_json::{json, Value};
 
 fn students() -> Typed<Student> {
-    Typed::as_sent(STUDENT_FIELDS, Some(&["dcid"]), |c| parse::student(c, Some(101)))
+    Typed::as_sent(STUDENT_FIELDS, Some(&["dcid"]), |c| {
+        parse::student(c, Some(101))
+    })
 }
 
 fn guardians() -> Typed<GuardianLink> {
@@ -47,7 +49,11 @@ fn nested_and_flat_guardian_records_type_the_same() {
     assert_eq!(a, b);
     let g = &a[0];
     assert_eq!((g.guardian_id, g.student_dcid), (12, 5001));
-    assert_eq!(g.email.as_deref(), Some("Pat@X.org"), "the first candidate wins");
+    assert_eq!(
+        g.email.as_deref(),
+        Some("Pat@X.org"),
+        "the first candidate wins"
+    );
     assert_eq!(g.first_name.as_deref(), Some("Pat"));
     assert_eq!(g.last_name, None, "\"\" is NULL");
     assert!(g.web_access_account);
@@ -74,7 +80,11 @@ fn a_bad_value_in_one_record_is_reported_while_the_others_parse() {
     assert_eq!(outcomes[0].as_ref().unwrap().grade_level, Some(9));
     let bad = outcomes[1].as_ref().unwrap_err();
     assert_eq!(
-        (bad.record_id.as_str(), bad.error.field.as_str(), bad.error.value.as_str()),
+        (
+            bad.record_id.as_str(),
+            bad.error.field.as_str(),
+            bad.error.value.as_str()
+        ),
         ("dcid=2", "grade_level", "x")
     );
     let not_object = outcomes[2].as_ref().unwrap_err();
@@ -114,7 +124,10 @@ fn column_names_are_resolved_once_per_page() {
     let many = read(&guardians(), &many);
     assert_eq!(many.records.len(), 500);
     assert_eq!(few.columns_resolved, 5);
-    assert_eq!(many.columns_resolved, 5, "one resolution per column, not per record");
+    assert_eq!(
+        many.columns_resolved, 5,
+        "one resolution per column, not per record"
+    );
     let keys: Vec<&str> = many.keys.iter().map(String::as_str).collect();
     assert_eq!(
         keys,
@@ -134,10 +147,16 @@ fn pages_of_every_shape() {
     assert!(empty.records.is_empty() && empty.maybe_message && empty.shape.is_ok());
     let null = read(&students(), &json!({"record": null, "count": 0}));
     assert!(null.records.is_empty() && !null.maybe_message);
-    let one = read(&students(), &json!({"record": {"dcid": 1, "enroll_status": 0}}));
+    let one = read(
+        &students(),
+        &json!({"record": {"dcid": 1, "enroll_status": 0}}),
+    );
     assert_eq!(oks(one)[0].dcid, 1);
     let list = read(&students(), &json!([1]));
-    assert_eq!(list.shape, Err("the page is a list, not a JSON object".into()));
+    assert_eq!(
+        list.shape,
+        Err("the page is a list, not a JSON object".into())
+    );
     let number = read(&students(), &json!({"record": 5}));
     assert_eq!(number.shape, Err("`record` is a number, not a list".into()));
     let cut = br#"{"record": [{"dcid": "1", "enroll_st"#;

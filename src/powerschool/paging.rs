@@ -446,7 +446,12 @@ mod tests {
     #[test]
     fn duplicates_are_dropped_by_key_only_for_records_with_one() {
         let k = |i| Some(Key::Ints(i, 0));
-        let page = vec![parsed(k(1), 1), parsed(k(1), 2), parsed(k(2), 3), parsed(None, 4)];
+        let page = vec![
+            parsed(k(1), 1),
+            parsed(k(1), 2),
+            parsed(k(2), 3),
+            parsed(None, 4),
+        ];
         let mut acc = Accumulator::new(10);
         assert_eq!(acc.add_page(page), 3);
         assert_eq!((acc.records.clone(), acc.duplicates), (vec![1, 3, 4], 1));

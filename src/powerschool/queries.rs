@@ -9,7 +9,9 @@ use super::error::PowerSchoolError;
 use super::page::Failure;
 use super::paging::{Fetched, KeyColumns, PageRead, Pager};
 use super::parse::{self, Columns};
-use super::readers::{Raw, Typed, CONTACT_FIELDS, INDEPENDENT_FIELDS, SCHOOL_FIELDS, STUDENT_FIELDS};
+use super::readers::{
+    Raw, Typed, CONTACT_FIELDS, INDEPENDENT_FIELDS, SCHOOL_FIELDS, STUDENT_FIELDS,
+};
 use super::records::{
     DistrictSnapshot, GuardianLink, IndependentStudent, RecordProblem, School, Student,
     StudentContact,
@@ -213,26 +215,6 @@ impl PowerSchoolClient {
             )
             .await?;
 
-        let progress_ref = &progress;
-        let per_school: Vec<(QueryResult<Student>, QueryResult<StudentContact>)> =
-            stream::iter(schools.records.iter().map(|s| s.school_number))
-                .map(|number| async move {
-                    let students = self.students_with(school_args(number), progress_ref);
-                    let contacts = self.typed(
-                        CONTACTS_QUERY,
-                        school_args(number),
-                        progress_ref,
-                        contact_reader(),
-                    );
-                    futures::try_join!(students, contacts)
-                })
-                .buffer_unordered(self.inner.school_concurrency)
-                // Boxing erases the closure types; without it the future of a
-                // whole run is not provably Send and cannot be spawned.
-                .boxed()
-                .try_collect()
-                .await?;
-
         let mut snapshot = DistrictSnapshot {
             retries: schools.retries + guardians.retries + independent.retries,
             ..DistrictSnapshot::default()
@@ -243,13 +225,35 @@ impl PowerSchoolClient {
         snapshot.schools = schools.records;
         snapshot.guardians = guardians.records;
         snapshot.independent_students = independent.records;
-        for (students, contacts) in per_school {
-            snapshot.retries += students.retries + contacts.retries;
-            snapshot.students.extend(students.records);
-            snapshot.contacts.extend(contacts.records);
-            snapshot.problems.extend(students.problems);
-            snapshot.problems.extend(contacts.problems);
-        }
+
+        // Each school's records join the snapshot as soon as they arrive, so
+        // no school's list outlives its query.
+        let progress_ref = &progress;
+        let numbers: Vec<i64> = snapshot.schools.iter().map(|s| s.school_number).collect();
+        let mut snapshot = stream::iter(numbers)
+            .map(|number| async move {
+                let students = self.students_with(school_args(number), progress_ref);
+                let contacts = self.typed(
+                    CONTACTS_QUERY,
+                    school_args(number),
+                    progress_ref,
+                    contact_reader(),
+                );
+                futures::try_join!(students, contacts)
+            })
+            .buffer_unordered(self.inner.school_concurrency)
+            // Boxing erases the closure types; without it the future of a
+            // whole run is not provably Send and cannot be spawned.
+            .boxed()
+            .try_fold(snapshot, |mut snapshot, (students, contacts)| async move {
+                snapshot.retries += students.retries + contacts.retries;
+                snapshot.students.extend(students.records);
+                snapshot.contacts.extend(contacts.records);
+                snapshot.problems.extend(students.problems);
+                snapshot.problems.extend(contacts.problems);
+                Ok(snapshot)
+            })
+            .await?;
 
         let dropped = snapshot.sort_and_dedup();
         if dropped > 0 {
