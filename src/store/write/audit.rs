@@ -1,6 +1,6 @@
-//! What a run records beside its writes: the access audit (every change of
-//! a guardian's access, with its reasons) and the run's problems. Both are
-//! appended with one COPY each.
+//! The access audit a run appends beside its writes: every change of a
+//! guardian's access with its reasons (as codes, see `rules::verdict::codes`),
+//! in one COPY. The run's problems are in `problems`.
 
 use super::copy::{copy_in, copy_row};
 use super::Tx;
