@@ -16,12 +16,11 @@ mod common;
 
 use common::*;
 use sqlx::PgPool;
-use student_sync::harness::fake_powerschool::{self, Faults};
+use student_sync::harness::fake_powerschool;
+use student_sync::harness::seed;
 use student_sync::harness::world::World;
-use student_sync::harness::{seed, world_settings};
 use student_sync::store::access::audit_history;
-use student_sync::store::RunTrigger;
-use student_sync::sync::{self, RunOptions};
+use student_sync::sync;
 
 /// (rows, average bytes of row data, rows stored as sentences) of a run's audit.
 async fn audit_size(pool: &PgPool, run_id: i64) -> (i64, i64, i64) {
@@ -39,13 +38,7 @@ async fn audit_size(pool: &PgPool, run_id: i64) -> (i64, i64, i64) {
 
 async fn run_world(pool: &PgPool, world: &World) -> i64 {
     seed::seed_world(pool, &world.schoolengage).await.unwrap();
-    let fake = start_fake(world.powerschool.clone(), Faults::default()).await;
-    let mut settings = settings_for(&fake);
-    world_settings::apply(&world.settings, &mut settings.sync).unwrap();
-    let mut options = RunOptions::now(&settings, RunTrigger::Manual);
-    if let Some(today) = world_settings::today(&world.settings).unwrap() {
-        options.today = today;
-    }
+    let (fake, settings, options) = world_setup(world).await;
     let outcome = sync::run_once(pool, &settings, &client(&settings), &options)
         .await
         .unwrap();

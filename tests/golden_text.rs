@@ -21,35 +21,13 @@ use common::*;
 use sqlx::{PgPool, Row};
 use std::collections::BTreeSet;
 use std::fmt::Write;
-use student_sync::harness::fake_powerschool::Faults;
+use student_sync::harness::seed;
 use student_sync::harness::world::World;
-use student_sync::harness::{seed, world_settings};
 use student_sync::rules::TierMatrix;
-use student_sync::store::RunTrigger;
-use student_sync::sync::{self, RunOptions};
+use student_sync::sync;
 
 fn root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn world_files() -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(root().join("fixtures/worlds"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
-}
-
-async fn reset(pool: &PgPool) {
-    sqlx::query(
-        "TRUNCATE access_audit, run_problems, connections, forms, users, students, student_contacts,
-                  guardian_accounts, sync_runs RESTART IDENTITY CASCADE",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
 }
 
 /// Every (student, email) pair a world names: its guardian rows, its
@@ -72,15 +50,9 @@ fn pairs_of(world: &World, exported: &[(i64, String)]) -> BTreeSet<(i64, String)
 
 /// Everything an admin reads about one world, in a fixed order.
 async fn words_of(pool: &PgPool, world: &World) -> String {
-    reset(pool).await;
+    reset_tables(pool).await;
     seed::seed_world(pool, &world.schoolengage).await.unwrap();
-    let fake = start_fake(world.powerschool.clone(), Faults::default()).await;
-    let mut settings = settings_for(&fake);
-    world_settings::apply(&world.settings, &mut settings.sync).unwrap();
-    let mut options = RunOptions::now(&settings, RunTrigger::Manual);
-    if let Some(today) = world_settings::today(&world.settings).unwrap() {
-        options.today = today;
-    }
+    let (fake, settings, options) = world_setup(world).await;
     let mut out = String::new();
     let preview = sync::preview(pool, &settings, &client(&settings), options.today)
         .await
@@ -149,7 +121,7 @@ async fn words_of(pool: &PgPool, world: &World) -> String {
 async fn every_world_reads_word_for_word_as_its_golden_file(pool: PgPool) {
     let bless = std::env::var_os("STUDENT_SYNC_BLESS").is_some();
     let dir = root().join("fixtures/golden");
-    let files = world_files();
+    let files = fixture_world_files();
     assert!(files.len() >= 20, "the worlds of fixtures/worlds");
     let mut differ = Vec::new();
     for path in &files {

@@ -13,19 +13,13 @@ mod common;
 
 use common::*;
 use sqlx::PgPool;
-use student_sync::harness::fake_powerschool::Faults;
+use student_sync::harness::seed;
 use student_sync::harness::world::World;
-use student_sync::harness::{seed, world_settings};
-use student_sync::store::{self, RunTrigger};
-use student_sync::sync::{self, RunOptions};
+use student_sync::store;
+use student_sync::sync;
 
 fn world_files() -> Vec<std::path::PathBuf> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files: Vec<_> = std::fs::read_dir(root.join("fixtures/worlds"))
-        .expect("fixtures/worlds exists")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
+    let mut files = fixture_world_files();
     // More worlds from elsewhere (a team's shared examples), when named.
     let extra = std::env::var_os("STUDENT_SYNC_EXTRA_WORLDS");
     if let Some(dir) = extra.and_then(|d| std::fs::read_dir(d).ok()) {
@@ -38,28 +32,12 @@ fn world_files() -> Vec<std::path::PathBuf> {
     files
 }
 
-async fn reset(pool: &PgPool) {
-    sqlx::query(
-        "TRUNCATE access_audit, run_problems, connections, forms, users, students, student_contacts,
-                  guardian_accounts, sync_runs RESTART IDENTITY CASCADE",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
-}
-
 async fn run_world(pool: &PgPool, world: &World) -> student_sync::harness::world::AccessTable {
-    reset(pool).await;
+    reset_tables(pool).await;
     seed::seed_world(pool, &world.schoolengage)
         .await
         .expect("world seeds");
-    let fake = start_fake(world.powerschool.clone(), Faults::default()).await;
-    let mut settings = settings_for(&fake);
-    world_settings::apply(&world.settings, &mut settings.sync).expect("world settings are valid");
-    let mut options = RunOptions::now(&settings, RunTrigger::Manual);
-    if let Some(today) = world_settings::today(&world.settings).unwrap() {
-        options.today = today;
-    }
+    let (fake, settings, options) = world_setup(world).await;
     sync::run_once(pool, &settings, &client(&settings), &options)
         .await
         .expect("run succeeds");
@@ -110,13 +88,7 @@ async fn a_world_synced_twice_keeps_its_access_table(pool: PgPool) {
     for path in world_files() {
         let world = World::load(&path).unwrap();
         let first = run_world(&pool, &world).await;
-        let fake = start_fake(world.powerschool.clone(), Faults::default()).await;
-        let mut settings = settings_for(&fake);
-        world_settings::apply(&world.settings, &mut settings.sync).unwrap();
-        let mut options = RunOptions::now(&settings, RunTrigger::Manual);
-        if let Some(today) = world_settings::today(&world.settings).unwrap() {
-            options.today = today;
-        }
+        let (_fake, settings, options) = world_setup(&world).await;
         let before = fingerprint(&pool).await;
         let second = sync::run_once(&pool, &settings, &client(&settings), &options)
             .await

@@ -2,7 +2,6 @@
 //! line and the per-phase durations in `/metrics`.
 
 use super::notify::Notifier;
-use super::telemetry;
 use crate::store::runs::{self, RunPhase};
 use chrono::NaiveDate;
 use sqlx::PgPool;
@@ -52,11 +51,7 @@ impl Progress {
         };
         self.run_id = Some(row.id);
         let changed = match &self.phase {
-            Some((phase, since)) if *phase != row.phase => {
-                telemetry::phase_finished(phase.as_str(), since.elapsed());
-                true
-            }
-            Some(_) => false,
+            Some((phase, _)) => *phase != row.phase,
             None => true,
         };
         if changed {
@@ -72,13 +67,6 @@ impl Progress {
                 self.night,
                 self.started.elapsed().as_secs()
             ));
-        }
-    }
-
-    /// The last phase of a successful run ends with the run.
-    pub fn finish(&mut self, succeeded: bool) {
-        if let (true, Some((phase, since))) = (succeeded, self.phase.take()) {
-            telemetry::phase_finished(phase.as_str(), since.elapsed());
         }
     }
 }

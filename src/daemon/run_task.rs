@@ -122,6 +122,8 @@ impl<C: Clock> Daemon<C> {
         let mut progress = Progress::new(self.notifier.clone(), night);
         let mut options = self.run_options(trigger, night);
         options.run_lock_backend = Some(run_lock.backend_pid());
+        let phases = crate::sync::RunProgress::new();
+        options.progress = Some(phases.clone());
         self.liveness.run_started();
         let run = RunTask::spawn(self.pool.clone(), self.settings.clone(), client, options);
         let watched = self.follow(run, &mut progress, stops).await;
@@ -136,7 +138,11 @@ impl<C: Clock> Daemon<C> {
             // Its lock goes with its connection, dropped here.
             Watched::Abandoned(stop) => return Ok(RunEnd::Stopped(stop)),
         };
-        progress.finish(result.is_ok());
+        if result.is_ok() {
+            for (phase, took) in phases.finished_phases() {
+                telemetry::phase_finished(phase.as_str(), took);
+            }
+        }
         let run_id = match &result {
             Ok(outcome) => Some(outcome.run_id),
             Err(_) => match progress.run_id {

@@ -188,9 +188,9 @@ impl PowerSchoolClient {
         })
     }
 
-    /// Everything the nightly sync needs: schools, guardians, independent
-    /// students, then each school's students and contacts with at most
-    /// `school_concurrency` schools in flight. The first error ends the fetch;
+    /// Everything the nightly sync needs: schools, then guardians and
+    /// independent students beside each school's students and contacts
+    /// (`schools_records`). The first error ends the fetch;
     /// a half-fetched district must never look like a complete one.
     /// Results are sorted by key so two fetches of the same data are equal.
     pub async fn fetch_district(&self) -> Result<DistrictSnapshot, PowerSchoolError> {
@@ -198,62 +198,38 @@ impl PowerSchoolClient {
         let progress = Progress::new("district").observed_by(self.observer.clone());
         info!(url = %self.inner.transport.base, "PowerSchool fetch started");
         let schools = self.schools_with(&progress).await?;
-        let guardians = self
-            .typed(
-                GUARDIANS_QUERY,
-                json!({}),
-                &progress,
-                self.guardian_reader(),
-            )
-            .await?;
-        let independent = self
-            .typed(
-                INDEPENDENT_QUERY,
-                json!({}),
-                &progress,
-                independent_reader(),
-            )
-            .await?;
-
-        let mut snapshot = DistrictSnapshot {
-            retries: schools.retries + guardians.retries + independent.retries,
-            ..DistrictSnapshot::default()
+        // The district-wide queries run beside the schools' ones: on a
+        // distant server each page costs a round trip, and the guardian
+        // query alone has hundreds of pages.
+        let district_wide = async {
+            let guardians = self
+                .typed(
+                    GUARDIANS_QUERY,
+                    json!({}),
+                    &progress,
+                    self.guardian_reader(),
+                )
+                .await?;
+            let independent = self
+                .typed(
+                    INDEPENDENT_QUERY,
+                    json!({}),
+                    &progress,
+                    independent_reader(),
+                )
+                .await?;
+            Ok::<_, PowerSchoolError>((guardians, independent))
         };
+        let numbers: Vec<i64> = schools.records.iter().map(|s| s.school_number).collect();
+        let ((guardians, independent), mut snapshot) =
+            futures::try_join!(district_wide, self.schools_records(numbers, &progress))?;
+        snapshot.retries += schools.retries + guardians.retries + independent.retries;
         snapshot.problems.extend(schools.problems);
         snapshot.problems.extend(guardians.problems);
         snapshot.problems.extend(independent.problems);
         snapshot.schools = schools.records;
         snapshot.guardians = guardians.records;
         snapshot.independent_students = independent.records;
-
-        // Each school's records join the snapshot as soon as they arrive, so
-        // no school's list outlives its query.
-        let progress_ref = &progress;
-        let numbers: Vec<i64> = snapshot.schools.iter().map(|s| s.school_number).collect();
-        let mut snapshot = stream::iter(numbers)
-            .map(|number| async move {
-                let students = self.students_with(school_args(number), progress_ref);
-                let contacts = self.typed(
-                    CONTACTS_QUERY,
-                    school_args(number),
-                    progress_ref,
-                    contact_reader(),
-                );
-                futures::try_join!(students, contacts)
-            })
-            .buffer_unordered(self.inner.school_concurrency)
-            // Boxing erases the closure types; without it the future of a
-            // whole run is not provably Send and cannot be spawned.
-            .boxed()
-            .try_fold(snapshot, |mut snapshot, (students, contacts)| async move {
-                snapshot.retries += students.retries + contacts.retries;
-                snapshot.students.extend(students.records);
-                snapshot.contacts.extend(contacts.records);
-                snapshot.problems.extend(students.problems);
-                snapshot.problems.extend(contacts.problems);
-                Ok(snapshot)
-            })
-            .await?;
 
         let dropped = snapshot.sort_and_dedup();
         if dropped > 0 {
@@ -275,6 +251,43 @@ impl PowerSchoolClient {
             "PowerSchool fetch finished"
         );
         Ok(snapshot)
+    }
+
+    /// Each school's students and contacts, with at most
+    /// `school_concurrency` schools in flight. Each school's records join the
+    /// result as soon as they arrive, so no school's list outlives its query.
+    async fn schools_records(
+        &self,
+        numbers: Vec<i64>,
+        progress: &Progress,
+    ) -> Result<DistrictSnapshot, PowerSchoolError> {
+        stream::iter(numbers)
+            .map(|number| async move {
+                let students = self.students_with(school_args(number), progress);
+                let contacts = self.typed(
+                    CONTACTS_QUERY,
+                    school_args(number),
+                    progress,
+                    contact_reader(),
+                );
+                futures::try_join!(students, contacts)
+            })
+            .buffer_unordered(self.inner.school_concurrency)
+            // Boxing erases the closure types; without it the future of a
+            // whole run is not provably Send and cannot be spawned.
+            .boxed()
+            .try_fold(
+                DistrictSnapshot::default(),
+                |mut snapshot, (students, contacts)| async move {
+                    snapshot.retries += students.retries + contacts.retries;
+                    snapshot.students.extend(students.records);
+                    snapshot.contacts.extend(contacts.records);
+                    snapshot.problems.extend(students.problems);
+                    snapshot.problems.extend(contacts.problems);
+                    Ok(snapshot)
+                },
+            )
+            .await
     }
 
     // ---- typed layer ----

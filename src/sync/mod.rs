@@ -208,6 +208,9 @@ async fn run_attempts(
         if attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0 {
             // Best effort: the attempt records its own phases from here.
             let _ = runs::set_phase(pool, run_id, RunPhase::Fetching).await;
+            if let Some(p) = &options.progress {
+                p.set_phase(RunPhase::Fetching);
+            }
         }
         run_phases(pool, settings, client, options, run_id).await
     })

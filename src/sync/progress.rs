@@ -33,6 +33,9 @@ pub struct ProgressCounts {
 #[derive(Debug)]
 pub struct RunProgress {
     phase: Mutex<Option<RunPhase>>,
+    /// Each phase the run entered and when: the phases' durations for the
+    /// metrics, measured by the run itself (a poll may miss a short phase).
+    entered: Mutex<Vec<(RunPhase, std::time::Instant)>>,
     expected: AtomicU64,
     fetched: AtomicU64,
     pages: AtomicU64,
@@ -45,6 +48,7 @@ impl Default for RunProgress {
     fn default() -> Self {
         RunProgress {
             phase: Mutex::new(None),
+            entered: Mutex::new(Vec::new()),
             expected: AtomicU64::new(0),
             fetched: AtomicU64::new(0),
             pages: AtomicU64::new(0),
@@ -88,7 +92,26 @@ impl RunProgress {
 
     pub fn set_phase(&self, phase: RunPhase) {
         *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = Some(phase);
+        let mut entered = self.entered.lock().unwrap_or_else(|e| e.into_inner());
+        if entered.last().map(|(p, _)| *p) != Some(phase) {
+            entered.push((phase, std::time::Instant::now()));
+        }
+        drop(entered);
         self.bump();
+    }
+
+    /// How long each phase the run left took, in order (a phase the run
+    /// entered again, on a retry, counts each time). The phase the run is in
+    /// has not finished and is not listed; `done` never is.
+    pub fn finished_phases(&self) -> Vec<(RunPhase, std::time::Duration)> {
+        let entered = self.entered.lock().unwrap_or_else(|e| e.into_inner());
+        entered
+            .windows(2)
+            .filter_map(|w| match w {
+                [(phase, from), (_, to)] => Some((*phase, to.duration_since(*from))),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Applying starts: this many rows will be written.
@@ -154,4 +177,34 @@ pub fn spawn_row_updates(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_phases_a_run_left_are_listed_in_order_and_the_current_one_is_not() {
+        let p = RunProgress::new();
+        p.set_phase(RunPhase::Fetching);
+        p.set_phase(RunPhase::Fetching);
+        p.set_phase(RunPhase::Planning);
+        assert_eq!(
+            p.finished_phases()
+                .iter()
+                .map(|(ph, _)| *ph)
+                .collect::<Vec<_>>(),
+            [RunPhase::Fetching],
+            "planning goes on; fetching was entered once"
+        );
+        p.set_phase(RunPhase::Applying);
+        p.set_phase(RunPhase::Done);
+        assert_eq!(
+            p.finished_phases()
+                .iter()
+                .map(|(ph, _)| *ph)
+                .collect::<Vec<_>>(),
+            [RunPhase::Fetching, RunPhase::Planning, RunPhase::Applying]
+        );
+    }
 }

@@ -120,3 +120,42 @@ pub async fn until_someone_waits_for_a_lock(pool: &sqlx::PgPool) {
     }
     panic!("nothing ever waited for the run lock");
 }
+
+/// Every world file of fixtures/worlds, sorted.
+pub fn fixture_world_files() -> Vec<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/worlds");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("fixtures/worlds exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Empties every table a world or a run fills, so one database serves the
+/// worlds one after the other.
+pub async fn reset_tables(pool: &PgPool) {
+    sqlx::query(
+        "TRUNCATE access_audit, run_problems, connections, forms, users, students, student_contacts,
+                  guardian_accounts, sync_runs RESTART IDENTITY CASCADE",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// A world's PowerSchool side served by a fake, with the settings and the
+/// run options (its `today`) the world asks for.
+pub async fn world_setup(world: &World) -> (RunningFake, Settings, student_sync::sync::RunOptions) {
+    use student_sync::harness::world_settings;
+    let fake = start_fake(world.powerschool.clone(), Faults::default()).await;
+    let mut settings = settings_for(&fake);
+    world_settings::apply(&world.settings, &mut settings.sync).expect("world settings are valid");
+    let mut options =
+        student_sync::sync::RunOptions::now(&settings, student_sync::store::RunTrigger::Manual);
+    if let Some(today) = world_settings::today(&world.settings).unwrap() {
+        options.today = today;
+    }
+    (fake, settings, options)
+}

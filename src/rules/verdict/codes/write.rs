@@ -297,24 +297,19 @@ fn encode_no_link(c: &Ctx, v: &RuleVerdict) -> Value {
             email: e,
             user_id: u,
             login,
-        } => coded(
-            "ml",
-            vec![
-                c.gid(*g),
-                c.opt_email(e.as_ref()),
-                c.user(*u),
-                c.email(login),
-                c.dcid(*d),
-            ],
-        ),
-        LinkOfUser {
+        }
+        | LinkOfUser {
             guardian_id: g,
             student_dcid: d,
             email: e,
             user_id: u,
             login,
         } => coded(
-            "mu",
+            if matches!(v.reason, LinkOfEarlierUser { .. }) {
+                "ml"
+            } else {
+                "mu"
+            },
             vec![
                 c.gid(*g),
                 c.opt_email(e.as_ref()),
