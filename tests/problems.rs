@@ -194,6 +194,10 @@ async fn only_a_kind_the_renderer_knows_is_stored_without_words(pool: PgPool) {
         e.contains("kind orphaned_from_powerschool") && e.contains("run_problems row"),
         "{e}"
     );
+    assert!(
+        e.contains("SELECT * FROM run_problems WHERE id =") && !e.contains("rolled back"),
+        "names the row and how to read it, and claims no rolled-back run: {e}"
+    );
 }
 
 async fn binary(args: &[&str], database_url: &str) -> std::process::Output {

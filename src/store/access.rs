@@ -7,7 +7,6 @@ use crate::rules::verdict::codes::{self, CodesError};
 use crate::rules::{AccessTier, ConnectionCase, Limit};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::error::BoxDynError;
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
@@ -208,42 +207,46 @@ pub async fn run_problems_of_kind(
     .fetch_all(pool)
     .await
     .doing(DOING)?;
-    rows.iter()
-        .map(|r| read_problem(r).map_err(sqlx::Error::Decode).doing(DOING))
-        .collect()
+    rows.iter().map(read_problem).collect()
+}
+
+/// One column of a stored problem.
+fn problem_column<'r, T>(r: &'r PgRow, name: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    r.try_get(name).doing("reading the run's problems")
 }
 
 /// One stored problem with its words.
-fn read_problem(r: &PgRow) -> Result<ProblemRow, BoxDynError> {
-    let kind: String = r.try_get("kind")?;
-    if let Some(message) = r.try_get::<Option<String>, _>("message")? {
+fn read_problem(r: &PgRow) -> Result<ProblemRow, StoreError> {
+    let get = |name| problem_column::<Option<String>>(r, name);
+    let kind: String = problem_column(r, "kind")?;
+    if let Some(message) = get("message")? {
         return Ok(ProblemRow {
             kind,
-            query: r.try_get("query")?,
-            record_id: r.try_get("record_id")?,
-            field: r.try_get("field")?,
-            value: r.try_get("value")?,
+            query: get("query")?,
+            record_id: get("record_id")?,
+            field: get("field")?,
+            value: get("value")?,
             message,
             about: None,
         });
     }
-    let value: Option<String> = r.try_get("value")?;
-    let login: Option<String> = r.try_get("login")?;
+    let value = get("value")?;
+    let login = get("login")?;
     let facts = StoredFacts {
-        guardian_id: r.try_get("guardian_id")?,
-        student_dcid: r.try_get("student_dcid")?,
-        user_id: r.try_get("user_id")?,
+        guardian_id: problem_column(r, "guardian_id")?,
+        student_dcid: problem_column(r, "student_dcid")?,
+        user_id: problem_column(r, "user_id")?,
         value: value.as_deref(),
         login: login.as_deref(),
     };
     let Some(about) = RuleProblem::from_stored(&kind, facts) else {
-        let id: i64 = r.try_get("id")?;
-        return Err(format!(
-            "run_problems row {id} (kind {kind}) has no message and not the facts its kind is \
-             rendered from; this version of student-sync cannot word it. Read the row with \
-             psql, or upgrade student-sync to the version that wrote it"
-        )
-        .into());
+        return Err(StoreError::BadProblem {
+            id: problem_column(r, "id")?,
+            kind,
+        });
     };
     let mut row = ProblemRow::from(about);
     row.tidy();

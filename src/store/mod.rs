@@ -97,6 +97,13 @@ pub enum StoreError {
         user_id: i64,
         source: crate::rules::verdict::codes::CodesError,
     },
+    #[error(
+        "run_problems row {id} (kind {kind}) has no message and not the facts its kind is \
+         worded from; this version of student-sync cannot word it. Read it with `psql` \
+         (SELECT * FROM run_problems WHERE id = {id}), or use the student-sync version that \
+         wrote it"
+    )]
+    BadProblem { id: i64, kind: String },
 }
 
 /// Adds what the database was doing to an sqlx error.
