@@ -180,3 +180,63 @@ async fn a_row_powerschool_no_longer_sends_is_removed_and_no_other(pool: PgPool)
     .unwrap();
     assert!(!left, "the contact PowerSchool dropped is removed");
 }
+
+/// A run compares the mirrored tables by digest (`Detail::Digests`), `plan`
+/// row by row (`Detail::Rows`): on a district where rows of every kind
+/// changed, students left the sync set and a contact went, both make the
+/// same plan (every row, count and safety measure), the leaving students'
+/// stored rows included.
+#[sqlx::test]
+async fn a_plan_against_digests_is_the_plan_against_the_rows(pool: PgPool) {
+    use student_sync::store::digest::Detail;
+    let mut side = fake_powerschool::generate(300, 13);
+    run(&pool, &side).await;
+    let changed = student_sync::harness::change::change_share(&mut side, 5.0, 7);
+    assert!(!changed.students.is_empty() && !changed.contacts.is_empty());
+    let mut left = Vec::new();
+    for s in side
+        .students
+        .iter_mut()
+        .filter(|s| s.enroll_status == 0)
+        .take(3)
+    {
+        s.enroll_status = 2;
+        left.push(s.dcid);
+    }
+    let gone = side
+        .contacts
+        .iter()
+        .position(|c| !left.contains(&c.student_dcid))
+        .unwrap();
+    side.contacts.remove(gone);
+
+    let fake = start_fake(side.clone(), Faults::default()).await;
+    let settings = settings_for(&fake);
+    let snapshot = client(&settings).fetch_district().await.unwrap();
+    fake.shutdown().await;
+    let today = RunOptions::now(&settings, RunTrigger::Manual).today;
+    let mut plans = Vec::new();
+    for detail in [Detail::Rows, Detail::Digests] {
+        let read = sync::read_state(&pool, detail).await.unwrap();
+        let prepared = sync::prepare_owned(&settings, snapshot.clone(), read, today)
+            .await
+            .unwrap();
+        plans.push((
+            serde_json::to_value(&prepared.plan).unwrap(),
+            serde_json::to_value(&prepared.safety).unwrap(),
+        ));
+    }
+    let (rows, digests) = (&plans[0], &plans[1]);
+    assert_eq!(
+        rows.0["leaving"],
+        serde_json::json!(left),
+        "three students leave"
+    );
+    assert!(rows.0["students"]["update"].as_array().unwrap().len() > left.len());
+    // The contact that went, and the contacts of the students who left.
+    assert!(!rows.0["contacts"]["remove"].as_array().unwrap().is_empty());
+    assert_eq!(
+        rows, digests,
+        "the same plan and safety measures either way"
+    );
+}

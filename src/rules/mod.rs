@@ -181,7 +181,7 @@ pub struct Policy {
 
 /// A guardian link: one row of `com.pearson.core.guardian.student_guardian_detail`: a Parent
 /// Portal (or Web Access) account linked to one student.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct GuardianLink {
     pub guardian_id: i64,
     pub student_dcid: i64,
@@ -194,7 +194,7 @@ pub struct GuardianLink {
 }
 
 /// One (student, contact person) row of `org.studentsync.sync.students.contacts`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StudentContact {
     pub student_dcid: i64,
     pub person_id: i64,

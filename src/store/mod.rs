@@ -7,6 +7,7 @@ pub mod access;
 pub mod baseline;
 pub mod codes;
 mod database;
+pub mod digest;
 pub mod district;
 pub mod held;
 pub mod lock;

@@ -2,6 +2,7 @@
 //! that a run can compute its whole plan in memory without one round trip per
 //! record. The row types double as what `write` stores: a plan is made of them.
 
+use super::digest::{Detail, MirroredDigests};
 use super::{Doing, StoreError};
 use crate::powerschool::records::{GuardianLink, Student, StudentContact};
 use crate::rules::{AccessTier, ConnectionCase, FormFacts, Limit, Origin};
@@ -13,7 +14,7 @@ use std::collections::HashMap;
 
 /// A student as the database keeps it: the record PowerSchool sent, and
 /// what the run derived from it.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, FromRow, Serialize, Deserialize)]
 pub struct StudentRow {
     #[sqlx(flatten)]
     #[serde(flatten)]
@@ -47,11 +48,16 @@ pub struct ConnectionRow {
     pub powerschool_guardian_id: Option<i64>,
 }
 
+/// The state a plan is made against. The three mirrored tables are held
+/// either row by row (the maps) or, for a run, as digests (`digests`, the
+/// maps then empty): see `Detail`.
 #[derive(Debug, Clone, Default)]
 pub struct CurrentState {
     pub students: HashMap<i64, StudentRow>,
     pub contacts: HashMap<(i64, i64), StudentContact>,
     pub guardian_accounts: HashMap<(i64, i64), GuardianLink>,
+    /// Set (and the three maps above empty) when loaded with `Detail::Digests`.
+    pub digests: Option<MirroredDigests>,
     pub users: Vec<UserRow>,
     pub connections: Vec<ConnectionRow>,
     pub forms: Vec<FormFacts>,
@@ -105,34 +111,24 @@ const SELECT_CONNECTIONS: &str = "
 const SELECT_FORMS: &str = "SELECT DISTINCT student_dcid, created_by_user_id FROM forms";
 
 impl CurrentState {
-    /// Loads everything a plan compares against, in one read-only snapshot so
-    /// the tables agree with each other.
+    /// Loads everything a plan compares against, row by row, in one
+    /// read-only snapshot so the tables agree with each other.
     pub async fn load(pool: &PgPool) -> Result<CurrentState, StoreError> {
-        let (snapshot, state) = StateSnapshot::open(pool).await?;
+        let (snapshot, state) = StateSnapshot::open(pool, Detail::Rows).await?;
         snapshot.close().await?;
         Ok(state)
     }
 
     /// Reads the state on a connection (or transaction) the caller set up.
-    pub async fn load_in(tx: &mut PgConnection) -> Result<CurrentState, StoreError> {
+    pub async fn load_in(
+        tx: &mut PgConnection,
+        detail: Detail,
+    ) -> Result<CurrentState, StoreError> {
         let mut state = CurrentState::default();
-        let mut rows = sqlx::query_as::<_, StudentRow>(SELECT_STUDENTS).fetch(&mut *tx);
-        while let Some(r) = rows.try_next().await.doing("reading students")? {
-            state.students.insert(r.student.dcid, r);
+        match detail {
+            Detail::Rows => state.load_mirrored_rows(tx).await?,
+            Detail::Digests => state.digests = Some(load_digests(tx).await?),
         }
-        drop(rows);
-        let mut rows = sqlx::query_as::<_, StudentContact>(SELECT_CONTACTS).fetch(&mut *tx);
-        while let Some(r) = rows.try_next().await.doing("reading student contacts")? {
-            state.contacts.insert((r.student_dcid, r.person_id), r);
-        }
-        drop(rows);
-        let mut rows = sqlx::query_as::<_, GuardianLink>(SELECT_GUARDIAN_ACCOUNTS).fetch(&mut *tx);
-        while let Some(r) = rows.try_next().await.doing("reading guardian accounts")? {
-            state
-                .guardian_accounts
-                .insert((r.guardian_id, r.student_dcid), r);
-        }
-        drop(rows);
         state.users = sqlx::query_as::<_, UserRow>(SELECT_USERS)
             .fetch_all(&mut *tx)
             .await
@@ -147,6 +143,78 @@ impl CurrentState {
             .doing("reading forms")?;
         Ok(state)
     }
+
+    async fn load_mirrored_rows(&mut self, tx: &mut PgConnection) -> Result<(), StoreError> {
+        let mut rows = sqlx::query_as::<_, StudentRow>(SELECT_STUDENTS).fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await.doing("reading students")? {
+            self.students.insert(r.student.dcid, r);
+        }
+        drop(rows);
+        let mut rows = sqlx::query_as::<_, StudentContact>(SELECT_CONTACTS).fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await.doing("reading student contacts")? {
+            self.contacts.insert((r.student_dcid, r.person_id), r);
+        }
+        drop(rows);
+        let mut rows = sqlx::query_as::<_, GuardianLink>(SELECT_GUARDIAN_ACCOUNTS).fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await.doing("reading guardian accounts")? {
+            self.guardian_accounts
+                .insert((r.guardian_id, r.student_dcid), r);
+        }
+        Ok(())
+    }
+
+    /// How many stored students are in the sync set.
+    pub fn students_in_sync_set(&self) -> u64 {
+        match &self.digests {
+            Some(d) => d.students_in_set.len() as u64,
+            None => self.students.values().filter(|s| s.in_sync_set).count() as u64,
+        }
+    }
+
+    /// How many contacts are stored.
+    pub fn contact_count(&self) -> u64 {
+        match &self.digests {
+            Some(d) => d.contacts.len() as u64,
+            None => self.contacts.len() as u64,
+        }
+    }
+
+    /// How many guardian accounts are stored.
+    pub fn guardian_account_count(&self) -> u64 {
+        match &self.digests {
+            Some(d) => d.guardian_accounts.len() as u64,
+            None => self.guardian_accounts.len() as u64,
+        }
+    }
+}
+
+/// The mirrored tables as digests: each row is read, hashed and dropped.
+async fn load_digests(tx: &mut PgConnection) -> Result<MirroredDigests, StoreError> {
+    let mut d = MirroredDigests::default();
+    let mut rows = sqlx::query_as::<_, StudentRow>(SELECT_STUDENTS).fetch(&mut *tx);
+    while let Some(r) = rows.try_next().await.doing("reading students")? {
+        if r.in_sync_set {
+            d.students_in_set.push(r.student.dcid);
+        }
+        d.students.push(r.student.dcid, &r);
+    }
+    drop(rows);
+    let mut rows = sqlx::query_as::<_, StudentContact>(SELECT_CONTACTS).fetch(&mut *tx);
+    while let Some(r) = rows.try_next().await.doing("reading student contacts")? {
+        d.contacts.push((r.student_dcid, r.person_id), &r);
+    }
+    drop(rows);
+    let mut rows = sqlx::query_as::<_, GuardianLink>(SELECT_GUARDIAN_ACCOUNTS).fetch(&mut *tx);
+    while let Some(r) = rows.try_next().await.doing("reading guardian accounts")? {
+        d.guardian_accounts
+            .push((r.guardian_id, r.student_dcid), &r);
+    }
+    drop(rows);
+    d.students.finish();
+    d.students_in_set.sort_unstable();
+    d.contacts.finish();
+    d.guardian_accounts.finish();
+    Ok(d)
 }
 
 /// The read-only REPEATABLE READ snapshot a state was loaded in, kept open
@@ -159,7 +227,10 @@ pub struct StateSnapshot {
 
 impl StateSnapshot {
     /// Opens the snapshot and loads the current state in it.
-    pub async fn open(pool: &PgPool) -> Result<(StateSnapshot, CurrentState), StoreError> {
+    pub async fn open(
+        pool: &PgPool,
+        detail: Detail,
+    ) -> Result<(StateSnapshot, CurrentState), StoreError> {
         let mut tx = pool
             .begin()
             .await
@@ -168,8 +239,21 @@ impl StateSnapshot {
             .execute(&mut *tx)
             .await
             .doing("starting a read of the current state")?;
-        let state = CurrentState::load_in(&mut tx).await?;
+        let state = CurrentState::load_in(&mut tx, detail).await?;
         Ok((StateSnapshot { tx }, state))
+    }
+
+    /// The stored rows of these students, in dcid order, read in this
+    /// snapshot (a run with digests reads the rows of the students leaving
+    /// the sync set here, to keep them marked as out of it).
+    pub async fn students(&mut self, dcids: &[i64]) -> Result<Vec<StudentRow>, StoreError> {
+        sqlx::query_as::<_, StudentRow>(&format!(
+            "{SELECT_STUDENTS} WHERE dcid = ANY($1) ORDER BY dcid"
+        ))
+        .bind(dcids)
+        .fetch_all(&mut *self.tx)
+        .await
+        .doing("reading the students leaving the sync set")
     }
 
     /// The fingerprint (see `fingerprint`) of the tables, in this snapshot.

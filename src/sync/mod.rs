@@ -6,6 +6,7 @@
 
 use crate::config::Settings;
 use crate::powerschool::{DistrictSnapshot, PowerSchoolClient};
+use crate::store::digest::Detail;
 use crate::store::district::WriteGate;
 use crate::store::runs::{self, RunPhase, RunStatus, RunTrigger};
 use chrono::NaiveDate;
@@ -253,7 +254,7 @@ async fn run_phases(
     let (mut snapshot, read) = if prepare::may_read_during_fetch(pool) {
         let (snapshot, read) = tokio::try_join!(
             async { fetch.await.map_err(SyncError::from) },
-            read_state(pool)
+            read_state(pool, Detail::Digests)
         )?;
         (snapshot, Some(read))
     } else {
@@ -337,7 +338,7 @@ async fn planning_phase(
     } = heartbeat(run_id, "planning", async {
         let read = match read {
             Some(read) => read,
-            None => read_state(pool).await?,
+            None => read_state(pool, Detail::Digests).await?,
         };
         prepare_owned(settings, snapshot, read, options.today).await
     })

@@ -7,6 +7,7 @@
 use super::{baseline, plan, safety, Plan, SyncError};
 use crate::config::Settings;
 use crate::powerschool::DistrictSnapshot;
+use crate::store::digest::Detail;
 use crate::store::runs;
 use crate::store::state::{CurrentState, StateSnapshot};
 use chrono::NaiveDate;
@@ -37,16 +38,18 @@ pub struct StateRead {
 }
 
 /// Reads the last full run's figures, then opens the state's snapshot and
-/// loads the state in it. The figures are read first: while the snapshot
-/// is open, this path takes no other connection of the pool.
-pub async fn read_state(pool: &PgPool) -> Result<StateRead, SyncError> {
+/// loads the state in it (a run reads the mirrored tables as digests, the
+/// `plan` command row by row, to show what changed). The figures are read
+/// first: while the snapshot is open, this path takes no other connection
+/// of the pool.
+pub async fn read_state(pool: &PgPool, detail: Detail) -> Result<StateRead, SyncError> {
     let last = runs::last_full_success(pool).await?;
     let last_schools = match &last {
         Some(l) => baseline::last_school_counts(pool, l.id).await?,
         None => Default::default(),
     };
     let loading = Instant::now();
-    let (snapshot, state) = StateSnapshot::open(pool).await?;
+    let (snapshot, state) = StateSnapshot::open(pool, detail).await?;
     tracing::debug!(
         seconds = loading.elapsed().as_secs_f64(),
         "current state read"
@@ -83,7 +86,7 @@ pub async fn prepare(
     snapshot: &DistrictSnapshot,
     today: NaiveDate,
 ) -> Result<Prepared, SyncError> {
-    let read = read_state(pool).await?;
+    let read = read_state(pool, Detail::Rows).await?;
     prepare_owned(settings, snapshot.clone(), read, today).await
 }
 
@@ -103,7 +106,11 @@ pub async fn prepare_owned(
         state,
     } = read;
     let planning = Instant::now();
-    let plan = plan::plan_owned(snapshot, &state, &settings.sync, today);
+    let mut plan = plan::plan_owned(snapshot, &state, &settings.sync, today);
+    if state.digests.is_some() && !plan.leaving.is_empty() {
+        let leaving = read.students(&plan.leaving).await?;
+        plan.add_leaving_rows(leaving);
+    }
     tracing::debug!(seconds = planning.elapsed().as_secs_f64(), "plan made");
     let safety = safety::check(
         &settings.safety,

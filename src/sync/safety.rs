@@ -134,7 +134,7 @@ pub fn check(
     last: Option<&LastFullRun>,
     last_schools: &BTreeMap<i64, SchoolCounts>,
 ) -> SafetyCheck {
-    let in_set = state.students.values().filter(|s| s.in_sync_set).count() as u64;
+    let in_set = state.students_in_sync_set();
     let connections_now = state.connections.len() as u64;
     let losing = plan
         .connections
@@ -191,7 +191,7 @@ pub fn check(
             "safety.contacts_removed",
             "contacts would be removed",
             plan.contacts.remove.len() as u64,
-            Some(state.contacts.len() as u64),
+            Some(state.contact_count()),
             settings.contacts_removed,
         ),
         judge(
@@ -199,7 +199,7 @@ pub fn check(
             "safety.guardian_accounts_removed",
             "guardian accounts would be removed",
             plan.guardian_accounts.remove.len() as u64,
-            Some(state.guardian_accounts.len() as u64),
+            Some(state.guardian_account_count()),
             settings.guardian_accounts_removed,
         ),
         judge(

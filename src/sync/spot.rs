@@ -426,6 +426,8 @@ fn scoped_state(state: &CurrentState, dcids: &BTreeSet<i64>) -> CurrentState {
         students: of_scope(&state.students, |dcid| dcids.contains(dcid)),
         contacts: of_scope(&state.contacts, |(dcid, _)| dcids.contains(dcid)),
         guardian_accounts: of_scope(&state.guardian_accounts, |(_, dcid)| dcids.contains(dcid)),
+        // A spot sync reads the rows themselves.
+        digests: None,
         users: state.users.clone(),
         connections: state
             .connections

@@ -30,6 +30,7 @@ pub use changes::{
     RowChanges, SchoolCounts,
 };
 pub use connections::guardian_id_after;
+use mirrored::Stored;
 pub(crate) use problems::problem;
 pub(crate) use users::{changes_user, user_counts};
 
@@ -48,6 +49,22 @@ pub struct Plan {
     pub problems: Vec<ProblemRow>,
     pub counts: PlanCounts,
     pub decisions: DecisionsSummary,
+}
+
+impl Plan {
+    /// The stored rows of the students leaving the sync set (`leaving`),
+    /// for a plan made against digests, which could not copy them: each is
+    /// kept, marked as out of the set, exactly as a plan made against the
+    /// rows keeps it.
+    pub fn add_leaving_rows(&mut self, stored: Vec<StudentRow>) {
+        self.students
+            .update
+            .extend(stored.into_iter().map(|row| StudentRow {
+                in_sync_set: false,
+                ..row
+            }));
+        self.counts.students = self.students.counts();
+    }
 }
 
 /// What the rules reported, kept for the run report.
@@ -111,7 +128,7 @@ pub fn plan_owned(
     let dcids: HashSet<i64> = in_set.iter().map(|r| r.student.dcid).collect();
     // The sync set's rows move into the students' changes (the unchanged
     // ones are freed here, before the rules run).
-    (plan.students, plan.leaving) = mirrored::student_changes(in_set, &state.students);
+    (plan.students, plan.leaving) = mirrored::student_changes_in(in_set, state);
 
     // The fetched contacts and guardian rows move into the facts (no copy);
     // the mirrored rows are diffed from there once the rules are done.
@@ -128,9 +145,14 @@ pub fn plan_owned(
     step("rules");
 
     // Contacts and guardian accounts mirror PowerSchool for the sync set.
-    plan.contacts = mirrored::contact_changes(&facts.contacts, &dcids, &state.contacts);
+    let (contacts, guardian_accounts): (&dyn Stored<_, _>, &dyn Stored<_, _>) = match &state.digests
+    {
+        Some(d) => (&d.contacts, &d.guardian_accounts),
+        None => (&state.contacts, &state.guardian_accounts),
+    };
+    plan.contacts = mirrored::contact_changes(&facts.contacts, &dcids, contacts);
     plan.guardian_accounts =
-        mirrored::guardian_account_changes(&facts.guardian_rows, &dcids, &state.guardian_accounts);
+        mirrored::guardian_account_changes(&facts.guardian_rows, &dcids, guardian_accounts);
     drop(dcids);
     step("mirrored rows");
     let users = users::user_changes(state, &facts.guardian_rows, &decisions);
