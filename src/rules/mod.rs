@@ -17,7 +17,7 @@ pub mod text;
 pub mod tiers;
 pub mod verdict;
 
-pub use decision::decide;
+pub use decision::{decide, decide_keeping};
 pub use email::normalise_email;
 pub use explain::{explain_pair, Explanation};
 pub use tiers::{Capability, TierMatrix, TierMatrixError, TierPermissions};

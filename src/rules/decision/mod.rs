@@ -46,7 +46,19 @@ use super::Decisions;
 
 /// Decides every connection of the district from the facts.
 pub fn decide(facts: &DistrictFacts) -> Decisions {
-    Engine::new(facts).decisions()
+    Engine::new(facts).decisions(&|_| true)
+}
+
+/// `decide`, keeping the verdicts only of the decisions `keep` accepts; the
+/// others come with none. A run keeps those of the connections it writes
+/// (they go to the audit) and drops the rest as they are made: a district's
+/// verdicts would otherwise outweigh its rows. Every other field of every
+/// decision, and the report, are as `decide` makes them.
+pub fn decide_keeping(
+    facts: &DistrictFacts,
+    keep: &dyn Fn(&crate::rules::ConnectionDecision) -> bool,
+) -> Decisions {
+    Engine::new(facts).decisions(keep)
 }
 
 /// What steps 1 and 2 made of one guardian row.

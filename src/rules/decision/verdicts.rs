@@ -22,18 +22,22 @@ pub(super) struct PairLinks<'r, 'a> {
 
 type LinksByPair<'r, 'a> = HashMap<(i64, UserRef), PairLinks<'r, 'a>>;
 
+/// Which decisions keep their verdicts (see `decide_keeping`).
+pub(crate) type KeepVerdicts<'k> = &'k dyn Fn(&ConnectionDecision) -> bool;
+
 impl Engine<'_> {
-    pub(crate) fn decisions(&self) -> Decisions {
+    pub(crate) fn decisions(&self, keep: KeepVerdicts<'_>) -> Decisions {
         let mut report = DecisionReport::default();
         let email_differs = self.report_rows(&mut report);
         let links = self.links_by_pair();
 
         let mut connections = Vec::with_capacity(links.len() + self.facts.connections.len());
         for (&(student_dcid, user), pair) in &links {
-            connections.push(compact(self.linked_connection(student_dcid, user, pair)));
+            let decision = self.linked_connection(student_dcid, user, pair);
+            connections.push(compact(decision, keep));
         }
-        self.connections_without_link(&links, &mut connections, &mut report);
-        self.form_creators_without_connection(&links, &mut connections, &mut report);
+        self.connections_without_link(&links, &mut connections, &mut report, keep);
+        self.form_creators_without_connection(&links, &mut connections, &mut report, keep);
         connections.sort_by_key(|c| (c.student_dcid, c.user));
         let incomplete_users = incomplete_users(&connections);
 
@@ -123,6 +127,7 @@ impl Engine<'_> {
         links: &LinksByPair,
         connections: &mut Vec<ConnectionDecision>,
         report: &mut DecisionReport,
+        keep: KeepVerdicts<'_>,
     ) {
         for (&(student_dcid, user_id), connection) in &self.index.connections {
             if !self.index.students.contains_key(&student_dcid)
@@ -134,7 +139,7 @@ impl Engine<'_> {
             if decision.orphaned {
                 report.orphaned.push((student_dcid, user_id));
             }
-            connections.push(compact(decision));
+            connections.push(compact(decision, keep));
         }
     }
 
@@ -145,6 +150,7 @@ impl Engine<'_> {
         links: &LinksByPair,
         connections: &mut Vec<ConnectionDecision>,
         report: &mut DecisionReport,
+        keep: KeepVerdicts<'_>,
     ) {
         let mut form_pairs: Vec<(i64, i64)> = self.index.forms.iter().copied().collect();
         form_pairs.sort_unstable();
@@ -159,12 +165,10 @@ impl Engine<'_> {
                 continue;
             }
             match self.parent_portal_account(user_id) {
-                Some(account) => connections.push(compact(self.returning_parent(
-                    student_dcid,
-                    user_id,
-                    account,
-                    ConnectionAction::Create,
-                ))),
+                Some(account) => connections.push(compact(
+                    self.returning_parent(student_dcid, user_id, account, ConnectionAction::Create),
+                    keep,
+                )),
                 None => report.form_creator_only.push((student_dcid, user_id)),
             }
         }
@@ -196,10 +200,15 @@ fn incomplete_users(connections: &[ConnectionDecision]) -> Vec<i64> {
     users
 }
 
-/// Gives back the spare capacity of a decision's verdicts: a district keeps
-/// every decision until the plan is made.
-fn compact(mut decision: ConnectionDecision) -> ConnectionDecision {
-    decision.verdicts.shrink_to_fit();
+/// Gives back the spare capacity of a decision's verdicts (a district keeps
+/// every decision until the plan is made), or drops them for a decision
+/// `keep` says nobody will read them of.
+fn compact(mut decision: ConnectionDecision, keep: KeepVerdicts<'_>) -> ConnectionDecision {
+    if keep(&decision) {
+        decision.verdicts.shrink_to_fit();
+    } else {
+        decision.verdicts = Vec::new();
+    }
     decision
 }
 

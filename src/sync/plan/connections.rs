@@ -9,24 +9,47 @@ use crate::rules::{
 use crate::store::state::{ConnectionRow, CurrentState};
 use std::collections::HashMap;
 
+/// The stored connections by (student, user).
+pub(super) struct Existing<'s>(HashMap<(i64, i64), &'s ConnectionRow>);
+
+impl<'s> Existing<'s> {
+    pub(super) fn of(state: &'s CurrentState) -> Existing<'s> {
+        Existing(
+            state
+                .connections
+                .iter()
+                .map(|c| ((c.student_dcid, c.user_id), c))
+                .collect(),
+        )
+    }
+
+    fn before(&self, decision: &ConnectionDecision) -> Option<&'s ConnectionRow> {
+        match decision.user {
+            UserRef::Existing(id) => self.0.get(&(decision.student_dcid, id)).copied(),
+            UserRef::New(_) => None,
+        }
+    }
+
+    /// Whether the decision is written (created, updated or removed): only
+    /// then are its verdicts read (by the audit and the plan's details).
+    pub(super) fn is_written(&self, decision: &ConnectionDecision) -> bool {
+        matches!(
+            write_needed(decision, self.before(decision)),
+            WriteNeeded::Change(_)
+        )
+    }
+}
+
 /// The connection changes, and how many decided connections need no write.
 /// Each decision moves into its change (no copy of every verdict's prose).
 pub(super) fn connection_changes(
-    state: &CurrentState,
+    existing: &Existing<'_>,
     d: &mut Decisions,
 ) -> (Vec<ConnectionChange>, u64) {
-    let existing: HashMap<(i64, i64), &ConnectionRow> = state
-        .connections
-        .iter()
-        .map(|c| ((c.student_dcid, c.user_id), c))
-        .collect();
     let mut changes = Vec::new();
     let mut unchanged = 0u64;
     for decision in std::mem::take(&mut d.connections) {
-        let before = match decision.user {
-            UserRef::Existing(id) => existing.get(&(decision.student_dcid, id)).copied(),
-            UserRef::New(_) => None,
-        };
+        let before = existing.before(&decision);
         let kind = match write_needed(&decision, before) {
             WriteNeeded::Change(kind) => kind,
             WriteNeeded::Unchanged => {

@@ -141,7 +141,9 @@ pub fn plan_owned(
     );
     drop(snapshot);
     step("facts");
-    let mut decisions = rules::decide(&facts);
+    // Only the connections written keep their verdicts (for the audit).
+    let existing = connections::Existing::of(state);
+    let mut decisions = rules::decide_keeping(&facts, &|d| existing.is_written(d));
     step("rules");
 
     // Contacts and guardian accounts mirror PowerSchool for the sync set.
@@ -162,7 +164,7 @@ pub fn plan_owned(
     plan.counts.users = users.counts();
     plan.new_users = users.new_users;
     plan.user_updates = users.updates;
-    let (connections, unchanged) = connections::connection_changes(state, &mut decisions);
+    let (connections, unchanged) = connections::connection_changes(&existing, &mut decisions);
     plan.counts.connections = ConnectionCounts::tally(
         &connections,
         unchanged,
