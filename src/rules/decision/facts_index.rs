@@ -6,6 +6,7 @@
 //! Duplicate keys are bad data, but they must still give one answer whatever
 //! the row order, so each index keeps a value-ordered choice.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 
@@ -39,8 +40,9 @@ pub(super) struct User<'a> {
 /// The district's facts by the keys the rules look them up by.
 pub(super) struct FactsIndex<'a> {
     pub(super) students: HashMap<i64, Student<'a>>,
-    /// Contacts by student, then by normalised email; each list sorted by person id.
-    contacts: HashMap<i64, HashMap<String, Vec<&'a StudentContact>>>,
+    /// Contacts with an email, by student, then normalised email, then
+    /// person id (see `ContactIndex`).
+    contacts: ContactIndex<'a>,
     pub(super) users: HashMap<i64, User<'a>>,
     /// User ids by normalised login email, ascending.
     pub(super) verified_by_email: UsersByEmail,
@@ -58,7 +60,7 @@ impl<'a> FactsIndex<'a> {
         let (verified_by_email, unverified_by_email) = index_user_emails(&users);
         FactsIndex {
             students: index_students(&facts.students),
-            contacts: index_contacts(&facts.contacts),
+            contacts: ContactIndex::new(&facts.contacts),
             user_by_guardian: index_user_by_guardian(&users),
             users,
             verified_by_email,
@@ -78,11 +80,7 @@ impl<'a> FactsIndex<'a> {
         student_dcid: i64,
         email: &str,
     ) -> &[&'a StudentContact] {
-        self.contacts
-            .get(&student_dcid)
-            .and_then(|by_email| by_email.get(email))
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        self.contacts.with_email(student_dcid, email)
     }
 
     /// The user's login as the reasons show it.
@@ -135,26 +133,54 @@ fn index_students(students: &[StudentFacts]) -> HashMap<i64, Student<'_>> {
     index
 }
 
-fn index_contacts(
-    contacts: &[StudentContact],
-) -> HashMap<i64, HashMap<String, Vec<&StudentContact>>> {
-    let mut index: HashMap<i64, HashMap<String, Vec<&StudentContact>>> = HashMap::new();
-    for c in contacts {
-        if let Some(email) = normalise_optional(c.email.as_deref()) {
-            index
-                .entry(c.student_dcid)
-                .or_default()
-                .entry(email)
-                .or_default()
-                .push(c);
-        }
+/// The contacts that have a usable email, as two arrays in the same order:
+/// (student, normalised email) and the contact, sorted by student, email,
+/// then person id. One lookup is two binary searches; a district's
+/// contacts cost 32 bytes each here, and an email is copied only when
+/// normalising changed it.
+struct ContactIndex<'a> {
+    keys: Vec<(i64, Cow<'a, str>)>,
+    contacts: Vec<&'a StudentContact>,
+}
+
+impl<'a> ContactIndex<'a> {
+    fn new(contacts: &'a [StudentContact]) -> ContactIndex<'a> {
+        let mut entries: Vec<((i64, Cow<'a, str>), &'a StudentContact)> = contacts
+            .iter()
+            .filter_map(|c| {
+                let raw = c.email.as_deref()?;
+                let email = normalise_email(raw)?;
+                let email = if email == raw {
+                    Cow::Borrowed(raw)
+                } else {
+                    Cow::Owned(email)
+                };
+                Some(((c.student_dcid, email), c))
+            })
+            .collect();
+        entries.sort_by(|(ka, a), (kb, b)| {
+            ka.cmp(kb).then_with(|| {
+                (a.person_id, a.is_decision_making, &a.email).cmp(&(
+                    b.person_id,
+                    b.is_decision_making,
+                    &b.email,
+                ))
+            })
+        });
+        let (keys, contacts) = entries.into_iter().unzip();
+        ContactIndex { keys, contacts }
     }
-    for by_email in index.values_mut() {
-        for list in by_email.values_mut() {
-            list.sort_by_key(|c| (c.person_id, c.is_decision_making, c.email.clone()));
-        }
+
+    /// The student's contacts whose normalised email is `email`.
+    fn with_email(&self, student_dcid: i64, email: &str) -> &[&'a StudentContact] {
+        let start = self
+            .keys
+            .partition_point(|(s, e)| (*s, e.as_ref()) < (student_dcid, email));
+        let end = self
+            .keys
+            .partition_point(|(s, e)| (*s, e.as_ref()) <= (student_dcid, email));
+        self.contacts.get(start..end).unwrap_or(&[])
     }
-    index
 }
 
 fn index_users(users: &[UserFacts]) -> HashMap<i64, User<'_>> {

@@ -21,12 +21,7 @@ impl Engine<'_> {
     ) -> Vec<RuleVerdict> {
         let account = user_id.and_then(|u| self.index.earlier_guardian_id(u));
         let mut verdicts: Vec<RuleVerdict> = Vec::new();
-        for &i in self
-            .rows_by_student
-            .get(&student_dcid)
-            .into_iter()
-            .flatten()
-        {
+        for i in self.rows_of(student_dcid) {
             let Some(judged) = self.rows.get(i) else {
                 continue;
             };

@@ -19,8 +19,6 @@
 //! and every tie broken on values, never on input order, so the same district
 //! gives the same decisions however PowerSchool happened to list its rows.
 
-use std::collections::HashMap;
-
 use crate::rules::email::normalise_optional;
 use crate::rules::verdict::{Email, PortalAccount, Who};
 use crate::rules::{DistrictFacts, GuardianLink, Limit, StudentFacts, UserRef};
@@ -95,7 +93,8 @@ pub(crate) struct Engine<'a> {
     index: FactsIndex<'a>,
     /// Per guardian row, by position in `facts.guardian_rows`.
     rows: Vec<JudgedRow<'a>>,
-    rows_by_student: HashMap<i64, Vec<usize>>,
+    /// (student, row position) for every row, sorted (see `rows_of`).
+    rows_by_student: Vec<(i64, usize)>,
     accounts: Accounts,
 }
 
@@ -103,7 +102,7 @@ impl<'a> Engine<'a> {
     pub(crate) fn new(facts: &'a DistrictFacts) -> Engine<'a> {
         let index = FactsIndex::new(facts);
         let mut rows = Vec::with_capacity(facts.guardian_rows.len());
-        let mut rows_by_student: HashMap<i64, Vec<usize>> = HashMap::new();
+        let mut rows_by_student = Vec::with_capacity(facts.guardian_rows.len());
         for (i, row) in facts.guardian_rows.iter().enumerate() {
             let email = normalise_optional(row.email.as_deref()).map(Email::from);
             let outcome = judge_link(&index, row, email.as_deref());
@@ -117,8 +116,9 @@ impl<'a> Engine<'a> {
                 outcome,
                 found,
             });
-            rows_by_student.entry(row.student_dcid).or_default().push(i);
+            rows_by_student.push((row.student_dcid, i));
         }
+        rows_by_student.sort_unstable();
         let accounts = Accounts::settle(&index, &rows);
         Engine {
             facts,
@@ -130,6 +130,19 @@ impl<'a> Engine<'a> {
     }
 
     // ---------------- small lookups ----------------
+
+    /// The positions of the student's guardian rows, ascending.
+    fn rows_of(&self, student_dcid: i64) -> impl Iterator<Item = usize> + '_ {
+        let start = self
+            .rows_by_student
+            .partition_point(|&(s, _)| s < student_dcid);
+        self.rows_by_student
+            .get(start..)
+            .unwrap_or(&[])
+            .iter()
+            .take_while(move |&&(s, _)| s == student_dcid)
+            .map(|&(_, i)| i)
+    }
 
     /// The user a valid link gives the student to, with step 2's answer;
     /// `None` for a row that is no valid link.

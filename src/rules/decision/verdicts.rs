@@ -17,7 +17,8 @@ pub(super) struct PairLinks<'r, 'a> {
     /// The link that gives the highest tier, and step 2's answer for it.
     pub(super) best: &'r JudgedRow<'a>,
     pub(super) found: Found,
-    pub(super) guardian_ids: BTreeSet<i64>,
+    /// Ascending, no duplicates (almost always one: a small vector, not a set).
+    pub(super) guardian_ids: Vec<i64>,
 }
 
 type LinksByPair<'r, 'a> = HashMap<(i64, UserRef), PairLinks<'r, 'a>>;
@@ -110,9 +111,12 @@ impl Engine<'_> {
                 .or_insert(PairLinks {
                     best: judged,
                     found,
-                    guardian_ids: BTreeSet::new(),
+                    guardian_ids: Vec::new(),
                 });
-            pair.guardian_ids.insert(judged.link.guardian_id);
+            let gid = judged.link.guardian_id;
+            if let Err(at) = pair.guardian_ids.binary_search(&gid) {
+                pair.guardian_ids.insert(at, gid);
+            }
             if link_rank(judged) < link_rank(pair.best) {
                 pair.best = judged;
                 pair.found = found;
