@@ -4,7 +4,7 @@
 //! (`on_powerschool_removal`). Each case decides the action, the tier and the
 //! sentence that says why.
 
-use super::verdicts::PairLinks;
+use super::verdicts::{KeepVerdicts, PairLinks};
 use super::{tier_under, Engine};
 use crate::rules::verdict::{Email, NotCaseC, PortalAccount, Reason, Who};
 use crate::rules::{
@@ -27,70 +27,87 @@ impl Engine<'_> {
         student_dcid: i64,
         user: UserRef,
         pair: &PairLinks<'_, '_>,
+        keep: KeepVerdicts<'_>,
     ) -> ConnectionDecision {
-        let row = pair.best.link;
-        let email = pair.best.email.clone().unwrap_or_else(|| Email::from(""));
         let limits = pair.best.limits().to_vec();
         let tier = tier_under(&limits);
-        let found = pair.found;
-
-        let mut verdicts = Vec::with_capacity(7);
-        super::link_validity::link_verdicts(&self.index, row, &email, &mut verdicts);
-        verdicts.push(self.owner_verdict(row, &email, found, user));
-
-        let guardian_id = row.guardian_id;
-        let who = self.describe_user(user, Some(&email));
-        let others = other_links(pair, guardian_id);
-        let (case, action, reason) = match user {
-            UserRef::Existing(u) if self.index.connections.contains_key(&(student_dcid, u)) => (
-                ConnectionCase::Synced,
-                ConnectionAction::Keep,
-                Reason::CaseSynced {
-                    who,
-                    student_dcid,
-                    guardian_id,
-                    tier,
-                    others,
-                },
-            ),
-            UserRef::Existing(u) if self.index.forms.contains(&(student_dcid, u)) => (
-                ConnectionCase::MatchedFormCreator,
-                ConnectionAction::Create,
-                Reason::CaseMatchedFormCreator {
-                    who,
-                    student_dcid,
-                    guardian_id,
-                    tier,
-                    others,
-                },
-            ),
-            _ => (
-                ConnectionCase::Created,
-                ConnectionAction::Create,
-                Reason::CaseCreated {
-                    who,
-                    student_dcid,
-                    guardian_id,
-                    email,
-                    tier,
-                    others,
-                },
-            ),
+        let case = match user {
+            UserRef::Existing(u) if self.index.connections.contains_key(&(student_dcid, u)) => {
+                ConnectionCase::Synced
+            }
+            UserRef::Existing(u) if self.index.forms.contains(&(student_dcid, u)) => {
+                ConnectionCase::MatchedFormCreator
+            }
+            _ => ConnectionCase::Created,
         };
-        verdicts.push(reason.verdict());
-
-        ConnectionDecision {
+        let action = match case {
+            ConnectionCase::Synced => ConnectionAction::Keep,
+            _ => ConnectionAction::Create,
+        };
+        let mut decision = ConnectionDecision {
             student_dcid,
             user,
             action,
             case,
             tier,
             limits,
-            guardian_id: Some(guardian_id),
+            guardian_id: Some(pair.best.link.guardian_id),
             present_in_powerschool: true,
             orphaned: false,
-            verdicts,
+            verdicts: Vec::new(),
+        };
+        // The verdicts say why; they are made only when someone reads them.
+        if keep(&decision) {
+            decision.verdicts = self.linked_verdicts(student_dcid, user, pair, case, tier);
         }
+        decision
+    }
+
+    /// The verdicts of a linked pair's decision: step 1 on its best link,
+    /// step 2's owner, then its case.
+    fn linked_verdicts(
+        &self,
+        student_dcid: i64,
+        user: UserRef,
+        pair: &PairLinks<'_, '_>,
+        case: ConnectionCase,
+        tier: AccessTier,
+    ) -> Vec<RuleVerdict> {
+        let row = pair.best.link;
+        let email = pair.best.email.clone().unwrap_or_else(|| Email::from(""));
+        let mut verdicts = Vec::with_capacity(7);
+        super::link_validity::link_verdicts(&self.index, row, &email, &mut verdicts);
+        verdicts.push(self.owner_verdict(row, &email, pair.found, user));
+
+        let guardian_id = row.guardian_id;
+        let who = self.describe_user(user, Some(&email));
+        let others = other_links(pair, guardian_id);
+        let reason = match case {
+            ConnectionCase::Synced => Reason::CaseSynced {
+                who,
+                student_dcid,
+                guardian_id,
+                tier,
+                others,
+            },
+            ConnectionCase::MatchedFormCreator => Reason::CaseMatchedFormCreator {
+                who,
+                student_dcid,
+                guardian_id,
+                tier,
+                others,
+            },
+            _ => Reason::CaseCreated {
+                who,
+                student_dcid,
+                guardian_id,
+                email,
+                tier,
+                others,
+            },
+        };
+        verdicts.push(reason.verdict());
+        verdicts
     }
 
     /// Cases C and A, and `on_powerschool_removal`, for an existing

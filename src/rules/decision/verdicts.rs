@@ -34,7 +34,7 @@ impl Engine<'_> {
 
         let mut connections = Vec::with_capacity(links.len() + self.facts.connections.len());
         for (&(student_dcid, user), pair) in &links {
-            let decision = self.linked_connection(student_dcid, user, pair);
+            let decision = self.linked_connection(student_dcid, user, pair, keep);
             connections.push(compact(decision, keep));
         }
         self.connections_without_link(&links, &mut connections, &mut report, keep);
