@@ -112,7 +112,7 @@ fn student_changes(
 }
 
 pub(super) fn contact_changes(
-    fetched: &[StudentContact],
+    fetched: Vec<StudentContact>,
     in_set: &HashSet<i64>,
     current: &dyn Stored<(i64, i64), StudentContact>,
 ) -> RowChanges<StudentContact, (i64, i64)> {
@@ -122,14 +122,11 @@ pub(super) fn contact_changes(
         |c| c.student_dcid,
         |c| (c.student_dcid, c.person_id),
     );
-    diff_rows(
-        fresh.into_iter().map(|(k, r)| (k, Cow::Borrowed(r))),
-        current,
-    )
+    diff_rows(fresh.into_iter().map(|(k, r)| (k, Cow::Owned(r))), current)
 }
 
 pub(super) fn guardian_account_changes(
-    fetched: &[GuardianLink],
+    fetched: Vec<GuardianLink>,
     in_set: &HashSet<i64>,
     current: &dyn Stored<(i64, i64), GuardianLink>,
 ) -> RowChanges<GuardianLink, (i64, i64)> {
@@ -139,26 +136,22 @@ pub(super) fn guardian_account_changes(
         |g| g.student_dcid,
         |g| (g.guardian_id, g.student_dcid),
     );
-    diff_rows(
-        fresh.into_iter().map(|(k, r)| (k, Cow::Borrowed(r))),
-        current,
-    )
+    diff_rows(fresh.into_iter().map(|(k, r)| (k, Cow::Owned(r))), current)
 }
 
 /// The fetched records whose student is in the sync set, in key order, one
-/// per key (a later record of the same key wins); borrowed, so only the
-/// changed ones are ever copied. A fetch comes sorted, so the sort is one
-/// pass.
-fn of_sync_set<'a, R, K: Ord + Copy>(
-    fetched: &'a [R],
+/// per key (a later record of the same key wins), moved (never copied). A
+/// fetch comes sorted, so the sort is one pass.
+fn of_sync_set<R, K: Ord + Copy>(
+    fetched: Vec<R>,
     in_set: &HashSet<i64>,
     student_of: impl Fn(&R) -> i64,
     key_of: impl Fn(&R) -> K,
-) -> Vec<(K, &'a R)> {
-    let mut fresh: Vec<(K, &'a R)> = fetched
-        .iter()
+) -> Vec<(K, R)> {
+    let mut fresh: Vec<(K, R)> = fetched
+        .into_iter()
         .filter(|r| in_set.contains(&student_of(r)))
-        .map(|r| (key_of(r), r))
+        .map(|r| (key_of(&r), r))
         .collect();
     fresh.sort_by_key(|(k, _)| *k);
     fresh.dedup_by(|later, earlier| {

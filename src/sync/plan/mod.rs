@@ -132,7 +132,7 @@ pub fn plan_owned(
 
     // The fetched contacts and guardian rows move into the facts (no copy);
     // the mirrored rows are diffed from there once the rules are done.
-    let facts = with_schoolengage_side(
+    let mut facts = with_schoolengage_side(
         students,
         std::mem::take(&mut snapshot.contacts),
         std::mem::take(&mut snapshot.guardians),
@@ -146,21 +146,25 @@ pub fn plan_owned(
     let mut decisions = rules::decide_keeping(&facts, &|d| existing.is_written(d));
     step("rules");
 
-    // Contacts and guardian accounts mirror PowerSchool for the sync set.
+    let users = users::user_changes(state, &facts.guardian_rows, &decisions);
+    // Contacts and guardian accounts mirror PowerSchool for the sync set:
+    // the facts' rows move into their changes (the unchanged ones are freed
+    // as they are met), so no row is ever held twice.
     let (contacts, guardian_accounts): (&dyn Stored<_, _>, &dyn Stored<_, _>) = match &state.digests
     {
         Some(d) => (&d.contacts, &d.guardian_accounts),
         None => (&state.contacts, &state.guardian_accounts),
     };
-    plan.contacts = mirrored::contact_changes(&facts.contacts, &dcids, contacts);
-    plan.guardian_accounts =
-        mirrored::guardian_account_changes(&facts.guardian_rows, &dcids, guardian_accounts);
+    plan.contacts =
+        mirrored::contact_changes(std::mem::take(&mut facts.contacts), &dcids, contacts);
+    plan.guardian_accounts = mirrored::guardian_account_changes(
+        std::mem::take(&mut facts.guardian_rows),
+        &dcids,
+        guardian_accounts,
+    );
     drop(dcids);
-    step("mirrored rows");
-    let users = users::user_changes(state, &facts.guardian_rows, &decisions);
-    // The facts hold every fetched row: freed before the connections'
-    // changes are made.
     drop(facts);
+    step("mirrored rows");
     plan.counts.users = users.counts();
     plan.new_users = users.new_users;
     plan.user_updates = users.updates;
