@@ -8,7 +8,6 @@ use super::changes::RowChanges;
 use crate::powerschool::{GuardianLink, StudentContact};
 use crate::store::digest::{self, Digests, MirroredDigests};
 use crate::store::state::{CurrentState, StudentRow};
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
@@ -73,8 +72,7 @@ fn student_changes_by_digest(
     in_set: Vec<StudentRow>,
     current: &MirroredDigests,
 ) -> (RowChanges<StudentRow, i64>, Vec<i64>) {
-    let fresh = in_set.into_iter().map(|r| (r.student.dcid, Cow::Owned(r)));
-    let mut changes = diff_rows(fresh, &current.students);
+    let mut changes = diff_rows(in_set, |r| r.student.dcid, &current.students);
     let mut leaving = Vec::new();
     for dcid in std::mem::take(&mut changes.remove) {
         if current.in_sync_set(dcid) {
@@ -93,8 +91,7 @@ fn student_changes(
     in_set: Vec<StudentRow>,
     current: &HashMap<i64, StudentRow>,
 ) -> (RowChanges<StudentRow, i64>, Vec<i64>) {
-    let fresh = in_set.into_iter().map(|r| (r.student.dcid, Cow::Owned(r)));
-    let mut changes = diff_rows(fresh, current);
+    let mut changes = diff_rows(in_set, |r| r.student.dcid, current);
     let mut leaving = Vec::new();
     for dcid in std::mem::take(&mut changes.remove) {
         match current.get(&dcid) {
@@ -116,13 +113,9 @@ pub(super) fn contact_changes(
     in_set: &HashSet<i64>,
     current: &dyn Stored<(i64, i64), StudentContact>,
 ) -> RowChanges<StudentContact, (i64, i64)> {
-    let fresh = of_sync_set(
-        fetched,
-        in_set,
-        |c| c.student_dcid,
-        |c| (c.student_dcid, c.person_id),
-    );
-    diff_rows(fresh.into_iter().map(|(k, r)| (k, Cow::Owned(r))), current)
+    let key = |c: &StudentContact| (c.student_dcid, c.person_id);
+    let fresh = of_sync_set(fetched, in_set, |c| c.student_dcid, key);
+    diff_rows(fresh, key, current)
 }
 
 pub(super) fn guardian_account_changes(
@@ -130,66 +123,60 @@ pub(super) fn guardian_account_changes(
     in_set: &HashSet<i64>,
     current: &dyn Stored<(i64, i64), GuardianLink>,
 ) -> RowChanges<GuardianLink, (i64, i64)> {
-    let fresh = of_sync_set(
-        fetched,
-        in_set,
-        |g| g.student_dcid,
-        |g| (g.guardian_id, g.student_dcid),
-    );
-    diff_rows(fresh.into_iter().map(|(k, r)| (k, Cow::Owned(r))), current)
+    let key = |g: &GuardianLink| (g.guardian_id, g.student_dcid);
+    let fresh = of_sync_set(fetched, in_set, |g| g.student_dcid, key);
+    diff_rows(fresh, key, current)
 }
 
 /// The fetched records whose student is in the sync set, in key order, one
-/// per key (a later record of the same key wins), moved (never copied). A
-/// fetch comes sorted, so the sort is one pass.
+/// per key (a later record of the same key wins), sorted and filtered in
+/// place (never copied). A fetch comes sorted, so the sort is one pass.
 fn of_sync_set<R, K: Ord + Copy>(
-    fetched: Vec<R>,
+    mut fetched: Vec<R>,
     in_set: &HashSet<i64>,
     student_of: impl Fn(&R) -> i64,
     key_of: impl Fn(&R) -> K,
-) -> Vec<(K, R)> {
-    let mut fresh: Vec<(K, R)> = fetched
-        .into_iter()
-        .filter(|r| in_set.contains(&student_of(r)))
-        .map(|r| (key_of(&r), r))
-        .collect();
-    fresh.sort_by_key(|(k, _)| *k);
-    fresh.dedup_by(|later, earlier| {
-        let same = later.0 == earlier.0;
+) -> Vec<R> {
+    fetched.retain(|r| in_set.contains(&student_of(r)));
+    fetched.sort_by_key(&key_of);
+    fetched.dedup_by(|later, earlier| {
+        let same = key_of(later) == key_of(earlier);
         if same {
             std::mem::swap(later, earlier);
         }
         same
     });
-    fresh
+    fetched
 }
 
-/// Puts each fresh row (in key order, one per key) that is new or changed
-/// into the changes (copied only then) and counts the others, comparing in
-/// place with the stored row. The stored keys PowerSchool no longer has are
-/// removed, in key order; when every stored key was met (a quiet night),
-/// no search for them is made.
-fn diff_rows<'a, K: Ord + Copy, T: Clone + 'a, S: Stored<K, T> + ?Sized>(
-    fresh: impl Iterator<Item = (K, Cow<'a, T>)>,
+/// Splits the fresh rows (in key order, one per key) into the changes,
+/// comparing each with the stored row: the new ones stay where they are
+/// (on a first sync the fetched rows become the creates without a copy),
+/// the changed ones move to the updates, and the unchanged ones are counted
+/// and freed. The stored keys PowerSchool no longer has are removed, in key
+/// order; when every stored key was met (a quiet night), no search for them
+/// is made.
+fn diff_rows<K: Ord + Copy, T, S: Stored<K, T> + ?Sized>(
+    mut fresh: Vec<T>,
+    key_of: impl Fn(&T) -> K,
     current: &S,
 ) -> RowChanges<T, K> {
+    let seen: Vec<K> = fresh.iter().map(&key_of).collect();
+    let stored: Vec<Option<bool>> = fresh
+        .iter()
+        .zip(&seen)
+        .map(|(row, key)| current.same(key, row))
+        .collect();
     let mut changes = RowChanges::default();
-    let mut met = 0usize;
-    let mut seen: Vec<K> = Vec::new();
-    for (key, row) in fresh {
-        seen.push(key);
-        match current.same(&key, &row) {
-            None => changes.create.push(row.into_owned()),
-            Some(same) => {
-                met += 1;
-                if same {
-                    changes.unchanged += 1;
-                } else {
-                    changes.update.push(row.into_owned());
-                }
-            }
-        }
-    }
+    let mut at = stored.iter();
+    changes.update = fresh
+        .extract_if(.., |_| at.next() == Some(&Some(false)))
+        .collect();
+    let mut at = stored.iter().filter(|s| **s != Some(false));
+    fresh.retain(|_| at.next() == Some(&None));
+    changes.unchanged = stored.iter().filter(|s| **s == Some(true)).count() as u64;
+    changes.create = fresh;
+    let met = stored.iter().filter(|s| s.is_some()).count();
     if met < current.count() {
         changes.remove = current.gone(&seen);
     }
