@@ -44,6 +44,7 @@ fn settings(url: &str, page_size: u32) -> PowerSchoolSettings {
         client_secret: Secret::new(creds.client_secret),
         page_size,
         school_concurrency: 3,
+        max_requests_in_flight: 24,
         max_attempts: 4,
         backoff_initial: Duration::from_millis(1),
         backoff_max: Duration::from_millis(5),
@@ -686,12 +687,12 @@ async fn throttling_is_waited_out_and_lowers_the_requests_in_flight() {
     };
     let running = fake(world.clone(), faults).await;
     let mut s = settings(&running.base_url(), 25);
-    s.school_concurrency = 4;
+    s.max_requests_in_flight = 24;
     let client = PowerSchoolClient::new(&s).unwrap();
     assert_eq!(
         client.stats().in_flight_limit,
         24,
-        "4 schools x 2 queries x 3 pages"
+        "powerschool.max_requests_in_flight"
     );
 
     let snapshot = client.fetch_district().await.unwrap();

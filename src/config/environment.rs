@@ -32,6 +32,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("powerschool.client_id", Kind::Text),
     ("powerschool.page_size", Kind::WholeNumber),
     ("powerschool.school_concurrency", Kind::WholeNumber),
+    ("powerschool.max_requests_in_flight", Kind::WholeNumber),
     ("powerschool.max_attempts", Kind::WholeNumber),
     ("powerschool.fields.enrolment_type_1", Kind::Text),
     ("powerschool.fields.enrolment_type_2", Kind::Text),

@@ -35,6 +35,7 @@ pub(super) struct FilePowerSchool {
     pub client_secret_file: Option<String>,
     pub page_size: Option<i64>,
     pub school_concurrency: Option<i64>,
+    pub max_requests_in_flight: Option<i64>,
     pub max_attempts: Option<i64>,
     pub backoff_initial_ms: Option<i64>,
     pub backoff_max_ms: Option<i64>,

@@ -29,7 +29,12 @@ pub struct PowerSchoolSettings {
     pub client_id: String,
     pub client_secret: Secret,
     pub page_size: u32,
+    /// Superseded by `max_requests_in_flight`: still read and checked so
+    /// that existing files load, no longer used by the fetch.
     pub school_concurrency: usize,
+    /// The most data requests on the PowerSchool server at once, for the
+    /// whole district; every query and school shares them.
+    pub max_requests_in_flight: usize,
     pub max_attempts: u32,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,

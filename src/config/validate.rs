@@ -18,6 +18,11 @@ use std::time::Duration;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/student_sync";
 
+/// `powerschool.max_requests_in_flight` when unset: enough that a distant
+/// server's round trips overlap, few enough for a district server that
+/// also serves its schools by day (the client used to allow up to 24).
+const DEFAULT_MAX_REQUESTS_IN_FLIGHT: i64 = 16;
+
 /// The settings from the layered values, checked for what the command needs
 /// (see `Needs`).
 pub(super) fn settings(
@@ -149,6 +154,13 @@ fn powerschool_requests(
         1,
         64,
     )?;
+    let max_requests_in_flight = whole(
+        "powerschool.max_requests_in_flight",
+        ps.max_requests_in_flight,
+        DEFAULT_MAX_REQUESTS_IN_FLIGHT,
+        1,
+        64,
+    )?;
     let max_attempts = whole("powerschool.max_attempts", ps.max_attempts, 5, 1, 20)?;
     let backoff_initial_ms = whole(
         "powerschool.backoff_initial_ms",
@@ -198,6 +210,7 @@ fn powerschool_requests(
         client_secret,
         page_size: page_size as u32,
         school_concurrency: school_concurrency as usize,
+        max_requests_in_flight: max_requests_in_flight as usize,
         max_attempts: max_attempts as u32,
         backoff_initial: Duration::from_millis(backoff_initial_ms as u64),
         backoff_max: Duration::from_millis(backoff_max_ms as u64),

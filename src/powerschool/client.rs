@@ -26,7 +26,10 @@ pub struct PowerSchoolClient {
 pub(super) struct Inner {
     pub(super) transport: Transport,
     pub(super) page_size: PageSize,
-    pub(super) school_concurrency: usize,
+    /// Schools whose queries are under way at once: as many as the
+    /// district-wide bound on requests, so that no slot waits for a school
+    /// to start; the bound, not this, is what the server sees.
+    pub(super) schools_under_way: usize,
     pub(super) guardian_columns: GuardianColumns,
     pub(super) answer_limits: AnswerLimits,
 }
@@ -46,7 +49,7 @@ impl PowerSchoolClient {
             inner: Arc::new(Inner {
                 transport: Transport::new(settings)?,
                 page_size: PageSize::new(settings.page_size),
-                school_concurrency: settings.school_concurrency.max(1),
+                schools_under_way: settings.max_requests_in_flight.max(1),
                 guardian_columns: settings.guardian_columns.clone(),
                 answer_limits: settings.answer_limits,
             }),

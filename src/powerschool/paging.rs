@@ -4,7 +4,8 @@
 //! already had are dropped. Which columns make the key is the query's to say.
 //!
 //! Paging rule: pages 1..=ceil(count / page size) are fetched (page 1 first,
-//! then the rest a few at a time, in order). Data can grow during the fetch,
+//! then the rest as many at a time as the client's bound on requests in
+//! flight allows, added in order). Data can grow during the fetch,
 //! so while the last page fetched is full the next one is fetched too, until
 //! a page comes back short or empty, or brings nothing new (a server that
 //! ignores `page` must not loop us forever). If page 1 comes back shorter than
@@ -37,11 +38,6 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use tracing::warn;
-
-/// Pages of one query requested at once. Small on purpose: with several
-/// schools in flight, each running two queries, a district server sees at
-/// most `school_concurrency * 2 * PAGES_IN_FLIGHT` requests.
-pub(super) const PAGES_IN_FLIGHT: usize = 3;
 
 /// The columns that make a record distinct; `None` never de-duplicates.
 pub(super) type KeyColumns = Option<&'static [&'static str]>;
@@ -203,8 +199,8 @@ impl<'a> Pager<'a> {
 
     /// Counts, then pages through the query, keeping the first record of
     /// each key (see the paging rule above). Each page is typed as it
-    /// arrives and its bytes freed; at most `PAGES_IN_FLIGHT` parsed pages
-    /// wait to be added, so only the accumulated records grow.
+    /// arrives and its bytes freed; at most `window()` parsed pages wait to
+    /// be added, so only the accumulated records grow.
     pub(super) async fn fetch<R: PageRead>(
         &self,
         reader: &R,
@@ -227,7 +223,7 @@ impl<'a> Pager<'a> {
         if planned > 1 {
             let mut pages = stream::iter(2..=planned)
                 .map(|p| async move { self.page(reader, p, page_size).await.map(|r| (p, r)) })
-                .buffered(PAGES_IN_FLIGHT)
+                .buffered(self.window())
                 .boxed();
             while let Some((p, page)) = pages.try_next().await? {
                 last_len = page.records.len() as u64;
@@ -281,6 +277,17 @@ impl<'a> Pager<'a> {
             duplicates: acc.duplicates,
             pages: next - 1,
         })
+    }
+
+    /// Pages of this query asked at once: as many as the client may have
+    /// on the server (`powerschool.max_requests_in_flight`, lower once
+    /// throttled). The limiter, shared by every query, is what bounds the
+    /// server's load; this only lets a query alone (the guardians' hundreds
+    /// of pages, once the schools are done) use all of it.
+    fn window(&self) -> usize {
+        usize::try_from(self.transport.limiter.limit())
+            .unwrap_or(1)
+            .max(1)
     }
 
     /// The arguments as an error message names them.

@@ -188,41 +188,40 @@ impl PowerSchoolClient {
         })
     }
 
-    /// Everything the nightly sync needs: schools, then guardians and
-    /// independent students beside each school's students and contacts
-    /// (`schools_records`). The first error ends the fetch;
-    /// a half-fetched district must never look like a complete one.
-    /// Results are sorted by key so two fetches of the same data are equal.
+    /// Everything the nightly sync needs: the guardians, the independent
+    /// students and the schools list at once, then each school's students
+    /// and contacts (`schools_records`) beside the guardians' pages. The
+    /// first error ends the fetch; a half-fetched district must never look
+    /// like a complete one. Results are sorted by key so two fetches of the
+    /// same data are equal.
     pub async fn fetch_district(&self) -> Result<DistrictSnapshot, PowerSchoolError> {
         let started = Instant::now();
         let progress = Progress::new("district").observed_by(self.observer.clone());
         info!(url = %self.inner.transport.base, "PowerSchool fetch started");
-        let schools = self.schools_with(&progress).await?;
-        // The district-wide queries run beside the schools' ones: on a
-        // distant server each page costs a round trip, and the guardian
-        // query alone has hundreds of pages.
-        let district_wide = async {
-            let guardians = self
-                .typed(
-                    GUARDIANS_QUERY,
-                    json!({}),
-                    &progress,
-                    self.guardian_reader(),
-                )
-                .await?;
-            let independent = self
-                .typed(
-                    INDEPENDENT_QUERY,
-                    json!({}),
-                    &progress,
-                    independent_reader(),
-                )
-                .await?;
-            Ok::<_, PowerSchoolError>((guardians, independent))
+        // On a distant server each page costs a round trip: nothing waits
+        // for another query's answer unless it needs it (only the schools'
+        // queries need the schools list). The client's one bound on
+        // requests in flight keeps the server's load in check.
+        let guardians = self.typed(
+            GUARDIANS_QUERY,
+            json!({}),
+            &progress,
+            self.guardian_reader(),
+        );
+        let independent = self.typed(
+            INDEPENDENT_QUERY,
+            json!({}),
+            &progress,
+            independent_reader(),
+        );
+        let per_school = async {
+            let schools = self.schools_with(&progress).await?;
+            let numbers: Vec<i64> = schools.records.iter().map(|s| s.school_number).collect();
+            let snapshot = self.schools_records(numbers, &progress).await?;
+            Ok::<_, PowerSchoolError>((schools, snapshot))
         };
-        let numbers: Vec<i64> = schools.records.iter().map(|s| s.school_number).collect();
-        let ((guardians, independent), mut snapshot) =
-            futures::try_join!(district_wide, self.schools_records(numbers, &progress))?;
+        let (guardians, independent, (schools, mut snapshot)) =
+            futures::try_join!(guardians, independent, per_school)?;
         snapshot.retries += schools.retries + guardians.retries + independent.retries;
         snapshot.problems.extend(schools.problems);
         snapshot.problems.extend(guardians.problems);
@@ -253,8 +252,9 @@ impl PowerSchoolClient {
         Ok(snapshot)
     }
 
-    /// Each school's students and contacts, with at most
-    /// `school_concurrency` schools in flight. Each school's records join the
+    /// Each school's students and contacts, with as many schools under way
+    /// as the client may have requests in flight (their requests wait for
+    /// a place there, so the server never sees more). Each school's records join the
     /// result as soon as they arrive, so no school's list outlives its query.
     async fn schools_records(
         &self,
@@ -272,7 +272,7 @@ impl PowerSchoolClient {
                 );
                 futures::try_join!(students, contacts)
             })
-            .buffer_unordered(self.inner.school_concurrency)
+            .buffer_unordered(self.inner.schools_under_way)
             // Boxing erases the closure types; without it the future of a
             // whole run is not provably Send and cannot be spawned.
             .boxed()

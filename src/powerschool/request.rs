@@ -82,7 +82,7 @@ impl Transport {
             base: settings.url.clone(),
             policy,
             counters: Counters::default(),
-            limiter: Limiter::new(max_in_flight(settings)),
+            limiter: Limiter::new(settings.max_requests_in_flight),
             max_body_bytes: settings.answer_limits.max_page_bytes,
         })
     }
@@ -271,10 +271,4 @@ impl Transport {
             ..Transient::answered(status, format!("throttled: {what}"))
         }))
     }
-}
-
-/// The most data requests a client has on the server at once: every school
-/// in flight runs two queries, each with its pages in flight.
-fn max_in_flight(settings: &PowerSchoolSettings) -> usize {
-    settings.school_concurrency.max(1) * 2 * super::paging::PAGES_IN_FLIGHT
 }

@@ -352,6 +352,34 @@ fn the_environment_wins_over_the_file_and_student_sync_database_url_over_databas
 }
 
 #[test]
+fn max_requests_in_flight_defaults_to_sixteen_and_is_checked() {
+    let s = load_toml("", &[]).unwrap();
+    assert_eq!(s.powerschool.max_requests_in_flight, 16);
+    let s = load_toml(
+        "[powerschool]\nmax_requests_in_flight = 4\n",
+        &[("STUDENT_SYNC_POWERSCHOOL_MAX_REQUESTS_IN_FLIGHT", "6")],
+    )
+    .unwrap();
+    assert_eq!(
+        s.powerschool.max_requests_in_flight, 6,
+        "the environment wins"
+    );
+    for bad in ["0", "65", "-1"] {
+        let e = load_toml(
+            &format!("[powerschool]\nmax_requests_in_flight = {bad}\n"),
+            &[],
+        )
+        .unwrap_err();
+        let message = e.to_string();
+        assert_eq!(key_of(e), "powerschool.max_requests_in_flight", "{bad}");
+        assert!(
+            message.contains("64"),
+            "the allowed range is named: {message}"
+        );
+    }
+}
+
+#[test]
 fn unknown_keys_in_the_file_are_refused() {
     for (text, key) in [
         ("colour = \"blue\"\n", "`colour`"),
