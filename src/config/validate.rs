@@ -154,10 +154,17 @@ fn powerschool_requests(
         1,
         64,
     )?;
+    // A district that set only the older `school_concurrency` (to spare its
+    // server) keeps the most it ever had in flight: that many schools, two
+    // queries each, three pages a query.
+    let in_flight_default = match ps.school_concurrency {
+        Some(_) => (school_concurrency * 2 * 3).min(64),
+        None => DEFAULT_MAX_REQUESTS_IN_FLIGHT,
+    };
     let max_requests_in_flight = whole(
         "powerschool.max_requests_in_flight",
         ps.max_requests_in_flight,
-        DEFAULT_MAX_REQUESTS_IN_FLIGHT,
+        in_flight_default,
         1,
         64,
     )?;
