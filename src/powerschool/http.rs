@@ -9,6 +9,15 @@ use std::time::Duration;
 /// Bodies at least this big are parsed off the fetch's task.
 const PARSE_ELSEWHERE_BYTES: usize = 64 * 1024;
 
+/// Pages parsed at once, process-wide: one per core. Parsing is CPU work;
+/// with many requests in flight, pages arriving together would otherwise
+/// each get a blocking thread of their own, and every such thread keeps
+/// its own allocator cache (64 requests in flight cost 300 MB that way).
+static PARSE_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tokio::sync::Semaphore::new(cores)
+});
+
 /// `base` with `segments` appended as path segments (each one escaped).
 pub(super) fn url_with(base: &url::Url, segments: &[&str]) -> url::Url {
     let mut url = base.clone();
@@ -142,6 +151,8 @@ pub(super) async fn read_decoded<D: Decode>(
     // A page is parsed on the blocking pool, so the pages of a fetch (all
     // polled by one task) are parsed on every core, not one.
     if bytes_len >= PARSE_ELSEWHERE_BYTES {
+        // The semaphore is never closed, so a permit always comes.
+        let _slot = PARSE_SLOTS.acquire().await;
         tokio::task::spawn_blocking(parse)
             .await
             .unwrap_or_else(|e| Err(ReadError::Broken(format!("parsing the answer failed: {e}"))))
@@ -211,4 +222,49 @@ pub(super) fn describe_reqwest(e: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A decoder that notes how many decodes run at once.
+    #[derive(Clone, Default)]
+    struct Counting {
+        now: Arc<AtomicUsize>,
+        most: Arc<AtomicUsize>,
+    }
+
+    impl Decode for Counting {
+        type Out = ();
+        fn decode(&self, _: &[u8]) -> Result<Decoded<()>, serde_json::Error> {
+            let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            // Long enough for the other pages to arrive meanwhile.
+            std::thread::sleep(Duration::from_millis(20));
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            Ok(Decoded::Data(()))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pages_arriving_together_are_parsed_at_most_one_per_core_at_once() {
+        let decoder = Counting::default();
+        let body = vec![b' '; PARSE_ELSEWHERE_BYTES];
+        let reads = (0..24).map(|_| {
+            let response = reqwest::Response::from(http::Response::new(body.clone()));
+            read_decoded(response, usize::MAX, &decoder)
+        });
+        for read in futures::future::join_all(reads).await {
+            assert!(matches!(read, Ok(Decoded::Data(()))));
+        }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let most = decoder.most.load(Ordering::SeqCst);
+        assert!(
+            (1..=cores).contains(&most),
+            "{most} pages parsed at once on {cores} cores"
+        );
+    }
 }
