@@ -4,11 +4,6 @@
 
 use clap::Parser;
 
-/// mimalloc instead of the system allocator: a run makes and frees millions
-/// of small strings, and glibc's allocator spent a third of a re-sync's CPU
-/// on them (and kept freed memory resident).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use student_sync::cli::{self, Cli};
 use student_sync::config::{LogFormat, LOG_FORMAT_ENV};
 
