@@ -381,31 +381,22 @@ fn max_requests_in_flight_defaults_to_sixteen_and_is_checked() {
 
 #[test]
 fn an_older_school_concurrency_keeps_its_ceiling_unless_the_bound_is_set() {
-    let s = load_toml(
-        "[powerschool]
-school_concurrency = 1
-",
-        &[],
-    )
-    .unwrap();
-    assert_eq!(s.powerschool.max_requests_in_flight, 6, "1 school x 2 x 3");
-    let s = load_toml(
-        "[powerschool]
-school_concurrency = 20
-",
-        &[],
-    )
-    .unwrap();
-    assert_eq!(s.powerschool.max_requests_in_flight, 64, "never above 64");
-    let s = load_toml(
-        "[powerschool]
-school_concurrency = 1
-max_requests_in_flight = 10
-",
-        &[],
-    )
-    .unwrap();
-    assert_eq!(s.powerschool.max_requests_in_flight, 10, "the bound wins");
+    for (file, bound, why) in [
+        (
+            "school_concurrency = 1",
+            6,
+            "1 school x 2 queries x 3 pages",
+        ),
+        ("school_concurrency = 20", 64, "never above 64"),
+        (
+            "school_concurrency = 1\nmax_requests_in_flight = 10",
+            10,
+            "the bound wins",
+        ),
+    ] {
+        let s = load_toml(&format!("[powerschool]\n{file}\n"), &[]).unwrap();
+        assert_eq!(s.powerschool.max_requests_in_flight, bound, "{why}");
+    }
 }
 
 #[test]
