@@ -573,3 +573,87 @@ async fn removed_contacts_hold_the_run(pool: PgPool) {
     );
     assert!(!reason.contains("school_contacts_shrink"), "{reason}");
 }
+
+/// A run keeps its connections' reasons as the audit's codes: the plan it
+/// holds reads them back as the very verdicts `plan` shows in sentences, and
+/// approving it writes those codes to the audit.
+#[sqlx::test]
+async fn a_held_plan_keeps_its_reasons_as_codes_and_reads_them_back(pool: PgPool) {
+    let mut night2 = two_schools();
+    night2.guardian_accounts.retain(|g| g.student_dcid < 6000);
+    let fake = start_fake(two_schools(), Faults::default()).await;
+    let settings = settings_for(&fake);
+    sync::run_once(&pool, &settings, &client(&settings), &options(&settings))
+        .await
+        .expect("night 1 succeeds");
+    fake.shutdown().await;
+
+    let fake = start_fake(night2, Faults::default()).await;
+    let settings = settings_for(&fake);
+    let shown = sync::preview(
+        &pool,
+        &settings,
+        &client(&settings),
+        options(&settings).today,
+    )
+    .await
+    .unwrap();
+    let err = sync::run_once(&pool, &settings, &client(&settings), &options(&settings))
+        .await
+        .expect_err("night 2 must be held");
+    fake.shutdown().await;
+    let SyncError::Held { run_id, .. } = err else {
+        panic!("expected a hold, got {err}");
+    };
+    let stored = store::held::load(&pool, run_id).await.unwrap();
+    let plan: Plan = serde_json::from_slice(&stored.plan).unwrap();
+    assert_eq!(plan.connections.len(), 12, "{:?}", plan.counts);
+    assert!(plan
+        .connections
+        .iter()
+        .all(|c| c.decision.coded.is_some() && c.decision.verdicts.is_empty()));
+    let read_back = sync::report::PlanPreview::new(&plan, None, shown.safety.clone());
+    let verdicts = |p: &sync::report::PlanPreview| -> Vec<_> {
+        p.changes
+            .iter()
+            .filter(|c| c.kind == "connection")
+            .map(|c| c.verdicts.clone())
+            .collect()
+    };
+    // (The record is labelled without the logins: a stored plan has no state.)
+    assert_eq!(verdicts(&read_back), verdicts(&shown), "the same verdicts");
+
+    let report = sync::hold::approve(&pool, &settings, run_id, "approver-test")
+        .await
+        .expect("approval applies");
+    assert_eq!(report.run_id, run_id);
+    let stored_codes: Vec<String> = sqlx::query_scalar(
+        "SELECT reason_codes::text FROM access_audit WHERE run_id = $1 ORDER BY student_dcid",
+    )
+    .bind(run_id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut planned: Vec<(i64, String)> = plan
+        .connections
+        .iter()
+        .map(|c| {
+            let codes = &c.decision.coded.as_ref().unwrap().codes;
+            let value: serde_json::Value = serde_json::from_str(codes).unwrap();
+            (c.decision.student_dcid, value.to_string())
+        })
+        .collect();
+    planned.sort();
+    let stored_codes: Vec<String> = stored_codes
+        .iter()
+        .map(|t| {
+            serde_json::from_str::<serde_json::Value>(t)
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        stored_codes,
+        planned.into_iter().map(|(_, c)| c).collect::<Vec<_>>()
+    );
+}

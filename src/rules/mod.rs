@@ -17,7 +17,7 @@ pub mod text;
 pub mod tiers;
 pub mod verdict;
 
-pub use decision::{decide, decide_keeping};
+pub use decision::{decide, decide_keeping, Keep};
 pub use email::normalise_email;
 pub use explain::{explain_pair, Explanation};
 pub use tiers::{Capability, TierMatrix, TierMatrixError, TierPermissions};
@@ -300,6 +300,47 @@ pub struct ConnectionDecision {
     /// Made by an earlier sync from PowerSchool, and its link is gone.
     pub orphaned: bool,
     pub verdicts: Vec<RuleVerdict>,
+    /// The verdicts as the audit's codes instead (`verdicts` then empty):
+    /// how a run keeps them (see `decision::Keep`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coded: Option<verdict::codes::CodedReasons>,
+}
+
+impl ConnectionDecision {
+    /// The keys of the audit row this decision writes, as far as the
+    /// decision knows them: the user is its own, or 0 for a user the run
+    /// creates.
+    pub fn audit_keys(&self) -> verdict::codes::RowKeys {
+        verdict::codes::RowKeys {
+            student_dcid: self.student_dcid,
+            user_id: match self.user {
+                UserRef::Existing(id) => id,
+                UserRef::New(_) => 0,
+            },
+            tier_after: (self.action != ConnectionAction::Remove).then_some(self.tier),
+            case: self.case,
+        }
+    }
+
+    /// The verdicts, read back from the codes when they are coded (a
+    /// reason the codes cannot give back is said as such).
+    pub fn verdicts_read(&self) -> std::borrow::Cow<'_, [RuleVerdict]> {
+        let Some(coded) = &self.coded else {
+            return std::borrow::Cow::Borrowed(&self.verdicts);
+        };
+        match coded.decode(&self.audit_keys()) {
+            Ok(reasons) => std::borrow::Cow::Owned(reasons.verdicts),
+            Err(e) => std::borrow::Cow::Owned(vec![RuleVerdict {
+                rule: Rule::Case,
+                passed: false,
+                reason: Reason::Prose {
+                    rule: Rule::Case,
+                    passed: false,
+                    detail: format!("the reasons could not be read back ({e})").into(),
+                },
+            }]),
+        }
+    }
 }
 
 /// A user the run creates for a valid link whose email matched nobody.

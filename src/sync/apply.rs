@@ -266,10 +266,20 @@ fn audit_row(
         tier_after: change.tier_after(),
         case: d.case,
     };
-    let reason_codes = codes::encode(&keys, d.guardian_id, &d.limits, &d.verdicts);
-    let reasons = match reason_codes {
-        Some(_) => None,
-        None => Some(prose_reasons(change)?),
+    // A run's decisions come coded (see `rules::Keep`); a held plan made
+    // before, or a decision the codes could not say, has its verdicts.
+    let (reason_codes, reasons) = match &d.coded {
+        Some(coded) => match coded.for_row(&keys) {
+            Ok(codes) => (Some(codes.to_string()), None),
+            Err(decoded) => {
+                let verdicts = decoded.map(|r| r.verdicts).unwrap_or_default();
+                (None, Some(prose_reasons(change, &verdicts)?))
+            }
+        },
+        None => match codes::encode(&keys, d.guardian_id, &d.limits, &d.verdicts) {
+            Some(codes) => (Some(codes), None),
+            None => (None, Some(prose_reasons(change, &d.verdicts)?)),
+        },
     };
     Ok(AuditRow {
         connection_id,
@@ -284,7 +294,10 @@ fn audit_row(
     })
 }
 
-fn prose_reasons(change: &ConnectionChange) -> Result<String, SyncError> {
+fn prose_reasons(
+    change: &ConnectionChange,
+    verdicts: &[crate::rules::RuleVerdict],
+) -> Result<String, SyncError> {
     let d = &change.decision;
     let reasons = AuditReasons {
         action: change.kind,
@@ -292,7 +305,7 @@ fn prose_reasons(change: &ConnectionChange) -> Result<String, SyncError> {
         case_letter: d.case.letter(),
         limits: d.limits.iter().map(|l| l.as_str()).collect(),
         guardian_id: d.guardian_id,
-        verdicts: &d.verdicts,
+        verdicts,
     };
     serde_json::to_string(&reasons).map_err(|source| SyncError::Serialise {
         what: "an audit row's reasons",

@@ -390,8 +390,8 @@ fn connection_change(c: &ConnectionChange, plan: &Plan, state: Option<&CurrentSt
         .map(|b| b.tier.as_str())
         .unwrap_or("no connection");
     let after = c.tier_after().map(|t| t.as_str()).unwrap_or("removed");
-    let why: Vec<String> = d
-        .verdicts
+    let verdicts = d.verdicts_read();
+    let why: Vec<String> = verdicts
         .iter()
         .filter(|v| !v.passed || v.rule == Rule::Case || v.rule == Rule::Removal)
         .map(|v| v.detail())
@@ -411,7 +411,7 @@ fn connection_change(c: &ConnectionChange, plan: &Plan, state: Option<&CurrentSt
             limits_text(&d.limits),
             why.join(" ")
         ),
-        verdicts: d.verdicts.clone(),
+        verdicts: verdicts.into_owned(),
     }
 }
 

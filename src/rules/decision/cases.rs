@@ -55,9 +55,10 @@ impl Engine<'_> {
             present_in_powerschool: true,
             orphaned: false,
             verdicts: Vec::new(),
+            coded: None,
         };
         // The verdicts say why; they are made only when someone reads them.
-        if keep(&decision) {
+        if (keep.verdicts_of)(&decision) {
             decision.verdicts = self.linked_verdicts(student_dcid, user, pair, case, tier);
         }
         decision
@@ -159,6 +160,7 @@ impl Engine<'_> {
             present_in_powerschool: false,
             orphaned: connection.origin == Origin::Powerschool,
             verdicts,
+            coded: None,
         }
     }
 
@@ -270,6 +272,7 @@ impl Engine<'_> {
             present_in_powerschool: false,
             orphaned: false,
             verdicts,
+            coded: None,
         }
     }
 

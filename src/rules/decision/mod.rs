@@ -39,24 +39,30 @@ use facts_index::FactsIndex;
 use link_validity::judge_link;
 pub use link_validity::tier_under;
 pub(crate) use link_validity::RowOutcome;
+pub use verdicts::Keep;
 
 use super::Decisions;
 
 /// Decides every connection of the district from the facts.
 pub fn decide(facts: &DistrictFacts) -> Decisions {
-    Engine::new(facts).decisions(&|_| true)
+    Engine::new(facts).decisions(&Keep::ALL)
 }
 
-/// `decide`, keeping the verdicts only of the decisions `keep` accepts; the
-/// others come with none. A run keeps those of the connections it writes
-/// (they go to the audit) and drops the rest as they are made: a district's
-/// verdicts would otherwise outweigh its rows. Every other field of every
-/// decision, and the report, are as `decide` makes them.
-pub fn decide_keeping(
-    facts: &DistrictFacts,
-    keep: &dyn Fn(&crate::rules::ConnectionDecision) -> bool,
-) -> Decisions {
+/// `decide`, keeping of each decision's verdicts what `keep` says: a run
+/// keeps those of the connections it writes (they go to the audit), as
+/// codes, and drops the rest as they are made; a district's verdicts would
+/// otherwise outweigh its rows. Every other field of every decision, and
+/// the report, are as `decide` makes them.
+pub fn decide_keeping(facts: &DistrictFacts, keep: &Keep<'_>) -> Decisions {
     Engine::new(facts).decisions(keep)
+}
+
+impl Keep<'_> {
+    /// Every verdict, as structures (`explain`, the rules' tests).
+    pub const ALL: Keep<'static> = Keep {
+        verdicts_of: &|_| true,
+        as_codes: false,
+    };
 }
 
 /// What steps 1 and 2 made of one guardian row.

@@ -7,6 +7,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
 use super::{tier_under, Engine, Found, JudgedRow, RowOutcome};
+use crate::rules::verdict::codes::CodedReasons;
 use crate::rules::{
     AccessTier, ConnectionAction, ConnectionCase, ConnectionDecision, DecisionReport, Decisions,
     UserRef,
@@ -23,8 +24,19 @@ pub(super) struct PairLinks<'r, 'a> {
 
 type LinksByPair<'r, 'a> = HashMap<(i64, UserRef), PairLinks<'r, 'a>>;
 
-/// Which decisions keep their verdicts (see `decide_keeping`).
-pub(crate) type KeepVerdicts<'k> = &'k dyn Fn(&ConnectionDecision) -> bool;
+/// What a caller keeps of each decision's verdicts (see `decide_keeping`).
+pub struct Keep<'k> {
+    /// Whether anybody will read the decision's verdicts; the others are
+    /// not made (a linked pair's) or dropped as soon as made.
+    pub verdicts_of: &'k dyn Fn(&ConnectionDecision) -> bool,
+    /// Keep the verdicts as the audit's codes (`ConnectionDecision::coded`)
+    /// rather than as structures: a run, which writes them to the audit and
+    /// shows no sentence, holds a few dozen bytes a connection, not a few
+    /// hundred. A decision the codes cannot say exactly keeps its verdicts.
+    pub as_codes: bool,
+}
+
+pub(crate) type KeepVerdicts<'k> = &'k Keep<'k>;
 
 impl Engine<'_> {
     pub(crate) fn decisions(&self, keep: KeepVerdicts<'_>) -> Decisions {
@@ -204,15 +216,27 @@ fn incomplete_users(connections: &[ConnectionDecision]) -> Vec<i64> {
     users
 }
 
-/// Gives back the spare capacity of a decision's verdicts (a district keeps
-/// every decision until the plan is made), or drops them for a decision
-/// `keep` says nobody will read them of.
+/// Drops the verdicts of a decision nobody will read them of, codes them
+/// when `keep` says so, or gives back their spare capacity (a district
+/// keeps every decision until the plan is made).
 fn compact(mut decision: ConnectionDecision, keep: KeepVerdicts<'_>) -> ConnectionDecision {
-    if keep(&decision) {
-        decision.verdicts.shrink_to_fit();
-    } else {
+    if !(keep.verdicts_of)(&decision) {
         decision.verdicts = Vec::new();
+        return decision;
     }
+    if keep.as_codes {
+        decision.coded = CodedReasons::encode(
+            &decision.audit_keys(),
+            decision.guardian_id,
+            &decision.limits,
+            &decision.verdicts,
+        );
+        if decision.coded.is_some() {
+            decision.verdicts = Vec::new();
+            return decision;
+        }
+    }
+    decision.verdicts.shrink_to_fit();
     decision
 }
 

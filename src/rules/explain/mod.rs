@@ -128,7 +128,7 @@ pub fn explain_pair(
     // `decide` is `Engine::new(facts).decisions()`; keeping the engine lets
     // explain also read what steps 1 and 2 made of each row, with the same code.
     let engine = Engine::new(facts);
-    let decisions = engine.decisions(&|_| true);
+    let decisions = engine.decisions(&crate::rules::Keep::ALL);
     let normalised = normalise_email(email);
     let asked = Asked {
         facts,

@@ -141,9 +141,15 @@ pub fn plan_owned(
     );
     drop(snapshot);
     step("facts");
-    // Only the connections written keep their verdicts (for the audit).
+    // Only the connections written keep their verdicts (for the audit); a
+    // run's plan (made against digests: nobody reads its sentences unless it
+    // is held) keeps them as the audit's codes.
     let existing = connections::Existing::of(state);
-    let mut decisions = rules::decide_keeping(&facts, &|d| existing.is_written(d));
+    let keep = rules::Keep {
+        verdicts_of: &|d| existing.is_written(d),
+        as_codes: state.digests.is_some(),
+    };
+    let mut decisions = rules::decide_keeping(&facts, &keep);
     step("rules");
 
     let users = users::user_changes(state, &facts.guardian_rows, &decisions);

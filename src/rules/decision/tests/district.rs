@@ -1,7 +1,8 @@
 //! Whole districts: every case at once, order independence, and the large district.
 
 use super::*;
-use crate::rules::{decide_keeping, ConnectionDecision};
+use crate::rules::verdict::codes::{decode, RowKeys};
+use crate::rules::{decide_keeping, ConnectionDecision, Keep};
 
 /// Everything at once, to check that row order never matters.
 fn busy_district() -> DistrictFacts {
@@ -67,7 +68,13 @@ fn decisions_keeping_some_verdicts_differ_only_in_the_verdicts_dropped() {
     let facts = busy_district();
     let all = decide(&facts);
     let keep = |d: &ConnectionDecision| d.student_dcid != 5003;
-    let some = decide_keeping(&facts, &keep);
+    let some = decide_keeping(
+        &facts,
+        &Keep {
+            verdicts_of: &keep,
+            as_codes: false,
+        },
+    );
     assert_eq!(some.connections.len(), all.connections.len());
     assert!(all.connections.iter().any(|d| !keep(d)));
     let mut expected = all.clone();
@@ -80,6 +87,48 @@ fn decisions_keeping_some_verdicts_differ_only_in_the_verdicts_dropped() {
         .iter()
         .filter(|d| keep(d))
         .all(|d| !d.verdicts.is_empty()));
+}
+
+#[test]
+fn decisions_kept_as_codes_read_back_as_the_verdicts_and_hold_for_a_new_users_id() {
+    let mut facts = busy_district();
+    // A parent SchoolEngage does not know yet: the run creates the user.
+    facts
+        .contacts
+        .push(contact(5001, 810, "new.parent@example.com", true));
+    facts
+        .guardian_rows
+        .push(row(9010, 5001, "new.parent@example.com"));
+    let all = decide(&facts);
+    let coded = decide_keeping(
+        &facts,
+        &Keep {
+            verdicts_of: &|_| true,
+            as_codes: true,
+        },
+    );
+    assert_eq!(coded.connections.len(), all.connections.len());
+    let mut new_users = 0;
+    for (c, a) in coded.connections.iter().zip(&all.connections) {
+        assert_eq!(
+            (c.student_dcid, c.user, c.tier),
+            (a.student_dcid, a.user, a.tier)
+        );
+        let codes = c.coded.as_ref().expect("every decision here can be coded");
+        assert!(c.verdicts.is_empty(), "coded verdicts are not held twice");
+        assert_eq!(*c.verdicts_read(), *a.verdicts);
+        if let UserRef::New(_) = c.user {
+            new_users += 1;
+            let keys = RowKeys {
+                user_id: 424_242,
+                ..c.audit_keys()
+            };
+            assert_eq!(codes.for_row(&keys).ok(), Some(&*codes.codes));
+            let read = decode(&keys, &codes.codes).unwrap();
+            assert_eq!(read.verdicts, a.verdicts, "the same under the new id");
+        }
+    }
+    assert!(new_users > 0, "the district creates users");
 }
 
 #[test]
@@ -186,7 +235,7 @@ fn large_district_is_decided_quickly() {
     let started = std::time::Instant::now();
     let engine = Engine::new(&facts);
     println!("engine built in {:?}", started.elapsed());
-    let d = engine.decisions(&|_| true);
+    let d = engine.decisions(&Keep::ALL);
     let elapsed = started.elapsed();
     println!(
         "{} students, {} rows, {} contacts: {} decisions, {} new users in {elapsed:?}",

@@ -93,6 +93,61 @@ pub fn encode(
     }
 }
 
+/// A decision's reasons already coded: a run codes them as it decides, so a
+/// district's worth of sentences is never held at once. `user_id` is the
+/// user the codes were made against: the connection's user, or 0 for a user
+/// the run creates (its id is given when the run writes, and no verdict
+/// names it, so the codes read the same under it; `for_row` checks).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CodedReasons {
+    pub codes: Box<str>,
+    pub user_id: i64,
+}
+
+impl CodedReasons {
+    /// The codes of the reasons, made against `keys`; `None` when they
+    /// would not read back exactly (the verdicts are then kept as they are).
+    pub fn encode(
+        keys: &RowKeys,
+        guardian_id: Option<i64>,
+        limits: &[Limit],
+        verdicts: &[RuleVerdict],
+    ) -> Option<CodedReasons> {
+        encode(keys, guardian_id, limits, verdicts).map(|codes| CodedReasons {
+            codes: codes.into_boxed_str(),
+            user_id: keys.user_id,
+        })
+    }
+
+    /// The keys the codes were made against, for a row that has `keys`
+    /// but for the user.
+    fn made_with(&self, keys: &RowKeys) -> RowKeys {
+        RowKeys {
+            user_id: self.user_id,
+            ..*keys
+        }
+    }
+
+    /// The reasons, read back against the keys they were made with.
+    pub fn decode(&self, keys: &RowKeys) -> Result<AuditReasons, CodesError> {
+        decode(&self.made_with(keys), &self.codes)
+    }
+
+    /// The codes to store on the audit row with `keys`: as they are when
+    /// made for the same user; for a user created since, once they are seen
+    /// to read back the same under its id. `Err` holds the reasons to store
+    /// as sentences instead.
+    pub fn for_row(&self, keys: &RowKeys) -> Result<&str, Option<AuditReasons>> {
+        if self.user_id == keys.user_id {
+            return Ok(&self.codes);
+        }
+        match (self.decode(keys), decode(keys, &self.codes)) {
+            (Ok(made), Ok(read)) if made == read => Ok(&self.codes),
+            (made, _) => Err(made.ok()),
+        }
+    }
+}
+
 /// The reasons stored as `codes` on a row with `keys`.
 pub fn decode(keys: &RowKeys, codes: &str) -> Result<AuditReasons, CodesError> {
     let fail = |problem: String| CodesError {
