@@ -10,15 +10,15 @@ use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 
-use crate::rules::email::{normalise_email, normalise_optional};
+use crate::rules::email::normalise_email;
 use crate::rules::verdict::Email;
 use crate::rules::{ConnectionFacts, DistrictFacts, StudentContact, StudentFacts, UserFacts};
 
 /// A student of the sync set, with its own emails normalised for R5.
 pub(super) struct Student<'a> {
     pub(super) facts: &'a StudentFacts,
-    pub(super) org_email: Option<String>,
-    pub(super) personal_email: Option<String>,
+    pub(super) org_email: Option<Cow<'a, str>>,
+    pub(super) personal_email: Option<Cow<'a, str>>,
 }
 
 impl Student<'_> {
@@ -120,8 +120,8 @@ fn index_students(students: &[StudentFacts]) -> HashMap<i64, Student<'_>> {
     for s in students {
         let entry = Student {
             facts: s,
-            org_email: normalise_optional(s.org_email.as_deref()),
-            personal_email: normalise_optional(s.personal_email.as_deref()),
+            org_email: normalised(s.org_email.as_deref()),
+            personal_email: normalised(s.personal_email.as_deref()),
         };
         match index.get(&s.dcid) {
             Some(kept) if key(kept.facts) <= key(s) => {}
@@ -147,16 +147,7 @@ impl<'a> ContactIndex<'a> {
     fn new(contacts: &'a [StudentContact]) -> ContactIndex<'a> {
         let mut entries: Vec<((i64, Cow<'a, str>), &'a StudentContact)> = contacts
             .iter()
-            .filter_map(|c| {
-                let raw = c.email.as_deref()?;
-                let email = normalise_email(raw)?;
-                let email = if email == raw {
-                    Cow::Borrowed(raw)
-                } else {
-                    Cow::Owned(email)
-                };
-                Some(((c.student_dcid, email), c))
-            })
+            .filter_map(|c| Some(((c.student_dcid, normalised(c.email.as_deref())?), c)))
             .collect();
         entries.sort_by(|(ka, a), (kb, b)| {
             ka.cmp(kb).then_with(|| {
@@ -181,6 +172,18 @@ impl<'a> ContactIndex<'a> {
             .partition_point(|(s, e)| (*s, e.as_ref()) <= (student_dcid, email));
         self.contacts.get(start..end).unwrap_or(&[])
     }
+}
+
+/// The normalised email, borrowed when normalising changed nothing (the
+/// usual case), so a district's emails are not copied into the index.
+fn normalised(raw: Option<&str>) -> Option<Cow<'_, str>> {
+    let raw = raw?;
+    let email = normalise_email(raw)?;
+    Some(if email == raw {
+        Cow::Borrowed(raw)
+    } else {
+        Cow::Owned(email)
+    })
 }
 
 fn index_users(users: &[UserFacts]) -> HashMap<i64, User<'_>> {

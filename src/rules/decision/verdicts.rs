@@ -44,14 +44,15 @@ impl Engine<'_> {
         let email_differs = self.report_rows(&mut report);
         let links = self.links_by_pair();
 
-        let mut connections = Vec::with_capacity(links.len() + self.facts.connections.len());
+        let mut connections = Vec::with_capacity(links.len() + self.unlinked_count(&links));
         for (&(student_dcid, user), pair) in &links {
             let decision = self.linked_connection(student_dcid, user, pair, keep);
             connections.push(compact(decision, keep));
         }
         self.connections_without_link(&links, &mut connections, &mut report, keep);
         self.form_creators_without_connection(&links, &mut connections, &mut report, keep);
-        connections.sort_by_key(|c| (c.student_dcid, c.user));
+        // One decision per pair: no ties, so no stable sort's scratch copy.
+        connections.sort_unstable_by_key(|c| (c.student_dcid, c.user));
         let incomplete_users = incomplete_users(&connections);
 
         report.email_differs = email_differs.into_iter().collect();
@@ -135,6 +136,18 @@ impl Engine<'_> {
             }
         }
         links
+    }
+
+    /// How many decisions `connections_without_link` and
+    /// `form_creators_without_connection` can add at most.
+    fn unlinked_count(&self, links: &LinksByPair) -> usize {
+        let stored = self
+            .index
+            .connections
+            .keys()
+            .filter(|&&(s, u)| !links.contains_key(&(s, UserRef::Existing(u))))
+            .count();
+        stored + self.index.forms.len()
     }
 
     /// Connections with no valid link: cases C and A, and the removal policy.

@@ -175,6 +175,8 @@ fn diff_rows<K: Ord + Copy, T, S: Stored<K, T> + ?Sized>(
     let mut at = stored.iter().filter(|s| **s != Some(false));
     fresh.retain(|_| at.next() == Some(&None));
     changes.unchanged = stored.iter().filter(|s| **s == Some(true)).count() as u64;
+    // On a quiet night the buffer is nearly empty now: give it back.
+    fresh.shrink_to_fit();
     changes.create = fresh;
     let met = stored.iter().filter(|s| s.is_some()).count();
     if met < current.count() {
