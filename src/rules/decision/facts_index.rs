@@ -217,7 +217,7 @@ type UsersByEmail = HashMap<Email, Vec<i64>>;
 
 /// (verified, unverified) user ids by normalised login, each list ascending.
 fn index_user_emails(users: &HashMap<i64, User<'_>>) -> (UsersByEmail, UsersByEmail) {
-    let mut verified: UsersByEmail = HashMap::new();
+    let mut verified: UsersByEmail = HashMap::with_capacity(users.len());
     let mut unverified: UsersByEmail = HashMap::new();
     for (&id, user) in users {
         if let Some(email) = &user.email {

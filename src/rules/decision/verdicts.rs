@@ -114,7 +114,7 @@ impl Engine<'_> {
 
     /// README decision 5: one connection per (student, user), from its best link.
     fn links_by_pair(&self) -> LinksByPair<'_, '_> {
-        let mut links: LinksByPair = HashMap::new();
+        let mut links: LinksByPair = HashMap::with_capacity(self.rows.len());
         for judged in &self.rows {
             let Some((user, found)) = self.owner_of(judged) else {
                 continue;
