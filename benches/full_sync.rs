@@ -15,7 +15,8 @@
 //!
 //! Run with `cargo bench --bench full_sync`. The fake PowerSchool runs in
 //! this process; each sync runs as a fresh child process
-//! (`student-sync sync --once --json`) whose peak RSS is read with `wait4`.
+//! (`student-sync sync --once --json`) whose peak RSS is its own `VmHWM`,
+//! watched while it runs (`wait4`'s `ru_maxrss` would count the bench's).
 //! Settings:
 //!
 //! - `STUDENT_SYNC_BENCH_STUDENTS`: district size (default 150000);

@@ -1,5 +1,5 @@
 //! What the benchmark measures and how: the sync as a child process with
-//! its own peak RSS (wait4's rusage), the database's row counts and the bytes
+//! its own peak RSS (`VmHWM`, see `PeakWatch`), the database's row counts and the bytes
 //! of the audit and problems tables around a run, and the raw COPY of the
 //! rows a sync wrote into an empty copy of the schema.
 
@@ -14,8 +14,8 @@ use student_sync::sync::plan::PlanCounts;
 /// One `student-sync sync --once --json` in a fresh process.
 pub struct ChildRun {
     pub wall: Duration,
-    /// `ru_maxrss` of the child alone, in kB (Linux): nothing of an earlier
-    /// run or of this bench process is in it.
+    /// The child's own peak resident set, in kB (Linux `VmHWM`): nothing
+    /// of an earlier run or of this bench process is in it.
     pub peak_rss_kb: i64,
     pub counts: PlanCounts,
 }
@@ -46,6 +46,7 @@ pub fn sync_child(fake_url: &str, database_url: &str) -> ChildRun {
     // Reaped by `wait_with_rusage` (wait4), which also gives its peak RSS.
     #[allow(clippy::zombie_processes)]
     let mut child = cmd.spawn().expect("the student-sync binary starts");
+    let watch = PeakWatch::start(child.id());
     let mut out = String::new();
     child
         .stdout
@@ -53,8 +54,9 @@ pub fn sync_child(fake_url: &str, database_url: &str) -> ChildRun {
         .expect("piped stdout")
         .read_to_string(&mut out)
         .expect("the sync's report is readable");
-    let (status, peak_rss_kb) = wait_with_rusage(child.id());
+    let (status, _) = wait_with_rusage(child.id());
     let wall = started.elapsed();
+    let peak_rss_kb = watch.stop();
     assert!(
         status == Some(0),
         "student-sync sync --once exited with {status:?}; it printed:\n{out}"
@@ -70,8 +72,57 @@ pub fn sync_child(fake_url: &str, database_url: &str) -> ChildRun {
     }
 }
 
+/// The peak resident set of a running child, from the high-water mark the
+/// kernel keeps for its own address space (`VmHWM` in /proc/PID/status),
+/// read every 5 ms until the child is reaped. wait4's `ru_maxrss` cannot
+/// serve: when a child execs, Linux records the high-water mark of the
+/// address space it leaves (this bench's own, a copy of it or shared) as the
+/// child's, so every child looked at least as big as the bench itself. The
+/// mark only grows, so only a peak in the last 5 ms of a run could be missed.
+struct PeakWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<i64>,
+}
+
+impl PeakWatch {
+    fn start(pid: u32) -> PeakWatch {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let path = format!("/proc/{pid}/status");
+            let mut peak = 0i64;
+            while !stopped.load(Ordering::Relaxed) {
+                if let Some(kb) = std::fs::read_to_string(&path)
+                    .ok()
+                    .as_deref()
+                    .and_then(high_water_kb)
+                {
+                    peak = peak.max(kb);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak
+        });
+        PeakWatch { stop, thread }
+    }
+
+    /// The highest mark read; call once the child has been reaped.
+    fn stop(self) -> i64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("the RSS watch does not panic")
+    }
+}
+
+/// `VmHWM:   123456 kB` from a /proc status text.
+fn high_water_kb(status: &str) -> Option<i64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Reaps child `pid`: its exit code (None if a signal ended it) and its
-/// peak resident set in kB.
+/// `ru_maxrss` in kB (which counts this process's own high-water mark too;
+/// see `PeakWatch`).
 fn wait_with_rusage(pid: u32) -> (Option<i32>, i64) {
     let pid = pid as libc::pid_t;
     let mut status: libc::c_int = 0;
