@@ -181,11 +181,13 @@ async fn a_row_powerschool_no_longer_sends_is_removed_and_no_other(pool: PgPool)
     assert!(!left, "the contact PowerSchool dropped is removed");
 }
 
-/// A run compares the mirrored tables by digest (`Detail::Digests`), `plan`
-/// row by row (`Detail::Rows`): on a district where rows of every kind
-/// changed, students left the sync set and a contact went, both make the
-/// same plan (every row, count and safety measure), the leaving students'
-/// stored rows included.
+/// A run compares the mirrored tables by digest (`Detail::Digests`) and
+/// keeps its connections' verdicts as the audit's codes; `plan` reads rows
+/// (`Detail::Rows`) and shows sentences. On a district where rows of every
+/// kind changed, students left the sync set, a contact went and a guardian
+/// account vanished (its connection is orphaned), both make the same plan:
+/// every row, count, safety measure and verdict (read back from the codes),
+/// the leaving students' stored rows included.
 #[sqlx::test]
 async fn a_plan_against_digests_is_the_plan_against_the_rows(pool: PgPool) {
     use student_sync::store::digest::Detail;
@@ -209,6 +211,16 @@ async fn a_plan_against_digests_is_the_plan_against_the_rows(pool: PgPool) {
         .position(|c| !left.contains(&c.student_dcid))
         .unwrap();
     side.contacts.remove(gone);
+    let connected: Vec<i64> = sqlx::query_scalar("SELECT student_dcid FROM connections")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let vanished = side
+        .guardian_accounts
+        .iter()
+        .position(|g| connected.contains(&g.student_dcid) && !left.contains(&g.student_dcid))
+        .unwrap();
+    side.guardian_accounts.remove(vanished);
 
     let fake = start_fake(side.clone(), Faults::default()).await;
     let settings = settings_for(&fake);
@@ -218,25 +230,41 @@ async fn a_plan_against_digests_is_the_plan_against_the_rows(pool: PgPool) {
     let mut plans = Vec::new();
     for detail in [Detail::Rows, Detail::Digests] {
         let read = sync::read_state(&pool, detail).await.unwrap();
-        let prepared = sync::prepare_owned(&settings, snapshot.clone(), read, today)
+        let mut prepared = sync::prepare_owned(&settings, snapshot.clone(), read, today)
             .await
             .unwrap();
+        let coded = prepared
+            .plan
+            .connections
+            .iter()
+            .filter(|c| c.decision.coded.is_some())
+            .count();
+        // The verdicts as `plan` shows them, read back where they are coded.
+        for c in &mut prepared.plan.connections {
+            c.decision.verdicts = c.decision.verdicts_read().into_owned();
+            c.decision.coded = None;
+        }
         plans.push((
+            coded,
             serde_json::to_value(&prepared.plan).unwrap(),
             serde_json::to_value(&prepared.safety).unwrap(),
         ));
     }
     let (rows, digests) = (&plans[0], &plans[1]);
     assert_eq!(
-        rows.0["leaving"],
+        rows.1["leaving"],
         serde_json::json!(left),
         "three students leave"
     );
-    assert!(rows.0["students"]["update"].as_array().unwrap().len() > left.len());
+    assert!(rows.1["students"]["update"].as_array().unwrap().len() > left.len());
     // The contact that went, and the contacts of the students who left.
-    assert!(!rows.0["contacts"]["remove"].as_array().unwrap().is_empty());
+    assert!(!rows.1["contacts"]["remove"].as_array().unwrap().is_empty());
+    let connections = rows.1["connections"].as_array().unwrap().len();
+    assert!(connections > 0, "a connection changes");
+    assert_eq!((rows.0, digests.0), (0, connections), "only the run codes");
     assert_eq!(
-        rows, digests,
+        (&rows.1, &rows.2),
+        (&digests.1, &digests.2),
         "the same plan and safety measures either way"
     );
 }

@@ -21,7 +21,7 @@ pub struct ChildRun {
 }
 
 /// Runs the sync binary against `fake_url` and `database_url`, waits for it
-/// with `wait4` and reads its run report (JSON on stdout).
+/// while watching its peak RSS, and reads its run report (JSON on stdout).
 pub fn sync_child(fake_url: &str, database_url: &str) -> ChildRun {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_student-sync"));
     cmd.args(["sync", "--once", "--json"]);
@@ -43,7 +43,7 @@ pub fn sync_child(fake_url: &str, database_url: &str) -> ChildRun {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let started = Instant::now();
-    // Reaped by `wait_with_rusage` (wait4), which also gives its peak RSS.
+    // Reaped by `wait_for`; its peak RSS is watched while it runs.
     #[allow(clippy::zombie_processes)]
     let mut child = cmd.spawn().expect("the student-sync binary starts");
     let watch = PeakWatch::start(child.id());
@@ -54,9 +54,11 @@ pub fn sync_child(fake_url: &str, database_url: &str) -> ChildRun {
         .expect("piped stdout")
         .read_to_string(&mut out)
         .expect("the sync's report is readable");
-    let (status, _) = wait_with_rusage(child.id());
-    let wall = started.elapsed();
+    // The watch stops before the child is reaped: until then its pid (a
+    // zombie's) cannot be reused by another process or thread.
     let peak_rss_kb = watch.stop();
+    let status = wait_for(child.id());
+    let wall = started.elapsed();
     assert!(
         status == Some(0),
         "student-sync sync --once exited with {status:?}; it printed:\n{out}"
@@ -74,7 +76,7 @@ pub fn sync_child(fake_url: &str, database_url: &str) -> ChildRun {
 
 /// The peak resident set of a running child, from the high-water mark the
 /// kernel keeps for its own address space (`VmHWM` in /proc/PID/status),
-/// read every 5 ms until the child is reaped. wait4's `ru_maxrss` cannot
+/// read every 5 ms until its report has been read. wait4's `ru_maxrss` cannot
 /// serve: when a child execs, Linux records the high-water mark of the
 /// address space it leaves (this bench's own, a copy of it or shared) as the
 /// child's, so every child looked at least as big as the bench itself. The
@@ -120,19 +122,14 @@ fn high_water_kb(status: &str) -> Option<i64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Reaps child `pid`: its exit code (None if a signal ended it) and its
-/// `ru_maxrss` in kB (which counts this process's own high-water mark too;
-/// see `PeakWatch`).
-fn wait_with_rusage(pid: u32) -> (Option<i32>, i64) {
+/// Reaps child `pid`: its exit code (None if a signal ended it).
+fn wait_for(pid: u32) -> Option<i32> {
     let pid = pid as libc::pid_t;
     let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain data; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are to live locals; pid is our unreaped child.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid, "wait4 on the sync child failed");
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    (code, usage.ru_maxrss)
+    // SAFETY: the pointer is to a live local; pid is our unreaped child.
+    let reaped = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(reaped, pid, "waiting for the sync child failed");
+    libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status))
 }
 
 /// The live tables, counted around each run, in the order the report names them.

@@ -30,7 +30,8 @@ pub struct PowerSchoolSettings {
     pub client_secret: Secret,
     pub page_size: u32,
     /// Superseded by `max_requests_in_flight`: still read and checked so
-    /// that existing files load, no longer used by the fetch.
+    /// that existing files load, and when a file sets it alone it sets the
+    /// default of `max_requests_in_flight` (× 6); the fetch reads it no more.
     pub school_concurrency: usize,
     /// The most data requests on the PowerSchool server at once, for the
     /// whole district; every query and school shares them.

@@ -13,6 +13,9 @@ const PARSE_ELSEWHERE_BYTES: usize = 64 * 1024;
 /// with many requests in flight, pages arriving together would otherwise
 /// each get a blocking thread of their own, and every such thread keeps
 /// its own allocator cache (64 requests in flight cost 300 MB that way).
+/// A page waiting for a slot keeps its request's place in the client's
+/// bound meanwhile, so on few cores the server may see fewer requests than
+/// the bound allows: the fetch is then bound by parsing, not by the server.
 static PARSE_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     tokio::sync::Semaphore::new(cores)

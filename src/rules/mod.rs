@@ -308,8 +308,8 @@ pub struct ConnectionDecision {
 
 impl ConnectionDecision {
     /// The keys of the audit row this decision writes, as far as the
-    /// decision knows them: the user is its own, or 0 for a user the run
-    /// creates.
+    /// decision knows them (its codes are made with them): the user is its
+    /// own, or 0 for a user the run creates.
     pub fn audit_keys(&self) -> verdict::codes::RowKeys {
         verdict::codes::RowKeys {
             student_dcid: self.student_dcid,

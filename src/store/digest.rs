@@ -1,7 +1,7 @@
 //! The mirrored tables (students, contacts, guardian accounts) as a nightly
 //! run compares them: for every stored row its key and a 64-bit digest of
 //! all its fields, never the row itself. A run only asks "is this fetched
-//! row the stored one?", and a digest answers that in 24 bytes a row instead
+//! row the stored one?", and a digest answers that in 16 to 24 bytes a row instead
 //! of a few hundred, so a district's state is a few sorted arrays.
 //!
 //! The digest is the row's derived `Hash` (the same fields `PartialEq`

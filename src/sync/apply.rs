@@ -269,7 +269,7 @@ fn audit_row(
     // A run's decisions come coded (see `rules::Keep`); a held plan made
     // before, or a decision the codes could not say, has its verdicts.
     let (reason_codes, reasons) = match &d.coded {
-        Some(coded) => match coded.for_row(&keys) {
+        Some(coded) => match coded.for_row(&d.audit_keys(), &keys) {
             Ok(codes) => (Some(codes.to_string()), None),
             Err(decoded) => {
                 let verdicts = decoded.map(|r| r.verdicts).unwrap_or_default();

@@ -68,6 +68,10 @@ pub enum SyncError {
          This is a bug in student-sync (please report it with the log); nothing was applied"
     )]
     PlanUserMissing { index: usize, created: usize },
+    #[error(
+        "{leaving} students leave the sync set, but the database snapshot the plan was          made in holds only {found} of them. This is a bug in student-sync (please report          it with the log); nothing was applied"
+    )]
+    LeavingStudentsMissing { leaving: usize, found: usize },
 }
 
 /// `value` as JSON, or the error naming `what` could not be written.

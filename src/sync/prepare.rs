@@ -109,6 +109,12 @@ pub async fn prepare_owned(
     let mut plan = plan::plan_owned(snapshot, &state, &settings.sync, today);
     if state.digests.is_some() && !plan.leaving.is_empty() {
         let leaving = read.students(&plan.leaving).await?;
+        if leaving.len() != plan.leaving.len() {
+            return Err(SyncError::LeavingStudentsMissing {
+                leaving: plan.leaving.len(),
+                found: leaving.len(),
+            });
+        }
         plan.add_leaving_rows(leaving);
     }
     tracing::debug!(seconds = planning.elapsed().as_secs_f64(), "plan made");

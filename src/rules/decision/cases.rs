@@ -4,7 +4,7 @@
 //! (`on_powerschool_removal`). Each case decides the action, the tier and the
 //! sentence that says why.
 
-use super::verdicts::{KeepVerdicts, PairLinks};
+use super::verdicts::{Keep, PairLinks};
 use super::{tier_under, Engine};
 use crate::rules::verdict::{Email, NotCaseC, PortalAccount, Reason, Who};
 use crate::rules::{
@@ -27,7 +27,7 @@ impl Engine<'_> {
         student_dcid: i64,
         user: UserRef,
         pair: &PairLinks<'_, '_>,
-        keep: KeepVerdicts<'_>,
+        keep: &Keep<'_>,
     ) -> ConnectionDecision {
         let limits = pair.best.limits().to_vec();
         let tier = tier_under(&limits);

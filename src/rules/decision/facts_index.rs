@@ -136,7 +136,7 @@ fn index_students(students: &[StudentFacts]) -> HashMap<i64, Student<'_>> {
 /// The contacts that have a usable email, as two arrays in the same order:
 /// (student, normalised email) and the contact, sorted by student, email,
 /// then person id. One lookup is two binary searches; a district's
-/// contacts cost 32 bytes each here, and an email is copied only when
+/// contacts cost 40 bytes each here, and an email is copied only when
 /// normalising changed it.
 struct ContactIndex<'a> {
     keys: Vec<(i64, Cow<'a, str>)>,

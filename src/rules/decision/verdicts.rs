@@ -36,10 +36,8 @@ pub struct Keep<'k> {
     pub as_codes: bool,
 }
 
-pub(crate) type KeepVerdicts<'k> = &'k Keep<'k>;
-
 impl Engine<'_> {
-    pub(crate) fn decisions(&self, keep: KeepVerdicts<'_>) -> Decisions {
+    pub(crate) fn decisions(&self, keep: &Keep<'_>) -> Decisions {
         let mut report = DecisionReport::default();
         let email_differs = self.report_rows(&mut report);
         let links = self.links_by_pair();
@@ -156,7 +154,7 @@ impl Engine<'_> {
         links: &LinksByPair,
         connections: &mut Vec<ConnectionDecision>,
         report: &mut DecisionReport,
-        keep: KeepVerdicts<'_>,
+        keep: &Keep<'_>,
     ) {
         for (&(student_dcid, user_id), connection) in &self.index.connections {
             if !self.index.students.contains_key(&student_dcid)
@@ -179,7 +177,7 @@ impl Engine<'_> {
         links: &LinksByPair,
         connections: &mut Vec<ConnectionDecision>,
         report: &mut DecisionReport,
-        keep: KeepVerdicts<'_>,
+        keep: &Keep<'_>,
     ) {
         let mut form_pairs: Vec<(i64, i64)> = self.index.forms.iter().copied().collect();
         form_pairs.sort_unstable();
@@ -232,7 +230,7 @@ fn incomplete_users(connections: &[ConnectionDecision]) -> Vec<i64> {
 /// Drops the verdicts of a decision nobody will read them of, codes them
 /// when `keep` says so, or gives back their spare capacity (a district
 /// keeps every decision until the plan is made).
-fn compact(mut decision: ConnectionDecision, keep: KeepVerdicts<'_>) -> ConnectionDecision {
+fn compact(mut decision: ConnectionDecision, keep: &Keep<'_>) -> ConnectionDecision {
     if !(keep.verdicts_of)(&decision) {
         decision.verdicts = Vec::new();
         return decision;

@@ -125,7 +125,7 @@ pub fn explain_pair(
     student_dcid: i64,
     email: &str,
 ) -> Explanation {
-    // `decide` is `Engine::new(facts).decisions()`; keeping the engine lets
+    // `decide` is `Engine::new(facts).decisions(&Keep::ALL)`; keeping the engine lets
     // explain also read what steps 1 and 2 made of each row, with the same code.
     let engine = Engine::new(facts);
     let decisions = engine.decisions(&crate::rules::Keep::ALL);

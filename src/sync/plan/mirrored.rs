@@ -84,9 +84,10 @@ fn student_changes_by_digest(
     (changes, leaving)
 }
 
-/// The students' changes (`in_set` in dcid order, one row per dcid), and the dcids of those leaving the sync set
-/// (their rows are in the updates, with `in_sync_set` off; a student
-/// already out of it and still not returned stays as it is).
+/// The students' changes (`in_set` in dcid order, one row per dcid), and
+/// the dcids of those leaving the sync set (their rows are in the updates,
+/// with `in_sync_set` off; a student already out of it and still not
+/// returned stays as it is).
 fn student_changes(
     in_set: Vec<StudentRow>,
     current: &HashMap<i64, StudentRow>,

@@ -123,7 +123,10 @@ fn decisions_kept_as_codes_read_back_as_the_verdicts_and_hold_for_a_new_users_id
                 user_id: 424_242,
                 ..c.audit_keys()
             };
-            assert_eq!(codes.for_row(&keys).ok(), Some(&*codes.codes));
+            assert_eq!(
+                codes.for_row(&c.audit_keys(), &keys).ok(),
+                Some(&*codes.codes)
+            );
             let read = decode(&keys, &codes.codes).unwrap();
             assert_eq!(read.verdicts, a.verdicts, "the same under the new id");
         }

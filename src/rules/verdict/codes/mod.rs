@@ -27,7 +27,7 @@ use read::decode_verdict;
 use write::encode_verdict;
 
 /// What an audit row's columns already say, so the codes leave it out.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowKeys {
     pub student_dcid: i64,
     pub user_id: i64,
@@ -94,14 +94,13 @@ pub fn encode(
 }
 
 /// A decision's reasons already coded: a run codes them as it decides, so a
-/// district's worth of sentences is never held at once. `user_id` is the
-/// user the codes were made against: the connection's user, or 0 for a user
-/// the run creates (its id is given when the run writes, and no verdict
-/// names it, so the codes read the same under it; `for_row` checks).
+/// district's worth of sentences is never held at once. They are made with
+/// the decision's own keys (`ConnectionDecision::audit_keys`), whose user is
+/// 0 for a user the run creates: its id is given when the run writes, and no
+/// verdict names it, so the codes read the same under it (`for_row` checks).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CodedReasons {
     pub codes: Box<str>,
-    pub user_id: i64,
 }
 
 impl CodedReasons {
@@ -115,33 +114,24 @@ impl CodedReasons {
     ) -> Option<CodedReasons> {
         encode(keys, guardian_id, limits, verdicts).map(|codes| CodedReasons {
             codes: codes.into_boxed_str(),
-            user_id: keys.user_id,
         })
     }
 
-    /// The keys the codes were made against, for a row that has `keys`
-    /// but for the user.
-    fn made_with(&self, keys: &RowKeys) -> RowKeys {
-        RowKeys {
-            user_id: self.user_id,
-            ..*keys
-        }
+    /// The reasons, read back against `made`, the keys they were made
+    /// with (`ConnectionDecision::audit_keys`).
+    pub fn decode(&self, made: &RowKeys) -> Result<AuditReasons, CodesError> {
+        decode(made, &self.codes)
     }
 
-    /// The reasons, read back against the keys they were made with.
-    pub fn decode(&self, keys: &RowKeys) -> Result<AuditReasons, CodesError> {
-        decode(&self.made_with(keys), &self.codes)
-    }
-
-    /// The codes to store on the audit row with `keys`: as they are when
-    /// made for the same user; for a user created since, once they are seen
-    /// to read back the same under its id. `Err` holds the reasons to store
-    /// as sentences instead.
-    pub fn for_row(&self, keys: &RowKeys) -> Result<&str, Option<AuditReasons>> {
-        if self.user_id == keys.user_id {
+    /// The codes to store on the audit row with `row`, made with `made`:
+    /// as they are when the keys are the same; otherwise (a user created
+    /// since) once they are seen to read back the same under `row`. `Err`
+    /// holds the reasons to store as sentences instead.
+    pub fn for_row(&self, made: &RowKeys, row: &RowKeys) -> Result<&str, Option<AuditReasons>> {
+        if made == row {
             return Ok(&self.codes);
         }
-        match (self.decode(keys), decode(keys, &self.codes)) {
+        match (self.decode(made), decode(row, &self.codes)) {
             (Ok(made), Ok(read)) if made == read => Ok(&self.codes),
             (made, _) => Err(made.ok()),
         }
