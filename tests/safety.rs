@@ -461,14 +461,22 @@ fn two_schools() -> PowerSchoolSide {
     side
 }
 
+/// A night held by `held_after`.
+struct HeldNight {
+    run_id: i64,
+    reason: String,
+    /// What `plan` said just before the run.
+    preview: sync::report::PlanPreview,
+    settings: student_sync::config::Settings,
+}
+
 /// Night 1 applies `two_schools`; night 2's answer is `night2`, and must be
-/// held without changing any live table. Returns the hold's reason and what
-/// `plan` said just before.
+/// held without changing any live table.
 async fn held_after(
     pool: &PgPool,
     night2: PowerSchoolSide,
     tune: impl Fn(&mut student_sync::config::Settings),
-) -> (String, String) {
+) -> HeldNight {
     let fake = start_fake(two_schools(), Faults::default()).await;
     let mut settings = settings_for(&fake);
     tune(&mut settings);
@@ -493,7 +501,7 @@ async fn held_after(
         .await
         .expect_err("night 2 must be held");
     fake.shutdown().await;
-    let SyncError::Held { reason, .. } = err else {
+    let SyncError::Held { run_id, reason } = err else {
         panic!("expected a hold, got {err}");
     };
     assert_eq!(
@@ -501,7 +509,12 @@ async fn held_after(
         live_before,
         "a held run changed live tables"
     );
-    (reason, preview.to_text(false))
+    HeldNight {
+        run_id,
+        reason,
+        preview,
+        settings,
+    }
 }
 
 #[sqlx::test]
@@ -509,7 +522,7 @@ async fn a_school_whose_contacts_come_back_empty_is_held(pool: PgPool) {
     let mut night2 = two_schools();
     night2.contacts.retain(|c| c.student_dcid < 6000);
     // Only the per-school limit may catch it: the district-wide ones are opened up.
-    let (reason, plan) = held_after(&pool, night2, |s| {
+    let held = held_after(&pool, night2, |s| {
         let wide = student_sync::config::Threshold {
             count: 100_000,
             percent: 100.0,
@@ -519,6 +532,7 @@ async fn a_school_whose_contacts_come_back_empty_is_held(pool: PgPool) {
         s.safety.connections_losing_access = wide;
     })
     .await;
+    let (reason, plan) = (held.reason, held.preview.to_text(false));
     assert!(
         reason.contains("safety.school_contacts_shrink: 12 fewer contacts at school 102"),
         "{reason}"
@@ -545,7 +559,7 @@ async fn a_school_whose_contacts_come_back_empty_is_held(pool: PgPool) {
 async fn removed_guardian_accounts_and_orphaned_connections_hold_the_run(pool: PgPool) {
     let mut night2 = two_schools();
     night2.guardian_accounts.retain(|g| g.student_dcid < 6000);
-    let (reason, _) = held_after(&pool, night2, |_| {}).await;
+    let reason = held_after(&pool, night2, |_| {}).await.reason;
     assert!(
         reason.contains(
             "safety.guardian_accounts_removed: 12 guardian accounts would be removed (50.0% of 24)"
@@ -563,10 +577,11 @@ async fn removed_contacts_hold_the_run(pool: PgPool) {
     let mut night2 = two_schools();
     // Half of each school's contacts: no school loses more than its limit's share.
     night2.contacts.retain(|c| c.student_dcid % 2 == 0);
-    let (reason, _) = held_after(&pool, night2, |s| {
+    let reason = held_after(&pool, night2, |s| {
         s.safety.school_contacts_shrink.percent = 60.0;
     })
-    .await;
+    .await
+    .reason;
     assert!(
         reason.contains("safety.contacts_removed: 12 contacts would be removed (50.0% of 24)"),
         "{reason}"
@@ -581,30 +596,12 @@ async fn removed_contacts_hold_the_run(pool: PgPool) {
 async fn a_held_plan_keeps_its_reasons_as_codes_and_reads_them_back(pool: PgPool) {
     let mut night2 = two_schools();
     night2.guardian_accounts.retain(|g| g.student_dcid < 6000);
-    let fake = start_fake(two_schools(), Faults::default()).await;
-    let settings = settings_for(&fake);
-    sync::run_once(&pool, &settings, &client(&settings), &options(&settings))
-        .await
-        .expect("night 1 succeeds");
-    fake.shutdown().await;
-
-    let fake = start_fake(night2, Faults::default()).await;
-    let settings = settings_for(&fake);
-    let shown = sync::preview(
-        &pool,
-        &settings,
-        &client(&settings),
-        options(&settings).today,
-    )
-    .await
-    .unwrap();
-    let err = sync::run_once(&pool, &settings, &client(&settings), &options(&settings))
-        .await
-        .expect_err("night 2 must be held");
-    fake.shutdown().await;
-    let SyncError::Held { run_id, .. } = err else {
-        panic!("expected a hold, got {err}");
-    };
+    let HeldNight {
+        run_id,
+        preview: shown,
+        settings,
+        ..
+    } = held_after(&pool, night2, |_| {}).await;
     let stored = store::held::load(&pool, run_id).await.unwrap();
     let plan: Plan = serde_json::from_slice(&stored.plan).unwrap();
     assert_eq!(plan.connections.len(), 12, "{:?}", plan.counts);
