@@ -409,3 +409,33 @@ async fn sync_once_waits_for_a_run_that_holds_the_run_lock(pool: PgPool) {
         1
     );
 }
+
+/// An answer read through `head` or `less` that stops early: a closed pipe
+/// ends the printing quietly, with success, never a panic.
+#[tokio::test]
+async fn a_reader_that_stops_reading_early_is_not_an_error() {
+    let world = load_world("00-independent-parent-read-only.json");
+    let fake = start_fake(world.powerschool.clone(), Faults::default()).await;
+    for args in [&["fetch"][..], &["fetch", "--json"][..]] {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_student-sync"));
+        cmd.args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("STUDENT_SYNC_CONFIG")
+            .env("RUST_LOG", "warn")
+            .envs(powerschool_env(&fake))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("binary runs");
+        // The reader goes away before the answer is printed (the fetch
+        // first asks the fake PowerSchool over HTTP).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().await.unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {:?} {}",
+            out.status,
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+}

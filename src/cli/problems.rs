@@ -2,10 +2,10 @@
 //! report lists the first few of each kind and points here for the rest.
 
 use super::load::{database, settings, Loaded};
+use super::output::write_out;
 use super::CliError;
 use crate::store;
 use crate::sync::report::ProblemList;
-use std::io::Write;
 
 pub(super) async fn list(
     loaded: Loaded,
@@ -31,13 +31,5 @@ pub(super) async fn list(
     } else {
         list.to_text()
     };
-    // A long listing is often read through `head` or `less`: a reader that
-    // stops early is not an error.
-    match std::io::stdout().lock().write_all(answer.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Io {
-            what: "printing the run's problems".into(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
+    write_out(&answer)
 }

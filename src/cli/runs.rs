@@ -2,7 +2,7 @@
 //! `sync --once`, the `daemon`, `run --now`, `status` and `prune`.
 
 use super::load::{database, settings, Loaded};
-use super::output::{print_answer, print_json};
+use super::output::{print_answer, print_json, write_out};
 use super::progress::Bars;
 use super::CliError;
 use crate::config::Settings;
@@ -32,28 +32,36 @@ pub(super) async fn fetch(settings: &Settings, json: bool) -> Result<(), CliErro
         print_json(&serde_json::json!({ "counts": counts, "problems": snapshot.problems }))?;
         return Ok(());
     }
-    println!("PowerSchool at {} answered:", settings.powerschool.url);
-    println!("  schools               {:>8}", snapshot.schools.len());
-    println!("  guardian links        {:>8}", snapshot.guardians.len());
-    println!("  students              {:>8}", snapshot.students.len());
-    println!(
-        "  independent students  {:>8}",
-        snapshot.independent_students.len()
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "PowerSchool at {} answered:",
+        settings.powerschool.url
     );
-    println!("  contacts              {:>8}", snapshot.contacts.len());
-    println!("  retried requests      {:>8}", snapshot.retries);
+    for (what, n) in [
+        ("schools", snapshot.schools.len()),
+        ("guardian links", snapshot.guardians.len()),
+        ("students", snapshot.students.len()),
+        ("independent students", snapshot.independent_students.len()),
+        ("contacts", snapshot.contacts.len()),
+        ("retried requests", snapshot.retries as usize),
+    ] {
+        let _ = writeln!(text, "  {what:<21} {n:>8}");
+    }
     if snapshot.problems.is_empty() {
-        println!("No record problems.");
+        let _ = writeln!(text, "No record problems.");
     } else {
-        println!("Record problems ({}):", snapshot.problems.len());
+        let _ = writeln!(text, "Record problems ({}):", snapshot.problems.len());
         for p in &snapshot.problems {
-            println!(
+            let _ = writeln!(
+                text,
                 "  {} record {}: field {} = {:?}: {}",
                 p.query, p.record_id, p.field, p.value, p.message
             );
         }
     }
-    Ok(())
+    write_out(&text)
 }
 
 pub(super) async fn sync_once(loaded: Loaded, once: bool, json: bool) -> Result<(), CliError> {

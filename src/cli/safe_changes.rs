@@ -3,7 +3,7 @@
 //! or one guardian.
 
 use super::load::{database, settings, Loaded};
-use super::output::{print_answer, print_json};
+use super::output::{print_answer, print_json, write_out};
 use super::progress::Bars;
 use super::CliError;
 use crate::powerschool::PowerSchoolClient;
@@ -37,13 +37,16 @@ pub(super) async fn approve(
         if json {
             print_json(&view)?;
         } else {
-            println!("Run {run_id} is held: {}", view.reason);
-            print!("{}", view.preview.to_text(true));
-            if view.still_applies {
-                println!("The database is unchanged since: `student-sync approve {run_id}` would apply exactly this.");
+            let verdict = if view.still_applies {
+                format!("The database is unchanged since: `student-sync approve {run_id}` would apply exactly this.")
             } else {
-                println!("The database changed since: approval would be refused; discard it and start a new run.");
-            }
+                "The database changed since: approval would be refused; discard it and start a new run.".to_string()
+            };
+            write_out(&format!(
+                "Run {run_id} is held: {}\n{}{verdict}\n",
+                view.reason,
+                view.preview.to_text(true)
+            ))?;
         }
         return Ok(());
     }
@@ -52,8 +55,10 @@ pub(super) async fn approve(
     if json {
         print_json(&report)?;
     } else {
-        println!("Run {run_id} approved by {who} and applied.");
-        print!("{}", report.to_text());
+        write_out(&format!(
+            "Run {run_id} approved by {who} and applied.\n{}",
+            report.to_text()
+        ))?;
     }
     Ok(())
 }
