@@ -271,9 +271,13 @@ fn audit_row(
     let (reason_codes, reasons) = match &d.coded {
         Some(coded) => match coded.for_row(&d.audit_keys(), &keys) {
             Ok(codes) => (Some(codes.to_string()), None),
-            Err(decoded) => {
-                let verdicts = decoded.map(|r| r.verdicts).unwrap_or_default();
-                (None, Some(prose_reasons(change, &verdicts)?))
+            Err(Ok(decoded)) => (None, Some(prose_reasons(change, &decoded.verdicts)?)),
+            Err(Err(source)) => {
+                return Err(SyncError::UnreadableReasons {
+                    student_dcid: d.student_dcid,
+                    user_id,
+                    source,
+                })
             }
         },
         None => match codes::encode(&keys, d.guardian_id, &d.limits, &d.verdicts) {

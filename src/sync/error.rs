@@ -72,6 +72,16 @@ pub enum SyncError {
         "{leaving} students leave the sync set, but the database snapshot the plan was          made in holds only {found} of them. This is a bug in student-sync (please report          it with the log); nothing was applied"
     )]
     LeavingStudentsMissing { leaving: usize, found: usize },
+    /// Never stored half-said: an audit row without its reasons is worse
+    /// than a run that stops.
+    #[error(
+        "the reasons decided for student {student_dcid} and user {user_id} cannot be read          back from their codes ({source}), so they cannot go to the access audit. This is a          bug in student-sync (please report it with the log); nothing was applied"
+    )]
+    UnreadableReasons {
+        student_dcid: i64,
+        user_id: i64,
+        source: crate::rules::verdict::codes::CodesError,
+    },
 }
 
 /// `value` as JSON, or the error naming `what` could not be written.

@@ -1,7 +1,7 @@
 //! Whole districts: every case at once, order independence, and the large district.
 
 use super::*;
-use crate::rules::verdict::codes::{decode, RowKeys};
+use crate::rules::verdict::codes::{decode, CodedReasons, RowKeys};
 use crate::rules::{decide_keeping, ConnectionDecision, Keep};
 
 /// Everything at once, to check that row order never matters.
@@ -132,6 +132,24 @@ fn decisions_kept_as_codes_read_back_as_the_verdicts_and_hold_for_a_new_users_id
         }
     }
     assert!(new_users > 0, "the district creates users");
+}
+
+#[test]
+fn codes_that_cannot_be_read_are_never_passed_on_for_a_new_users_row() {
+    let made = RowKeys {
+        student_dcid: 5001,
+        user_id: 0,
+        tier_after: Some(Full),
+        case: ConnectionCase::Created,
+    };
+    let row = RowKeys {
+        user_id: 77,
+        ..made
+    };
+    let broken = CodedReasons {
+        codes: "[9001, \"a@b.example\", [\"no such code\"]]".into(),
+    };
+    assert!(matches!(broken.for_row(&made, &row), Err(Err(_))));
 }
 
 #[test]

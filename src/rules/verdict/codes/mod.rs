@@ -126,14 +126,20 @@ impl CodedReasons {
     /// The codes to store on the audit row with `row`, made with `made`:
     /// as they are when the keys are the same; otherwise (a user created
     /// since) once they are seen to read back the same under `row`. `Err`
-    /// holds the reasons to store as sentences instead.
-    pub fn for_row(&self, made: &RowKeys, row: &RowKeys) -> Result<&str, Option<AuditReasons>> {
+    /// holds the reasons to store as sentences instead, or why the codes
+    /// cannot be read at all (then nothing may be stored).
+    pub fn for_row(
+        &self,
+        made: &RowKeys,
+        row: &RowKeys,
+    ) -> Result<&str, Result<AuditReasons, CodesError>> {
         if made == row {
             return Ok(&self.codes);
         }
-        match (self.decode(made), decode(row, &self.codes)) {
-            (Ok(made), Ok(read)) if made == read => Ok(&self.codes),
-            (made, _) => Err(made.ok()),
+        let made = self.decode(made);
+        match (&made, decode(row, &self.codes)) {
+            (Ok(made), Ok(read)) if *made == read => Ok(&self.codes),
+            _ => Err(made),
         }
     }
 }
