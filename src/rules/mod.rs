@@ -13,6 +13,7 @@ pub mod decision;
 pub mod eligibility;
 pub mod email;
 pub mod explain;
+pub mod problems;
 pub mod text;
 pub mod tiers;
 pub mod verdict;

@@ -1,8 +1,9 @@
 //! Reading the access table: the `access export` contract of
 //! `docs/test-worlds.md`, and a connection's audit history for `explain`.
 
-use super::write::{ProblemRow, RuleProblem, StoredFacts};
+use super::write::{ProblemRow, StoredFacts};
 use super::{Doing, StoreError};
+use crate::rules::problems::RuleProblem;
 use crate::rules::verdict::codes::{self, CodesError};
 use crate::rules::{AccessTier, ConnectionCase, Limit};
 use chrono::{DateTime, Utc};

@@ -29,7 +29,7 @@ pub use connections::{delete_connections, upsert_connections, ConnectionWrite};
 pub use mirrored::{
     delete_contacts, delete_guardian_accounts, upsert_mirrored, MirroredRow, MirroredTable,
 };
-pub use problems::{insert_problems, ProblemRow, RuleProblem, StoredFacts, MESSAGE_CHARS};
+pub use problems::{insert_problems, ProblemRow, StoredFacts, MESSAGE_CHARS};
 pub use users::{insert_users, update_users, NewUserRow, UserUpdate};
 
 pub type Tx<'a> = Transaction<'a, Postgres>;

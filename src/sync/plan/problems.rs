@@ -3,8 +3,9 @@
 //! emails that differ, connections orphaned from PowerSchool, …).
 
 use crate::powerschool::DistrictSnapshot;
+use crate::rules::problems::RuleProblem;
 use crate::rules::DecisionReport;
-use crate::store::write::{ProblemRow, RuleProblem};
+use crate::store::write::ProblemRow;
 
 /// A problem about one record, found while planning.
 pub(crate) fn problem(kind: &str, record_id: String, message: String) -> ProblemRow {
