@@ -23,12 +23,8 @@ use std::time::Duration;
 use student_sync::harness::fake_powerschool::{self, Faults};
 use student_sync::harness::world::PowerSchoolSide;
 use student_sync::store::district::{self, WRITER_LOCK_KEY};
-use student_sync::store::{RunTrigger, StoreError};
-use student_sync::sync::{self, RunOptions, SyncError};
-
-fn options(settings: &student_sync::config::Settings) -> RunOptions {
-    RunOptions::now(settings, RunTrigger::Manual)
-}
+use student_sync::store::StoreError;
+use student_sync::sync::{self, SyncError};
 
 fn small() -> PowerSchoolSide {
     fake_powerschool::generate(120, 5)

@@ -16,12 +16,8 @@ use common::*;
 use sqlx::{PgPool, Row};
 use student_sync::harness::fake_powerschool::{self, Faults};
 use student_sync::harness::world::PowerSchoolSide;
-use student_sync::store::{self, RunTrigger, StoreError};
-use student_sync::sync::{self, plan::Plan, RunOptions, SyncError};
-
-fn options(settings: &student_sync::config::Settings) -> RunOptions {
-    RunOptions::now(settings, RunTrigger::Manual)
-}
+use student_sync::store::{self, StoreError};
+use student_sync::sync::{self, plan::Plan, SyncError};
 
 fn district() -> PowerSchoolSide {
     fake_powerschool::generate(300, 11)

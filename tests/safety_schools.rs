@@ -16,12 +16,8 @@ use common::*;
 use sqlx::PgPool;
 use student_sync::harness::fake_powerschool::Faults;
 use student_sync::harness::world::PowerSchoolSide;
-use student_sync::store::{self, RunTrigger};
-use student_sync::sync::{self, plan::Plan, RunOptions, SyncError};
-
-fn options(settings: &student_sync::config::Settings) -> RunOptions {
-    RunOptions::now(settings, RunTrigger::Manual)
-}
+use student_sync::store::{self};
+use student_sync::sync::{self, plan::Plan, SyncError};
 
 /// Two schools of twelve students, each student with one decision-making
 /// contact and a Parent Portal account of the same email.

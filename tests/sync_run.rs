@@ -14,12 +14,7 @@ use common::*;
 use sqlx::PgPool;
 use student_sync::harness::fake_powerschool::{self, Faults};
 use student_sync::harness::world::World;
-use student_sync::store::RunTrigger;
-use student_sync::sync::{self, FailPoint, RunOptions};
-
-fn options(settings: &student_sync::config::Settings) -> RunOptions {
-    RunOptions::now(settings, RunTrigger::Manual)
-}
+use student_sync::sync::{self, FailPoint};
 
 fn small_district() -> World {
     World {
@@ -96,12 +91,7 @@ async fn second_identical_sync_writes_nothing(pool: PgPool) {
         .await
         .unwrap();
     let c = &second.report.counts;
-    for (kind, k) in [
-        ("students", c.students),
-        ("contacts", c.contacts),
-        ("guardian accounts", c.guardian_accounts),
-        ("users", c.users),
-    ] {
+    for (kind, k) in kind_counts(c) {
         assert_eq!(
             (k.created, k.updated, k.removed),
             (0, 0, 0),

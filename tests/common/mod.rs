@@ -58,6 +58,23 @@ pub fn settings_for(fake: &RunningFake) -> Settings {
     s
 }
 
+/// A run's counts of the mirrored kinds and users, by the report's names.
+pub fn kind_counts(
+    c: &student_sync::sync::plan::PlanCounts,
+) -> [(&'static str, student_sync::sync::plan::KindCounts); 4] {
+    [
+        ("students", c.students),
+        ("contacts", c.contacts),
+        ("guardian accounts", c.guardian_accounts),
+        ("users", c.users),
+    ]
+}
+
+/// The options of a run started by hand, today in the district's time zone.
+pub fn options(settings: &Settings) -> student_sync::sync::RunOptions {
+    student_sync::sync::RunOptions::now(settings, student_sync::store::RunTrigger::Manual)
+}
+
 pub fn client(settings: &Settings) -> PowerSchoolClient {
     PowerSchoolClient::new(&settings.powerschool).expect("client builds")
 }
