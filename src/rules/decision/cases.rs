@@ -75,7 +75,7 @@ impl Engine<'_> {
         tier: AccessTier,
     ) -> Vec<RuleVerdict> {
         let row = pair.best.link;
-        let email = pair.best.email.clone().unwrap_or_else(|| Email::from(""));
+        let email = Email::from(pair.best.email.as_deref().unwrap_or_default());
         let mut verdicts = Vec::with_capacity(7);
         super::link_validity::link_verdicts(&self.index, row, &email, &mut verdicts);
         verdicts.push(self.owner_verdict(row, &email, pair.found, user));

@@ -14,17 +14,29 @@ use crate::rules::email::normalise_email;
 use crate::rules::verdict::Email;
 use crate::rules::{ConnectionFacts, DistrictFacts, StudentContact, StudentFacts, UserFacts};
 
-/// A student of the sync set, with its own emails normalised for R5.
+/// A student of the sync set. Its own emails are normalised when R5 asks
+/// (only an independent student's are ever looked at), so the district's
+/// students cost the index one reference each.
+#[derive(Clone, Copy)]
 pub(super) struct Student<'a> {
     pub(super) facts: &'a StudentFacts,
-    pub(super) org_email: Option<Cow<'a, str>>,
-    pub(super) personal_email: Option<Cow<'a, str>>,
 }
 
-impl Student<'_> {
+impl<'a> Student<'a> {
+    /// The student's `orgemail`, normalised.
+    pub(super) fn org_email(&self) -> Option<Cow<'a, str>> {
+        normalised(self.facts.org_email.as_deref())
+    }
+
+    /// The student's `personalemail`, normalised.
+    pub(super) fn personal_email(&self) -> Option<Cow<'a, str>> {
+        normalised(self.facts.personal_email.as_deref())
+    }
+
     /// R5: the email is the student's `orgemail` or `personalemail`.
     pub(super) fn is_own_email(&self, email: &str) -> bool {
-        self.org_email.as_deref() == Some(email) || self.personal_email.as_deref() == Some(email)
+        self.org_email().as_deref() == Some(email)
+            || self.personal_email().as_deref() == Some(email)
     }
 }
 
@@ -49,7 +61,7 @@ pub(super) struct FactsIndex<'a> {
     pub(super) unverified_by_email: UsersByEmail,
     /// Lowest user id linked to each PowerSchool guardian id before the run.
     pub(super) user_by_guardian: HashMap<i64, i64>,
-    pub(super) connections: HashMap<(i64, i64), &'a ConnectionFacts>,
+    pub(super) connections: ConnectionIndex<'a>,
     /// (student, user) pairs with at least one form.
     pub(super) forms: HashSet<(i64, i64)>,
 }
@@ -118,11 +130,7 @@ fn index_students(students: &[StudentFacts]) -> HashMap<i64, Student<'_>> {
         )
     };
     for s in students {
-        let entry = Student {
-            facts: s,
-            org_email: normalised(s.org_email.as_deref()),
-            personal_email: normalised(s.personal_email.as_deref()),
-        };
+        let entry = Student { facts: s };
         match index.get(&s.dcid) {
             Some(kept) if key(kept.facts) <= key(s) => {}
             _ => {
@@ -176,7 +184,7 @@ impl<'a> ContactIndex<'a> {
 
 /// The normalised email, borrowed when normalising changed nothing (the
 /// usual case), so a district's emails are not copied into the index.
-fn normalised(raw: Option<&str>) -> Option<Cow<'_, str>> {
+pub(super) fn normalised(raw: Option<&str>) -> Option<Cow<'_, str>> {
     let raw = raw?;
     let email = normalise_email(raw)?;
     Some(if email == raw {
@@ -247,16 +255,50 @@ fn index_user_by_guardian(users: &HashMap<i64, User<'_>>) -> HashMap<i64, i64> {
     index
 }
 
-fn index_connections(connections: &[ConnectionFacts]) -> HashMap<(i64, i64), &ConnectionFacts> {
-    let mut index: HashMap<(i64, i64), &ConnectionFacts> =
-        HashMap::with_capacity(connections.len());
-    // An admin duplicate wins: it is never orphaned or revoked.
-    let key = |c: &ConnectionFacts| (c.origin, Reverse(c.tier), c.case, c.limits.clone());
-    for c in connections {
-        let slot = index.entry((c.student_dcid, c.user_id)).or_insert(c);
-        if key(c) < key(slot) {
-            *slot = c;
-        }
+/// The stored connections by (student, user), one each, sorted: a
+/// reference a connection, looked up by binary search.
+pub(super) struct ConnectionIndex<'a>(Vec<&'a ConnectionFacts>);
+
+impl<'a> ConnectionIndex<'a> {
+    pub(super) fn get(&self, &(student_dcid, user_id): &(i64, i64)) -> Option<&'a ConnectionFacts> {
+        let at = self
+            .0
+            .binary_search_by_key(&(student_dcid, user_id), pair)
+            .ok()?;
+        self.0.get(at).copied()
     }
-    index
+
+    pub(super) fn contains_key(&self, key: &(i64, i64)) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// (student, user) of each connection, ascending.
+    pub(super) fn keys(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.0.iter().map(|c| pair(c))
+    }
+
+    /// Each connection with its (student, user), ascending.
+    pub(super) fn iter(&self) -> impl Iterator<Item = ((i64, i64), &'a ConnectionFacts)> + '_ {
+        self.0.iter().map(|c| (pair(c), *c))
+    }
+}
+
+fn pair(c: &&ConnectionFacts) -> (i64, i64) {
+    (c.student_dcid, c.user_id)
+}
+
+fn index_connections(connections: &[ConnectionFacts]) -> ConnectionIndex<'_> {
+    let mut sorted: Vec<&ConnectionFacts> = connections.iter().collect();
+    // Of duplicates, an admin one wins: it is never orphaned or revoked.
+    sorted.sort_unstable_by(|a, b| {
+        (pair(a), a.origin, Reverse(a.tier), a.case, &a.limits).cmp(&(
+            pair(b),
+            b.origin,
+            Reverse(b.tier),
+            b.case,
+            &b.limits,
+        ))
+    });
+    sorted.dedup_by_key(|c| pair(c));
+    ConnectionIndex(sorted)
 }

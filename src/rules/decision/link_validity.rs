@@ -132,14 +132,14 @@ fn independent_student_verdict(
         Reason::IndependentNotOwnEmail {
             student_dcid,
             email: email.clone(),
-            org_email: student.org_email.as_deref().map(Email::from),
-            personal_email: student.personal_email.as_deref().map(Email::from),
+            org_email: student.org_email().as_deref().map(Email::from),
+            personal_email: student.personal_email().as_deref().map(Email::from),
         }
     } else {
         Reason::IndependentOwnEmail {
             student_dcid,
             email: email.clone(),
-            org_email: student.org_email.as_deref() == Some(&**email),
+            org_email: student.org_email().as_deref() == Some(&**email),
         }
     };
     reason.verdict()

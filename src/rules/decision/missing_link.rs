@@ -25,7 +25,7 @@ impl Engine<'_> {
             let Some(judged) = self.rows.get(i) else {
                 continue;
             };
-            let related = (email.is_some() && judged.email.as_ref() == email)
+            let related = (email.is_some() && judged.email.as_deref() == email.map(|e| &**e))
                 || (account.is_some() && account == Some(judged.link.guardian_id));
             if !related {
                 continue;
@@ -62,7 +62,7 @@ impl Engine<'_> {
         let row = judged.link;
         let student_dcid = row.student_dcid;
         let guardian_id = row.guardian_id;
-        let email = judged.email.clone();
+        let email = judged.email.as_deref().map(Email::from);
         let reason = match &judged.outcome {
             RowOutcome::WebAccessAccount => Reason::WebAccessRow {
                 guardian_id,
@@ -94,7 +94,7 @@ impl Engine<'_> {
         let row = judged.link;
         let student_dcid = row.student_dcid;
         let guardian_id = row.guardian_id;
-        let email = judged.email.clone();
+        let email = judged.email.as_deref().map(Email::from);
         // Step 2 ran for every valid link.
         let found = judged.found?;
         let reason = match found {

@@ -19,8 +19,9 @@
 //! and every tie broken on values, never on input order, so the same district
 //! gives the same decisions however PowerSchool happened to list its rows.
 
-use crate::rules::email::normalise_optional;
 use crate::rules::verdict::{Email, PortalAccount, Who};
+use std::borrow::Cow;
+
 use crate::rules::{DistrictFacts, GuardianLink, Limit, StudentFacts, UserRef};
 
 mod account_owner;
@@ -68,9 +69,10 @@ impl Keep<'_> {
 /// What steps 1 and 2 made of one guardian row.
 struct JudgedRow<'a> {
     link: &'a GuardianLink,
-    /// The row's email, normalised; `None` when empty or malformed. Shared
-    /// by every verdict that names it.
-    email: Option<Email>,
+    /// The row's email, normalised; `None` when empty or malformed. Borrowed
+    /// from the row when normalising changed nothing (nearly always), so a
+    /// district's rows are judged without a copy of their emails.
+    email: Option<Cow<'a, str>>,
     outcome: RowOutcome,
     /// Step 2's answer, for a valid link only.
     found: Option<Found>,
@@ -110,7 +112,7 @@ impl<'a> Engine<'a> {
         let mut rows = Vec::with_capacity(facts.guardian_rows.len());
         let mut rows_by_student = Vec::with_capacity(facts.guardian_rows.len());
         for (i, row) in facts.guardian_rows.iter().enumerate() {
-            let email = normalise_optional(row.email.as_deref()).map(Email::from);
+            let email = facts_index::normalised(row.email.as_deref());
             let outcome = judge_link(&index, row, email.as_deref());
             let found = match (&outcome, &email) {
                 (RowOutcome::Valid { .. }, Some(email)) => Some(find_owner(&index, row, email)),

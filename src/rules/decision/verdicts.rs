@@ -3,6 +3,7 @@
 //! creators, who carries the incomplete flag, and the run report, all sorted
 //! so that row order never shows.
 
+use smallvec::SmallVec;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
@@ -19,7 +20,7 @@ pub(super) struct PairLinks<'r, 'a> {
     pub(super) best: &'r JudgedRow<'a>,
     pub(super) found: Found,
     /// Ascending, no duplicates (almost always one: a small vector, not a set).
-    pub(super) guardian_ids: Vec<i64>,
+    pub(super) guardian_ids: SmallVec<[i64; 2]>,
 }
 
 type LinksByPair<'r, 'a> = HashMap<(i64, UserRef), PairLinks<'r, 'a>>;
@@ -122,7 +123,7 @@ impl Engine<'_> {
                 .or_insert(PairLinks {
                     best: judged,
                     found,
-                    guardian_ids: Vec::new(),
+                    guardian_ids: SmallVec::new(),
                 });
             let gid = judged.link.guardian_id;
             if let Err(at) = pair.guardian_ids.binary_search(&gid) {
@@ -143,7 +144,7 @@ impl Engine<'_> {
             .index
             .connections
             .keys()
-            .filter(|&&(s, u)| !links.contains_key(&(s, UserRef::Existing(u))))
+            .filter(|&(s, u)| !links.contains_key(&(s, UserRef::Existing(u))))
             .count();
         stored + self.index.forms.len()
     }
@@ -156,7 +157,7 @@ impl Engine<'_> {
         report: &mut DecisionReport,
         keep: &Keep<'_>,
     ) {
-        for (&(student_dcid, user_id), connection) in &self.index.connections {
+        for ((student_dcid, user_id), connection) in self.index.connections.iter() {
             if !self.index.students.contains_key(&student_dcid)
                 || links.contains_key(&(student_dcid, UserRef::Existing(user_id)))
             {

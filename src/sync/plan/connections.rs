@@ -7,27 +7,29 @@ use crate::rules::{
     ConnectionAction, ConnectionCase, ConnectionDecision, Decisions, Origin, UserRef,
 };
 use crate::store::state::{ConnectionRow, CurrentState};
-use std::collections::HashMap;
 
 /// The stored connections by (student, user).
-pub(super) struct Existing<'s>(HashMap<(i64, i64), &'s ConnectionRow>);
+pub(super) struct Existing<'s>(Vec<&'s ConnectionRow>);
 
 impl<'s> Existing<'s> {
+    /// The stored connections by (student, user), a pair being unique in
+    /// the table: one reference each, looked up by binary search.
     pub(super) fn of(state: &'s CurrentState) -> Existing<'s> {
-        Existing(
-            state
-                .connections
-                .iter()
-                .map(|c| ((c.student_dcid, c.user_id), c))
-                .collect(),
-        )
+        let mut by_pair: Vec<&ConnectionRow> = state.connections.iter().collect();
+        by_pair.sort_unstable_by_key(|c| (c.student_dcid, c.user_id));
+        Existing(by_pair)
     }
 
     fn before(&self, decision: &ConnectionDecision) -> Option<&'s ConnectionRow> {
-        match decision.user {
-            UserRef::Existing(id) => self.0.get(&(decision.student_dcid, id)).copied(),
-            UserRef::New(_) => None,
-        }
+        let UserRef::Existing(id) = decision.user else {
+            return None;
+        };
+        let key = (decision.student_dcid, id);
+        let at = self
+            .0
+            .binary_search_by_key(&key, |c| (c.student_dcid, c.user_id))
+            .ok()?;
+        self.0.get(at).copied()
     }
 
     /// Whether the decision is written (created, updated or removed): only
