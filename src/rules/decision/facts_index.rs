@@ -274,7 +274,7 @@ impl<'a> ConnectionIndex<'a> {
 
     /// (student, user) of each connection, ascending.
     pub(super) fn keys(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
-        self.0.iter().map(|c| pair(c))
+        self.0.iter().map(pair)
     }
 
     /// Each connection with its (student, user), ascending.
