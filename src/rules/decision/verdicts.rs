@@ -5,7 +5,7 @@
 
 use smallvec::SmallVec;
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use super::{tier_under, Engine, Found, JudgedRow, RowOutcome};
 use crate::rules::verdict::codes::CodedReasons;
@@ -23,7 +23,65 @@ pub(super) struct PairLinks<'r, 'a> {
     pub(super) guardian_ids: SmallVec<[i64; 2]>,
 }
 
-type LinksByPair<'r, 'a> = HashMap<(i64, UserRef), PairLinks<'r, 'a>>;
+/// A valid link's row (an index into the engine's rows) and its owner.
+struct OwnedLink {
+    student_dcid: i64,
+    user: UserRef,
+    row: u32,
+}
+
+/// The row an owned link was made from (`row` indexes the engine's rows,
+/// which the list was made from, so it is always there).
+#[allow(clippy::indexing_slicing)]
+fn row_at<'r, 'a>(rows: &'r [JudgedRow<'a>], link: &OwnedLink) -> &'r JudgedRow<'a> {
+    &rows[link.row as usize]
+}
+
+/// The valid links by pair (see `Engine::links_by_pair`).
+struct LinksByPair<'r, 'a> {
+    engine: &'r Engine<'a>,
+    owned: Vec<OwnedLink>,
+}
+
+impl<'r, 'a> LinksByPair<'r, 'a> {
+    fn contains_key(&self, &(student_dcid, user): &(i64, UserRef)) -> bool {
+        self.owned
+            .binary_search_by(|l| (l.student_dcid, l.user).cmp(&(student_dcid, user)))
+            .is_ok()
+    }
+
+    /// Each pair with its links, in (student, user) order.
+    fn pairs(&self) -> impl Iterator<Item = ((i64, UserRef), PairLinks<'r, 'a>)> + '_ {
+        self.owned
+            .chunk_by(|a, b| (a.student_dcid, a.user) == (b.student_dcid, b.user))
+            .filter_map(|group| {
+                let first = group.first()?;
+                let best = row_at(&self.engine.rows, first);
+                let (_, found) = self.engine.owner_of(best)?;
+                let mut guardian_ids: SmallVec<[i64; 2]> = group
+                    .iter()
+                    .map(|l| row_at(&self.engine.rows, l).link.guardian_id)
+                    .collect();
+                guardian_ids.sort_unstable();
+                guardian_ids.dedup();
+                Some((
+                    (first.student_dcid, first.user),
+                    PairLinks {
+                        best,
+                        found,
+                        guardian_ids,
+                    },
+                ))
+            })
+    }
+
+    /// How many pairs have a valid link.
+    fn len(&self) -> usize {
+        self.owned
+            .chunk_by(|a, b| (a.student_dcid, a.user) == (b.student_dcid, b.user))
+            .count()
+    }
+}
 
 /// What a caller keeps of each decision's verdicts (see `decide_keeping`).
 pub struct Keep<'k> {
@@ -44,8 +102,8 @@ impl Engine<'_> {
         let links = self.links_by_pair();
 
         let mut connections = Vec::with_capacity(links.len() + self.unlinked_count(&links));
-        for (&(student_dcid, user), pair) in &links {
-            let decision = self.linked_connection(student_dcid, user, pair, keep);
+        for ((student_dcid, user), pair) in links.pairs() {
+            let decision = self.linked_connection(student_dcid, user, &pair, keep);
             connections.push(compact(decision, keep));
         }
         self.connections_without_link(&links, &mut connections, &mut report, keep);
@@ -112,33 +170,39 @@ impl Engine<'_> {
     }
 
     /// README decision 5: one connection per (student, user), from its best link.
+    /// Every valid link with its owner, grouped by (student, user) and,
+    /// within a pair, best link first (README decision 5): a sorted list of
+    /// 32-byte entries rather than a hash table of pairs.
     fn links_by_pair(&self) -> LinksByPair<'_, '_> {
-        let mut links: LinksByPair = HashMap::with_capacity(self.rows.len());
-        for judged in &self.rows {
-            let Some((user, found)) = self.owner_of(judged) else {
-                continue;
-            };
-            let pair = links
-                .entry((judged.link.student_dcid, user))
-                .or_insert(PairLinks {
-                    best: judged,
-                    found,
-                    guardian_ids: SmallVec::new(),
-                });
-            let gid = judged.link.guardian_id;
-            if let Err(at) = pair.guardian_ids.binary_search(&gid) {
-                pair.guardian_ids.insert(at, gid);
-            }
-            if link_rank(judged) < link_rank(pair.best) {
-                pair.best = judged;
-                pair.found = found;
-            }
+        let mut owned: Vec<OwnedLink> = self
+            .rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, judged)| {
+                let (user, _) = self.owner_of(judged)?;
+                Some(OwnedLink {
+                    student_dcid: judged.link.student_dcid,
+                    user,
+                    row: u32::try_from(i).ok()?,
+                })
+            })
+            .collect();
+        owned.sort_unstable_by(|a, b| {
+            (a.student_dcid, a.user)
+                .cmp(&(b.student_dcid, b.user))
+                .then_with(|| link_rank(self.row(a)).cmp(&link_rank(self.row(b))))
+                .then(a.row.cmp(&b.row))
+        });
+        LinksByPair {
+            engine: self,
+            owned,
         }
-        links
     }
 
-    /// How many decisions `connections_without_link` and
-    /// `form_creators_without_connection` can add at most.
+    fn row(&self, link: &OwnedLink) -> &JudgedRow<'_> {
+        row_at(&self.rows, link)
+    }
+
     fn unlinked_count(&self, links: &LinksByPair) -> usize {
         let stored = self
             .index
