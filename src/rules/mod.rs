@@ -386,6 +386,10 @@ pub struct Decisions {
     /// Existing users that must carry the incomplete flag after the run
     /// (every other user's flag is cleared). Sorted.
     pub incomplete_users: Vec<i64>,
+    /// Decisions not kept because the caller already held them (see
+    /// `Keep::unchanged`); 0 when every decision is kept.
+    #[serde(default)]
+    pub unchanged: u64,
     pub report: DecisionReport,
 }
 

@@ -272,11 +272,6 @@ impl<'a> ConnectionIndex<'a> {
         self.get(key).is_some()
     }
 
-    /// (student, user) of each connection, ascending.
-    pub(super) fn keys(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
-        self.0.iter().map(pair)
-    }
-
     /// Each connection with its (student, user), ascending.
     pub(super) fn iter(&self) -> impl Iterator<Item = ((i64, i64), &'a ConnectionFacts)> + '_ {
         self.0.iter().map(|c| (pair(c), *c))

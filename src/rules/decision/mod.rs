@@ -63,6 +63,7 @@ impl Keep<'_> {
     pub const ALL: Keep<'static> = Keep {
         verdicts_of: &|_| true,
         as_codes: false,
+        unchanged: &|_| false,
     };
 }
 

@@ -74,13 +74,6 @@ impl<'r, 'a> LinksByPair<'r, 'a> {
                 ))
             })
     }
-
-    /// How many pairs have a valid link.
-    fn len(&self) -> usize {
-        self.owned
-            .chunk_by(|a, b| (a.student_dcid, a.user) == (b.student_dcid, b.user))
-            .count()
-    }
 }
 
 /// What a caller keeps of each decision's verdicts (see `decide_keeping`).
@@ -93,24 +86,65 @@ pub struct Keep<'k> {
     /// shows no sentence, holds a few dozen bytes a connection, not a few
     /// hundred. A decision the codes cannot say exactly keeps its verdicts.
     pub as_codes: bool,
+    /// Whether the caller already holds what the decision says (the stored
+    /// connection says the same): such a decision is counted in
+    /// `Decisions::unchanged` and not kept, so a quiet night holds none.
+    pub unchanged: &'k dyn Fn(&ConnectionDecision) -> bool,
+}
+
+/// The decisions being made, and what is kept of them (see `Keep`).
+struct Kept<'k> {
+    keep: &'k Keep<'k>,
+    connections: Vec<ConnectionDecision>,
+    unchanged: u64,
+    /// Users of a returning parent's connection (kept or not), unsorted.
+    incomplete: Vec<i64>,
+}
+
+impl Kept<'_> {
+    fn push(&mut self, decision: ConnectionDecision) {
+        if let (ConnectionCase::UnlinkedReturningParent, UserRef::Existing(u)) =
+            (decision.case, decision.user)
+        {
+            self.incomplete.push(u);
+        }
+        if (self.keep.unchanged)(&decision) {
+            self.unchanged += 1;
+            return;
+        }
+        self.connections.push(compact(decision, self.keep));
+    }
 }
 
 impl Engine<'_> {
-    pub(crate) fn decisions(&self, keep: &Keep<'_>) -> Decisions {
+    pub(crate) fn decisions<'k>(&self, keep: &'k Keep<'k>) -> Decisions {
         let mut report = DecisionReport::default();
         let email_differs = self.report_rows(&mut report);
         let links = self.links_by_pair();
 
-        let mut connections = Vec::with_capacity(links.len() + self.unlinked_count(&links));
+        let mut kept = Kept {
+            keep,
+            connections: Vec::new(),
+            unchanged: 0,
+            incomplete: Vec::new(),
+        };
         for ((student_dcid, user), pair) in links.pairs() {
             let decision = self.linked_connection(student_dcid, user, &pair, keep);
-            connections.push(compact(decision, keep));
+            kept.push(decision);
         }
-        self.connections_without_link(&links, &mut connections, &mut report, keep);
-        self.form_creators_without_connection(&links, &mut connections, &mut report, keep);
+        self.connections_without_link(&links, &mut kept, &mut report);
+        self.form_creators_without_connection(&links, &mut kept, &mut report);
+        let Kept {
+            mut connections,
+            unchanged,
+            incomplete: mut incomplete_users,
+            ..
+        } = kept;
         // One decision per pair: no ties, so no stable sort's scratch copy.
         connections.sort_unstable_by_key(|c| (c.student_dcid, c.user));
-        let incomplete_users = incomplete_users(&connections);
+        connections.shrink_to_fit();
+        incomplete_users.sort_unstable();
+        incomplete_users.dedup();
 
         report.email_differs = email_differs.into_iter().collect();
         sort_dedup(&mut report.rows_for_unknown_students);
@@ -130,6 +164,7 @@ impl Engine<'_> {
                 .map(|(&u, &g)| (u, g))
                 .collect(),
             incomplete_users,
+            unchanged,
             report,
         }
     }
@@ -203,23 +238,11 @@ impl Engine<'_> {
         row_at(&self.rows, link)
     }
 
-    fn unlinked_count(&self, links: &LinksByPair) -> usize {
-        let stored = self
-            .index
-            .connections
-            .keys()
-            .filter(|&(s, u)| !links.contains_key(&(s, UserRef::Existing(u))))
-            .count();
-        stored + self.index.forms.len()
-    }
-
-    /// Connections with no valid link: cases C and A, and the removal policy.
     fn connections_without_link(
         &self,
         links: &LinksByPair,
-        connections: &mut Vec<ConnectionDecision>,
+        kept: &mut Kept<'_>,
         report: &mut DecisionReport,
-        keep: &Keep<'_>,
     ) {
         for ((student_dcid, user_id), connection) in self.index.connections.iter() {
             if !self.index.students.contains_key(&student_dcid)
@@ -231,7 +254,7 @@ impl Engine<'_> {
             if decision.orphaned {
                 report.orphaned.push((student_dcid, user_id));
             }
-            connections.push(compact(decision, keep));
+            kept.push(decision);
         }
     }
 
@@ -240,9 +263,8 @@ impl Engine<'_> {
     fn form_creators_without_connection(
         &self,
         links: &LinksByPair,
-        connections: &mut Vec<ConnectionDecision>,
+        kept: &mut Kept<'_>,
         report: &mut DecisionReport,
-        keep: &Keep<'_>,
     ) {
         let mut form_pairs: Vec<(i64, i64)> = self.index.forms.iter().copied().collect();
         form_pairs.sort_unstable();
@@ -257,9 +279,11 @@ impl Engine<'_> {
                 continue;
             }
             match self.parent_portal_account(user_id) {
-                Some(account) => connections.push(compact(
-                    self.returning_parent(student_dcid, user_id, account, ConnectionAction::Create),
-                    keep,
+                Some(account) => kept.push(self.returning_parent(
+                    student_dcid,
+                    user_id,
+                    account,
+                    ConnectionAction::Create,
                 )),
                 None => report.form_creator_only.push((student_dcid, user_id)),
             }
@@ -277,24 +301,6 @@ fn link_rank<'r>(judged: &'r JudgedRow<'_>) -> (Reverse<AccessTier>, i64, &'r st
     )
 }
 
-/// README decision 10: exactly the holders of a case C connection.
-fn incomplete_users(connections: &[ConnectionDecision]) -> Vec<i64> {
-    let mut users: Vec<i64> = connections
-        .iter()
-        .filter(|c| c.case == ConnectionCase::UnlinkedReturningParent)
-        .filter_map(|c| match c.user {
-            UserRef::Existing(u) => Some(u),
-            UserRef::New(_) => None,
-        })
-        .collect();
-    users.sort_unstable();
-    users.dedup();
-    users
-}
-
-/// Drops the verdicts of a decision nobody will read them of, codes them
-/// when `keep` says so, or gives back their spare capacity (a district
-/// keeps every decision until the plan is made).
 fn compact(mut decision: ConnectionDecision, keep: &Keep<'_>) -> ConnectionDecision {
     if !(keep.verdicts_of)(&decision) {
         decision.verdicts = Vec::new();

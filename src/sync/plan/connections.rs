@@ -34,6 +34,14 @@ impl<'s> Existing<'s> {
 
     /// Whether the decision is written (created, updated or removed): only
     /// then are its verdicts read (by the audit and the plan's details).
+    /// The stored connection already says what was decided.
+    pub(super) fn is_unchanged(&self, decision: &ConnectionDecision) -> bool {
+        matches!(
+            write_needed(decision, self.before(decision)),
+            WriteNeeded::Unchanged
+        )
+    }
+
     pub(super) fn is_written(&self, decision: &ConnectionDecision) -> bool {
         matches!(
             write_needed(decision, self.before(decision)),
@@ -49,7 +57,8 @@ pub(super) fn connection_changes(
     d: &mut Decisions,
 ) -> (Vec<ConnectionChange>, u64) {
     let mut changes = Vec::new();
-    let mut unchanged = 0u64;
+    // The rules counted the decisions they did not keep (`Keep::unchanged`).
+    let mut unchanged = d.unchanged;
     for decision in std::mem::take(&mut d.connections) {
         let before = existing.before(&decision);
         let kind = match write_needed(&decision, before) {

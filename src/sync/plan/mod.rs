@@ -148,6 +148,7 @@ pub fn plan_owned(
     let keep = rules::Keep {
         verdicts_of: &|d| existing.is_written(d),
         as_codes: state.digests.is_some(),
+        unchanged: &|d| existing.is_unchanged(d),
     };
     let mut decisions = rules::decide_keeping(&facts, &keep);
     step("rules");

@@ -73,6 +73,7 @@ fn decisions_keeping_some_verdicts_differ_only_in_the_verdicts_dropped() {
         &Keep {
             verdicts_of: &keep,
             as_codes: false,
+            unchanged: &|_| false,
         },
     );
     assert_eq!(some.connections.len(), all.connections.len());
@@ -87,6 +88,32 @@ fn decisions_keeping_some_verdicts_differ_only_in_the_verdicts_dropped() {
         .iter()
         .filter(|d| keep(d))
         .all(|d| !d.verdicts.is_empty()));
+}
+
+#[test]
+fn decisions_the_caller_holds_are_counted_not_kept_and_change_nothing_else() {
+    let facts = busy_district();
+    let all = decide(&facts);
+    let held = |d: &ConnectionDecision| {
+        d.student_dcid == 5003 || d.case == ConnectionCase::UnlinkedReturningParent
+    };
+    let held_count = all.connections.iter().filter(|d| held(d)).count();
+    assert!(held_count > 0 && held_count < all.connections.len());
+    let some = decide_keeping(
+        &facts,
+        &Keep {
+            verdicts_of: &|_| true,
+            as_codes: false,
+            unchanged: &held,
+        },
+    );
+    assert_eq!(some.unchanged, held_count as u64);
+    let mut expected = all.clone();
+    expected.connections.retain(|d| !held(d));
+    expected.unchanged = held_count as u64;
+    // The incomplete users still come from every decision, kept or not.
+    assert!(!all.incomplete_users.is_empty());
+    assert_eq!(some, expected);
 }
 
 #[test]
@@ -105,6 +132,7 @@ fn decisions_kept_as_codes_read_back_as_the_verdicts_and_hold_for_a_new_users_id
         &Keep {
             verdicts_of: &|_| true,
             as_codes: true,
+            unchanged: &|_| false,
         },
     );
     assert_eq!(coded.connections.len(), all.connections.len());
