@@ -261,7 +261,6 @@ async fn run_phases(
         (fetch.await?, None)
     };
     screen::screen(&mut snapshot);
-    release_free_memory();
     let fetch_time = started.elapsed();
     tracing::info!(
         guardians = snapshot.guardians.len(),
@@ -344,7 +343,6 @@ async fn planning_phase(
     })
     .await?;
     drop(state);
-    release_free_memory();
     tracing::info!(
         seconds = phase.elapsed().as_secs_f64(),
         "plan ready: {}",
@@ -433,7 +431,6 @@ async fn applying_phase(
         report::one_line(&plan.counts)
     );
     drop(plan);
-    release_free_memory();
     Ok(report)
 }
 
@@ -463,24 +460,6 @@ async fn apply_run(
     )
     .await?;
     Ok(report)
-}
-
-/// Hands the memory the allocator holds free back to the system. A run
-/// frees hundreds of megabytes at once (the parsed pages after the fetch,
-/// the fetched records and the state after the plan), partly in the arenas
-/// of the threads that parsed pages; without this glibc keeps it resident.
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        extern "C" {
-            fn malloc_trim(pad: usize) -> std::os::raw::c_int;
-        }
-        // SAFETY: malloc_trim only returns free heap pages to the kernel; it
-        // touches no memory in use and is thread-safe.
-        unsafe {
-            malloc_trim(0);
-        }
-    }
 }
 
 /// The daemon's run-lock key for the district (`hashtext` of it is the lock).

@@ -55,12 +55,12 @@ pub(super) struct FactsIndex<'a> {
     /// Contacts with an email, by student, then normalised email, then
     /// person id (see `ContactIndex`).
     contacts: ContactIndex<'a>,
-    pub(super) users: HashMap<i64, User<'a>>,
+    pub(super) users: Sorted<i64, User<'a>>,
     /// User ids by normalised login email, ascending.
     pub(super) verified_by_email: UsersByEmail,
     pub(super) unverified_by_email: UsersByEmail,
     /// Lowest user id linked to each PowerSchool guardian id before the run.
-    pub(super) user_by_guardian: HashMap<i64, i64>,
+    pub(super) user_by_guardian: Sorted<i64, i64>,
     pub(super) connections: ConnectionIndex<'a>,
     /// (student, user) pairs with at least one form.
     pub(super) forms: HashSet<(i64, i64)>,
@@ -194,65 +194,92 @@ pub(super) fn normalised(raw: Option<&str>) -> Option<Cow<'_, str>> {
     })
 }
 
-fn index_users(users: &[UserFacts]) -> HashMap<i64, User<'_>> {
-    let mut index: HashMap<i64, User> = HashMap::with_capacity(users.len());
-    fn key(u: &UserFacts) -> (&String, bool, Option<i64>, bool) {
+fn index_users(users: &[UserFacts]) -> Sorted<i64, User<'_>> {
+    let mut sorted: Vec<&UserFacts> = users.iter().collect();
+    // Of duplicate ids, the smallest of these wins, whatever the row order.
+    fn key(u: &UserFacts) -> (i64, &str, bool, Option<i64>, bool) {
         (
+            u.user_id,
             &u.email,
             !u.email_verified,
             u.powerschool_guardian_id,
             u.incomplete,
         )
     }
-    for u in users {
-        match index.get(&u.user_id) {
-            Some(kept) if key(kept.facts) <= key(u) => {}
-            _ => {
-                index.insert(
-                    u.user_id,
-                    User {
-                        facts: u,
-                        email: normalise_email(&u.email).map(Email::from),
-                    },
-                );
-            }
-        }
-    }
-    index
+    sorted.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+    sorted.dedup_by_key(|u| u.user_id);
+    Sorted(
+        sorted
+            .into_iter()
+            .map(|u| {
+                let email = normalise_email(&u.email).map(Email::from);
+                (u.user_id, User { facts: u, email })
+            })
+            .collect(),
+    )
 }
 
-type UsersByEmail = HashMap<Email, Vec<i64>>;
+/// Values by a unique key, sorted, found by binary search: the index's
+/// district-wide tables of users are these rather than hash maps (a hash
+/// table of 123,000 users reserves room for 262,144).
+pub(super) struct Sorted<K, V>(Vec<(K, V)>);
+
+impl<K: Ord, V> Sorted<K, V> {
+    pub(super) fn get(&self, key: &K) -> Option<&V> {
+        let at = self.0.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
+        self.0.get(at).map(|(_, v)| v)
+    }
+}
+
+/// User ids by normalised login: two arrays in the same order, sorted by
+/// email, then id (24 bytes a user; the emails are the users' own).
+#[derive(Default)]
+pub(super) struct UsersByEmail {
+    emails: Vec<Email>,
+    ids: Vec<i64>,
+}
+
+impl UsersByEmail {
+    fn new(mut entries: Vec<(Email, i64)>) -> UsersByEmail {
+        entries.sort_unstable();
+        let (emails, ids) = entries.into_iter().unzip();
+        UsersByEmail { emails, ids }
+    }
+
+    /// The ids of the users with this login, ascending; `None` if none.
+    pub(super) fn get(&self, email: &str) -> Option<&[i64]> {
+        let start = self.emails.partition_point(|e| &**e < email);
+        let end = self.emails.partition_point(|e| &**e <= email);
+        self.ids.get(start..end).filter(|ids| !ids.is_empty())
+    }
+}
 
 /// (verified, unverified) user ids by normalised login, each list ascending.
-fn index_user_emails(users: &HashMap<i64, User<'_>>) -> (UsersByEmail, UsersByEmail) {
-    let mut verified: UsersByEmail = HashMap::with_capacity(users.len());
-    let mut unverified: UsersByEmail = HashMap::new();
-    for (&id, user) in users {
+fn index_user_emails(users: &Sorted<i64, User<'_>>) -> (UsersByEmail, UsersByEmail) {
+    let (mut verified, mut unverified) = (Vec::with_capacity(users.0.len()), Vec::new());
+    for (id, user) in &users.0 {
         if let Some(email) = &user.email {
             let by_email = if user.facts.email_verified {
                 &mut verified
             } else {
                 &mut unverified
             };
-            by_email.entry(email.clone()).or_default().push(id);
+            by_email.push((email.clone(), *id));
         }
     }
-    for ids in verified.values_mut().chain(unverified.values_mut()) {
-        ids.sort_unstable();
-    }
-    (verified, unverified)
+    (UsersByEmail::new(verified), UsersByEmail::new(unverified))
 }
 
 /// The lowest user id an earlier sync linked to each guardian account.
-fn index_user_by_guardian(users: &HashMap<i64, User<'_>>) -> HashMap<i64, i64> {
-    let mut index: HashMap<i64, i64> = HashMap::new();
-    for (&id, user) in users {
-        if let Some(guardian_id) = user.facts.powerschool_guardian_id {
-            let linked = index.entry(guardian_id).or_insert(id);
-            *linked = (*linked).min(id);
-        }
-    }
-    index
+fn index_user_by_guardian(users: &Sorted<i64, User<'_>>) -> Sorted<i64, i64> {
+    let mut linked: Vec<(i64, i64)> = users
+        .0
+        .iter()
+        .filter_map(|(id, user)| Some((user.facts.powerschool_guardian_id?, *id)))
+        .collect();
+    linked.sort_unstable();
+    linked.dedup_by_key(|(guardian_id, _)| *guardian_id);
+    Sorted(linked)
 }
 
 /// The stored connections by (student, user), one each, sorted: a
