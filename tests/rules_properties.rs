@@ -608,6 +608,20 @@ proptest! {
         prop_assert_eq!(report, without.report);
     }
 
+    /// The emails of a student who is not independent are never read (R5
+    /// concerns independent students only), so a run leaves them out of the
+    /// rules' facts: the decisions, verdicts included, are identical.
+    #[test]
+    fn a_dependent_students_own_emails_change_nothing(facts in district()) {
+        let with = decide(&facts);
+        let mut without_facts = facts.clone();
+        for s in without_facts.students.iter_mut().filter(|s| !s.independent) {
+            s.org_email = None;
+            s.personal_email = None;
+        }
+        prop_assert_eq!(decide(&without_facts), with);
+    }
+
     /// Capital letters, padding and Unicode composition in PowerSchool's
     /// emails never change who sees whom.
     #[test]

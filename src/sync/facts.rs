@@ -61,6 +61,22 @@ pub fn with_schoolengage_side(
     }
 }
 
+/// The student as a run's rules read it: its own emails only when it is
+/// independent (R5, the one rule that reads them, concerns only independent
+/// students), so the district's emails are not copied for the rules. `explain`,
+/// which shows them, converts with `From`.
+pub fn student_for_rules(s: &StudentRow) -> StudentFacts {
+    if s.independent {
+        return StudentFacts::from(s);
+    }
+    StudentFacts {
+        dcid: s.student.dcid,
+        independent: false,
+        org_email: None,
+        personal_email: None,
+    }
+}
+
 impl From<&StudentRow> for StudentFacts {
     fn from(s: &StudentRow) -> StudentFacts {
         StudentFacts {

@@ -55,7 +55,11 @@ pub fn decide(facts: &DistrictFacts) -> Decisions {
 /// otherwise outweigh its rows. Every other field of every decision, and
 /// the report, are as `decide` makes them.
 pub fn decide_keeping(facts: &DistrictFacts, keep: &Keep<'_>) -> Decisions {
-    Engine::new(facts).decisions(keep)
+    let mut engine = Engine::new(facts);
+    let mut decisions = engine.decisions_but_new_users(keep);
+    // Moved, not copied: a first sync creates a user for most parents.
+    decisions.new_users = std::mem::take(&mut engine.accounts.new_users);
+    decisions
 }
 
 impl Keep<'_> {

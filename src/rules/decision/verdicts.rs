@@ -117,7 +117,16 @@ impl Kept<'_> {
 }
 
 impl Engine<'_> {
-    pub(crate) fn decisions<'k>(&self, keep: &'k Keep<'k>) -> Decisions {
+    pub(crate) fn decisions(&self, keep: &Keep<'_>) -> Decisions {
+        Decisions {
+            new_users: self.accounts.new_users.clone(),
+            ..self.decisions_but_new_users(keep)
+        }
+    }
+
+    /// `decisions` with `new_users` left empty (the caller moves them out
+    /// of the engine it is done with).
+    pub(super) fn decisions_but_new_users<'k>(&self, keep: &'k Keep<'k>) -> Decisions {
         let mut report = DecisionReport::default();
         let email_differs = self.report_rows(&mut report);
         let links = self.links_by_pair();
@@ -156,7 +165,7 @@ impl Engine<'_> {
 
         Decisions {
             connections,
-            new_users: self.accounts.new_users.clone(),
+            new_users: Vec::new(),
             guardian_links: self
                 .accounts
                 .guardian_links

@@ -124,7 +124,7 @@ pub fn plan_owned(
     let in_set = set.students;
     step("sync set");
 
-    let students: Vec<StudentFacts> = in_set.iter().map(StudentFacts::from).collect();
+    let students: Vec<StudentFacts> = in_set.iter().map(super::facts::student_for_rules).collect();
     let dcids: HashSet<i64> = in_set.iter().map(|r| r.student.dcid).collect();
     // The sync set's rows move into the students' changes (the unchanged
     // ones are freed here, before the rules run).

@@ -136,6 +136,9 @@ fn decisions_kept_as_codes_read_back_as_the_verdicts_and_hold_for_a_new_users_id
         },
     );
     assert_eq!(coded.connections.len(), all.connections.len());
+    // The users to create are moved out of the engine, not copied: the same.
+    assert!(!all.new_users.is_empty());
+    assert_eq!(coded.new_users, all.new_users);
     let mut new_users = 0;
     for (c, a) in coded.connections.iter().zip(&all.connections) {
         assert_eq!(
