@@ -295,6 +295,10 @@ impl<'a> ConnectionIndex<'a> {
         self.0.get(at).copied()
     }
 
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub(super) fn contains_key(&self, key: &(i64, i64)) -> bool {
         self.get(key).is_some()
     }

@@ -50,6 +50,13 @@ impl<'r, 'a> LinksByPair<'r, 'a> {
             .is_ok()
     }
 
+    /// How many pairs have a valid link.
+    fn pair_count(&self) -> usize {
+        self.owned
+            .chunk_by(|a, b| (a.student_dcid, a.user) == (b.student_dcid, b.user))
+            .count()
+    }
+
     /// Each pair with its links, in (student, user) order.
     fn pairs(&self) -> impl Iterator<Item = ((i64, UserRef), PairLinks<'r, 'a>)> + '_ {
         self.owned
@@ -131,9 +138,12 @@ impl Engine<'_> {
         let email_differs = self.report_rows(&mut report);
         let links = self.links_by_pair();
 
+        // Room for every decision up front (pages never written cost no
+        // memory): growing by doubling would briefly hold two copies.
+        let most = links.pair_count() + self.index.connections.len() + self.index.forms.len();
         let mut kept = Kept {
             keep,
-            connections: Vec::new(),
+            connections: Vec::with_capacity(most),
             unchanged: 0,
             incomplete: Vec::new(),
         };

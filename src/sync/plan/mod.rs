@@ -153,7 +153,7 @@ pub fn plan_owned(
     let mut decisions = rules::decide_keeping(&facts, &keep);
     step("rules");
 
-    let users = users::user_changes(state, &facts.guardian_rows, &decisions);
+    let users = users::user_changes(state, &facts.guardian_rows, &mut decisions);
     // Contacts and guardian accounts mirror PowerSchool for the sync set:
     // the facts' rows move into their changes (the unchanged ones are freed
     // as they are met), so no row is ever held twice.

@@ -35,13 +35,17 @@ pub(crate) fn user_counts(created: usize, updated: usize, unchanged: u64) -> Kin
 pub(super) fn user_changes(
     state: &crate::store::state::CurrentState,
     guardian_rows: &[GuardianLink],
-    d: &Decisions,
+    d: &mut Decisions,
 ) -> UserChanges {
     let links: HashMap<i64, i64> = d.guardian_links.iter().copied().collect();
     let incomplete: HashSet<i64> = d.incomplete_users.iter().copied().collect();
     let names = guardian_names(guardian_rows);
     let mut changes = UserChanges {
-        new_users: d.new_users.iter().map(new_user_row).collect(),
+        // Moved out of the decisions: a first sync creates most parents.
+        new_users: std::mem::take(&mut d.new_users)
+            .into_iter()
+            .map(new_user_row)
+            .collect(),
         updates: Vec::new(),
         unchanged: 0,
     };
@@ -60,11 +64,11 @@ pub(super) fn user_changes(
     changes
 }
 
-fn new_user_row(u: &NewUser) -> NewUserRow {
+fn new_user_row(u: NewUser) -> NewUserRow {
     NewUserRow {
-        email: u.email.clone(),
-        first_name: u.first_name.clone(),
-        last_name: u.last_name.clone(),
+        email: u.email,
+        first_name: u.first_name,
+        last_name: u.last_name,
         powerschool_guardian_id: Some(u.powerschool_guardian_id),
         incomplete: false,
     }
