@@ -65,9 +65,9 @@ pub(super) fn find_owner(index: &FactsIndex<'_>, row: &GuardianLink, email: &str
 /// What step 2 means for users across all rows.
 #[derive(Default)]
 pub(super) struct Accounts {
-    /// Step 2.4's users, sorted by email; one per email.
+    /// Step 2.4's users, sorted by email; one per email (so found by
+    /// binary search, see `new_user_of`).
     pub(super) new_users: Vec<NewUser>,
-    pub(super) new_user_index: HashMap<String, usize>,
     /// Existing users that step 2.2/2.3 found and no earlier sync linked:
     /// user id -> lowest guardian id of the accounts that found them.
     pub(super) guardian_links: BTreeMap<i64, i64>,
@@ -128,13 +128,14 @@ impl Accounts {
                 powerschool_guardian_id: row.guardian_id,
             })
             .collect();
-        accounts.new_user_index = accounts
-            .new_users
-            .iter()
-            .enumerate()
-            .map(|(i, u)| (u.email.clone(), i))
-            .collect();
         accounts
+    }
+
+    /// The index of the new user with this (normalised) email.
+    pub(super) fn new_user_of(&self, email: &str) -> Option<usize> {
+        self.new_users
+            .binary_search_by(|u| u.email.as_str().cmp(email))
+            .ok()
     }
 }
 

@@ -164,9 +164,8 @@ impl<'a> Engine<'a> {
         let user = match found {
             Found::NewUser => self
                 .accounts
-                .new_user_index
-                .get(row.email_or_empty())
-                .map(|&i| UserRef::New(i)),
+                .new_user_of(row.email_or_empty())
+                .map(UserRef::New),
             found => found.user().map(UserRef::Existing),
         }?;
         Some((user, found))
