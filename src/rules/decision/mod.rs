@@ -101,13 +101,18 @@ impl JudgedRow<'_> {
 
 /// The facts, indexed once; step 1 and step 2 are worked out for every row
 /// on construction, the rest of the table in `decisions`.
+/// The student of the row at position `i` (every position is a row's).
+fn student_at(rows: &[JudgedRow<'_>], i: usize) -> Option<i64> {
+    rows.get(i).map(|r| r.link.student_dcid)
+}
+
 pub(crate) struct Engine<'a> {
     facts: &'a DistrictFacts,
     index: FactsIndex<'a>,
     /// Per guardian row, by position in `facts.guardian_rows`.
     rows: Vec<JudgedRow<'a>>,
-    /// (student, row position) for every row, sorted (see `rows_of`).
-    rows_by_student: Vec<(i64, usize)>,
+    /// Every row's position, sorted by (student, position) (see `rows_of`).
+    rows_by_student: Vec<usize>,
     accounts: Accounts,
 }
 
@@ -115,8 +120,7 @@ impl<'a> Engine<'a> {
     pub(crate) fn new(facts: &'a DistrictFacts) -> Engine<'a> {
         let index = FactsIndex::new(facts);
         let mut rows = Vec::with_capacity(facts.guardian_rows.len());
-        let mut rows_by_student = Vec::with_capacity(facts.guardian_rows.len());
-        for (i, row) in facts.guardian_rows.iter().enumerate() {
+        for row in &facts.guardian_rows {
             let email = facts_index::normalised(row.email.as_deref());
             let outcome = judge_link(&index, row, email.as_deref());
             let found = match (&outcome, &email) {
@@ -129,9 +133,9 @@ impl<'a> Engine<'a> {
                 outcome,
                 found,
             });
-            rows_by_student.push((row.student_dcid, i));
         }
-        rows_by_student.sort_unstable();
+        let mut rows_by_student: Vec<usize> = (0..rows.len()).collect();
+        rows_by_student.sort_unstable_by_key(|&i| (student_at(&rows, i), i));
         let accounts = Accounts::settle(&index, &rows);
         Engine {
             facts,
@@ -148,13 +152,13 @@ impl<'a> Engine<'a> {
     fn rows_of(&self, student_dcid: i64) -> impl Iterator<Item = usize> + '_ {
         let start = self
             .rows_by_student
-            .partition_point(|&(s, _)| s < student_dcid);
+            .partition_point(|&i| student_at(&self.rows, i) < Some(student_dcid));
         self.rows_by_student
             .get(start..)
             .unwrap_or(&[])
             .iter()
-            .take_while(move |&&(s, _)| s == student_dcid)
-            .map(|&(_, i)| i)
+            .copied()
+            .take_while(move |&i| student_at(&self.rows, i) == Some(student_dcid))
     }
 
     /// The user a valid link gives the student to, with step 2's answer;

@@ -8,7 +8,7 @@ use super::changes::RowChanges;
 use crate::powerschool::{GuardianLink, StudentContact};
 use crate::store::digest::{self, Digests, MirroredDigests};
 use crate::store::state::{CurrentState, StudentRow};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::Hash;
 
 /// The stored rows of one mirrored table, as a plan compares with them:
@@ -111,7 +111,7 @@ fn student_changes(
 
 pub(super) fn contact_changes(
     fetched: Vec<StudentContact>,
-    in_set: &HashSet<i64>,
+    in_set: &[i64],
     current: &dyn Stored<(i64, i64), StudentContact>,
 ) -> RowChanges<StudentContact, (i64, i64)> {
     let key = |c: &StudentContact| (c.student_dcid, c.person_id);
@@ -121,7 +121,7 @@ pub(super) fn contact_changes(
 
 pub(super) fn guardian_account_changes(
     fetched: Vec<GuardianLink>,
-    in_set: &HashSet<i64>,
+    in_set: &[i64],
     current: &dyn Stored<(i64, i64), GuardianLink>,
 ) -> RowChanges<GuardianLink, (i64, i64)> {
     let key = |g: &GuardianLink| (g.guardian_id, g.student_dcid);
@@ -134,11 +134,11 @@ pub(super) fn guardian_account_changes(
 /// place (never copied). A fetch comes sorted, so the sort is one pass.
 fn of_sync_set<R, K: Ord + Copy>(
     mut fetched: Vec<R>,
-    in_set: &HashSet<i64>,
+    in_set: &[i64],
     student_of: impl Fn(&R) -> i64,
     key_of: impl Fn(&R) -> K,
 ) -> Vec<R> {
-    fetched.retain(|r| in_set.contains(&student_of(r)));
+    fetched.retain(|r| in_set.binary_search(&student_of(r)).is_ok());
     fetched.sort_by_key(&key_of);
     fetched.dedup_by(|later, earlier| {
         let same = key_of(later) == key_of(earlier);

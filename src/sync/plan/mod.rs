@@ -16,7 +16,6 @@ use crate::store::state::{CurrentState, StudentRow};
 use crate::store::write::{NewUserRow, ProblemRow, UserUpdate};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 
 mod changes;
 mod connections;
@@ -125,7 +124,10 @@ pub fn plan_owned(
     step("sync set");
 
     let students: Vec<StudentFacts> = in_set.iter().map(super::facts::student_for_rules).collect();
-    let dcids: HashSet<i64> = in_set.iter().map(|r| r.student.dcid).collect();
+    // The sync set's dcids, sorted (a binary search each, 8 bytes a student).
+    let mut dcids: Vec<i64> = in_set.iter().map(|r| r.student.dcid).collect();
+    dcids.sort_unstable();
+    dcids.dedup();
     // The sync set's rows move into the students' changes (the unchanged
     // ones are freed here, before the rules run).
     (plan.students, plan.leaving) = mirrored::student_changes_in(in_set, state);
