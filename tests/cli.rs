@@ -439,3 +439,23 @@ async fn a_reader_that_stops_reading_early_is_not_an_error() {
         assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     }
 }
+
+/// The binary allocates with jemalloc and its built-in options take effect
+/// (the symbol jemalloc reads them from is spelled right): jemalloc's own
+/// statistics, printed at exit when asked, show two arenas and freed pages
+/// returned after 100 ms.
+#[cfg(all(target_os = "linux", not(target_env = "musl")))]
+#[tokio::test]
+async fn the_binary_runs_on_jemalloc_with_its_options() {
+    let out = run(
+        &["--version"],
+        &[("_RJEM_MALLOC_CONF", "stats_print:true".to_string())],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stats = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(stats.contains("jemalloc statistics"), "{stats}");
+    assert!(stats.contains("opt.narenas: 2"), "{stats}");
+    assert!(stats.contains("opt.dirty_decay_ms: 100"), "{stats}");
+    assert!(stats.contains("opt.muzzy_decay_ms: 0"), "{stats}");
+}
