@@ -161,8 +161,8 @@ fn guardian_rows(n: usize) -> impl Strategy<Value = Vec<GuardianLink>> {
                 guardian_id,
                 student_dcid,
                 email,
-                first_name: first.map(str::to_string),
-                last_name: last.map(str::to_string),
+                first_name: first.map(Into::into),
+                last_name: last.map(Into::into),
                 web_access_account: web,
             },
         );

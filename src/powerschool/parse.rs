@@ -3,7 +3,7 @@
 //! nested records, one school as an object), so everything here accepts every
 //! variant the spec lists and reports what it cannot read instead of guessing.
 
-use super::records::{GuardianLink, IndependentStudent, School, Student, StudentContact};
+use super::records::{GuardianLink, IndependentStudent, Name, School, Student, StudentContact};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -244,6 +244,11 @@ fn opt_text<R: Record + ?Sized>(c: &R, field: &str) -> Option<String> {
     c.cell(field).map(|v| v.text().into_owned())
 }
 
+/// A name or short code: held inline when it fits (see `rules::Name`).
+fn opt_name<R: Record + ?Sized>(c: &R, field: &str) -> Option<Name> {
+    c.cell(field).map(|v| Name::from(v.text().as_ref()))
+}
+
 fn opt_date<R: Record + ?Sized>(
     c: &R,
     field: &str,
@@ -281,8 +286,8 @@ pub fn guardian<R: Record + ?Sized>(c: &R) -> Result<GuardianLink, FieldError> {
         guardian_id: req_int(c, "guardianid")?,
         student_dcid: req_int(c, "studentsdcid")?,
         email: opt_text(c, "email"),
-        first_name: opt_text(c, "firstname"),
-        last_name: opt_text(c, "lastname"),
+        first_name: opt_name(c, "firstname"),
+        last_name: opt_name(c, "lastname"),
         web_access_account: matches!(
             c.cell("accounttype"),
             Some(Cell::Text(t)) if t.eq_ignore_ascii_case("webaccess")
@@ -310,9 +315,9 @@ pub fn student<R: Record + ?Sized>(
     Ok(Student {
         dcid,
         id: opt_int(c, "id")?,
-        student_number: opt_text(c, "student_number"),
-        first_name: opt_text(c, "first_name"),
-        last_name: opt_text(c, "last_name"),
+        student_number: opt_name(c, "student_number"),
+        first_name: opt_name(c, "first_name"),
+        last_name: opt_name(c, "last_name"),
         grade_level: opt_int(c, "grade_level")?,
         school_number,
         enroll_status: req_int(c, "enroll_status")?,
@@ -339,8 +344,8 @@ pub fn contact<R: Record + ?Sized>(c: &R) -> Result<StudentContact, FieldError> 
     Ok(StudentContact {
         student_dcid: req_int(c, "studentsdcid")?,
         person_id: req_int(c, "personid")?,
-        first_name: opt_text(c, "firstname"),
-        last_name: opt_text(c, "lastname"),
+        first_name: opt_name(c, "firstname"),
+        last_name: opt_name(c, "lastname"),
         email: opt_text(c, "email"),
         is_decision_making: flag(c, "isdecisionmaking")?,
     })

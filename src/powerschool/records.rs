@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// The guardian links and student contacts are the rules' own facts, parsed
 /// straight into the rules' types (one type per row kind, in every layer).
-pub use crate::rules::{GuardianLink, StudentContact};
+pub use crate::rules::{GuardianLink, Name, StudentContact};
 
 /// One school of the district (`org.studentsync.sync.schools.list`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,9 +26,9 @@ pub struct Student {
     /// stored as the record itself.)
     #[serde(alias = "powerschool_id")]
     pub id: Option<i64>,
-    pub student_number: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
+    pub student_number: Option<Name>,
+    pub first_name: Option<Name>,
+    pub last_name: Option<Name>,
     pub grade_level: Option<i64>,
     /// The school's `school_number`.
     pub school_number: i64,

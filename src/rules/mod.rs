@@ -180,6 +180,11 @@ pub struct Policy {
 
 // ---------------- facts ----------------
 
+/// A name or a short code as PowerSchool sends it: held inline when it fits
+/// in 24 bytes (nearly every name does), so a district's millions of names
+/// are not each a block of their own on the heap. Reads as a `str`.
+pub type Name = compact_str::CompactString;
+
 /// A guardian link: one row of `com.pearson.core.guardian.student_guardian_detail`: a Parent
 /// Portal (or Web Access) account linked to one student.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -188,8 +193,8 @@ pub struct GuardianLink {
     pub student_dcid: i64,
     /// As PowerSchool holds it: not normalised, may be absent.
     pub email: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
+    pub first_name: Option<Name>,
+    pub last_name: Option<Name>,
     /// `accounttype = "webaccess"`: rule R1 ignores the row.
     pub web_access_account: bool,
 }
@@ -199,8 +204,8 @@ pub struct GuardianLink {
 pub struct StudentContact {
     pub student_dcid: i64,
     pub person_id: i64,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
+    pub first_name: Option<Name>,
+    pub last_name: Option<Name>,
     pub email: Option<String>,
     /// `u_studentcontactdetail.isdecisionmaking = 1`
     pub is_decision_making: bool,
@@ -349,8 +354,8 @@ impl ConnectionDecision {
 pub struct NewUser {
     /// Normalised.
     pub email: String,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
+    pub first_name: Option<Name>,
+    pub last_name: Option<Name>,
     pub powerschool_guardian_id: i64,
 }
 

@@ -16,6 +16,7 @@
 //! A refused value is read as empty and reported; the record itself is kept.
 
 use super::email::MAX_EMAIL_BYTES;
+use super::Name;
 use chrono::NaiveDate;
 
 /// The longest name (first or last name of a student, guardian or contact,
@@ -114,11 +115,15 @@ fn first_control(value: &str) -> Option<Refusal> {
 
 /// A name or other short text: what to keep (`None` when only invisible
 /// characters were sent), or why it is refused.
-pub fn check_name(raw: &str) -> Result<Option<String>, Refusal> {
+pub fn check_name(raw: &str) -> Result<Option<Name>, Refusal> {
     if let Some(refusal) = first_control(raw) {
         return Err(refusal);
     }
-    let kept: String = raw.chars().filter(|c| !is_format(*c)).collect();
+    // Nearly every name has no format character: it is then kept as read.
+    let kept: std::borrow::Cow<'_, str> = match raw.chars().any(is_format) {
+        true => raw.chars().filter(|c| !is_format(*c)).collect::<String>().into(),
+        false => raw.into(),
+    };
     let kept = kept.trim();
     let length = kept.chars().count();
     if length > MAX_NAME_CHARS {
@@ -128,7 +133,7 @@ pub fn check_name(raw: &str) -> Result<Option<String>, Refusal> {
             unit: "characters",
         });
     }
-    Ok((!kept.is_empty()).then(|| kept.to_string()))
+    Ok((!kept.is_empty()).then(|| Name::from(kept)))
 }
 
 /// An email as PowerSchool holds it: kept unchanged (it is normalised where

@@ -5,7 +5,7 @@
 use super::digest::{Detail, MirroredDigests};
 use super::{Doing, StoreError};
 use crate::powerschool::records::{GuardianLink, Student, StudentContact};
-use crate::rules::{AccessTier, ConnectionCase, FormFacts, Limit, Origin};
+use crate::rules::{AccessTier, Name, ConnectionCase, FormFacts, Limit, Origin};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
@@ -28,8 +28,8 @@ pub struct StudentRow {
 pub struct UserRow {
     pub id: i64,
     pub email: String,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
+    pub first_name: Option<Name>,
+    pub last_name: Option<Name>,
     pub email_verified: bool,
     pub incomplete: bool,
     pub powerschool_guardian_id: Option<i64>,

@@ -125,9 +125,13 @@ pub async fn apply_observed(
     tracing::debug!(seconds = step.elapsed().as_secs_f64(), "applied users");
 
     let step = std::time::Instant::now();
-    let rows = connection_writes(plan, &new_user_ids)?;
-    let ids = write::upsert_connections(tx, &rows, run_id).await?;
-    drop(rows);
+    // A batch at a time: a first sync writes every connection, and their
+    // write rows are never all held beside the plan they come from.
+    let mut ids = HashMap::new();
+    for changes in plan.connections.chunks(BATCH) {
+        let rows = connection_writes(changes, &new_user_ids)?;
+        ids.extend(write::upsert_connections(tx, &rows, run_id).await?);
+    }
     let removed_ids: Vec<i64> = plan
         .connections
         .iter()
@@ -179,9 +183,13 @@ fn user_id_of(u: UserRef, new_user_ids: &[i64]) -> Result<i64, SyncError> {
     }
 }
 
-/// The decided state of every connection the plan creates or updates.
-fn connection_writes(plan: &Plan, new_user_ids: &[i64]) -> Result<Vec<ConnectionWrite>, SyncError> {
-    plan.connections
+/// The decided state of every connection of `changes` the plan creates or
+/// updates.
+fn connection_writes(
+    changes: &[ConnectionChange],
+    new_user_ids: &[i64],
+) -> Result<Vec<ConnectionWrite>, SyncError> {
+    changes
         .iter()
         .filter(|c| c.kind != ConnectionChangeKind::Remove)
         .map(|c| {

@@ -12,6 +12,7 @@ use crate::powerschool::{
     SCHOOLS_QUERY, STUDENTS_QUERY,
 };
 use crate::rules::text::{self, Refusal};
+use crate::rules::Name;
 use chrono::NaiveDate;
 
 /// Checks every value of `snapshot`, clearing the refused ones and adding a
@@ -106,11 +107,11 @@ impl<'a> Record<'a> {
         });
     }
 
-    fn name(&mut self, field: &str, value: &mut Option<String>) {
+    fn name<T: AsRef<str> + From<Name>>(&mut self, field: &str, value: &mut Option<T>) {
         let Some(raw) = value.take() else { return };
-        match text::check_name(&raw) {
-            Ok(kept) => *value = kept,
-            Err(why) => self.refuse(field, &raw, why),
+        match text::check_name(raw.as_ref()) {
+            Ok(kept) => *value = kept.map(T::from),
+            Err(why) => self.refuse(field, raw.as_ref(), why),
         }
     }
 
@@ -175,7 +176,7 @@ mod tests {
                 student_dcid: 1,
                 person_id: 7,
                 first_name: None,
-                last_name: Some("x".repeat(101)),
+                last_name: Some("x".repeat(101).into()),
                 email: Some("m\u{7}@x.org".into()),
                 is_decision_making: true,
             }],

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::facts_index::FactsIndex;
 use super::{Engine, JudgedRow};
 use crate::rules::verdict::{Email, Reason};
-use crate::rules::{GuardianLink, NewUser, RuleVerdict, UserRef};
+use crate::rules::{GuardianLink, Name, NewUser, RuleVerdict, UserRef};
 
 /// How step 2 found the user of a valid link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,7 +139,7 @@ impl Accounts {
     }
 }
 
-fn new_user_key(row: &GuardianLink) -> (i64, i64, &Option<String>, &Option<String>) {
+fn new_user_key(row: &GuardianLink) -> (i64, i64, &Option<Name>, &Option<Name>) {
     (
         row.guardian_id,
         row.student_dcid,

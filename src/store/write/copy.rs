@@ -50,6 +50,12 @@ impl CopyValue for String {
     }
 }
 
+impl CopyValue for crate::rules::Name {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.as_str().put(out)
+    }
+}
+
 impl CopyValue for chrono::NaiveDate {
     fn put(&self, out: &mut Vec<u8>) {
         use std::io::Write;

@@ -3,6 +3,7 @@
 //! existing ones. Both go as whole columns (`UNNEST`) in batches.
 
 use super::Tx;
+use crate::rules::Name;
 use crate::store::{Doing, StoreError, BATCH};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgArguments;
@@ -14,8 +15,8 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewUserRow {
     pub email: String,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
+    pub first_name: Option<Name>,
+    pub last_name: Option<Name>,
     pub powerschool_guardian_id: Option<i64>,
     pub incomplete: bool,
 }
@@ -24,8 +25,8 @@ pub struct NewUserRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserUpdate {
     pub id: i64,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
+    pub first_name: Option<Name>,
+    pub last_name: Option<Name>,
     pub powerschool_guardian_id: Option<i64>,
     pub incomplete: bool,
 }
@@ -41,7 +42,7 @@ struct SyncedColumns {
 
 impl SyncedColumns {
     fn of<'r>(
-        rows: impl Iterator<Item = (&'r Option<String>, &'r Option<String>, Option<i64>, bool)>,
+        rows: impl Iterator<Item = (&'r Option<Name>, &'r Option<Name>, Option<i64>, bool)>,
     ) -> SyncedColumns {
         let mut columns = SyncedColumns {
             first_names: Vec::new(),
@@ -50,8 +51,8 @@ impl SyncedColumns {
             incomplete: Vec::new(),
         };
         for (first, last, guardian, incomplete) in rows {
-            columns.first_names.push(first.clone());
-            columns.last_names.push(last.clone());
+            columns.first_names.push(first.as_deref().map(str::to_owned));
+            columns.last_names.push(last.as_deref().map(str::to_owned));
             columns.guardian_ids.push(guardian);
             columns.incomplete.push(incomplete);
         }

@@ -37,6 +37,16 @@ pub(super) fn fetch_problems(snapshot: &DistrictSnapshot) -> impl Iterator<Item 
 /// (`about`): the run stores those, and its words are rendered from them.
 pub(super) fn report_problems(problems: &mut Vec<ProblemRow>, r: &DecisionReport) {
     use RuleProblem::*;
+    // Sized once: a district has tens of thousands of these every night.
+    problems.reserve_exact(
+        r.rows_for_unknown_students.len()
+            + r.links_without_matching_contact.len()
+            + r.unverified_email_matches.len()
+            + r.email_differs.len()
+            + r.accounts_without_email.len()
+            + r.orphaned.len()
+            + r.form_creator_only.len(),
+    );
     let mut push = |p: RuleProblem| problems.push(ProblemRow::from(p));
     for &(guardian_id, student_dcid) in &r.rows_for_unknown_students {
         push(RowForStudentOutsideSyncSet {

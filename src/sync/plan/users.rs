@@ -4,7 +4,7 @@
 
 use super::changes::KindCounts;
 use crate::powerschool::GuardianLink;
-use crate::rules::{Decisions, NewUser};
+use crate::rules::{Decisions, Name, NewUser};
 use crate::store::state::UserRow;
 use crate::store::write::{NewUserRow, UserUpdate};
 use std::collections::{HashMap, HashSet};
@@ -74,7 +74,7 @@ fn new_user_row(u: NewUser) -> NewUserRow {
     }
 }
 
-type Names<'a> = (&'a Option<String>, &'a Option<String>);
+type Names<'a> = (&'a Option<Name>, &'a Option<Name>);
 
 /// The first and last name of each Parent Portal account (of its first row).
 fn guardian_names(guardian_rows: &[GuardianLink]) -> HashMap<i64, Names<'_>> {
