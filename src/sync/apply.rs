@@ -201,7 +201,7 @@ fn connection_writes(
                 limits: c.decision.limits.clone(),
                 origin: c.origin,
                 present_in_powerschool: c.decision.present_in_powerschool,
-                powerschool_guardian_id: guardian_id_after(&c.decision, c.before.as_ref()),
+                powerschool_guardian_id: guardian_id_after(&c.decision, c.before.as_deref()),
             })
         })
         .collect()

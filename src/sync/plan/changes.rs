@@ -67,7 +67,9 @@ static_str!(ConnectionChangeKind);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConnectionChange {
     pub kind: ConnectionChangeKind,
-    pub before: Option<ConnectionRow>,
+    /// Boxed: a first sync creates every connection, and a `None` then
+    /// costs a pointer instead of a whole row.
+    pub before: Option<Box<ConnectionRow>>,
     pub user: UserRef,
     pub origin: Origin,
     pub decision: ConnectionDecision,

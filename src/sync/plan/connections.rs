@@ -78,7 +78,7 @@ pub(super) fn connection_changes(
         };
         changes.push(ConnectionChange {
             kind,
-            before: before.cloned(),
+            before: before.cloned().map(Box::new),
             user: decision.user,
             origin: origin(&decision, before),
             decision,
