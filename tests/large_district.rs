@@ -27,19 +27,20 @@ async fn connections_beyond_one_batch_are_each_written_and_audited_once(pool: Pg
     };
     let (fake, settings, options) = world_setup(&world).await;
     let ps = client(&settings);
-    let first = sync::run_once(&pool, &settings, &ps, &options).await.unwrap();
+    let first = sync::run_once(&pool, &settings, &ps, &options)
+        .await
+        .unwrap();
     let created = first.report.counts.connections.created;
     assert!(
         created > BATCH as u64,
         "the district needs more than one batch: {created} connections"
     );
 
-    let (stored, distinct_pairs): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(DISTINCT (student_dcid, user_id)) FROM connections",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let (stored, distinct_pairs): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT (student_dcid, user_id)) FROM connections")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(stored as u64, created);
     assert_eq!(distinct_pairs, stored);
 
@@ -57,7 +58,9 @@ async fn connections_beyond_one_batch_are_each_written_and_audited_once(pool: Pg
     assert_eq!(audited as u64, created);
     assert_eq!(matching, audited);
 
-    let second = sync::run_once(&pool, &settings, &ps, &options).await.unwrap();
+    let second = sync::run_once(&pool, &settings, &ps, &options)
+        .await
+        .unwrap();
     let c = &second.report.counts.connections;
     assert_eq!((c.created, c.updated, c.removed), (0, 0, 0));
     assert_eq!(c.unchanged, created);

@@ -121,7 +121,11 @@ pub fn check_name(raw: &str) -> Result<Option<Name>, Refusal> {
     }
     // Nearly every name has no format character: it is then kept as read.
     let kept: std::borrow::Cow<'_, str> = match raw.chars().any(is_format) {
-        true => raw.chars().filter(|c| !is_format(*c)).collect::<String>().into(),
+        true => raw
+            .chars()
+            .filter(|c| !is_format(*c))
+            .collect::<String>()
+            .into(),
         false => raw.into(),
     };
     let kept = kept.trim();

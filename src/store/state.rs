@@ -5,7 +5,7 @@
 use super::digest::{Detail, MirroredDigests};
 use super::{Doing, StoreError};
 use crate::powerschool::records::{GuardianLink, Student, StudentContact};
-use crate::rules::{AccessTier, Name, ConnectionCase, FormFacts, Limit, Origin};
+use crate::rules::{AccessTier, ConnectionCase, FormFacts, Limit, Name, Origin};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;

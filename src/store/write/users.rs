@@ -51,7 +51,9 @@ impl SyncedColumns {
             incomplete: Vec::new(),
         };
         for (first, last, guardian, incomplete) in rows {
-            columns.first_names.push(first.as_deref().map(str::to_owned));
+            columns
+                .first_names
+                .push(first.as_deref().map(str::to_owned));
             columns.last_names.push(last.as_deref().map(str::to_owned));
             columns.guardian_ids.push(guardian);
             columns.incomplete.push(incomplete);
