@@ -197,6 +197,7 @@ fn users() -> impl Strategy<Value = Vec<UserFacts>> {
                         email_verified: verified,
                         powerschool_guardian_id: gid,
                         incomplete,
+                        ..UserFacts::default()
                     })
                     .collect()
             })
@@ -214,12 +215,15 @@ fn connections(n: usize) -> impl Strategy<Value = Vec<ConnectionFacts>> {
         any_origin(),
     )
         .prop_map(|(s, u, tier, case, limits, origin)| ConnectionFacts {
+            id: 0,
             student_dcid: s,
             user_id: u,
             tier,
             case,
             limits,
             origin,
+            present_in_powerschool: false,
+            powerschool_guardian_id: None,
         });
     prop::collection::vec(one, 0..7).prop_map(|list| {
         let mut unique = BTreeMap::new();

@@ -116,6 +116,47 @@ async fn second_identical_sync_writes_nothing(pool: PgPool) {
     assert_eq!(stamps(&pool).await, stamps_before, "updated_at moved");
 }
 
+/// The stored users, connections and forms are lent to the rules (moved
+/// out of the state, not copied) and given back: the rules see every one of
+/// them, and the state a plan leaves is the state it was given.
+#[sqlx::test]
+async fn a_plan_lends_the_stored_users_and_connections_and_gives_them_back(pool: PgPool) {
+    use student_sync::store::{CurrentState, RunTrigger};
+    let world = small_district();
+    let fake = start_fake(world.powerschool.clone(), Faults::default()).await;
+    let settings = settings_for(&fake);
+    let client = client(&settings);
+    sync::run_once(&pool, &settings, &client, &options(&settings))
+        .await
+        .unwrap();
+    let snapshot = client.fetch_district().await.unwrap();
+    fake.shutdown().await;
+    let stored = CurrentState::load(&pool).await.unwrap();
+    assert!(!stored.users.is_empty() && !stored.connections.is_empty());
+    let today = sync::RunOptions::now(&settings, RunTrigger::Manual).today;
+
+    let prepared = sync::prepare(&pool, &settings, &snapshot, today)
+        .await
+        .unwrap();
+    assert_eq!(prepared.state.users, stored.users);
+    assert_eq!(prepared.state.connections, stored.connections);
+    assert_eq!(prepared.state.forms, stored.forms);
+    // The rules saw every stored connection: each one is kept unchanged.
+    let c = &prepared.plan.counts.connections;
+    assert_eq!(c.unchanged, stored.connections.len() as u64);
+    assert_eq!((c.created, c.updated, c.removed), (0, 0, 0));
+
+    let mut state = stored.clone();
+    let plan = sync::plan(&snapshot, &mut state, &settings.sync, today);
+    assert_eq!(
+        plan.counts.connections.unchanged,
+        stored.connections.len() as u64
+    );
+    assert_eq!(state.users, stored.users);
+    assert_eq!(state.connections, stored.connections);
+    assert_eq!(state.forms, stored.forms);
+}
+
 async fn stamps(pool: &PgPool) -> Vec<(String, Option<chrono::DateTime<chrono::Utc>>)> {
     let mut out = Vec::new();
     for t in [

@@ -222,26 +222,47 @@ pub struct StudentFacts {
     pub personal_email: Option<String>,
 }
 
-/// A SchoolEngage login.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A SchoolEngage login, as SchoolEngage stores it (the store reads users
+/// into this type: one type per row kind). The rules read its id, email,
+/// verification, linked guardian and incomplete flag; the run's plan also
+/// compares its names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserFacts {
+    #[serde(alias = "id")]
     pub user_id: i64,
     /// The login email (already normalised when SE stored it).
     pub email: String,
+    #[serde(default)]
+    pub first_name: Option<Name>,
+    #[serde(default)]
+    pub last_name: Option<Name>,
     pub email_verified: bool,
     pub powerschool_guardian_id: Option<i64>,
     pub incomplete: bool,
 }
 
-/// An existing connection before the run.
+/// An existing connection before the run, as SchoolEngage stores it (the
+/// store reads connections into this type: one type per row kind). The
+/// rules read the pair, tier, case, limits and origin; the run's plan also
+/// compares the link fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionFacts {
+    /// The stored row's id (0 where the facts were not read from a row).
+    #[serde(default)]
+    pub id: i64,
     pub student_dcid: i64,
     pub user_id: i64,
     pub tier: AccessTier,
+    #[serde(alias = "case_code")]
     pub case: Option<ConnectionCase>,
     pub limits: Vec<Limit>,
     pub origin: Origin,
+    /// A valid PowerSchool link backed it after the last run.
+    #[serde(default)]
+    pub present_in_powerschool: bool,
+    /// The PowerSchool account whose link backed it.
+    #[serde(default)]
+    pub powerschool_guardian_id: Option<i64>,
 }
 
 /// A form `user_id` created on behalf of `student_dcid`.

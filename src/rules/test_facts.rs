@@ -60,8 +60,7 @@ pub fn user(user_id: i64, email: &str) -> UserFacts {
         user_id,
         email: email.to_string(),
         email_verified: true,
-        powerschool_guardian_id: None,
-        incomplete: false,
+        ..UserFacts::default()
     }
 }
 
@@ -86,12 +85,15 @@ pub fn connection(
     origin: Origin,
 ) -> ConnectionFacts {
     ConnectionFacts {
+        id: 0,
         student_dcid,
         user_id,
         tier,
         case: None,
         limits: Vec::new(),
         origin,
+        present_in_powerschool: false,
+        powerschool_guardian_id: None,
     }
 }
 

@@ -5,7 +5,7 @@
 use super::digest::{Detail, MirroredDigests};
 use super::{Doing, StoreError};
 use crate::powerschool::records::{GuardianLink, Student, StudentContact};
-use crate::rules::{AccessTier, ConnectionCase, FormFacts, Limit, Name, Origin};
+use crate::rules::FormFacts;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
@@ -24,29 +24,10 @@ pub struct StudentRow {
     pub in_sync_set: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize, Deserialize)]
-pub struct UserRow {
-    pub id: i64,
-    pub email: String,
-    pub first_name: Option<Name>,
-    pub last_name: Option<Name>,
-    pub email_verified: bool,
-    pub incomplete: bool,
-    pub powerschool_guardian_id: Option<i64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize, Deserialize)]
-pub struct ConnectionRow {
-    pub id: i64,
-    pub student_dcid: i64,
-    pub user_id: i64,
-    pub tier: AccessTier,
-    pub case_code: Option<ConnectionCase>,
-    pub limits: Vec<Limit>,
-    pub origin: Origin,
-    pub present_in_powerschool: bool,
-    pub powerschool_guardian_id: Option<i64>,
-}
+/// A stored user and a stored connection are the rules' own facts, read
+/// straight into the rules' types (one type per row kind), so a run hands
+/// them to the rules without a copy.
+pub use crate::rules::{ConnectionFacts as ConnectionRow, UserFacts as UserRow};
 
 /// The state a plan is made against. The three mirrored tables are held
 /// either row by row (the maps) or, for a run, as digests (`digests`, the
@@ -88,6 +69,14 @@ from_row! {
     StudentContact { student_dcid, person_id, first_name, last_name, email, is_decision_making }
     GuardianLink { guardian_id, student_dcid, email, first_name, last_name, web_access_account }
     FormFacts { student_dcid, created_by_user_id }
+    UserRow {
+        user_id as id, email, first_name, last_name, email_verified, incomplete,
+        powerschool_guardian_id
+    }
+    ConnectionRow {
+        id, student_dcid, user_id, tier, case as case_code, limits, origin,
+        present_in_powerschool, powerschool_guardian_id
+    }
 }
 
 const SELECT_STUDENTS: &str = "

@@ -232,7 +232,7 @@ fn audit_batch(
             }
             let tier_changed = change.before.as_ref().map(|b| b.tier) != Some(change.decision.tier);
             let case_changed =
-                change.before.as_ref().and_then(|b| b.case_code) != Some(change.decision.case);
+                change.before.as_ref().and_then(|b| b.case) != Some(change.decision.case);
             if tier_changed || case_changed {
                 let id = ids.get(&(change.decision.student_dcid, user_id)).copied();
                 batch.push(audit_row(change, id, user_id)?);
@@ -299,7 +299,7 @@ fn audit_row(
         user_id,
         tier_before: change.before.as_ref().map(|b| b.tier),
         tier_after: change.tier_after(),
-        case_before: change.before.as_ref().and_then(|b| b.case_code),
+        case_before: change.before.as_ref().and_then(|b| b.case),
         case_after: Some(d.case),
         reasons,
         reason_codes,

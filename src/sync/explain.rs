@@ -87,7 +87,7 @@ async fn explain_with(
     let user =
         rules::normalise_email(email).and_then(|e| state.users.iter().find(|u| u.email == e));
     let audit_history = match user {
-        Some(u) => audit_history(pool, student_dcid, u.id).await?,
+        Some(u) => audit_history(pool, student_dcid, u.user_id).await?,
         None => Vec::new(),
     };
     Ok(AccessExplanation {

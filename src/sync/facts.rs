@@ -4,17 +4,16 @@
 //! policy. `plan` and `explain` both build the rules' facts through here.
 //!
 //! Each row kind has one type: guardian links and contacts are PowerSchool's
-//! records wherever they are read, forms are the rules' own; a stored
-//! student, user or connection carries more than the rules read, and
-//! converts with `From`.
+//! records wherever they are read; users, connections and forms are the
+//! rules' own types, which the store reads rows into; a stored student
+//! carries more than the rules read, and converts with `From`.
 
 use crate::config::SyncSettings;
-use crate::rules::{
-    ConnectionFacts, DistrictFacts, GuardianLink, Policy, StudentContact, StudentFacts, UserFacts,
-};
-use crate::store::state::{ConnectionRow, CurrentState, StudentRow, UserRow};
+use crate::rules::{DistrictFacts, GuardianLink, Policy, StudentContact, StudentFacts};
+use crate::store::state::{CurrentState, StudentRow};
 
-/// The rules' facts as the last sync stored them.
+/// The rules' facts as the last sync stored them (`explain`: a copy of the
+/// stored users and connections, which are few next to a run's).
 pub fn facts_from_state(state: &CurrentState, settings: &SyncSettings) -> DistrictFacts {
     let mut students: Vec<StudentFacts> = state
         .students
@@ -23,41 +22,53 @@ pub fn facts_from_state(state: &CurrentState, settings: &SyncSettings) -> Distri
         .map(StudentFacts::from)
         .collect();
     students.sort_by_key(|s| s.dcid);
-    with_schoolengage_side(
+    DistrictFacts {
         students,
-        state.contacts.values().cloned().collect(),
-        state.guardian_accounts.values().cloned().collect(),
-        state,
-        settings,
-    )
+        contacts: state.contacts.values().cloned().collect(),
+        guardian_rows: state.guardian_accounts.values().cloned().collect(),
+        users: state.users.clone(),
+        connections: state.connections.clone(),
+        forms: state.forms.clone(),
+        policy: policy(settings),
+    }
 }
 
 /// The facts from PowerSchool's side (the students of the sync set, in dcid
 /// order, and every contact and guardian row, however they were read)
 /// completed with SchoolEngage's side and the district's removal policy.
-/// The rows are taken, not copied: a run moves its fetched rows in and
-/// diffs the mirrored rows from the facts afterwards.
+/// Nothing is copied: a run moves its fetched rows in (and diffs the
+/// mirrored rows from the facts afterwards), and the stored users,
+/// connections and forms move out of `state` (their rows are the rules'
+/// facts) until `return_schoolengage_side` gives them back.
 pub fn with_schoolengage_side(
     students: Vec<StudentFacts>,
     contacts: Vec<StudentContact>,
     guardian_rows: Vec<GuardianLink>,
-    state: &CurrentState,
+    state: &mut CurrentState,
     settings: &SyncSettings,
 ) -> DistrictFacts {
     DistrictFacts {
         students,
         contacts,
         guardian_rows,
-        users: state.users.iter().map(UserFacts::from).collect(),
-        connections: state
-            .connections
-            .iter()
-            .map(ConnectionFacts::from)
-            .collect(),
-        forms: state.forms.clone(),
-        policy: Policy {
-            on_powerschool_removal: settings.on_powerschool_removal,
-        },
+        users: std::mem::take(&mut state.users),
+        connections: std::mem::take(&mut state.connections),
+        forms: std::mem::take(&mut state.forms),
+        policy: policy(settings),
+    }
+}
+
+/// Moves the stored users, connections and forms back from the facts into
+/// the state they were taken from.
+pub fn return_schoolengage_side(facts: &mut DistrictFacts, state: &mut CurrentState) {
+    state.users = std::mem::take(&mut facts.users);
+    state.connections = std::mem::take(&mut facts.connections);
+    state.forms = std::mem::take(&mut facts.forms);
+}
+
+fn policy(settings: &SyncSettings) -> Policy {
+    Policy {
+        on_powerschool_removal: settings.on_powerschool_removal,
     }
 }
 
@@ -84,31 +95,6 @@ impl From<&StudentRow> for StudentFacts {
             independent: s.independent,
             org_email: s.student.org_email.clone(),
             personal_email: s.student.personal_email.clone(),
-        }
-    }
-}
-
-impl From<&UserRow> for UserFacts {
-    fn from(u: &UserRow) -> UserFacts {
-        UserFacts {
-            user_id: u.id,
-            email: u.email.clone(),
-            email_verified: u.email_verified,
-            powerschool_guardian_id: u.powerschool_guardian_id,
-            incomplete: u.incomplete,
-        }
-    }
-}
-
-impl From<&ConnectionRow> for ConnectionFacts {
-    fn from(c: &ConnectionRow) -> ConnectionFacts {
-        ConnectionFacts {
-            student_dcid: c.student_dcid,
-            user_id: c.user_id,
-            tier: c.tier,
-            case: c.case_code,
-            limits: c.limits.clone(),
-            origin: c.origin,
         }
     }
 }

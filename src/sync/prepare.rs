@@ -103,10 +103,10 @@ pub async fn prepare_owned(
         last,
         last_schools,
         snapshot: mut read,
-        state,
+        mut state,
     } = read;
     let planning = Instant::now();
-    let mut plan = plan::plan_owned(snapshot, &state, &settings.sync, today);
+    let mut plan = plan::plan_owned(snapshot, &mut state, &settings.sync, today);
     if state.digests.is_some() && !plan.leaving.is_empty() {
         let leaving = read.students(&plan.leaving).await?;
         if leaving.len() != plan.leaving.len() {

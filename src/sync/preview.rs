@@ -341,7 +341,7 @@ fn new_user_change(u: &NewUserRow) -> Change {
 }
 
 fn user_update_change(u: &UserUpdate, state: Option<&CurrentState>) -> Change {
-    let old = state.and_then(|st| st.users.iter().find(|x| x.id == u.id));
+    let old = state.and_then(|st| st.users.iter().find(|x| x.user_id == u.id));
     let (record, reason) = match old {
         Some(o) => (
             format!("user {} ({})", u.id, o.email),
@@ -418,10 +418,12 @@ fn connection_change(c: &ConnectionChange, plan: &Plan, state: Option<&CurrentSt
 /// The user of a connection, with the email where it is known.
 fn user_label(user: UserRef, plan: &Plan, state: Option<&CurrentState>) -> String {
     match user {
-        UserRef::Existing(id) => match state.and_then(|st| st.users.iter().find(|u| u.id == id)) {
-            Some(u) => format!("user {id} ({})", u.email),
-            None => format!("user {id}"),
-        },
+        UserRef::Existing(id) => {
+            match state.and_then(|st| st.users.iter().find(|u| u.user_id == id)) {
+                Some(u) => format!("user {id} ({})", u.email),
+                None => format!("user {id}"),
+            }
+        }
         UserRef::New(i) => plan
             .new_users
             .get(i)

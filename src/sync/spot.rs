@@ -294,7 +294,7 @@ async fn explain_scope(
     let email_of: HashMap<i64, &str> = before
         .users
         .iter()
-        .map(|u| (u.id, u.email.as_str()))
+        .map(|u| (u.user_id, u.email.as_str()))
         .collect();
     let mut changed: HashSet<(i64, String)> = HashSet::new();
     for c in &plan.connections {
@@ -393,8 +393,8 @@ pub fn plan_scoped(
     today: NaiveDate,
     create_users: bool,
 ) -> (Plan, Vec<String>) {
-    let scoped = scoped_state(state, dcids);
-    let mut plan = plan::plan(snapshot, &scoped, settings, today);
+    let mut scoped = scoped_state(state, dcids);
+    let mut plan = plan::plan(snapshot, &mut scoped, settings, today);
     let touched = users_touched(snapshot, state, &scoped, &plan);
     keep_user_updates_in_scope(&mut plan, state, dcids, &touched);
     let not_created = if create_users {
@@ -477,7 +477,7 @@ fn users_touched(
                 u.powerschool_guardian_id
                     .is_some_and(|g| scoped_guardians.contains(&g))
             })
-            .map(|u| u.id),
+            .map(|u| u.user_id),
     );
     touched
 }
@@ -495,11 +495,11 @@ fn keep_user_updates_in_scope(
         .iter()
         .filter(|c| {
             !dcids.contains(&c.student_dcid)
-                && c.case_code == Some(ConnectionCase::UnlinkedReturningParent)
+                && c.case == Some(ConnectionCase::UnlinkedReturningParent)
         })
         .map(|c| c.user_id)
         .collect();
-    let by_id: HashMap<i64, &UserRow> = state.users.iter().map(|u| (u.id, u)).collect();
+    let by_id: HashMap<i64, &UserRow> = state.users.iter().map(|u| (u.user_id, u)).collect();
     plan.user_updates.retain_mut(|u| {
         if !touched.contains(&u.id) {
             return false;

@@ -6,7 +6,7 @@ use super::changes::{ConnectionChange, ConnectionChangeKind};
 use crate::rules::{
     ConnectionAction, ConnectionCase, ConnectionDecision, Decisions, Origin, UserRef,
 };
-use crate::store::state::{ConnectionRow, CurrentState};
+use crate::store::state::ConnectionRow;
 
 /// The stored connections by (student, user).
 pub(super) struct Existing<'s>(Vec<&'s ConnectionRow>);
@@ -14,8 +14,8 @@ pub(super) struct Existing<'s>(Vec<&'s ConnectionRow>);
 impl<'s> Existing<'s> {
     /// The stored connections by (student, user), a pair being unique in
     /// the table: one reference each, looked up by binary search.
-    pub(super) fn of(state: &'s CurrentState) -> Existing<'s> {
-        let mut by_pair: Vec<&ConnectionRow> = state.connections.iter().collect();
+    pub(super) fn of(stored: &'s [ConnectionRow]) -> Existing<'s> {
+        let mut by_pair: Vec<&ConnectionRow> = stored.iter().collect();
         by_pair.sort_unstable_by_key(|c| (c.student_dcid, c.user_id));
         Existing(by_pair)
     }
@@ -111,7 +111,7 @@ fn stored_as_decided(dec: &ConnectionDecision, b: &ConnectionRow) -> bool {
     let mut stored_limits = b.limits.clone();
     stored_limits.sort();
     b.tier == dec.tier
-        && same_case(b.case_code, dec.case)
+        && same_case(b.case, dec.case)
         && stored_limits == dec.limits
         && b.present_in_powerschool == dec.present_in_powerschool
         && b.powerschool_guardian_id == guardian_id_after(dec, Some(b))

@@ -8,7 +8,7 @@
 //! connections (`connections`) they decide, and the problems (`problems`).
 //! What a plan is made of is in `changes`.
 
-use super::facts::with_schoolengage_side;
+use super::facts::{return_schoolengage_side, with_schoolengage_side};
 use crate::config::SyncSettings;
 use crate::powerschool::{DistrictSnapshot, GuardianLink, StudentContact};
 use crate::rules::{self, StudentFacts};
@@ -75,9 +75,10 @@ pub struct DecisionsSummary {
 
 /// Builds the whole plan from a borrowed snapshot (spot syncs and tests,
 /// whose snapshots are small): a copy of it is planned with `plan_owned`.
+/// `state` is lent: it is as it was when the plan is made.
 pub fn plan(
     snapshot: &DistrictSnapshot,
-    state: &CurrentState,
+    state: &mut CurrentState,
     settings: &SyncSettings,
     today: NaiveDate,
 ) -> Plan {
@@ -87,10 +88,12 @@ pub fn plan(
 /// Builds the whole plan, consuming the snapshot: each fetched row moves
 /// into the rules' facts or the plan instead of being copied, and every
 /// part is freed as soon as it has been used, so a district's rows are held
-/// once at a time. `today` is the district's local date.
+/// once at a time. `today` is the district's local date. The stored users,
+/// connections and forms are lent to the rules (moved out of `state` and
+/// back), so `state` is as it was when the plan is made.
 pub fn plan_owned(
     mut snapshot: DistrictSnapshot,
-    state: &CurrentState,
+    state: &mut CurrentState,
     settings: &SyncSettings,
     today: NaiveDate,
 ) -> Plan {
@@ -133,7 +136,8 @@ pub fn plan_owned(
     (plan.students, plan.leaving) = mirrored::student_changes_in(in_set, state);
 
     // The fetched contacts and guardian rows move into the facts (no copy);
-    // the mirrored rows are diffed from there once the rules are done.
+    // the mirrored rows are diffed from there once the rules are done. The
+    // stored users, connections and forms move in too, and back at the end.
     let mut facts = with_schoolengage_side(
         students,
         std::mem::take(&mut snapshot.contacts),
@@ -146,7 +150,7 @@ pub fn plan_owned(
     // Only the connections written keep their verdicts (for the audit); a
     // run's plan (made against digests: nobody reads its sentences unless it
     // is held) keeps them as the audit's codes.
-    let existing = connections::Existing::of(state);
+    let existing = connections::Existing::of(&facts.connections);
     let keep = rules::Keep {
         verdicts_of: &|d| existing.is_written(d),
         as_codes: state.digests.is_some(),
@@ -155,7 +159,7 @@ pub fn plan_owned(
     let mut decisions = rules::decide_keeping(&facts, &keep);
     step("rules");
 
-    let users = users::user_changes(state, &facts.guardian_rows, &mut decisions);
+    let users = users::user_changes(&facts.users, &facts.guardian_rows, &mut decisions);
     // Contacts and guardian accounts mirror PowerSchool for the sync set:
     // the facts' rows move into their changes (the unchanged ones are freed
     // as they are met), so no row is ever held twice.
@@ -172,7 +176,7 @@ pub fn plan_owned(
         guardian_accounts,
     );
     drop(dcids);
-    drop(facts);
+    facts.students = Vec::new();
     step("mirrored rows");
     plan.counts.users = users.counts();
     plan.new_users = users.new_users;
@@ -184,6 +188,8 @@ pub fn plan_owned(
         decisions.report.orphaned.len() as u64,
     );
     plan.connections = connections;
+    return_schoolengage_side(&mut facts, state);
+    drop(facts);
     step("users and connections");
     problems::report_problems(&mut plan.problems, &decisions.report);
 

@@ -33,7 +33,7 @@ pub(crate) fn user_counts(created: usize, updated: usize, unchanged: u64) -> Kin
 }
 
 pub(super) fn user_changes(
-    state: &crate::store::state::CurrentState,
+    stored: &[UserRow],
     guardian_rows: &[GuardianLink],
     d: &mut Decisions,
 ) -> UserChanges {
@@ -49,12 +49,12 @@ pub(super) fn user_changes(
         updates: Vec::new(),
         unchanged: 0,
     };
-    for u in &state.users {
+    for u in stored {
         let guardian_id = u
             .powerschool_guardian_id
-            .or_else(|| links.get(&u.id).copied());
+            .or_else(|| links.get(&u.user_id).copied());
         let names = guardian_id.and_then(|g| names.get(&g)).copied();
-        let update = synced_fields(u, guardian_id, names, incomplete.contains(&u.id));
+        let update = synced_fields(u, guardian_id, names, incomplete.contains(&u.user_id));
         if changes_user(&update, u) {
             changes.updates.push(update);
         } else {
@@ -106,7 +106,7 @@ fn synced_fields(
         }
     }
     UserUpdate {
-        id: u.id,
+        id: u.user_id,
         first_name: first,
         last_name: last,
         powerschool_guardian_id: guardian_id,
