@@ -249,7 +249,5 @@ fn read_problem(r: &PgRow) -> Result<ProblemRow, StoreError> {
             kind,
         });
     };
-    let mut row = ProblemRow::from(about);
-    row.tidy();
-    Ok(row)
+    Ok(ProblemRow::from(about).worded())
 }

@@ -40,7 +40,11 @@ pub fn problem_sample(problems: &[ProblemRow]) -> (BTreeMap<String, u64>, Vec<Pr
         .collect();
     let sample = by_kind
         .values()
-        .flat_map(|list| list.iter().take(PROBLEMS_PER_KIND).map(|p| (*p).clone()))
+        .flat_map(|list| {
+            list.iter()
+                .take(PROBLEMS_PER_KIND)
+                .map(|p| (*p).clone().worded())
+        })
         .collect();
     (counts, sample)
 }

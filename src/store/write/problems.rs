@@ -23,8 +23,11 @@ use serde::{Deserialize, Serialize};
 pub const MESSAGE_CHARS: usize = 1000;
 
 /// A record a run could not use or wants an admin to look at, with the
-/// words an admin reads.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// words an admin reads. A rule's finding made by a run holds its facts
+/// (`about`) and no words until they are asked for (`worded`): a run holds
+/// tens of thousands and writes only their facts. Serialized (the report, a
+/// held plan), every row has its words.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 pub struct ProblemRow {
     pub kind: String,
     pub query: Option<String>,
@@ -48,6 +51,10 @@ impl ProblemRow {
     /// it). Applied once to every row, at plan time and to a rendered row
     /// when read, so both read the same.
     pub fn tidy(&mut self) {
+        if self.unworded() {
+            // No words yet: `worded` tidies them when it renders them.
+            return;
+        }
         for v in [
             &mut self.record_id,
             &mut self.value,
@@ -60,6 +67,57 @@ impl ProblemRow {
             *v = text::shown(v);
         }
         self.message = text::shown_at_most(&self.message, MESSAGE_CHARS);
+    }
+
+    /// A rule's finding whose words are not rendered yet.
+    fn unworded(&self) -> bool {
+        self.about.is_some() && self.message.is_empty()
+    }
+
+    /// The row with its words: a rule's finding's are rendered from its
+    /// facts (and tidied) where they were not yet; any other row is as it is.
+    pub fn worded(mut self) -> ProblemRow {
+        if let Some(about) = self.about.as_ref().filter(|_| self.message.is_empty()) {
+            self.record_id = Some(about.record_id());
+            self.message = about.message();
+            self.tidy();
+        }
+        self
+    }
+
+    /// This row with its words, borrowed when it has them.
+    pub fn with_words(&self) -> std::borrow::Cow<'_, ProblemRow> {
+        match self.unworded() {
+            true => std::borrow::Cow::Owned(self.clone().worded()),
+            false => std::borrow::Cow::Borrowed(self),
+        }
+    }
+}
+
+/// The serialized form: the words, never the facts.
+#[derive(Serialize)]
+#[serde(rename = "ProblemRow")]
+struct Words<'a> {
+    kind: &'a str,
+    query: &'a Option<String>,
+    record_id: &'a Option<String>,
+    field: &'a Option<String>,
+    value: &'a Option<String>,
+    message: &'a str,
+}
+
+impl Serialize for ProblemRow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let row = self.with_words();
+        Words {
+            kind: &row.kind,
+            query: &row.query,
+            record_id: &row.record_id,
+            field: &row.field,
+            value: &row.value,
+            message: &row.message,
+        }
+        .serialize(serializer)
     }
 }
 
@@ -187,12 +245,11 @@ impl RuleProblem {
 }
 
 impl From<RuleProblem> for ProblemRow {
-    /// The row an admin reads, before `tidy`.
+    /// The row of a rule's finding: its kind and facts, its words rendered
+    /// when asked for (`worded`).
     fn from(p: RuleProblem) -> ProblemRow {
         ProblemRow {
             kind: p.kind().to_string(),
-            record_id: Some(p.record_id()),
-            message: p.message(),
             about: Some(p),
             ..ProblemRow::default()
         }
@@ -220,6 +277,7 @@ pub async fn insert_problems(
             }
             None => {
                 let none: Option<i64> = None;
+                let r = r.with_words();
                 copy_row!(out; run_id, r.kind, r.query, r.record_id, r.field, r.value,
                     r.message, none, none, none, none)
             }

@@ -124,7 +124,7 @@ mod tests {
         let mut problems = Vec::new();
         report_problems(&mut problems, report);
         tidy(&mut problems);
-        problems
+        problems.into_iter().map(ProblemRow::worded).collect()
     }
 
     /// A row as the run stores it and `run_problems` reads it back: its
@@ -132,9 +132,7 @@ mod tests {
     fn read_back(p: &ProblemRow) -> ProblemRow {
         let about = p.about.as_ref().expect("a rule problem keeps its facts");
         let stored: StoredFacts<'_> = about.stored();
-        let mut row = ProblemRow::from(RuleProblem::from_stored(&p.kind, stored).unwrap());
-        row.tidy();
-        row
+        ProblemRow::from(RuleProblem::from_stored(&p.kind, stored).unwrap()).worded()
     }
 
     #[test]
