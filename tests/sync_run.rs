@@ -12,8 +12,11 @@ mod common;
 
 use common::*;
 use sqlx::PgPool;
+use student_sync::config::Settings;
+use student_sync::harness::fake_powerschool::RunningFake;
 use student_sync::harness::fake_powerschool::{self, Faults};
 use student_sync::harness::world::World;
+use student_sync::powerschool::PowerSchoolClient;
 use student_sync::sync::{self, FailPoint};
 
 fn small_district() -> World {
@@ -76,15 +79,20 @@ async fn first_sync_creates_everything(pool: PgPool) {
     assert_eq!(status, "succeeded");
 }
 
-#[sqlx::test]
-async fn second_identical_sync_writes_nothing(pool: PgPool) {
-    let world = small_district();
-    let fake = start_fake(world.powerschool.clone(), Faults::default()).await;
+/// The small district served, and synced once.
+async fn synced_once(pool: &PgPool) -> (RunningFake, Settings, PowerSchoolClient) {
+    let fake = start_fake(small_district().powerschool, Faults::default()).await;
     let settings = settings_for(&fake);
     let client = client(&settings);
-    sync::run_once(&pool, &settings, &client, &options(&settings))
+    sync::run_once(pool, &settings, &client, &options(&settings))
         .await
         .unwrap();
+    (fake, settings, client)
+}
+
+#[sqlx::test]
+async fn second_identical_sync_writes_nothing(pool: PgPool) {
+    let (_fake, settings, client) = synced_once(&pool).await;
     let before = fingerprint(&pool).await;
     let stamps_before: Vec<(String, Option<chrono::DateTime<chrono::Utc>>)> = stamps(&pool).await;
     let second = sync::run_once(&pool, &settings, &client, &options(&settings))
@@ -122,13 +130,7 @@ async fn second_identical_sync_writes_nothing(pool: PgPool) {
 #[sqlx::test]
 async fn a_plan_lends_the_stored_users_and_connections_and_gives_them_back(pool: PgPool) {
     use student_sync::store::{CurrentState, RunTrigger};
-    let world = small_district();
-    let fake = start_fake(world.powerschool.clone(), Faults::default()).await;
-    let settings = settings_for(&fake);
-    let client = client(&settings);
-    sync::run_once(&pool, &settings, &client, &options(&settings))
-        .await
-        .unwrap();
+    let (fake, settings, client) = synced_once(&pool).await;
     let snapshot = client.fetch_district().await.unwrap();
     fake.shutdown().await;
     let stored = CurrentState::load(&pool).await.unwrap();
