@@ -51,9 +51,8 @@ pub async fn explain(
     student_dcid: i64,
     email: &str,
 ) -> Result<AccessExplanation, StoreError> {
-    let state = CurrentState::load(pool).await?;
-    let facts = facts_from_state(&state, settings);
-    explain_with(pool, &state, &facts, matrix, student_dcid, email).await
+    let facts = facts_from_state(CurrentState::load(pool).await?, settings);
+    explain_with(pool, &facts, matrix, student_dcid, email).await
 }
 
 /// `explain` for several (student, email) pairs from one load of the state:
@@ -64,11 +63,10 @@ pub async fn explain_pairs(
     matrix: &TierMatrix,
     pairs: &[(i64, String)],
 ) -> Result<Vec<AccessExplanation>, StoreError> {
-    let state = CurrentState::load(pool).await?;
-    let facts = facts_from_state(&state, settings);
+    let facts = facts_from_state(CurrentState::load(pool).await?, settings);
     let mut out = Vec::with_capacity(pairs.len());
     for (student_dcid, email) in pairs {
-        out.push(explain_with(pool, &state, &facts, matrix, *student_dcid, email).await?);
+        out.push(explain_with(pool, &facts, matrix, *student_dcid, email).await?);
     }
     Ok(out)
 }
@@ -77,7 +75,6 @@ pub async fn explain_pairs(
 /// the user's connection to the student (none when no user has the email).
 async fn explain_with(
     pool: &PgPool,
-    state: &CurrentState,
     facts: &DistrictFacts,
     matrix: &TierMatrix,
     student_dcid: i64,
@@ -85,7 +82,7 @@ async fn explain_with(
 ) -> Result<AccessExplanation, StoreError> {
     let explanation = rules::explain_pair(facts, matrix, student_dcid, email);
     let user =
-        rules::normalise_email(email).and_then(|e| state.users.iter().find(|u| u.email == e));
+        rules::normalise_email(email).and_then(|e| facts.users.iter().find(|u| u.email == e));
     let audit_history = match user {
         Some(u) => audit_history(pool, student_dcid, u.user_id).await?,
         None => Vec::new(),

@@ -12,9 +12,9 @@ use crate::config::SyncSettings;
 use crate::rules::{DistrictFacts, GuardianLink, Policy, StudentContact, StudentFacts};
 use crate::store::state::{CurrentState, StudentRow};
 
-/// The rules' facts as the last sync stored them (`explain`: a copy of the
-/// stored users and connections, which are few next to a run's).
-pub fn facts_from_state(state: &CurrentState, settings: &SyncSettings) -> DistrictFacts {
+/// The rules' facts as the last sync stored them (`explain`): the state's
+/// rows move into the facts, none is copied.
+pub fn facts_from_state(state: CurrentState, settings: &SyncSettings) -> DistrictFacts {
     let mut students: Vec<StudentFacts> = state
         .students
         .values()
@@ -24,11 +24,11 @@ pub fn facts_from_state(state: &CurrentState, settings: &SyncSettings) -> Distri
     students.sort_by_key(|s| s.dcid);
     DistrictFacts {
         students,
-        contacts: state.contacts.values().cloned().collect(),
-        guardian_rows: state.guardian_accounts.values().cloned().collect(),
-        users: state.users.clone(),
-        connections: state.connections.clone(),
-        forms: state.forms.clone(),
+        contacts: state.contacts.into_values().collect(),
+        guardian_rows: state.guardian_accounts.into_values().collect(),
+        users: state.users,
+        connections: state.connections,
+        forms: state.forms,
         policy: policy(settings),
     }
 }

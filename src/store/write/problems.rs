@@ -77,7 +77,7 @@ impl ProblemRow {
     /// The row with its words: a rule's finding's are rendered from its
     /// facts (and tidied) where they were not yet; any other row is as it is.
     pub fn worded(mut self) -> ProblemRow {
-        if let Some(about) = self.about.as_ref().filter(|_| self.message.is_empty()) {
+        if let Some(about) = self.about.as_ref().filter(|_| self.unworded()) {
             self.record_id = Some(about.record_id());
             self.message = about.message();
             self.tidy();
