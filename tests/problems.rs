@@ -263,3 +263,47 @@ async fn the_problems_command_lists_every_problem_of_a_run(pool: PgPool) {
     let e = String::from_utf8_lossy(&missing.stderr);
     assert!(e.contains("run 999999 does not exist"), "{e}");
 }
+
+/// A finding whose facts cannot be stored as they are (a NUL in an email:
+/// PostgreSQL text cannot hold it) is stored with its words, rendered from
+/// its facts at that moment and escaped, so it reads back as the report
+/// showed it.
+#[sqlx::test]
+async fn a_finding_whose_facts_cannot_be_stored_is_stored_with_its_words(pool: PgPool) {
+    let outcome = generated_night(&pool, 20).await;
+    sqlx::query("DELETE FROM run_problems")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let finding = ProblemRow::from(RuleProblem::EmailDiffers {
+        user_id: 7,
+        login: "login@example.com".into(),
+        powerschool_email: "ps\u{0}@example.com".into(),
+    });
+    let shown = finding.clone().worded();
+    assert!(
+        shown.message.contains("ps\\u{0000}@example.com"),
+        "{}",
+        shown.message
+    );
+    let mut tx = pool.begin().await.unwrap();
+    student_sync::store::write::insert_problems(&mut tx, &[finding], outcome.run_id)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let stored: (Option<String>, Option<String>, Option<i64>) =
+        sqlx::query_as("SELECT record_id, message, user_id FROM run_problems")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        stored,
+        (shown.record_id.clone(), Some(shown.message.clone()), None)
+    );
+    let read = run_problems(&pool, outcome.run_id).await.unwrap();
+    assert_eq!(
+        (&read[0].record_id, &read[0].message),
+        (&shown.record_id, &shown.message)
+    );
+}

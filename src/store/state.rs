@@ -309,3 +309,43 @@ pub async fn student_known(pool: &PgPool, dcid: i64) -> Result<bool, StoreError>
         .await
         .doing("looking up a student")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{AccessTier, ConnectionCase, Origin};
+
+    /// A held plan written before users and connections were the rules'
+    /// types names a stored connection's case `case_code`: it still reads.
+    #[test]
+    fn a_stored_connection_in_a_plan_held_before_reads_back() {
+        let old = serde_json::json!({
+            "id": 3, "student_dcid": 5001, "user_id": 7, "tier": "read_only",
+            "case_code": "unlinked_returning_parent", "limits": ["R5"], "origin": "powerschool",
+            "present_in_powerschool": true, "powerschool_guardian_id": 900
+        });
+        let row: ConnectionRow = serde_json::from_value(old).unwrap();
+        assert_eq!(
+            (row.id, row.tier, row.case, row.origin),
+            (
+                3,
+                AccessTier::ReadOnly,
+                Some(ConnectionCase::UnlinkedReturningParent),
+                Origin::Powerschool
+            )
+        );
+        assert_eq!(
+            (row.present_in_powerschool, row.powerschool_guardian_id),
+            (true, Some(900))
+        );
+        let again: ConnectionRow =
+            serde_json::from_value(serde_json::to_value(&row).unwrap()).unwrap();
+        assert_eq!(again, row);
+        let user: UserRow = serde_json::from_value(serde_json::json!({
+            "id": 7, "email": "a@example.com", "first_name": "Ana", "last_name": null,
+            "email_verified": true, "incomplete": false, "powerschool_guardian_id": null
+        }))
+        .unwrap();
+        assert_eq!((user.user_id, user.first_name.as_deref()), (7, Some("Ana")));
+    }
+}

@@ -192,4 +192,31 @@ mod tests {
         );
         assert_eq!(RuleProblem::from_stored("bad_record", facts), None);
     }
+
+    #[test]
+    fn a_plans_findings_hold_no_words_until_asked_and_always_serialize_with_them() {
+        let mut problems = Vec::new();
+        report_problems(&mut problems, &one_of_each());
+        tidy(&mut problems);
+        let worded = planned(&one_of_each());
+        for (held, shown) in problems.iter().zip(&worded) {
+            // Held: the kind and facts only, even after tidying.
+            assert_eq!(
+                (held.record_id.as_deref(), held.message.as_str()),
+                (None, "")
+            );
+            assert!(held.about.is_some());
+            // Asked for, or serialized (the report, a held plan): the words.
+            assert_eq!(&held.clone().worded(), shown);
+            assert_eq!(held.with_words().as_ref(), shown);
+            let json = serde_json::to_value(held).unwrap();
+            assert_eq!(json, serde_json::to_value(shown).unwrap());
+            assert_eq!(json["message"], shown.message.as_str(), "{json}");
+            let read: ProblemRow = serde_json::from_value(json).unwrap();
+            assert_eq!(
+                (read.record_id, read.message),
+                (shown.record_id.clone(), shown.message.clone())
+            );
+        }
+    }
 }
