@@ -78,14 +78,49 @@ async fn one_long_query_alone_may_use_the_whole_bound() {
 }
 
 #[tokio::test]
-async fn the_default_bound_is_sixteen() {
+async fn the_default_bound_is_thirty_two() {
     let fake = start_fake(district(), slow_pages()).await;
     let settings = settings_for(&fake);
-    assert_eq!(settings.powerschool.max_requests_in_flight, 16);
+    assert_eq!(settings.powerschool.max_requests_in_flight, 32);
     let client = client(&settings);
     client.fetch_district().await.unwrap();
     let served = fake.stats();
-    assert!(served.max_in_flight <= 16, "{served:?}");
-    assert_eq!(client.stats().in_flight_limit, 16);
+    assert!(served.max_in_flight <= 32, "{served:?}");
+    assert_eq!(client.stats().in_flight_limit, 32);
+    fake.shutdown().await;
+}
+
+/// Page 1 goes alone while the server's page cap is unknown (its length
+/// shows the cap); once a page came back full at the size asked, the
+/// server is known to serve it, and a query asks page 1 with the rest.
+#[tokio::test]
+async fn once_a_full_page_came_back_page_one_goes_with_the_rest() {
+    let fake = start_fake(district(), slow_pages()).await;
+    let mut settings = settings_for(&fake);
+    let guardians = client(&settings).guardians().await.unwrap().records;
+    // Four pages, fewer than the bound: every page may be out at once.
+    settings.powerschool.page_size = u32::try_from(guardians.len().div_ceil(4)).unwrap();
+    settings.powerschool.max_requests_in_flight = 8;
+    let client = client(&settings);
+
+    fake.reset_max_in_flight();
+    let first = client.guardians().await.unwrap();
+    assert_eq!(first.records.len(), guardians.len());
+    let served = fake.stats();
+    assert_eq!(
+        served.max_in_flight_by_query.get(GUARDIANS_QUERY),
+        Some(&3),
+        "the first query asks page 1 alone, then pages 2 to 4 together"
+    );
+
+    fake.reset_max_in_flight();
+    let second = client.guardians().await.unwrap();
+    assert_eq!(second.records.len(), guardians.len());
+    let served = fake.stats();
+    assert_eq!(
+        served.max_in_flight_by_query.get(GUARDIANS_QUERY),
+        Some(&4),
+        "page 1 was full at the size asked: the next query asks all four pages together"
+    );
     fake.shutdown().await;
 }

@@ -5,7 +5,9 @@
 //!
 //! Paging rule: pages 1..=ceil(count / page size) are fetched (page 1 first,
 //! then the rest as many at a time as the client's bound on requests in
-//! flight allows, added in order). Data can grow during the fetch,
+//! flight allows, added in order; once a full page of the size asked has
+//! come back, the server is known to serve it, and later queries ask page 1
+//! with the rest, a round trip less each). Data can grow during the fetch,
 //! so while the last page fetched is full the next one is fetched too, until
 //! a page comes back short or empty, or brings nothing new (a server that
 //! ignores `page` must not loop us forever). If page 1 comes back shorter than
@@ -98,6 +100,8 @@ pub(super) struct PageSize {
     configured: u32,
     /// The server's cap; 0 while none was seen.
     cap: AtomicU32,
+    /// The largest page the server was seen to serve in full; 0 while none.
+    served: AtomicU32,
 }
 
 impl PageSize {
@@ -105,6 +109,7 @@ impl PageSize {
         PageSize {
             configured: configured.max(1),
             cap: AtomicU32::new(0),
+            served: AtomicU32::new(0),
         }
     }
 
@@ -113,6 +118,19 @@ impl PageSize {
             0 => self.configured,
             cap => cap.min(self.configured),
         }
+    }
+
+    /// Remembers that a page of `asked` records came back with `len`.
+    fn saw(&self, asked: u32, len: u64) {
+        if len == u64::from(asked) {
+            self.served.fetch_max(asked, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the server was seen to serve pages of `size` in full, so
+    /// page 1 need not be asked alone to learn its cap.
+    fn serves(&self, size: u32) -> bool {
+        self.served.load(Ordering::Relaxed) >= size
     }
 
     /// Remembers a cap the server showed; logs it the first time it lowers.
@@ -210,22 +228,31 @@ impl<'a> Pager<'a> {
         let mut acc = Accumulator::new(expected);
 
         let asked = self.sizes.current();
-        let first = self.page(reader, 1, asked).await?;
-        let first_len = first.records.len() as u64;
-        self.not_empty_too_soon(1, first_len, &acc, expected)?;
-        reader.check_first_page(self.ctx.query, &first)?;
-        acc.add_page(first.records);
-        let page_size = self.page_size_served(asked, first_len, expected);
+        // Page 1 goes alone only while the server's cap is unknown: its
+        // length tells the page size the server serves.
+        let (page_size, from, mut last_len) = if self.sizes.serves(asked) {
+            (asked, 1, 0)
+        } else {
+            let first = self.page(reader, 1, asked).await?;
+            let first_len = first.records.len() as u64;
+            self.not_empty_too_soon(1, first_len, &acc, expected)?;
+            reader.check_first_page(self.ctx.query, &first)?;
+            acc.add_page(first.records);
+            let served = self.page_size_served(asked, first_len, expected);
+            (served, 2, first_len)
+        };
         let planned = expected.div_ceil(u64::from(page_size)).max(1);
         let planned = u32::try_from(planned).unwrap_or(u32::MAX);
 
-        let mut last_len = first_len;
-        if planned > 1 {
-            let mut pages = stream::iter(2..=planned)
+        if planned >= from {
+            let mut pages = stream::iter(from..=planned)
                 .map(|p| async move { self.page(reader, p, page_size).await.map(|r| (p, r)) })
                 .buffered(self.window())
                 .boxed();
             while let Some((p, page)) = pages.try_next().await? {
+                if p == 1 {
+                    reader.check_first_page(self.ctx.query, &page)?;
+                }
                 last_len = page.records.len() as u64;
                 acc.add_page(page.records);
                 self.not_empty_too_soon(p, last_len, &acc, expected)?;
@@ -386,6 +413,7 @@ impl<'a> Pager<'a> {
             });
         }
         bump(&self.transport.counters.pages_fetched);
+        self.sizes.saw(size, parsed.records.len() as u64);
         ctx.progress
             .add_page(ctx.query, parsed.records.len() as u64);
         Ok(parsed)

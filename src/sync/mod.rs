@@ -249,13 +249,21 @@ async fn run_phases(
         }
     };
     // The state is read while PowerSchool answers (the database and the
-    // HTTP fetch wait on different machines). A fetch error ends the run as
-    // before: the read is dropped, its read-only snapshot rolled back.
+    // HTTP fetch wait on different machines), on a task of its own: a task
+    // polls one future at a time, so decoding the state's rows beside the
+    // fetch would hold back the fetch's requests. A fetch error (or a
+    // cancelled run) drops the handle, which drops the read: its read-only
+    // snapshot is rolled back.
     let (mut snapshot, read) = if prepare::may_read_during_fetch(pool) {
-        let (snapshot, read) = tokio::try_join!(
-            async { fetch.await.map_err(SyncError::from) },
-            read_state(pool, Detail::Digests)
-        )?;
+        use futures::FutureExt;
+        use tracing::Instrument;
+        let pool = pool.clone();
+        let (reading, read) = async move { read_state(&pool, Detail::Digests).await }
+            .in_current_span()
+            .remote_handle();
+        tokio::spawn(reading);
+        let (snapshot, read) =
+            tokio::try_join!(async { fetch.await.map_err(SyncError::from) }, read)?;
         (snapshot, Some(read))
     } else {
         (fetch.await?, None)

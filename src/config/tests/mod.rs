@@ -352,9 +352,9 @@ fn the_environment_wins_over_the_file_and_student_sync_database_url_over_databas
 }
 
 #[test]
-fn max_requests_in_flight_defaults_to_sixteen_and_is_checked() {
+fn max_requests_in_flight_defaults_to_thirty_two_and_is_checked() {
     let s = load_toml("", &[]).unwrap();
-    assert_eq!(s.powerschool.max_requests_in_flight, 16);
+    assert_eq!(s.powerschool.max_requests_in_flight, 32);
     let s = load_toml(
         "[powerschool]\nmax_requests_in_flight = 4\n",
         &[("STUDENT_SYNC_POWERSCHOOL_MAX_REQUESTS_IN_FLIGHT", "6")],
