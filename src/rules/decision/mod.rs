@@ -81,6 +81,9 @@ struct JudgedRow<'a> {
     outcome: RowOutcome,
     /// Step 2's answer, for a valid link only.
     found: Option<Found>,
+    /// The user the link gives the student to (from `found`, once the new
+    /// users are settled); `None` for a row that is no valid link.
+    owner: Option<UserRef>,
 }
 
 impl JudgedRow<'_> {
@@ -132,11 +135,13 @@ impl<'a> Engine<'a> {
                 email,
                 outcome,
                 found,
+                owner: None,
             });
         }
         let mut rows_by_student: Vec<usize> = (0..rows.len()).collect();
         rows_by_student.sort_unstable_by_key(|&i| (student_at(&rows, i), i));
         let accounts = Accounts::settle(&index, &rows);
+        accounts.set_owners(&mut rows);
         Engine {
             facts,
             index,
@@ -164,15 +169,7 @@ impl<'a> Engine<'a> {
     /// The user a valid link gives the student to, with step 2's answer;
     /// `None` for a row that is no valid link.
     fn owner_of(&self, row: &JudgedRow<'_>) -> Option<(UserRef, Found)> {
-        let found = row.found?;
-        let user = match found {
-            Found::NewUser => self
-                .accounts
-                .new_user_of(row.email_or_empty())
-                .map(UserRef::New),
-            found => found.user().map(UserRef::Existing),
-        }?;
-        Some((user, found))
+        row.owner.zip(row.found)
     }
 
     /// Who a connection is with, as the cases name them; `email` is the
