@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::codes::{decode, encode, RowKeys};
+use super::codes::{decode, encode, CodedReasons, RowKeys};
 use super::{ContactFlag, Email, NotCaseC, PortalAccount, Reason, Rule, Who};
 use crate::rules::{AccessTier, ConnectionCase, Limit, RemovalPolicy};
 
@@ -199,17 +199,53 @@ fn every_reason_reads_back_from_its_codes() {
         }
         let verdicts = vec![reason.verdict()];
         let k = keys(ConnectionCase::SchoolengageOnly, Some(AccessTier::Full));
-        let limits: Vec<Limit> = match verdicts.first().map(|v| (v.rule, v.passed)) {
-            Some((Rule::R4, false)) => vec![Limit::R4],
-            Some((Rule::R5, false)) => vec![Limit::R5],
-            _ => Vec::new(),
-        };
+        let limits = limits_of(&verdicts);
         let codes = encode(&k, None, &limits, &verdicts)
             .unwrap_or_else(|| panic!("{verdicts:?} has codes"));
         let back = decode(&k, &codes).unwrap();
         assert_eq!(back.verdicts, verdicts, "{codes}");
         assert_eq!(back.limits, limits, "{codes}");
     }
+}
+
+/// The limits one failed verdict sets.
+fn limits_of(verdicts: &[super::RuleVerdict]) -> Vec<Limit> {
+    match verdicts.first().map(|v| (v.rule, v.passed)) {
+        Some((Rule::R4, false)) => vec![Limit::R4],
+        Some((Rule::R5, false)) => vec![Limit::R5],
+        _ => Vec::new(),
+    }
+}
+
+/// Codes marked free of the row's user read the same under any user (so a
+/// new user's row takes them without reading them twice); the others are
+/// exactly those that stand for the row's own user.
+#[test]
+fn codes_free_of_the_rows_user_read_the_same_under_any_user() {
+    let mut naming_the_user = 0;
+    for (reason, _) in every_reason() {
+        if explain_only(&reason) {
+            continue;
+        }
+        let verdicts = vec![reason.verdict()];
+        let made = keys(ConnectionCase::SchoolengageOnly, Some(AccessTier::Full));
+        let coded = CodedReasons::encode(&made, None, &limits_of(&verdicts), &verdicts)
+            .unwrap_or_else(|| panic!("{verdicts:?} has codes"));
+        let row = RowKeys { user_id: 8, ..made };
+        let under_made = decode(&made, &coded.codes).unwrap();
+        let under_row = decode(&row, &coded.codes).unwrap();
+        if coded.user_free {
+            assert_eq!(under_row, under_made, "{}", coded.codes);
+            assert_eq!(coded.for_row(&made, &row).ok(), Some(&*coded.codes));
+        } else {
+            naming_the_user += 1;
+            assert_ne!(under_row, under_made, "{}", coded.codes);
+        }
+    }
+    assert!(
+        naming_the_user > 0,
+        "some reasons stand for the row's own user"
+    );
 }
 
 /// A valid link backed by two guardian accounts, R4 limiting it: the row's

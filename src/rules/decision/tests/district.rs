@@ -150,6 +150,7 @@ fn decisions_kept_as_codes_read_back_as_the_verdicts_and_hold_for_a_new_users_id
         assert_eq!(*c.verdicts_read(), *a.verdicts);
         if let UserRef::New(_) = c.user {
             new_users += 1;
+            assert!(codes.user_free, "no code stands for a user not yet made");
             let keys = RowKeys {
                 user_id: 424_242,
                 ..c.audit_keys()
@@ -179,6 +180,7 @@ fn codes_that_cannot_be_read_are_never_passed_on_for_a_new_users_row() {
     };
     let broken = CodedReasons {
         codes: "[9001, \"a@b.example\", [\"no such code\"]]".into(),
+        user_free: false,
     };
     assert!(matches!(broken.for_row(&made, &row), Err(Err(_))));
 }

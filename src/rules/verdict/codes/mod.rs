@@ -58,6 +58,17 @@ struct Ctx {
     gid: Option<i64>,
     email: Option<Email>,
     tier: Option<AccessTier>,
+    /// Set when a code stood for the row's user (see `user`).
+    user_read: std::cell::Cell<bool>,
+}
+
+impl Ctx {
+    /// The row's user, for a code that stands for it; noted, so the caller
+    /// knows whether the codes read the same under any user.
+    fn rows_user(&self) -> i64 {
+        self.user_read.set(true);
+        self.user
+    }
 }
 
 /// The compact codes of a decision's reasons (its guardian id, limits and
@@ -69,6 +80,17 @@ pub fn encode(
     limits: &[Limit],
     verdicts: &[RuleVerdict],
 ) -> Option<String> {
+    encode_noting_user(keys, guardian_id, limits, verdicts).map(|(text, _)| text)
+}
+
+/// `encode`, and whether a code stands for the row's user (`keys.user_id`):
+/// read back to check, the codes tell.
+fn encode_noting_user(
+    keys: &RowKeys,
+    guardian_id: Option<i64>,
+    limits: &[Limit],
+    verdicts: &[RuleVerdict],
+) -> Option<(String, bool)> {
     let (hint_gid, email) = hints(verdicts);
     let ctx = Ctx {
         dcid: keys.student_dcid,
@@ -76,18 +98,19 @@ pub fn encode(
         gid: guardian_id.or(hint_gid),
         email,
         tier: keys.tier_after,
+        user_read: Default::default(),
     };
     let mut out = vec![json!(ctx.gid), json!(ctx.email.as_deref())];
     let coded: Vec<Value> = verdicts.iter().map(|v| encode_verdict(&ctx, v)).collect();
     out.extend(bundle_links(&coded));
     let text = Value::Array(out).to_string();
-    match decode(keys, &text) {
-        Ok(back)
+    match decode_noting_user(keys, &text) {
+        Ok((back, user_read))
             if back.guardian_id == guardian_id
                 && back.limits == limits
                 && back.verdicts == verdicts =>
         {
-            Some(text)
+            Some((text, user_read))
         }
         _ => None,
     }
@@ -101,6 +124,10 @@ pub fn encode(
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CodedReasons {
     pub codes: Box<str>,
+    /// No code stands for the row's user, so the codes read the same under
+    /// any user id (false when unknown: a plan held before this was kept).
+    #[serde(default)]
+    pub user_free: bool,
 }
 
 impl CodedReasons {
@@ -112,8 +139,10 @@ impl CodedReasons {
         limits: &[Limit],
         verdicts: &[RuleVerdict],
     ) -> Option<CodedReasons> {
-        encode(keys, guardian_id, limits, verdicts).map(|codes| CodedReasons {
+        let (codes, user_read) = encode_noting_user(keys, guardian_id, limits, verdicts)?;
+        Some(CodedReasons {
             codes: codes.into_boxed_str(),
+            user_free: !user_read,
         })
     }
 
@@ -136,6 +165,15 @@ impl CodedReasons {
         if made == row {
             return Ok(&self.codes);
         }
+        // Codes that never stand for the row's user read the same under
+        // any user, such as the id a new user is given when the run writes.
+        let only_user_differs = RowKeys {
+            user_id: row.user_id,
+            ..*made
+        } == *row;
+        if self.user_free && only_user_differs {
+            return Ok(&self.codes);
+        }
         let made = self.decode(made);
         match (&made, decode(row, &self.codes)) {
             (Ok(made), Ok(read)) if *made == read => Ok(&self.codes),
@@ -146,6 +184,11 @@ impl CodedReasons {
 
 /// The reasons stored as `codes` on a row with `keys`.
 pub fn decode(keys: &RowKeys, codes: &str) -> Result<AuditReasons, CodesError> {
+    decode_noting_user(keys, codes).map(|(reasons, _)| reasons)
+}
+
+/// `decode`, and whether a code stood for the row's user (`keys.user_id`).
+fn decode_noting_user(keys: &RowKeys, codes: &str) -> Result<(AuditReasons, bool), CodesError> {
     let fail = |problem: String| CodesError {
         codes: codes.to_string(),
         problem,
@@ -162,6 +205,7 @@ pub fn decode(keys: &RowKeys, codes: &str) -> Result<AuditReasons, CodesError> {
         gid: gid.as_i64(),
         email: email.as_str().map(Email::from),
         tier: keys.tier_after,
+        user_read: Default::default(),
     };
     let mut decoded = Vec::with_capacity(verdicts.len() + 3);
     for v in verdicts {
@@ -195,11 +239,12 @@ pub fn decode(keys: &RowKeys, codes: &str) -> Result<AuditReasons, CodesError> {
         keys.case,
         ConnectionCase::Synced | ConnectionCase::MatchedFormCreator | ConnectionCase::Created
     );
-    Ok(AuditReasons {
+    let reasons = AuditReasons {
         guardian_id: if linked { ctx.gid } else { None },
         limits,
         verdicts,
-    })
+    };
+    Ok((reasons, ctx.user_read.get()))
 }
 
 /// A valid link's R1-R4, each about the row's own account, email and

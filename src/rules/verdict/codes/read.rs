@@ -37,7 +37,10 @@ impl Args<'_> {
         self.relative(Some(self.ctx.dcid))
     }
     fn user(&mut self) -> Result<i64, String> {
-        self.relative(Some(self.ctx.user))
+        match self.int()? {
+            0 => Ok(self.ctx.rows_user()),
+            id => Ok(id),
+        }
     }
     fn gid(&mut self) -> Result<i64, String> {
         self.relative(self.ctx.gid)
@@ -122,7 +125,7 @@ impl Args<'_> {
         match v.as_array().map(Vec::as_slice) {
             _ if v.is_null() => Ok(Who::ANewUser),
             _ if v == json!(0) => Ok(Who::User {
-                id: self.ctx.user,
+                id: self.ctx.rows_user(),
                 login: email()?,
             }),
             _ if v == json!(1) => Ok(Who::NewUser(email()?)),
