@@ -3,6 +3,7 @@
 //! did or did not write.
 #![allow(dead_code)]
 
+pub mod client_setup;
 pub mod daemon_http;
 pub mod records;
 
