@@ -1,12 +1,16 @@
 //! For the PowerSchool client's tests: client settings that point at any
 //! server (the fake's credentials, tiny backoffs), a loopback address on a
-//! free port, and logs in the test's captured output.
+//! free port, logs in the test's captured output, the fake PowerSchool
+//! started on such an address, and a guardian account with an email of its
+//! own.
 #![allow(dead_code)]
 
+use super::records::account;
 use std::net::SocketAddr;
 use std::time::Duration;
 use student_sync::config::{GuardianColumns, PowerSchoolSettings, Secret};
-use student_sync::harness::fake_powerschool::FakeCredentials;
+use student_sync::harness::fake_powerschool::{spawn, FakeCredentials, Faults, RunningFake};
+use student_sync::harness::world::{PowerSchoolSide, WorldGuardianAccount};
 
 /// Client settings for the server at `url`, asking `page_size` records a
 /// page, with the fake's credentials and backoffs of milliseconds.
@@ -45,4 +49,19 @@ pub fn logs() {
         )
         .with_test_writer()
         .try_init();
+}
+
+/// The fake PowerSchool serving `world` with `faults` on a free loopback
+/// port, its logs in the test's captured output.
+pub async fn fake(world: PowerSchoolSide, faults: Faults) -> RunningFake {
+    logs();
+    spawn(world, FakeCredentials::default(), faults, any_port())
+        .await
+        .expect("the fake PowerSchool starts")
+}
+
+/// Guardian account `guardianid` of student `dcid`, emailed at
+/// g{guardianid}@example.com, through Web Access when `web`.
+pub fn guardian(guardianid: i64, dcid: i64, web: bool) -> WorldGuardianAccount {
+    account(guardianid, dcid, &format!("g{guardianid}@example.com"), web)
 }
