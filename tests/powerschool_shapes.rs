@@ -269,6 +269,33 @@ async fn a_server_that_caps_the_page_size_is_still_paged_fully() {
     assert_eq!(asks, [(1, 2), (2, 2), (3, 2)]);
 }
 
+/// Page 1 goes with the rest once a full page came back; a query the
+/// server caps apart from the others still shows its cap on page 1, and is
+/// paged again from page 1 alone at that cap, every record once.
+#[tokio::test]
+async fn a_query_capped_apart_is_paged_again_at_its_cap() {
+    let (url, seen) = serve().await;
+    let client = PowerSchoolClient::new(&settings(&url, 3)).unwrap();
+    // Three guardian rows on page 1: a full page of the size asked.
+    client.guardians().await.unwrap();
+    let raw = client.run_query(CAPPED, json!({})).await.unwrap();
+    let dcids: Vec<&str> = raw.records.iter().map(|r| r["dcid"].as_str()).collect();
+    assert_eq!(dcids, ["7000", "7001", "7002", "7003", "7004"]);
+    // Pages 2.. of a pass go out together, so they may arrive in any order.
+    let asks = seen.capped_asks.lock().unwrap().clone();
+    let (mut first, mut again): (Vec<_>, Vec<_>) = asks.into_iter().partition(|a| a.1 == 3);
+    first.sort_unstable();
+    again.sort_unstable();
+    assert_eq!(
+        first.first(),
+        Some(&(1, 3)),
+        "page 1 asked at the size served"
+    );
+    assert!(first.iter().all(|a| a.0 <= 2), "{first:?}");
+    assert_eq!(again, [(1, 2), (2, 2), (3, 2)], "then again at the cap");
+    assert_eq!(client.stats().page_size, 2);
+}
+
 #[tokio::test]
 async fn a_401_naming_a_missing_permission_is_reported_not_renewed() {
     let (url, seen) = serve().await;

@@ -7,7 +7,8 @@
 //! then the rest as many at a time as the client's bound on requests in
 //! flight allows, added in order; once a full page of the size asked has
 //! come back, the server is known to serve it, and later queries ask page 1
-//! with the rest, a round trip less each). Data can grow during the fetch,
+//! with the rest, a round trip less each; should that page 1 still show a
+//! smaller cap, the query starts again, page 1 alone). Data can grow during the fetch,
 //! so while the last page fetched is full the next one is fetched too, until
 //! a page comes back short or empty, or brings nothing new (a server that
 //! ignores `page` must not loop us forever). If page 1 comes back shorter than
@@ -92,6 +93,13 @@ pub(super) struct Fetched<T> {
     pub(super) expected_count: u64,
     pub(super) duplicates: u64,
     pub(super) pages: u32,
+}
+
+/// How one pass over a query's pages ended.
+enum Paged<T> {
+    Done(Fetched<T>),
+    /// Page 1, asked with the rest, showed a smaller page cap (now learned).
+    CapShown,
 }
 
 /// The page size a client asks for: `powerschool.page_size` until a server
@@ -225,12 +233,30 @@ impl<'a> Pager<'a> {
     ) -> Result<Fetched<R::Item>, PowerSchoolError> {
         let expected = self.count().await?;
         self.believe(expected)?;
-        let mut acc = Accumulator::new(expected);
-
-        let asked = self.sizes.current();
         // Page 1 goes alone only while the server's cap is unknown: its
-        // length tells the page size the server serves.
-        let (page_size, from, mut last_len) = if self.sizes.serves(asked) {
+        // length tells the page size the server serves. If page 1, asked
+        // with the rest, still shows a smaller cap (a query the server caps
+        // apart from the others), the query is paged again, page 1 alone.
+        let mut with_the_rest = self.sizes.serves(self.sizes.current());
+        loop {
+            match self.pages(reader, expected, with_the_rest).await? {
+                Paged::Done(fetched) => return Ok(fetched),
+                Paged::CapShown => with_the_rest = false,
+            }
+        }
+    }
+
+    /// The pages of a query counted `expected`, page 1 with the rest or
+    /// alone. With the rest, it stops at page 1 when that shows a cap.
+    async fn pages<R: PageRead>(
+        &self,
+        reader: &R,
+        expected: u64,
+        with_the_rest: bool,
+    ) -> Result<Paged<R::Item>, PowerSchoolError> {
+        let mut acc = Accumulator::new(expected);
+        let asked = self.sizes.current();
+        let (page_size, from, mut last_len) = if with_the_rest {
             (asked, 1, 0)
         } else {
             let first = self.page(reader, 1, asked).await?;
@@ -252,6 +278,10 @@ impl<'a> Pager<'a> {
             while let Some((p, page)) = pages.try_next().await? {
                 if p == 1 {
                     reader.check_first_page(self.ctx.query, &page)?;
+                    let len = page.records.len() as u64;
+                    if self.page_size_served(page_size, len, expected) < page_size {
+                        return Ok(Paged::CapShown);
+                    }
                 }
                 last_len = page.records.len() as u64;
                 acc.add_page(page.records);
@@ -297,13 +327,13 @@ impl<'a> Pager<'a> {
                 "PowerSchool's count and the distinct records received differ (data changed during the fetch?)"
             );
         }
-        Ok(Fetched {
+        Ok(Paged::Done(Fetched {
             records: acc.records,
             failures: acc.failures,
             expected_count: expected,
             duplicates: acc.duplicates,
             pages: next - 1,
-        })
+        }))
     }
 
     /// Pages of this query asked at once: as many as the client may have
