@@ -5,7 +5,10 @@
 
 pub mod client_setup;
 pub mod daemon_http;
+pub mod daemon_setup;
+pub mod fake_setup;
 pub mod records;
+pub mod rules_gen;
 
 use sqlx::{PgPool, Row};
 use std::collections::HashMap;
