@@ -82,13 +82,18 @@ impl DistrictSnapshot {
     /// schools: the lowest school number is kept. Returns how many student
     /// records were dropped that way.
     pub fn sort_and_dedup(&mut self) -> usize {
+        // Stable sorts of the keys beside their positions, then one move
+        // of each record: a district's records are too wide to move about
+        // in a sort (see `slice::sort_by_cached_key`).
         self.guardians
-            .sort_by_key(|g| (g.guardian_id, g.student_dcid));
-        self.independent_students.sort_by_key(|s| s.dcid);
-        self.students.sort_by_key(|s| (s.dcid, s.school_number));
+            .sort_by_cached_key(|g| (g.guardian_id, g.student_dcid));
+        self.independent_students.sort_by_cached_key(|s| s.dcid);
+        self.students
+            .sort_by_cached_key(|s| (s.dcid, s.school_number));
         let before = self.students.len();
         self.students.dedup_by_key(|s| s.dcid);
-        self.contacts.sort_by_key(|c| (c.student_dcid, c.person_id));
+        self.contacts
+            .sort_by_cached_key(|c| (c.student_dcid, c.person_id));
         self.contacts
             .dedup_by_key(|c| (c.student_dcid, c.person_id));
         self.problems.sort_by(|a, b| {

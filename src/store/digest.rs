@@ -4,17 +4,22 @@
 //! row the stored one?", and a digest answers that in 16 to 24 bytes a row instead
 //! of a few hundred, so a district's state is a few sorted arrays.
 //!
-//! The digest is the row's derived `Hash` (the same fields `PartialEq`
-//! compares) through the standard library's SipHash with fixed keys: both
-//! sides are hashed in the same process, so they agree exactly when the rows
-//! are equal, but for a collision (one chance in 2^64 per changed row; such
-//! a row would be written the next time any of its fields changes). Digests
-//! are never stored: they mean nothing to another build.
+//! The digest is of the row's COPY text line, the very bytes a run writes
+//! it with (`write::MirroredRow::encode`), through the standard library's
+//! SipHash with fixed keys. PostgreSQL gives the stored rows as the same
+//! lines (`COPY … TO STDOUT`, with ISO dates), so the state is read without
+//! decoding a single value, and a fetched row is "the stored one" exactly
+//! when writing it would store the same text, but for a collision (one
+//! chance in 2^64 per changed row; such a row would be written the next
+//! time any of its fields changes). Where the two texts could differ for
+//! equal values (a value PostgreSQL escapes otherwise), the row is only
+//! written again. Both sides are hashed in the same process; digests are
+//! never stored: they mean nothing to another build.
 //!
 //! `plan`, `spot` and `explain` read the rows themselves (`Detail::Rows`):
 //! they show what changed, field by field.
 
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 
 /// How much of the mirrored tables a loaded state holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,11 +30,45 @@ pub enum Detail {
     Digests,
 }
 
-/// The digest of a row: equal rows give equal digests.
-pub fn digest<T: Hash>(row: &T) -> u64 {
+/// The digest of one COPY text line (without its newline).
+pub fn of_line(line: &[u8]) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
-    row.hash(&mut hasher);
+    hasher.write(line);
     hasher.finish()
+}
+
+/// The digest of a row as a run would write it: its COPY text line,
+/// encoded into `line` (a buffer reused from row to row).
+pub fn of_row<T: crate::store::write::MirroredRow>(row: &T, line: &mut Vec<u8>) -> u64 {
+    line.clear();
+    row.encode(line);
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    of_line(line)
+}
+
+/// A mirrored table's key, read from the first fields of its COPY line.
+pub trait LineKey: Sized {
+    fn from_line(line: &[u8]) -> Option<Self>;
+}
+
+/// The `n`th tab-separated field of a COPY line, as a number.
+fn number_field(line: &[u8], n: usize) -> Option<i64> {
+    let field = line.split(|b| *b == b'\t').nth(n)?;
+    std::str::from_utf8(field).ok()?.parse().ok()
+}
+
+impl LineKey for i64 {
+    fn from_line(line: &[u8]) -> Option<i64> {
+        number_field(line, 0)
+    }
+}
+
+impl LineKey for (i64, i64) {
+    fn from_line(line: &[u8]) -> Option<(i64, i64)> {
+        Some((number_field(line, 0)?, number_field(line, 1)?))
+    }
 }
 
 /// One mirrored table's stored rows as (key, digest), in key order.
@@ -45,9 +84,9 @@ impl<K> Default for Digests<K> {
 }
 
 impl<K: Ord + Copy> Digests<K> {
-    /// Adds a stored row (in any order; `finish` sorts).
-    pub fn push<T: Hash>(&mut self, key: K, row: &T) {
-        self.rows.push((key, digest(row)));
+    /// Adds a stored row's digest (in any order; `finish` sorts).
+    pub fn push(&mut self, key: K, digest: u64) {
+        self.rows.push((key, digest));
     }
 
     /// Sorts by key, once every row is in (a key twice keeps both; the
@@ -78,6 +117,51 @@ impl<K: Ord + Copy> Digests<K> {
     pub fn keys(&self) -> impl Iterator<Item = K> + '_ {
         self.rows.iter().map(|(k, _)| *k)
     }
+
+    /// Looks keys up in ascending order (see `Cursor`).
+    pub fn cursor(&self) -> Cursor<'_, K> {
+        Cursor {
+            rows: &self.rows,
+            at: 0,
+        }
+    }
+}
+
+/// Lookups of keys asked in ascending order, as a run asks them (the
+/// fetched rows are sorted by the same key): each lookup moves on from the
+/// last one, a merge of two sorted lists, so a district of millions of rows
+/// costs a step or two a row instead of a search over the whole table,
+/// which at that size misses the CPU's caches at nearly every step. A key
+/// asked out of order is still found, by a search of the whole table.
+pub struct Cursor<'a, K> {
+    rows: &'a [(K, u64)],
+    /// Every stored key before this position is below the last key asked
+    /// in order.
+    at: usize,
+}
+
+impl<K: Ord + Copy> Cursor<'_, K> {
+    /// The stored row's digest, if a row of that key is stored.
+    pub fn get(&mut self, key: &K) -> Option<u64> {
+        let passed = self.at.checked_sub(1).and_then(|i| self.rows.get(i));
+        if passed.is_some_and(|(k, _)| k >= key) {
+            let i = self.rows.binary_search_by_key(key, |(k, _)| *k).ok()?;
+            return self.rows.get(i).map(|(_, d)| *d);
+        }
+        let rest = self.rows.get(self.at..).unwrap_or_default();
+        // Gallop: the key is at or before `rest[end]`.
+        let mut end = 1;
+        while rest.get(end).is_some_and(|(k, _)| k < key) {
+            end *= 2;
+        }
+        let window = rest.get(..=end).unwrap_or(rest);
+        let found = window.partition_point(|(k, _)| k < key);
+        self.at += found;
+        match window.get(found) {
+            Some((k, d)) if k == key => Some(*d),
+            _ => None,
+        }
+    }
 }
 
 /// The three mirrored tables by digest, and which students are stored as in
@@ -101,43 +185,69 @@ impl MirroredDigests {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::powerschool::StudentContact;
 
-    #[derive(Hash)]
-    struct Row {
-        id: i64,
-        name: Option<String>,
+    fn contact(person_id: i64, email: Option<&str>) -> StudentContact {
+        StudentContact {
+            student_dcid: 7,
+            person_id,
+            first_name: Some("Ana".into()),
+            last_name: Some("Lee".into()),
+            email: email.map(str::to_string),
+            is_decision_making: true,
+        }
+    }
+
+    /// The digest of a row stands for its COPY line.
+    fn digest(person_id: i64) -> u64 {
+        of_row(&contact(person_id, None), &mut Vec::new())
     }
 
     #[test]
-    fn equal_rows_agree_and_a_changed_field_differs() {
-        let a = Row {
-            id: 1,
-            name: Some("Ana".into()),
-        };
-        let same = Row {
-            id: 1,
-            name: Some("Ana".into()),
-        };
-        let changed = Row {
-            id: 1,
-            name: Some("Ana ".into()),
-        };
-        let absent = Row { id: 1, name: None };
-        assert_eq!(digest(&a), digest(&same));
-        assert_ne!(digest(&a), digest(&changed));
-        assert_ne!(digest(&a), digest(&absent));
+    fn a_row_is_digested_as_the_line_it_is_written_with() {
+        let mut line = Vec::new();
+        let a = of_row(&contact(1, Some("ana@x.org")), &mut line);
+        assert_eq!(line, b"7\t1\tAna\tLee\tana@x.org\tt");
+        assert_eq!(a, of_line(b"7\t1\tAna\tLee\tana@x.org\tt"));
+        assert_eq!(a, of_row(&contact(1, Some("ana@x.org")), &mut line));
+        assert_ne!(a, of_row(&contact(1, Some("ana@x.org ")), &mut line));
+        assert_ne!(a, of_row(&contact(1, None), &mut line));
+        assert_eq!(<(i64, i64)>::from_line(b"7\t1\tAna"), Some((7, 1)));
+        assert_eq!(i64::from_line(b"-12\tx"), Some(-12));
+        assert_eq!(i64::from_line(b"\\N\tx"), None);
     }
 
     #[test]
     fn lookups_find_stored_keys_only() {
         let mut d = Digests::default();
         for id in [5i64, 1, 3] {
-            d.push(id, &Row { id, name: None });
+            d.push(id, digest(id));
         }
         d.finish();
         assert_eq!(d.keys().collect::<Vec<_>>(), vec![1, 3, 5]);
-        assert_eq!(d.get(&3), Some(digest(&Row { id: 3, name: None })));
+        assert_eq!(d.get(&3), Some(digest(3)));
         assert_eq!(d.get(&4), None);
         assert_eq!(d.len(), 3);
+    }
+
+    #[test]
+    fn a_cursor_finds_what_a_search_finds_in_order_or_not() {
+        let mut d = Digests::default();
+        for id in (0i64..1000).map(|i| i * 3) {
+            d.push(id, digest(id));
+        }
+        d.finish();
+        // In order, with gaps of every size, then out of order.
+        let mut asked: Vec<i64> = (-5..3005).filter(|k| k % 7 != 0 || k % 11 == 0).collect();
+        asked.extend([2997, 3, 0, 1500, 1499, 4000, -1]);
+        let mut cursor = d.cursor();
+        for key in asked {
+            assert_eq!(cursor.get(&key), d.get(&key), "key {key}");
+        }
+        let mut sparse = d.cursor();
+        for key in [0i64, 600, 601, 2400, 2997, 2998] {
+            assert_eq!(sparse.get(&key), d.get(&key), "key {key}");
+        }
+        assert_eq!(Digests::<i64>::default().cursor().get(&1), None);
     }
 }

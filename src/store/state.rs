@@ -2,7 +2,8 @@
 //! that a run can compute its whole plan in memory without one round trip per
 //! record. The row types double as what `write` stores: a plan is made of them.
 
-use super::digest::{Detail, MirroredDigests};
+use super::digest::{self, Detail, LineKey, MirroredDigests};
+use super::write::MirroredRow;
 use super::{Doing, StoreError};
 use crate::powerschool::records::{GuardianLink, Student, StudentContact};
 use crate::rules::FormFacts;
@@ -11,17 +12,30 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, PgPool, Row};
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 /// A student as the database keeps it: the record PowerSchool sent, and
 /// what the run derived from it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StudentRow {
-    #[sqlx(flatten)]
     #[serde(flatten)]
     pub student: Student,
     pub independent: bool,
     pub login_email: Option<String>,
     pub in_sync_set: bool,
+}
+
+/// The record's columns, then these three (see `SELECT_STUDENTS`).
+impl<'r> FromRow<'r, PgRow> for StudentRow {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let after = Student::COLUMNS.len();
+        Ok(StudentRow {
+            student: Student::from_row(row)?,
+            independent: row.try_get(after)?,
+            login_email: row.try_get(after + 1)?,
+            in_sync_set: row.try_get(after + 2)?,
+        })
+    }
 }
 
 /// A stored user and a stored connection are the rules' own facts, read
@@ -44,15 +58,29 @@ pub struct CurrentState {
     pub forms: Vec<FormFacts>,
 }
 
+/// The columns a row kind is read from, in the order its `FromRow` reads
+/// them.
+trait Columns {
+    const COLUMNS: &'static [&'static str];
+}
+
 /// `FromRow` for the row kinds other modules declare (the records
-/// PowerSchool sends, the rules' forms): each column read by its field's name.
-/// (`field as column` where the column is named otherwise.)
+/// PowerSchool sends, the rules' forms), with their columns: one column a
+/// field (`field as column` where the column is named otherwise). Each is
+/// read by its position, not its name (a lookup by name is a hash a value,
+/// and a district's state is millions of rows), so the SELECTs below are
+/// made from the same list and cannot disagree with it.
 macro_rules! from_row {
     ($($kind:ty { $($field:ident $(as $column:ident)?),+ })+) => {$(
+        impl Columns for $kind {
+            const COLUMNS: &'static [&'static str] =
+                &[$(from_row!(@column $field $($column)?)),+];
+        }
         impl<'r> FromRow<'r, PgRow> for $kind {
             fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+                let mut position = 0usize..;
                 Ok(Self {
-                    $($field: row.try_get(from_row!(@column $field $($column)?))?),+
+                    $($field: row.try_get(position.next().unwrap_or_default())?),+
                 })
             }
         }
@@ -79,25 +107,23 @@ from_row! {
     }
 }
 
-const SELECT_STUDENTS: &str = "
-    SELECT dcid, powerschool_id, student_number, first_name, last_name, grade_level,
-           school_number, enroll_status, entry_date, org_email, personal_email,
-           independent, login_email, in_sync_set
-    FROM students";
-const SELECT_CONTACTS: &str = "
-    SELECT student_dcid, person_id, first_name, last_name, email, is_decision_making
-    FROM student_contacts";
-const SELECT_GUARDIAN_ACCOUNTS: &str = "
-    SELECT guardian_id, student_dcid, email, first_name, last_name, web_access_account
-    FROM guardian_accounts";
-const SELECT_USERS: &str = "
-    SELECT id, email, first_name, last_name, email_verified, incomplete, powerschool_guardian_id
-    FROM users ORDER BY id";
-const SELECT_CONNECTIONS: &str = "
-    SELECT id, student_dcid, user_id, tier, case_code, limits, origin,
-           present_in_powerschool, powerschool_guardian_id
-    FROM connections ORDER BY id";
-const SELECT_FORMS: &str = "SELECT DISTINCT student_dcid, created_by_user_id FROM forms";
+/// `SELECT <the kind's columns><more> FROM <rest>`.
+fn select<T: Columns>(more: &str, rest: &str) -> String {
+    format!("SELECT {}{more} FROM {rest}", T::COLUMNS.join(", "))
+}
+
+static SELECT_STUDENTS: LazyLock<String> =
+    LazyLock::new(|| select::<Student>(", independent, login_email, in_sync_set", "students"));
+static SELECT_CONTACTS: LazyLock<String> =
+    LazyLock::new(|| select::<StudentContact>("", "student_contacts"));
+static SELECT_GUARDIAN_ACCOUNTS: LazyLock<String> =
+    LazyLock::new(|| select::<GuardianLink>("", "guardian_accounts"));
+static SELECT_USERS: LazyLock<String> =
+    LazyLock::new(|| select::<UserRow>("", "users ORDER BY id"));
+static SELECT_CONNECTIONS: LazyLock<String> =
+    LazyLock::new(|| select::<ConnectionRow>("", "connections ORDER BY id"));
+static SELECT_FORMS: LazyLock<String> =
+    LazyLock::new(|| select::<FormFacts>("", "forms").replacen("SELECT", "SELECT DISTINCT", 1));
 
 impl CurrentState {
     /// Loads everything a plan compares against, row by row, in one
@@ -118,15 +144,15 @@ impl CurrentState {
             Detail::Rows => state.load_mirrored_rows(tx).await?,
             Detail::Digests => state.digests = Some(load_digests(tx).await?),
         }
-        state.users = sqlx::query_as::<_, UserRow>(SELECT_USERS)
+        state.users = sqlx::query_as::<_, UserRow>(&SELECT_USERS)
             .fetch_all(&mut *tx)
             .await
             .doing("reading users")?;
-        state.connections = sqlx::query_as::<_, ConnectionRow>(SELECT_CONNECTIONS)
+        state.connections = sqlx::query_as::<_, ConnectionRow>(&SELECT_CONNECTIONS)
             .fetch_all(&mut *tx)
             .await
             .doing("reading connections")?;
-        state.forms = sqlx::query_as::<_, FormFacts>(SELECT_FORMS)
+        state.forms = sqlx::query_as::<_, FormFacts>(&SELECT_FORMS)
             .fetch_all(&mut *tx)
             .await
             .doing("reading forms")?;
@@ -134,17 +160,17 @@ impl CurrentState {
     }
 
     async fn load_mirrored_rows(&mut self, tx: &mut PgConnection) -> Result<(), StoreError> {
-        let mut rows = sqlx::query_as::<_, StudentRow>(SELECT_STUDENTS).fetch(&mut *tx);
+        let mut rows = sqlx::query_as::<_, StudentRow>(&SELECT_STUDENTS).fetch(&mut *tx);
         while let Some(r) = rows.try_next().await.doing("reading students")? {
             self.students.insert(r.student.dcid, r);
         }
         drop(rows);
-        let mut rows = sqlx::query_as::<_, StudentContact>(SELECT_CONTACTS).fetch(&mut *tx);
+        let mut rows = sqlx::query_as::<_, StudentContact>(&SELECT_CONTACTS).fetch(&mut *tx);
         while let Some(r) = rows.try_next().await.doing("reading student contacts")? {
             self.contacts.insert((r.student_dcid, r.person_id), r);
         }
         drop(rows);
-        let mut rows = sqlx::query_as::<_, GuardianLink>(SELECT_GUARDIAN_ACCOUNTS).fetch(&mut *tx);
+        let mut rows = sqlx::query_as::<_, GuardianLink>(&SELECT_GUARDIAN_ACCOUNTS).fetch(&mut *tx);
         while let Some(r) = rows.try_next().await.doing("reading guardian accounts")? {
             self.guardian_accounts
                 .insert((r.guardian_id, r.student_dcid), r);
@@ -177,33 +203,84 @@ impl CurrentState {
     }
 }
 
-/// The mirrored tables as digests: each row is read, hashed and dropped.
+/// The mirrored tables as digests: each row comes as its COPY text line,
+/// which is hashed and dropped (see `digest`): no value is decoded but the
+/// keys.
 async fn load_digests(tx: &mut PgConnection) -> Result<MirroredDigests, StoreError> {
+    // Dates as a run writes them, whatever the server's own DateStyle.
+    sqlx::query("SET LOCAL DateStyle = 'ISO, MDY'")
+        .execute(&mut *tx)
+        .await
+        .doing("reading the current state")?;
     let mut d = MirroredDigests::default();
-    let mut rows = sqlx::query_as::<_, StudentRow>(SELECT_STUDENTS).fetch(&mut *tx);
-    while let Some(r) = rows.try_next().await.doing("reading students")? {
-        if r.in_sync_set {
-            d.students_in_set.push(r.student.dcid);
+    let in_set = &mut d.students_in_set;
+    let students = &mut d.students;
+    read_lines::<StudentRow, i64>(tx, |dcid, line, digest| {
+        // `in_sync_set` is the line's last field.
+        if line.ends_with(b"\tt") {
+            in_set.push(dcid);
         }
-        d.students.push(r.student.dcid, &r);
-    }
-    drop(rows);
-    let mut rows = sqlx::query_as::<_, StudentContact>(SELECT_CONTACTS).fetch(&mut *tx);
-    while let Some(r) = rows.try_next().await.doing("reading student contacts")? {
-        d.contacts.push((r.student_dcid, r.person_id), &r);
-    }
-    drop(rows);
-    let mut rows = sqlx::query_as::<_, GuardianLink>(SELECT_GUARDIAN_ACCOUNTS).fetch(&mut *tx);
-    while let Some(r) = rows.try_next().await.doing("reading guardian accounts")? {
-        d.guardian_accounts
-            .push((r.guardian_id, r.student_dcid), &r);
-    }
-    drop(rows);
+        students.push(dcid, digest);
+    })
+    .await?;
+    let contacts = &mut d.contacts;
+    read_lines::<StudentContact, _>(tx, |key, _, digest| contacts.push(key, digest)).await?;
+    let accounts = &mut d.guardian_accounts;
+    read_lines::<GuardianLink, _>(tx, |key, _, digest| accounts.push(key, digest)).await?;
     d.students.finish();
     d.students_in_set.sort_unstable();
     d.contacts.finish();
     d.guardian_accounts.finish();
     Ok(d)
+}
+
+/// Every stored row of `T`'s table as the COPY text line a run writes it
+/// with (its columns in `T::TABLE` order), handed to `each` with its key and
+/// digest.
+async fn read_lines<T: MirroredRow, K: LineKey>(
+    tx: &mut PgConnection,
+    mut each: impl FnMut(K, &[u8], u64),
+) -> Result<(), StoreError> {
+    let table = &T::TABLE;
+    let doing = || format!("reading {}", table.table);
+    let columns: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
+    let mut copy = tx
+        .copy_out_raw(&format!(
+            "COPY (SELECT {} FROM {}) TO STDOUT",
+            columns.join(", "),
+            table.table
+        ))
+        .await
+        .doing(&doing())?;
+    // PostgreSQL sends a row a message; a line split across two is put
+    // back together all the same.
+    let mut partial: Vec<u8> = Vec::new();
+    while let Some(chunk) = copy.try_next().await.doing(&doing())? {
+        let mut rest: &[u8] = &chunk;
+        while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+            let (line, after) = rest.split_at(end);
+            rest = after.get(1..).unwrap_or_default();
+            let line = match partial.is_empty() {
+                true => line,
+                false => {
+                    partial.extend_from_slice(line);
+                    partial.as_slice()
+                }
+            };
+            let key = K::from_line(line).ok_or_else(|| StoreError::Query {
+                doing: doing(),
+                source: sqlx::Error::Protocol(format!(
+                    "a row of {} whose key is not a number: {:?}",
+                    table.table,
+                    String::from_utf8_lossy(line.get(..40).unwrap_or(line))
+                )),
+            })?;
+            each(key, line, digest::of_line(line));
+            partial.clear();
+        }
+        partial.extend_from_slice(rest);
+    }
+    Ok(())
 }
 
 /// The read-only REPEATABLE READ snapshot a state was loaded in, kept open
@@ -237,7 +314,8 @@ impl StateSnapshot {
     /// the sync set here, to keep them marked as out of it).
     pub async fn students(&mut self, dcids: &[i64]) -> Result<Vec<StudentRow>, StoreError> {
         sqlx::query_as::<_, StudentRow>(&format!(
-            "{SELECT_STUDENTS} WHERE dcid = ANY($1) ORDER BY dcid"
+            "{} WHERE dcid = ANY($1) ORDER BY dcid",
+            *SELECT_STUDENTS
         ))
         .bind(dcids)
         .fetch_all(&mut *self.tx)
@@ -347,5 +425,29 @@ mod tests {
         }))
         .unwrap();
         assert_eq!((user.user_id, user.first_name.as_deref()), (7, Some("Ana")));
+    }
+
+    #[test]
+    fn each_kind_is_read_from_the_columns_its_select_names_in_that_order() {
+        assert_eq!(
+            *SELECT_STUDENTS,
+            "SELECT dcid, powerschool_id, student_number, first_name, last_name, grade_level, \
+             school_number, enroll_status, entry_date, org_email, personal_email, \
+             independent, login_email, in_sync_set FROM students"
+        );
+        assert_eq!(
+            *SELECT_USERS,
+            "SELECT id, email, first_name, last_name, email_verified, incomplete, \
+             powerschool_guardian_id FROM users ORDER BY id"
+        );
+        assert_eq!(
+            *SELECT_CONNECTIONS,
+            "SELECT id, student_dcid, user_id, tier, case_code, limits, origin, \
+             present_in_powerschool, powerschool_guardian_id FROM connections ORDER BY id"
+        );
+        assert_eq!(
+            *SELECT_FORMS,
+            "SELECT DISTINCT student_dcid, created_by_user_id FROM forms"
+        );
     }
 }

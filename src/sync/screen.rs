@@ -20,27 +20,20 @@ use chrono::NaiveDate;
 pub fn screen(snapshot: &mut DistrictSnapshot) -> usize {
     let mut problems = Vec::new();
     for s in &mut snapshot.schools {
-        let mut r = Record::new(
-            SCHOOLS_QUERY,
-            format!("school_number={}", s.school_number),
-            &mut problems,
-        );
+        let mut r = Record::new(SCHOOLS_QUERY, Id::School(s.school_number), &mut problems);
         let mut name = Some(std::mem::take(&mut s.name));
         r.name("name", &mut name);
         s.name = name.unwrap_or_default();
     }
     for g in &mut snapshot.guardians {
-        let id = format!(
-            "guardianid={}, studentsdcid={}",
-            g.guardian_id, g.student_dcid
-        );
+        let id = Id::Guardian(g.guardian_id, g.student_dcid);
         let mut r = Record::new(GUARDIANS_QUERY, id, &mut problems);
         r.email("email", &mut g.email);
         r.name("firstname", &mut g.first_name);
         r.name("lastname", &mut g.last_name);
     }
     for s in &mut snapshot.students {
-        let mut r = Record::new(STUDENTS_QUERY, format!("dcid={}", s.dcid), &mut problems);
+        let mut r = Record::new(STUDENTS_QUERY, Id::Student(s.dcid), &mut problems);
         r.name("student_number", &mut s.student_number);
         r.name("first_name", &mut s.first_name);
         r.name("last_name", &mut s.last_name);
@@ -49,7 +42,7 @@ pub fn screen(snapshot: &mut DistrictSnapshot) -> usize {
         r.email("personalemail", &mut s.personal_email);
     }
     for s in &mut snapshot.independent_students {
-        let mut r = Record::new(INDEPENDENT_QUERY, format!("dcid={}", s.dcid), &mut problems);
+        let mut r = Record::new(INDEPENDENT_QUERY, Id::Student(s.dcid), &mut problems);
         for (field, value) in ["enrlytype1", "enrlytype2", "enrlytype3"]
             .into_iter()
             .zip(s.enrollment_types.iter_mut())
@@ -60,7 +53,7 @@ pub fn screen(snapshot: &mut DistrictSnapshot) -> usize {
         r.email("personalemail", &mut s.personal_email);
     }
     for c in &mut snapshot.contacts {
-        let id = format!("studentsdcid={}, personid={}", c.student_dcid, c.person_id);
+        let id = Id::Contact(c.student_dcid, c.person_id);
         let mut r = Record::new(CONTACTS_QUERY, id, &mut problems);
         r.email("email", &mut c.email);
         r.name("firstname", &mut c.first_name);
@@ -77,32 +70,55 @@ pub fn screen(snapshot: &mut DistrictSnapshot) -> usize {
     refused
 }
 
+/// A record's key as its problems name it, written out only for a record
+/// with a refused value (a district's millions of clean records cost no
+/// text).
+#[derive(Clone, Copy)]
+enum Id {
+    School(i64),
+    Guardian(i64, i64),
+    Student(i64),
+    Contact(i64, i64),
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Id::School(number) => write!(f, "school_number={number}"),
+            Id::Guardian(guardian, dcid) => write!(f, "guardianid={guardian}, studentsdcid={dcid}"),
+            Id::Student(dcid) => write!(f, "dcid={dcid}"),
+            Id::Contact(dcid, person) => write!(f, "studentsdcid={dcid}, personid={person}"),
+        }
+    }
+}
+
 /// One record being checked: where its problems go and how they name it.
 struct Record<'a> {
     query: &'static str,
-    record_id: String,
+    id: Id,
     problems: &'a mut Vec<RecordProblem>,
 }
 
 impl<'a> Record<'a> {
-    fn new(query: &'static str, record_id: String, problems: &'a mut Vec<RecordProblem>) -> Self {
+    fn new(query: &'static str, id: Id, problems: &'a mut Vec<RecordProblem>) -> Self {
         Record {
             query,
-            record_id,
+            id,
             problems,
         }
     }
 
     fn refuse(&mut self, field: &str, value: &str, why: Refusal) {
+        let record_id = self.id.to_string();
         self.problems.push(RecordProblem {
             query: self.query.to_string(),
-            record_id: text::shown(&self.record_id),
+            record_id: text::shown(&record_id),
             field: field.to_string(),
             value: text::shown(value),
             message: format!(
                 "{field} of {} {why}; the value was not kept (read as empty) and the record \
                  was synced without it. Correct it in PowerSchool",
-                self.record_id
+                record_id
             ),
         });
     }

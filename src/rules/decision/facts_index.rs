@@ -157,7 +157,8 @@ impl<'a> ContactIndex<'a> {
             .iter()
             .filter_map(|c| Some(((c.student_dcid, normalised(c.email.as_deref())?), c)))
             .collect();
-        entries.sort_by(|(ka, a), (kb, b)| {
+        type Entry<'e> = ((i64, Cow<'e, str>), &'e StudentContact);
+        let order = |(ka, a): &Entry<'_>, (kb, b): &Entry<'_>| {
             ka.cmp(kb).then_with(|| {
                 (a.person_id, a.is_decision_making, &a.email).cmp(&(
                     b.person_id,
@@ -165,7 +166,16 @@ impl<'a> ContactIndex<'a> {
                     &b.email,
                 ))
             })
-        });
+        };
+        // A run's contacts come sorted by student: then only each student's
+        // few are sorted (the same order, without a district-wide sort).
+        if entries.is_sorted_by_key(|((student, _), _)| *student) {
+            for one_student in entries.chunk_by_mut(|a, b| a.0 .0 == b.0 .0) {
+                one_student.sort_by(order);
+            }
+        } else {
+            entries.sort_by(order);
+        }
         let (keys, contacts) = entries.into_iter().unzip();
         ContactIndex { keys, contacts }
     }

@@ -138,8 +138,15 @@ impl<'a> Engine<'a> {
                 owner: None,
             });
         }
-        let mut rows_by_student: Vec<usize> = (0..rows.len()).collect();
-        rows_by_student.sort_unstable_by_key(|&i| (student_at(&rows, i), i));
+        // Sorted as (student, position) pairs side by side, not through
+        // the rows: a district's rows are far apart in memory.
+        let mut keyed: Vec<(i64, usize)> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.link.student_dcid, i))
+            .collect();
+        keyed.sort_unstable();
+        let rows_by_student: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
         let accounts = Accounts::settle(&index, &rows);
         accounts.set_owners(&mut rows);
         Engine {

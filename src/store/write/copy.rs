@@ -19,8 +19,7 @@ pub(super) trait CopyValue {
 
 impl CopyValue for i64 {
     fn put(&self, out: &mut Vec<u8>) {
-        use std::io::Write;
-        let _ = write!(out, "{self}");
+        out.extend_from_slice(itoa::Buffer::new().format(*self).as_bytes());
     }
 }
 
@@ -31,16 +30,28 @@ impl CopyValue for bool {
 }
 
 impl CopyValue for str {
+    /// Copied a run at a time between the bytes COPY escapes (nearly every
+    /// value has none).
     fn put(&self, out: &mut Vec<u8>) {
-        for &b in self.as_bytes() {
-            match b {
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\r' => out.extend_from_slice(b"\\r"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                _ => out.push(b),
-            }
+        let bytes = self.as_bytes();
+        let mut start = 0;
+        for (i, b) in bytes.iter().enumerate() {
+            let escaped: &[u8] = match b {
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                // As PostgreSQL's COPY TO writes them (see `store::digest`).
+                0x08 => b"\\b",
+                0x0b => b"\\v",
+                0x0c => b"\\f",
+                _ => continue,
+            };
+            out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
+            out.extend_from_slice(escaped);
+            start = i + 1;
         }
+        out.extend_from_slice(bytes.get(start..).unwrap_or_default());
     }
 }
 
@@ -57,9 +68,27 @@ impl CopyValue for crate::rules::Name {
 }
 
 impl CopyValue for chrono::NaiveDate {
+    /// `YYYY-MM-DD`, as PostgreSQL writes an ISO date (the screen keeps
+    /// only years 1900 to 2200).
     fn put(&self, out: &mut Vec<u8>) {
-        use std::io::Write;
-        let _ = write!(out, "{}", self.format("%Y-%m-%d"));
+        use chrono::Datelike;
+        let (year, month, day) = (self.year(), self.month(), self.day());
+        if !(1000..=9999).contains(&year) {
+            use std::io::Write;
+            let _ = write!(out, "{}", self.format("%Y-%m-%d"));
+            return;
+        }
+        let two = |n: u32, out: &mut Vec<u8>| {
+            out.push(b'0' + (n / 10 % 10) as u8);
+            out.push(b'0' + (n % 10) as u8);
+        };
+        let year = year.unsigned_abs();
+        two(year / 100, out);
+        two(year % 100, out);
+        out.push(b'-');
+        two(month, out);
+        out.push(b'-');
+        two(day, out);
     }
 }
 
@@ -203,11 +232,12 @@ mod tests {
     fn copy_text_escapes_and_nulls() {
         let mut out = Vec::new();
         let none: Option<String> = None;
-        copy_row!(&mut out; 5i64, "a\tb\\c\nd\re", none, Some(true), CodeArray(&["R4", "R5"]));
+        copy_row!(&mut out; 5i64, "a\tb\\c\nd\re\u{8}\u{b}\u{c}", none, Some(true), CodeArray(&["R4", "R5"]));
         copy_row!(&mut out; CodeArray::<Limit>(&[]), chrono::NaiveDate::from_ymd_opt(2026, 1, 2).unwrap());
+        copy_row!(&mut out; -42i64, i64::MIN, chrono::NaiveDate::from_ymd_opt(1900, 12, 31).unwrap());
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "5\ta\\tb\\\\c\\nd\\re\t\\N\tt\t{R4,R5}\n{}\t2026-01-02\n"
+            "5\ta\\tb\\\\c\\nd\\re\\b\\v\\f\t\\N\tt\t{R4,R5}\n{}\t2026-01-02\n-42\t-9223372036854775808\t1900-12-31\n"
         );
     }
 }

@@ -168,16 +168,93 @@ impl SchoolCounts {
             .iter()
             .map(|s| (s.school_number, SchoolCounts::default()))
             .collect();
-        let mut school_of = HashMap::with_capacity(snapshot.students.len());
         for s in &snapshot.students {
-            school_of.insert(s.dcid, s.school_number);
             out.entry(s.school_number).or_default().students += 1;
         }
-        for c in &snapshot.contacts {
+        // A fetch comes sorted by student, one record each
+        // (`DistrictSnapshot::sort_and_dedup`):
+        // the contacts are then matched in one walk beside the students.
+        let (students, contacts) = (&snapshot.students, &snapshot.contacts);
+        let one_each = students.is_sorted_by(|a, b| a.dcid < b.dcid);
+        if one_each && contacts.is_sorted_by_key(|c| c.student_dcid) {
+            let mut students = students.iter().peekable();
+            for c in contacts {
+                while students.next_if(|s| s.dcid < c.student_dcid).is_some() {}
+                if let Some(s) = students.peek().filter(|s| s.dcid == c.student_dcid) {
+                    out.entry(s.school_number).or_default().contacts += 1;
+                }
+            }
+            return out;
+        }
+        let school_of: HashMap<i64, i64> =
+            students.iter().map(|s| (s.dcid, s.school_number)).collect();
+        for c in contacts {
             if let Some(school) = school_of.get(&c.student_dcid) {
                 out.entry(*school).or_default().contacts += 1;
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::powerschool::{Student, StudentContact};
+
+    fn student(dcid: i64, school_number: i64) -> Student {
+        Student {
+            dcid,
+            id: None,
+            student_number: None,
+            first_name: None,
+            last_name: None,
+            grade_level: None,
+            school_number,
+            enroll_status: 0,
+            entry_date: None,
+            org_email: None,
+            personal_email: None,
+        }
+    }
+
+    fn contact(student_dcid: i64, person_id: i64) -> StudentContact {
+        StudentContact {
+            student_dcid,
+            person_id,
+            first_name: None,
+            last_name: None,
+            email: None,
+            is_decision_making: false,
+        }
+    }
+
+    #[test]
+    fn school_counts_are_the_same_for_a_sorted_fetch_and_any_other_order() {
+        let mut snapshot = DistrictSnapshot {
+            students: vec![student(1, 10), student(2, 20), student(3, 10)],
+            contacts: vec![contact(1, 5), contact(1, 6), contact(2, 5), contact(4, 7)],
+            ..DistrictSnapshot::default()
+        };
+        let counts = |students, contacts| {
+            BTreeMap::from([
+                (10, SchoolCounts { students, contacts }),
+                (
+                    20,
+                    SchoolCounts {
+                        students: 1,
+                        contacts: 1,
+                    },
+                ),
+            ])
+        };
+        assert_eq!(
+            SchoolCounts::of(&snapshot),
+            counts(2, 2),
+            "sorted: one walk"
+        );
+        snapshot.students.reverse();
+        snapshot.contacts.reverse();
+        assert_eq!(SchoolCounts::of(&snapshot), counts(2, 2), "any order");
     }
 }

@@ -8,22 +8,28 @@ use super::changes::RowChanges;
 use crate::powerschool::{GuardianLink, StudentContact};
 use crate::store::digest::{self, Digests, MirroredDigests};
 use crate::store::state::{CurrentState, StudentRow};
+use crate::store::write::MirroredRow;
 use std::collections::HashMap;
 use std::hash::Hash;
 
 /// The stored rows of one mirrored table, as a plan compares with them:
 /// in full, or by digest (see `store::digest`).
 pub(super) trait Stored<K, T> {
-    /// `None` when no row of that key is stored; else whether it equals `row`.
-    fn same(&self, key: &K, row: &T) -> Option<bool>;
+    /// For each row (its key at the same position of `keys`, in ascending
+    /// order): `None` when no row of that key is stored, else whether it
+    /// equals the stored one.
+    fn same(&self, keys: &[K], rows: &[T]) -> Vec<Option<bool>>;
     fn count(&self) -> usize;
     /// The stored keys not in `seen` (sorted), in key order.
     fn gone(&self, seen: &[K]) -> Vec<K>;
 }
 
 impl<K: Ord + Copy + Hash, T: PartialEq> Stored<K, T> for HashMap<K, T> {
-    fn same(&self, key: &K, row: &T) -> Option<bool> {
-        self.get(key).map(|old| old == row)
+    fn same(&self, keys: &[K], rows: &[T]) -> Vec<Option<bool>> {
+        keys.iter()
+            .zip(rows)
+            .map(|(key, row)| self.get(key).map(|old| old == row))
+            .collect()
     }
     fn count(&self) -> usize {
         self.len()
@@ -39,16 +45,31 @@ impl<K: Ord + Copy + Hash, T: PartialEq> Stored<K, T> for HashMap<K, T> {
     }
 }
 
-impl<K: Ord + Copy, T: Hash> Stored<K, T> for Digests<K> {
-    fn same(&self, key: &K, row: &T) -> Option<bool> {
-        self.get(key).map(|old| old == digest::digest(row))
+/// Both sides are in key order, so both walks are merges (see
+/// `digest::Cursor`).
+impl<K: Ord + Copy, T: MirroredRow> Stored<K, T> for Digests<K> {
+    fn same(&self, keys: &[K], rows: &[T]) -> Vec<Option<bool>> {
+        let mut stored = self.cursor();
+        let mut line = Vec::new();
+        keys.iter()
+            .zip(rows)
+            .map(|(key, row)| {
+                stored
+                    .get(key)
+                    .map(|old| old == digest::of_row(row, &mut line))
+            })
+            .collect()
     }
     fn count(&self) -> usize {
         self.len()
     }
     fn gone(&self, seen: &[K]) -> Vec<K> {
+        let mut seen = seen.iter().peekable();
         self.keys()
-            .filter(|k| seen.binary_search(k).is_err())
+            .filter(|k| {
+                while seen.next_if(|s| *s < k).is_some() {}
+                seen.peek() != Some(&k)
+            })
             .collect()
     }
 }
@@ -163,11 +184,7 @@ fn diff_rows<K: Ord + Copy, T, S: Stored<K, T> + ?Sized>(
     current: &S,
 ) -> RowChanges<T, K> {
     let seen: Vec<K> = fresh.iter().map(&key_of).collect();
-    let stored: Vec<Option<bool>> = fresh
-        .iter()
-        .zip(&seen)
-        .map(|(row, key)| current.same(key, row))
-        .collect();
+    let stored = current.same(&seen, &fresh);
     let mut changes = RowChanges::default();
     let mut at = stored.iter();
     changes.update = fresh
