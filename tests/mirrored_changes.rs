@@ -257,3 +257,51 @@ async fn a_plan_against_digests_is_the_plan_against_the_rows(pool: PgPool) {
         "the same plan and safety measures either way"
     );
 }
+
+/// A run reads the stored rows as the COPY text it writes them with: in a
+/// session whose DateStyle writes dates otherwise, a backslash and a
+/// non-ASCII name still read back as written, so nothing is written again.
+#[sqlx::test]
+async fn a_quiet_night_writes_nothing_whatever_the_servers_date_style(pool: PgPool) {
+    let mut side = fake_powerschool::generate(300, 14);
+    side.contacts[0].first_name = Some("Zoë \\ O'Brien".into());
+    side.students[0].last_name = Some("Nuñez\\".into());
+    // Every session of the run's pool writes dates the SQL way, day first
+    // (a server's own DateStyle; sqlx asks for ISO when it connects).
+    let own = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("SET DateStyle = 'SQL, DMY'")
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let style: String = sqlx::query_scalar("SHOW DateStyle")
+        .fetch_one(&own)
+        .await
+        .unwrap();
+    assert_eq!(style, "SQL, DMY");
+
+    run(&own, &side).await;
+    let before = all_stamps(&own).await;
+    let outcome = run(&own, &side).await;
+    for (kind, k) in kind_counts(&outcome.report.counts).into_iter().take(3) {
+        assert_eq!(
+            (k.created, k.updated, k.removed),
+            (0, 0, 0),
+            "{kind}: {k:?}"
+        );
+        assert!(k.unchanged > 0, "{kind}: {k:?}");
+    }
+    assert_eq!(
+        written_since(&own, &before).await,
+        vec![Vec::<String>::new(), Vec::new(), Vec::new()],
+        "an unchanged run writes no mirrored row"
+    );
+    own.close().await;
+}
