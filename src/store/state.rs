@@ -287,8 +287,14 @@ async fn read_lines<T: MirroredRow, K: LineKey>(
 /// while the caller plans from that state: the fingerprint of the live
 /// tables (costly: every row of them) is taken only if it turns out to be
 /// needed, and still describes exactly the state that was loaded.
+///
+/// Its connection is closed when the snapshot is dropped, never handed back
+/// to the pool: a read dropped halfway (a run whose fetch failed drops the
+/// read beside it) may have left a COPY streaming and the snapshot open on
+/// it, and the next user of the connection would find itself inside them.
+/// Closing it ends both on the server.
 pub struct StateSnapshot {
-    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
 }
 
 impl StateSnapshot {
@@ -297,16 +303,17 @@ impl StateSnapshot {
         pool: &PgPool,
         detail: Detail,
     ) -> Result<(StateSnapshot, CurrentState), StoreError> {
-        let mut tx = pool
-            .begin()
+        let mut conn = pool
+            .acquire()
             .await
             .doing("starting a read of the current state")?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
+        conn.close_on_drop();
+        sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *conn)
             .await
             .doing("starting a read of the current state")?;
-        let state = CurrentState::load_in(&mut tx, detail).await?;
-        Ok((StateSnapshot { tx }, state))
+        let state = CurrentState::load_in(&mut conn, detail).await?;
+        Ok((StateSnapshot { conn }, state))
     }
 
     /// The stored rows of these students, in dcid order, read in this
@@ -318,22 +325,23 @@ impl StateSnapshot {
             *SELECT_STUDENTS
         ))
         .bind(dcids)
-        .fetch_all(&mut *self.tx)
+        .fetch_all(&mut *self.conn)
         .await
         .doing("reading the students leaving the sync set")
     }
 
     /// The fingerprint (see `fingerprint`) of the tables, in this snapshot.
     pub async fn fingerprint(&mut self) -> Result<String, StoreError> {
-        fingerprint(&mut self.tx).await
+        fingerprint(&mut self.conn).await
     }
 
     /// Ends the (read-only) snapshot.
-    pub async fn close(self) -> Result<(), StoreError> {
-        self.tx
-            .commit()
+    pub async fn close(mut self) -> Result<(), StoreError> {
+        sqlx::query("COMMIT")
+            .execute(&mut *self.conn)
             .await
-            .doing("finishing a read of the current state")
+            .doing("finishing a read of the current state")?;
+        Ok(())
     }
 }
 
