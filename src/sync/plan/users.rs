@@ -7,7 +7,7 @@ use crate::powerschool::GuardianLink;
 use crate::rules::{Decisions, Name, NewUser};
 use crate::store::state::UserRow;
 use crate::store::write::{NewUserRow, UserUpdate};
-use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{HashMap, HashSet};
 
 /// The users' part of a plan.
 pub(super) struct UserChanges {
@@ -37,8 +37,8 @@ pub(super) fn user_changes(
     guardian_rows: &[GuardianLink],
     d: &mut Decisions,
 ) -> UserChanges {
-    let links: FxHashMap<i64, i64> = d.guardian_links.iter().copied().collect();
-    let incomplete: FxHashSet<i64> = d.incomplete_users.iter().copied().collect();
+    let links: HashMap<i64, i64> = d.guardian_links.iter().copied().collect();
+    let incomplete: HashSet<i64> = d.incomplete_users.iter().copied().collect();
     let names = guardian_names(guardian_rows);
     let mut changes = UserChanges {
         // Moved out of the decisions: a first sync creates most parents.
@@ -77,9 +77,8 @@ fn new_user_row(u: NewUser) -> NewUserRow {
 type Names<'a> = (&'a Option<Name>, &'a Option<Name>);
 
 /// The first and last name of each Parent Portal account (of its first row).
-fn guardian_names(guardian_rows: &[GuardianLink]) -> FxHashMap<i64, Names<'_>> {
-    let mut names: FxHashMap<i64, Names<'_>> = FxHashMap::default();
-    names.reserve(guardian_rows.len() / 2);
+fn guardian_names(guardian_rows: &[GuardianLink]) -> HashMap<i64, Names<'_>> {
+    let mut names: HashMap<i64, Names<'_>> = HashMap::new();
     for g in guardian_rows {
         names
             .entry(g.guardian_id)
