@@ -53,10 +53,14 @@ pub trait LineKey: Sized {
     fn from_line(line: &[u8]) -> Option<Self>;
 }
 
-/// The `n`th tab-separated field of a COPY line, as a number.
+/// The `n`th tab-separated field of a COPY line, as written (`\\N` for NULL).
+pub fn field(line: &[u8], n: usize) -> Option<&[u8]> {
+    line.split(|b| *b == b'\t').nth(n)
+}
+
+/// The `n`th field of a COPY line, as a number.
 fn number_field(line: &[u8], n: usize) -> Option<i64> {
-    let field = line.split(|b| *b == b'\t').nth(n)?;
-    std::str::from_utf8(field).ok()?.parse().ok()
+    std::str::from_utf8(field(line, n)?).ok()?.parse().ok()
 }
 
 impl LineKey for i64 {

@@ -122,8 +122,12 @@ static SELECT_USERS: LazyLock<String> =
     LazyLock::new(|| select::<UserRow>("", "users ORDER BY id"));
 static SELECT_CONNECTIONS: LazyLock<String> =
     LazyLock::new(|| select::<ConnectionRow>("", "connections ORDER BY id"));
-static SELECT_FORMS: LazyLock<String> =
-    LazyLock::new(|| select::<FormFacts>("", "forms").replacen("SELECT", "SELECT DISTINCT", 1));
+static SELECT_FORMS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT DISTINCT {} FROM forms",
+        FormFacts::COLUMNS.join(", ")
+    )
+});
 
 impl CurrentState {
     /// Loads everything a plan compares against, row by row, in one
@@ -134,11 +138,8 @@ impl CurrentState {
         Ok(state)
     }
 
-    /// Reads the state on a connection (or transaction) the caller set up.
-    pub async fn load_in(
-        tx: &mut PgConnection,
-        detail: Detail,
-    ) -> Result<CurrentState, StoreError> {
+    /// Reads the state in the snapshot's open transaction (see `StateSnapshot`).
+    async fn load_in(tx: &mut PgConnection, detail: Detail) -> Result<CurrentState, StoreError> {
         let mut state = CurrentState::default();
         match detail {
             Detail::Rows => state.load_mirrored_rows(tx).await?,
@@ -215,9 +216,9 @@ async fn load_digests(tx: &mut PgConnection) -> Result<MirroredDigests, StoreErr
     let mut d = MirroredDigests::default();
     let in_set = &mut d.students_in_set;
     let students = &mut d.students;
+    let in_set_field = in_sync_set_field();
     read_lines::<StudentRow, i64>(tx, |dcid, line, digest| {
-        // `in_sync_set` is the line's last field.
-        if line.ends_with(b"\tt") {
+        if digest::field(line, in_set_field) == Some(b"t") {
             in_set.push(dcid);
         }
         students.push(dcid, digest);
@@ -232,6 +233,15 @@ async fn load_digests(tx: &mut PgConnection) -> Result<MirroredDigests, StoreErr
     d.contacts.finish();
     d.guardian_accounts.finish();
     Ok(d)
+}
+
+/// The position of `in_sync_set` among the students' COPY columns.
+fn in_sync_set_field() -> usize {
+    StudentRow::TABLE
+        .columns
+        .iter()
+        .position(|(name, _)| *name == "in_sync_set")
+        .unwrap_or(usize::MAX)
 }
 
 /// Every stored row of `T`'s table as the COPY text line a run writes it
@@ -270,9 +280,11 @@ async fn read_lines<T: MirroredRow, K: LineKey>(
             let key = K::from_line(line).ok_or_else(|| StoreError::Query {
                 doing: doing(),
                 source: sqlx::Error::Protocol(format!(
-                    "a row of {} whose key is not a number: {:?}",
+                    "a row of {} whose key is not a number (its first column reads {:?}); \
+                     the table's key columns are bigint NOT NULL: has the schema been \
+                     changed by hand?",
                     table.table,
-                    String::from_utf8_lossy(line.get(..40).unwrap_or(line))
+                    String::from_utf8_lossy(digest::field(line, 0).unwrap_or_default())
                 )),
             })?;
             each(key, line, digest::of_line(line));
@@ -433,6 +445,34 @@ mod tests {
         }))
         .unwrap();
         assert_eq!((user.user_id, user.first_name.as_deref()), (7, Some("Ana")));
+    }
+
+    #[test]
+    fn the_students_in_the_sync_set_are_told_by_their_own_column() {
+        let mut line = Vec::new();
+        for in_sync_set in [true, false] {
+            let row = StudentRow {
+                student: Student {
+                    dcid: 5,
+                    id: None,
+                    student_number: None,
+                    first_name: Some("T".into()),
+                    last_name: None,
+                    grade_level: None,
+                    school_number: 1,
+                    enroll_status: 0,
+                    entry_date: None,
+                    org_email: None,
+                    personal_email: None,
+                },
+                independent: true,
+                login_email: None,
+                in_sync_set,
+            };
+            digest::of_row(&row, &mut line);
+            let field = digest::field(&line, in_sync_set_field());
+            assert_eq!(field == Some(b"t"), in_sync_set, "{line:?}");
+        }
     }
 
     #[test]
