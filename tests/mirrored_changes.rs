@@ -305,3 +305,98 @@ async fn a_quiet_night_writes_nothing_whatever_the_servers_date_style(pool: PgPo
     );
     own.close().await;
 }
+
+/// A run whose fetch fails drops the state read beside it, possibly in the
+/// middle of its COPY. The read's connection must not go back to the pool
+/// inside that COPY and its read-only snapshot: the next run would write in
+/// the old snapshot (and fail, or worse). Here the read is dropped while
+/// PostgreSQL waits to send it more rows; the pool's next connection then
+/// runs outside any transaction and sees a row committed after the read.
+#[sqlx::test]
+async fn a_state_read_dropped_mid_copy_leaves_no_connection_inside_it(pool: PgPool) {
+    use futures::FutureExt;
+    use student_sync::store::digest::Detail;
+    use student_sync::store::state::StateSnapshot;
+    // Far more rows than a socket's buffers hold.
+    sqlx::query(
+        "INSERT INTO students (dcid, school_number, enroll_status, first_name, last_name)
+         SELECT g, 1, 0, 'First name ' || g, 'Last name ' || g
+         FROM generate_series(1, 300000) g",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let one = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let mut read = Box::pin(StateSnapshot::open(&one, Detail::Digests));
+    let copy_is = |wait: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>(&format!(
+                "SELECT count(*) > 0 FROM pg_stat_activity
+                 WHERE query LIKE 'COPY (SELECT dcid%' AND state = 'active' {wait}"
+            ))
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    // Another session holds the students, so the read's COPY waits for it:
+    // polled until then, and left unpolled once the lock is let go, so
+    // PostgreSQL fills the socket and waits to write more.
+    let mut locker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE students IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *locker)
+        .await
+        .unwrap();
+    let mut waiting = false;
+    for _ in 0..3000 {
+        assert!(
+            (&mut read).now_or_never().is_none(),
+            "the read cannot finish while the students are locked"
+        );
+        waiting = copy_is("AND wait_event_type = 'Lock'").await;
+        if waiting {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert!(waiting, "the read's COPY waits for the lock");
+    locker.rollback().await.unwrap();
+    let mut blocked = false;
+    for _ in 0..3000 {
+        blocked = copy_is("AND wait_event = 'ClientWrite'").await;
+        if blocked {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(blocked, "the read's COPY waits for the client");
+    drop(read);
+
+    sqlx::query("INSERT INTO students (dcid, school_number, enroll_status) VALUES (0, 1, 0)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let mut conn = one.acquire().await.unwrap();
+        // VACUUM refuses to run inside a transaction block.
+        sqlx::raw_sql("VACUUM sync_runs")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM students WHERE dcid = 0")
+            .fetch_one(&mut *conn)
+            .await
+    })
+    .await
+    .expect("the pool's connection answers");
+    assert_eq!(
+        next.expect("the next statements run outside the dropped read"),
+        1,
+        "a row committed after the read is seen"
+    );
+    one.close().await;
+}
