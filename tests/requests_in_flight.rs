@@ -78,15 +78,15 @@ async fn one_long_query_alone_may_use_the_whole_bound() {
 }
 
 #[tokio::test]
-async fn the_default_bound_is_thirty_two() {
+async fn the_default_bound_is_sixty_four() {
     let fake = start_fake(district(), slow_pages()).await;
     let settings = settings_for(&fake);
-    assert_eq!(settings.powerschool.max_requests_in_flight, 32);
+    assert_eq!(settings.powerschool.max_requests_in_flight, 64);
     let client = client(&settings);
     client.fetch_district().await.unwrap();
     let served = fake.stats();
-    assert!(served.max_in_flight <= 32, "{served:?}");
-    assert_eq!(client.stats().in_flight_limit, 32);
+    assert!(served.max_in_flight <= 64, "{served:?}");
+    assert_eq!(client.stats().in_flight_limit, 64);
     fake.shutdown().await;
 }
 

@@ -27,7 +27,7 @@ pub async fn apply(
     pool: &PgPool,
     gate: &WriteGate,
     run_id: i64,
-    plan: &Plan,
+    plan: &mut Plan,
     report: &serde_json::Value,
     fail_point: Option<FailPoint>,
     progress: Option<&RunProgress>,
@@ -52,11 +52,12 @@ pub async fn apply(
 
 /// Every write of a plan on a transaction the caller commits (a run's own,
 /// or an approval's, which first checks the state the plan was made from).
-/// Marks the run `succeeded` on the same transaction.
+/// Marks the run `succeeded` on the same transaction. The plan's rows are
+/// freed as they are written (see `apply_observed`).
 pub async fn apply_in(
     tx: &mut write::Tx<'_>,
     run_id: i64,
-    plan: &Plan,
+    plan: &mut Plan,
     report: &serde_json::Value,
 ) -> Result<(), SyncError> {
     apply_observed(tx, run_id, plan, report, None).await
@@ -80,11 +81,14 @@ pub fn rows_to_write(plan: &Plan) -> u64 {
         + plan.problems.len()) as u64
 }
 
-/// `apply_in`, telling `progress` the rows written after each step.
+/// `apply_in`, telling `progress` the rows written after each step. Each
+/// kind of row is freed once written: a first sync's PowerSchool rows are
+/// most of its plan, and they are not held while the users, connections and
+/// audit are written. Only the plan's counts are left.
 pub async fn apply_observed(
     tx: &mut write::Tx<'_>,
     run_id: i64,
-    plan: &Plan,
+    plan: &mut Plan,
     report: &serde_json::Value,
     progress: Option<&RunProgress>,
 ) -> Result<(), SyncError> {
@@ -97,10 +101,10 @@ pub async fn apply_observed(
     // Creates and updates are disjoint (a create is a key the state did not
     // have), so each table takes both in one statement.
     write::upsert_mirrored(tx, &[&plan.students.create, &plan.students.update], run_id).await?;
-    wrote(plan.students.create.len() + plan.students.update.len());
+    wrote(plan.students.release());
     write::upsert_mirrored(tx, &[&plan.contacts.create, &plan.contacts.update], run_id).await?;
     write::delete_contacts(tx, &plan.contacts.remove).await?;
-    wrote(plan.contacts.create.len() + plan.contacts.update.len() + plan.contacts.remove.len());
+    wrote(plan.contacts.release());
     write::upsert_mirrored(
         tx,
         &[
@@ -111,8 +115,7 @@ pub async fn apply_observed(
     )
     .await?;
     write::delete_guardian_accounts(tx, &plan.guardian_accounts.remove).await?;
-    let g = &plan.guardian_accounts;
-    wrote(g.create.len() + g.update.len() + g.remove.len());
+    wrote(plan.guardian_accounts.release());
     tracing::debug!(
         seconds = step.elapsed().as_secs_f64(),
         "applied PowerSchool rows"
@@ -121,7 +124,7 @@ pub async fn apply_observed(
     let step = std::time::Instant::now();
     let new_user_ids = write::insert_users(tx, &plan.new_users, run_id).await?;
     write::update_users(tx, &plan.user_updates).await?;
-    wrote(plan.new_users.len() + plan.user_updates.len());
+    wrote(std::mem::take(&mut plan.new_users).len() + std::mem::take(&mut plan.user_updates).len());
     tracing::debug!(seconds = step.elapsed().as_secs_f64(), "applied users");
 
     let step = std::time::Instant::now();
@@ -158,12 +161,13 @@ pub async fn apply_observed(
         write::append_audit(tx, &batch, Some(run_id)).await?;
     }
     drop(ids);
+    plan.connections = Vec::new();
     tracing::debug!(
         seconds = step.elapsed().as_secs_f64(),
         "appended the access audit"
     );
     write::insert_problems(tx, &plan.problems, run_id).await?;
-    wrote(plan.problems.len());
+    wrote(std::mem::take(&mut plan.problems).len());
 
     let counts = super::to_json(&plan.counts, "the plan's counts")?;
     runs::finish_succeeded(tx, run_id, &counts, report).await?;

@@ -125,7 +125,7 @@ async fn approve_locked(
             newer_status,
         });
     }
-    let plan = decode(&stored)?;
+    let mut plan = decode(&stored)?;
     let report = RunReport::from_plan(run_id, &plan);
     let report_json = super::to_json(&report, "the run's report")?;
 
@@ -146,7 +146,7 @@ async fn approve_locked(
         );
         return Err(SyncError::StateChanged { run_id });
     }
-    apply::apply_in(&mut tx, run_id, &plan, &report_json).await?;
+    apply::apply_in(&mut tx, run_id, &mut plan, &report_json).await?;
     held::record_approval(&mut tx, run_id, decided_by).await?;
     tx.commit().await.doing("committing the approved plan")?;
     tracing::info!(

@@ -430,7 +430,8 @@ async fn applying_phase(
         report::one_line(&plan.counts)
     );
     let progress = options.progress.as_deref();
-    let mut report = apply_run(pool, gate, run_id, &plan, options.fail_point, progress).await?;
+    let mut plan = plan;
+    let mut report = apply_run(pool, gate, run_id, &mut plan, options.fail_point, progress).await?;
     report.duration = started.elapsed();
     tracing::info!(
         seconds = phase.elapsed().as_secs_f64(),
@@ -450,7 +451,7 @@ async fn apply_run(
     pool: &PgPool,
     gate: &WriteGate,
     run_id: i64,
-    plan: &Plan,
+    plan: &mut Plan,
     fail_point: Option<FailPoint>,
     progress: Option<&RunProgress>,
 ) -> Result<RunReport, SyncError> {

@@ -255,7 +255,9 @@ async fn run_spot(
             options.today,
             options.create_users,
         );
-        let report = apply_run(pool, gate, run_id, &plan, None, None).await?;
+        // Writing frees the plan's rows; a spot sync's (one student's) are
+        // shown after it, so a copy is written.
+        let report = apply_run(pool, gate, run_id, &mut plan.clone(), None, None).await?;
         Ok::<_, SyncError>((plan, report, not_created, state))
     };
     let (plan, report, users_not_created, before) = match work.await {

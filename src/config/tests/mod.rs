@@ -352,9 +352,9 @@ fn the_environment_wins_over_the_file_and_student_sync_database_url_over_databas
 }
 
 #[test]
-fn max_requests_in_flight_defaults_to_thirty_two_and_is_checked() {
+fn max_requests_in_flight_defaults_to_sixty_four_and_is_checked() {
     let s = load_toml("", &[]).unwrap();
-    assert_eq!(s.powerschool.max_requests_in_flight, 32);
+    assert_eq!(s.powerschool.max_requests_in_flight, 64);
     let s = load_toml(
         "[powerschool]\nmax_requests_in_flight = 4\n",
         &[("STUDENT_SYNC_POWERSCHOOL_MAX_REQUESTS_IN_FLIGHT", "6")],
@@ -364,7 +364,12 @@ fn max_requests_in_flight_defaults_to_thirty_two_and_is_checked() {
         s.powerschool.max_requests_in_flight, 6,
         "the environment wins"
     );
-    for bad in ["0", "65", "-1"] {
+    let s = load_toml("[powerschool]\nmax_requests_in_flight = 128\n", &[]).unwrap();
+    assert_eq!(
+        s.powerschool.max_requests_in_flight, 128,
+        "the most allowed"
+    );
+    for bad in ["0", "129", "-1"] {
         let e = load_toml(
             &format!("[powerschool]\nmax_requests_in_flight = {bad}\n"),
             &[],
@@ -373,7 +378,7 @@ fn max_requests_in_flight_defaults_to_thirty_two_and_is_checked() {
         let message = e.to_string();
         assert_eq!(key_of(e), "powerschool.max_requests_in_flight", "{bad}");
         assert!(
-            message.contains("64"),
+            message.contains("from 1 to 128"),
             "the allowed range is named: {message}"
         );
     }

@@ -30,6 +30,17 @@ impl<T, K> Default for RowChanges<T, K> {
 }
 
 impl<T, K> RowChanges<T, K> {
+    /// Frees the rows once they are written and returns how many there
+    /// were; the plan's `counts` still tell them.
+    pub fn release(&mut self) -> usize {
+        let written = self.create.len() + self.update.len() + self.remove.len();
+        *self = RowChanges {
+            unchanged: self.unchanged,
+            ..RowChanges::default()
+        };
+        written
+    }
+
     pub fn counts(&self) -> KindCounts {
         KindCounts {
             created: self.create.len() as u64,
@@ -216,6 +227,23 @@ mod tests {
             org_email: None,
             personal_email: None,
         }
+    }
+
+    #[test]
+    fn released_changes_say_how_many_rows_they_held_and_keep_the_unchanged_count() {
+        let mut changes: RowChanges<StudentContact, (i64, i64)> = RowChanges {
+            create: vec![contact(1, 10), contact(1, 11)],
+            update: vec![contact(2, 20)],
+            remove: vec![(3, 30)],
+            unchanged: 7,
+        };
+        assert_eq!(changes.release(), 4);
+        assert!(
+            changes.create.is_empty() && changes.update.is_empty() && changes.remove.is_empty()
+        );
+        assert_eq!(changes.create.capacity(), 0, "the rows' memory is freed");
+        assert_eq!(changes.unchanged, 7);
+        assert_eq!(changes.release(), 0);
     }
 
     fn contact(student_dcid: i64, person_id: i64) -> StudentContact {
