@@ -19,7 +19,7 @@ pub struct School {
 
 /// One enrolled (`enroll_status <= 0`) student from
 /// `org.studentsync.sync.students.enrolled`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Student {
     pub dcid: i64,
     /// (`powerschool_id` in the database and in plans held before it was

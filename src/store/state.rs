@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 
 /// A student as the database keeps it: the record PowerSchool sent, and
 /// what the run derived from it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StudentRow {
     #[serde(flatten)]
     pub student: Student,
