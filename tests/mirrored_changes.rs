@@ -400,3 +400,70 @@ async fn a_state_read_dropped_mid_copy_leaves_no_connection_inside_it(pool: PgPo
     );
     one.close().await;
 }
+
+fn new_student(dcid: i64) -> student_sync::store::state::StudentRow {
+    student_sync::store::state::StudentRow {
+        student: student_sync::powerschool::Student {
+            dcid,
+            id: None,
+            student_number: None,
+            first_name: None,
+            last_name: Some("Lee".into()),
+            grade_level: Some(4),
+            school_number: 101,
+            enroll_status: 0,
+            entry_date: None,
+            org_email: None,
+            personal_email: None,
+        },
+        independent: false,
+        login_email: None,
+        in_sync_set: true,
+    }
+}
+
+/// New rows are copied straight into their table: each carries the run
+/// that wrote it, and a key the table holds after all (it changed since
+/// the state was read) fails the write, naming the table, with nothing of
+/// it left once the run's transaction rolls back.
+#[sqlx::test]
+async fn new_rows_are_copied_in_with_their_run_and_a_key_already_there_fails_the_write(
+    pool: PgPool,
+) {
+    use student_sync::store::write::write_mirrored;
+    let night = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+    let run_id = student_sync::store::runs::start_run(&pool, RunTrigger::Manual, night)
+        .await
+        .unwrap();
+
+    let mut tx = pool.begin().await.unwrap();
+    write_mirrored(&mut tx, &[new_student(1), new_student(2)], &[], run_id)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let written: Vec<(i64, Option<String>, Option<i64>)> =
+        sqlx::query_as("SELECT dcid, last_name, last_changed_run FROM students ORDER BY dcid")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        written,
+        vec![
+            (1, Some("Lee".into()), Some(run_id)),
+            (2, Some("Lee".into()), Some(run_id)),
+        ]
+    );
+
+    let mut tx = pool.begin().await.unwrap();
+    let err = write_mirrored(&mut tx, &[new_student(3), new_student(2)], &[], run_id)
+        .await
+        .unwrap_err()
+        .to_string();
+    drop(tx);
+    assert!(err.contains("writing students"), "{err}");
+    let dcids: Vec<i64> = sqlx::query_scalar("SELECT dcid FROM students ORDER BY dcid")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(dcids, vec![1, 2], "nothing of the failed write is left");
+}

@@ -99,21 +99,14 @@ pub async fn apply_observed(
     };
     let step = std::time::Instant::now();
     // Creates and updates are disjoint (a create is a key the state did not
-    // have), so each table takes both in one statement.
-    write::upsert_mirrored(tx, &[&plan.students.create, &plan.students.update], run_id).await?;
+    // have): the creates are copied in, the updates merged.
+    write::write_mirrored(tx, &plan.students.create, &plan.students.update, run_id).await?;
     wrote(plan.students.release());
-    write::upsert_mirrored(tx, &[&plan.contacts.create, &plan.contacts.update], run_id).await?;
+    write::write_mirrored(tx, &plan.contacts.create, &plan.contacts.update, run_id).await?;
     write::delete_contacts(tx, &plan.contacts.remove).await?;
     wrote(plan.contacts.release());
-    write::upsert_mirrored(
-        tx,
-        &[
-            &plan.guardian_accounts.create,
-            &plan.guardian_accounts.update,
-        ],
-        run_id,
-    )
-    .await?;
+    let g = &plan.guardian_accounts;
+    write::write_mirrored(tx, &g.create, &g.update, run_id).await?;
     write::delete_guardian_accounts(tx, &plan.guardian_accounts.remove).await?;
     wrote(plan.guardian_accounts.release());
     tracing::debug!(

@@ -1,8 +1,9 @@
 //! The rows PowerSchool owns and the run mirrors: students, student contacts
-//! and guardian accounts. Each kind is staged with COPY and merged into its
-//! live table with one `INSERT … ON CONFLICT`; removals go by key pairs.
+//! and guardian accounts. New rows are copied straight into their live
+//! table; changed rows are staged with COPY and merged with one
+//! `INSERT … ON CONFLICT`; removals go by key pairs.
 
-use super::copy::{copy_row, stage_rows, Staging};
+use super::copy::{copy_in, copy_row, stage_rows, Staging};
 use super::Tx;
 use crate::powerschool::records::{GuardianLink, StudentContact};
 use crate::store::state::StudentRow;
@@ -63,20 +64,50 @@ pub trait MirroredRow: Sync {
     fn encode(&self, out: &mut Vec<u8>);
 }
 
-/// Inserts or updates rows of one mirrored kind (one row per key among all
-/// given): staged, then merged with one statement.
-pub async fn upsert_mirrored<T: MirroredRow>(
+/// Writes the rows of one mirrored kind: `created` (keys the table does not
+/// hold, as the run's state read them) and `updated` (keys it holds).
+///
+/// New rows go straight into the live table with `COPY`, which costs about
+/// a third of a merge through a staging table (a first sync at 150,000
+/// students spent 1.5 s merging 623,000 new rows). Should a key be there
+/// after all (the table changed since the state was read, which the run
+/// lock rules out), the key's unique index fails the run and its
+/// transaction writes nothing. Changed rows are staged and merged with one
+/// statement.
+pub async fn write_mirrored<T: MirroredRow>(
     tx: &mut Tx<'_>,
-    parts: &[&[T]],
+    created: &[T],
+    updated: &[T],
     run_id: i64,
 ) -> Result<(), StoreError> {
     let table = &T::TABLE;
+    if !created.is_empty() {
+        let names: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
+        let statement = format!(
+            "COPY {} ({}, last_changed_run) FROM STDIN",
+            table.table,
+            names.join(", ")
+        );
+        let mut run = itoa::Buffer::new();
+        let run = run.format(run_id).as_bytes();
+        let encode = |out: &mut Vec<u8>, row: &T| {
+            row.encode(out);
+            // The line's newline gives way to the run's column.
+            out.pop();
+            out.push(b'\t');
+            out.extend_from_slice(run);
+            out.push(b'\n');
+        };
+        copy_in(tx, &statement, &[created], encode, table.doing).await?;
+    }
     let staging = Staging {
         table: &table.stage_table(),
         columns: &table.stage_columns(),
         doing: table.doing,
     };
-    if stage_rows(tx, &staging, parts, |out, r: &T| r.encode(out)).await? > 0 {
+    if !updated.is_empty()
+        && stage_rows(tx, &staging, &[updated], |out, r: &T| r.encode(out)).await? > 0
+    {
         sqlx::query(&table.upsert())
             .bind(run_id)
             .execute(&mut **tx)
