@@ -467,3 +467,44 @@ async fn new_rows_are_copied_in_with_their_run_and_a_key_already_there_fails_the
         .unwrap();
     assert_eq!(dcids, vec![1, 2], "nothing of the failed write is left");
 }
+
+/// A first sync of a district with more connections than one batch of
+/// coding (4,096; a batch is coded on two threads): the codes read back to
+/// exactly the verdicts of the plan that keeps them as they are, and every
+/// connection is kept once.
+#[sqlx::test]
+async fn a_first_sync_codes_every_connections_reasons_exactly_whatever_the_batches(pool: PgPool) {
+    use student_sync::store::digest::Detail;
+    let side = fake_powerschool::generate(5000, 17);
+    let fake = start_fake(side, Faults::default()).await;
+    let settings = settings_for(&fake);
+    let snapshot = client(&settings).fetch_district().await.unwrap();
+    fake.shutdown().await;
+    let today = RunOptions::now(&settings, RunTrigger::Manual).today;
+    let mut plans = Vec::new();
+    for detail in [Detail::Rows, Detail::Digests] {
+        let read = sync::read_state(&pool, detail).await.unwrap();
+        let mut prepared = sync::prepare_owned(&settings, snapshot.clone(), read, today)
+            .await
+            .unwrap();
+        let coded = prepared
+            .plan
+            .connections
+            .iter()
+            .filter(|c| c.decision.coded.is_some())
+            .count();
+        for c in &mut prepared.plan.connections {
+            c.decision.verdicts = c.decision.verdicts_read().into_owned();
+            c.decision.coded = None;
+        }
+        plans.push((coded, serde_json::to_value(&prepared.plan).unwrap()));
+    }
+    let connections = plans[0].1["connections"].as_array().unwrap().len();
+    assert!(connections > 4096 + 1024, "{connections} connections");
+    assert_eq!(
+        (plans[0].0, plans[1].0),
+        (0, connections),
+        "only the run codes"
+    );
+    assert_eq!(plans[0].1, plans[1].1, "the same plan, verdicts included");
+}

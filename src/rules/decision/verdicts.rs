@@ -99,6 +99,13 @@ pub struct Keep<'k> {
     pub unchanged: &'k dyn Fn(&ConnectionDecision) -> bool,
 }
 
+/// How many decisions wait to have their verdicts coded (`Keep::as_codes`).
+/// Coding, with its reading back, is about a third of a first sync's plan,
+/// and each decision's is its own work: a batch is coded on two threads
+/// where the machine has two, and only a batch's verdicts are ever held
+/// uncoded.
+const CODE_BATCH: usize = 4096;
+
 /// The decisions being made, and what is kept of them (see `Keep`).
 struct Kept<'k> {
     keep: &'k Keep<'k>,
@@ -106,10 +113,26 @@ struct Kept<'k> {
     unchanged: u64,
     /// Users of a returning parent's connection (kept or not), unsorted.
     incomplete: Vec<i64>,
+    /// Kept decisions whose verdicts are still to be coded (`CODE_BATCH`).
+    to_code: Vec<ConnectionDecision>,
+    /// Whether a second thread may code half of a batch.
+    two_threads: bool,
 }
 
-impl Kept<'_> {
-    fn push(&mut self, decision: ConnectionDecision) {
+impl<'k> Kept<'k> {
+    fn new(keep: &'k Keep<'k>, most: usize) -> Kept<'k> {
+        Kept {
+            keep,
+            connections: Vec::with_capacity(most),
+            unchanged: 0,
+            incomplete: Vec::new(),
+            to_code: Vec::new(),
+            two_threads: keep.as_codes
+                && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
+        }
+    }
+
+    fn push(&mut self, mut decision: ConnectionDecision) {
         if let (ConnectionCase::UnlinkedReturningParent, UserRef::Existing(u)) =
             (decision.case, decision.user)
         {
@@ -119,7 +142,35 @@ impl Kept<'_> {
             self.unchanged += 1;
             return;
         }
-        self.connections.push(compact(decision, self.keep));
+        if !(self.keep.verdicts_of)(&decision) {
+            decision.verdicts = Vec::new();
+        } else if self.keep.as_codes {
+            self.to_code.push(decision);
+            if self.to_code.len() >= CODE_BATCH {
+                self.code_waiting();
+            }
+            return;
+        } else {
+            decision.verdicts.shrink_to_fit();
+        }
+        self.connections.push(decision);
+    }
+
+    /// Codes the waiting decisions' verdicts and keeps the decisions (their
+    /// order does not matter: the kept decisions are sorted by pair).
+    fn code_waiting(&mut self) {
+        let waiting = &mut self.to_code;
+        if self.two_threads && waiting.len() >= CODE_BATCH / 4 {
+            let half = waiting.len() / 2;
+            let (first, second) = waiting.split_at_mut(half);
+            std::thread::scope(|s| {
+                s.spawn(|| second.iter_mut().for_each(code));
+                first.iter_mut().for_each(code);
+            });
+        } else {
+            waiting.iter_mut().for_each(code);
+        }
+        self.connections.append(waiting);
     }
 }
 
@@ -141,18 +192,14 @@ impl Engine<'_> {
         // Room for every decision up front (pages never written cost no
         // memory): growing by doubling would briefly hold two copies.
         let most = links.pair_count() + self.index.connections.len() + self.index.forms.len();
-        let mut kept = Kept {
-            keep,
-            connections: Vec::with_capacity(most),
-            unchanged: 0,
-            incomplete: Vec::new(),
-        };
+        let mut kept = Kept::new(keep, most);
         for ((student_dcid, user), pair) in links.pairs() {
             let decision = self.linked_connection(student_dcid, user, &pair, keep);
             kept.push(decision);
         }
         self.connections_without_link(&links, &mut kept, &mut report);
         self.form_creators_without_connection(&links, &mut kept, &mut report);
+        kept.code_waiting();
         let Kept {
             mut connections,
             unchanged,
@@ -320,25 +367,20 @@ fn link_rank<'r>(judged: &'r JudgedRow<'_>) -> (Reverse<AccessTier>, i64, &'r st
     )
 }
 
-fn compact(mut decision: ConnectionDecision, keep: &Keep<'_>) -> ConnectionDecision {
-    if !(keep.verdicts_of)(&decision) {
+/// The decision's verdicts as the audit's codes; a decision the codes
+/// cannot say exactly keeps its verdicts (see `Keep::as_codes`).
+fn code(decision: &mut ConnectionDecision) {
+    decision.coded = CodedReasons::encode(
+        &decision.audit_keys(),
+        decision.guardian_id,
+        &decision.limits,
+        &decision.verdicts,
+    );
+    if decision.coded.is_some() {
         decision.verdicts = Vec::new();
-        return decision;
+    } else {
+        decision.verdicts.shrink_to_fit();
     }
-    if keep.as_codes {
-        decision.coded = CodedReasons::encode(
-            &decision.audit_keys(),
-            decision.guardian_id,
-            &decision.limits,
-            &decision.verdicts,
-        );
-        if decision.coded.is_some() {
-            decision.verdicts = Vec::new();
-            return decision;
-        }
-    }
-    decision.verdicts.shrink_to_fit();
-    decision
 }
 
 fn sort_dedup<T: Ord>(list: &mut Vec<T>) {
