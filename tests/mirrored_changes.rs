@@ -179,7 +179,6 @@ async fn a_row_powerschool_no_longer_sends_is_removed_and_no_other(pool: PgPool)
 /// the leaving students' stored rows included.
 #[sqlx::test]
 async fn a_plan_against_digests_is_the_plan_against_the_rows(pool: PgPool) {
-    use student_sync::store::digest::Detail;
     let mut side = fake_powerschool::generate(300, 13);
     run(&pool, &side).await;
     let changed = student_sync::harness::change::change_share(&mut side, 5.0, 7);
@@ -211,34 +210,7 @@ async fn a_plan_against_digests_is_the_plan_against_the_rows(pool: PgPool) {
         .unwrap();
     side.guardian_accounts.remove(vanished);
 
-    let fake = start_fake(side.clone(), Faults::default()).await;
-    let settings = settings_for(&fake);
-    let snapshot = client(&settings).fetch_district().await.unwrap();
-    fake.shutdown().await;
-    let today = RunOptions::now(&settings, RunTrigger::Manual).today;
-    let mut plans = Vec::new();
-    for detail in [Detail::Rows, Detail::Digests] {
-        let read = sync::read_state(&pool, detail).await.unwrap();
-        let mut prepared = sync::prepare_owned(&settings, snapshot.clone(), read, today)
-            .await
-            .unwrap();
-        let coded = prepared
-            .plan
-            .connections
-            .iter()
-            .filter(|c| c.decision.coded.is_some())
-            .count();
-        // The verdicts as `plan` shows them, read back where they are coded.
-        for c in &mut prepared.plan.connections {
-            c.decision.verdicts = c.decision.verdicts_read().into_owned();
-            c.decision.coded = None;
-        }
-        plans.push((
-            coded,
-            serde_json::to_value(&prepared.plan).unwrap(),
-            serde_json::to_value(&prepared.safety).unwrap(),
-        ));
-    }
+    let plans = plans_both_ways(&pool, side).await;
     let (rows, digests) = (&plans[0], &plans[1]);
     assert_eq!(
         rows.1["leaving"],
@@ -474,8 +446,26 @@ async fn new_rows_are_copied_in_with_their_run_and_a_key_already_there_fails_the
 /// connection is kept once.
 #[sqlx::test]
 async fn a_first_sync_codes_every_connections_reasons_exactly_whatever_the_batches(pool: PgPool) {
+    let plans = plans_both_ways(&pool, fake_powerschool::generate(5000, 17)).await;
+    let connections = plans[0].1["connections"].as_array().unwrap().len();
+    assert!(connections > 4096 + 1024, "{connections} connections");
+    assert_eq!(
+        (plans[0].0, plans[1].0),
+        (0, connections),
+        "only the run codes"
+    );
+    assert_eq!(plans[0].1, plans[1].1, "the same plan, verdicts included");
+}
+
+/// The plan of `side` against the stored state read as rows, then as
+/// digests (as a run reads it): for each, how many connections carry coded
+/// reasons, the plan (verdicts read back from their codes, as `plan` shows
+/// them) and the safety measures.
+async fn plans_both_ways(
+    pool: &PgPool,
+    side: PowerSchoolSide,
+) -> Vec<(usize, serde_json::Value, serde_json::Value)> {
     use student_sync::store::digest::Detail;
-    let side = fake_powerschool::generate(5000, 17);
     let fake = start_fake(side, Faults::default()).await;
     let settings = settings_for(&fake);
     let snapshot = client(&settings).fetch_district().await.unwrap();
@@ -483,7 +473,7 @@ async fn a_first_sync_codes_every_connections_reasons_exactly_whatever_the_batch
     let today = RunOptions::now(&settings, RunTrigger::Manual).today;
     let mut plans = Vec::new();
     for detail in [Detail::Rows, Detail::Digests] {
-        let read = sync::read_state(&pool, detail).await.unwrap();
+        let read = sync::read_state(pool, detail).await.unwrap();
         let mut prepared = sync::prepare_owned(&settings, snapshot.clone(), read, today)
             .await
             .unwrap();
@@ -497,14 +487,11 @@ async fn a_first_sync_codes_every_connections_reasons_exactly_whatever_the_batch
             c.decision.verdicts = c.decision.verdicts_read().into_owned();
             c.decision.coded = None;
         }
-        plans.push((coded, serde_json::to_value(&prepared.plan).unwrap()));
+        plans.push((
+            coded,
+            serde_json::to_value(&prepared.plan).unwrap(),
+            serde_json::to_value(&prepared.safety).unwrap(),
+        ));
     }
-    let connections = plans[0].1["connections"].as_array().unwrap().len();
-    assert!(connections > 4096 + 1024, "{connections} connections");
-    assert_eq!(
-        (plans[0].0, plans[1].0),
-        (0, connections),
-        "only the run codes"
-    );
-    assert_eq!(plans[0].1, plans[1].1, "the same plan, verdicts included");
+    plans
 }
