@@ -102,8 +102,9 @@ pub struct Keep<'k> {
 /// How many decisions wait to have their verdicts coded (`Keep::as_codes`).
 /// Coding, with its reading back, is about a third of a first sync's plan,
 /// and each decision's is its own work: a batch is coded on two threads
-/// where the machine has two, and only a batch's verdicts are ever held
-/// uncoded.
+/// (on a one-core machine they take turns, at the cost of a thread a
+/// batch; the rules ask the system nothing), and only a batch's verdicts
+/// are ever held uncoded.
 const CODE_BATCH: usize = 4096;
 
 /// The decisions being made, and what is kept of them (see `Keep`).
@@ -115,8 +116,6 @@ struct Kept<'k> {
     incomplete: Vec<i64>,
     /// Kept decisions whose verdicts are still to be coded (`CODE_BATCH`).
     to_code: Vec<ConnectionDecision>,
-    /// Whether a second thread may code half of a batch.
-    two_threads: bool,
 }
 
 impl<'k> Kept<'k> {
@@ -127,8 +126,6 @@ impl<'k> Kept<'k> {
             unchanged: 0,
             incomplete: Vec::new(),
             to_code: Vec::new(),
-            two_threads: keep.as_codes
-                && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
         }
     }
 
@@ -160,7 +157,7 @@ impl<'k> Kept<'k> {
     /// order does not matter: the kept decisions are sorted by pair).
     fn code_waiting(&mut self) {
         let waiting = &mut self.to_code;
-        if self.two_threads && waiting.len() >= CODE_BATCH / 4 {
+        if waiting.len() >= CODE_BATCH / 4 {
             let half = waiting.len() / 2;
             let (first, second) = waiting.split_at_mut(half);
             std::thread::scope(|s| {
