@@ -396,8 +396,8 @@ fn new_student(dcid: i64) -> student_sync::store::state::StudentRow {
 
 /// New rows are copied straight into their table: each carries the run
 /// that wrote it, and a key the table holds after all (it changed since
-/// the state was read) fails the write, naming the table, with nothing of
-/// it left once the run's transaction rolls back.
+/// the state was read) fails the write, naming the table, the key and what
+/// to do, with nothing of it left once the run's transaction rolls back.
 #[sqlx::test]
 async fn new_rows_are_copied_in_with_their_run_and_a_key_already_there_fails_the_write(
     pool: PgPool,
@@ -432,7 +432,12 @@ async fn new_rows_are_copied_in_with_their_run_and_a_key_already_there_fails_the
         .unwrap_err()
         .to_string();
     drop(tx);
-    assert!(err.contains("writing students"), "{err}");
+    assert!(err.contains("writing students: Key (dcid)=(2)"), "{err}");
+    assert!(
+        err.contains("something else wrote to students during the run")
+            && err.contains("Nothing was applied"),
+        "{err}"
+    );
     let dcids: Vec<i64> = sqlx::query_scalar("SELECT dcid FROM students ORDER BY dcid")
         .fetch_all(&pool)
         .await

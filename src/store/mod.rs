@@ -83,6 +83,14 @@ pub enum StoreError {
     )]
     HeldPlanMissing(i64),
     #[error(
+        "writing {table}: {key} is already in the table, although the state the run read \
+         at its start did not hold it: something else wrote to {table} during the run \
+         (another student-sync on this database, or a hand edit). Nothing was applied \
+         (the run's transaction rolled back); find that writer (`student-sync status` \
+         shows who holds the run lock), then run again"
+    )]
+    WrittenMeanwhile { table: &'static str, key: String },
+    #[error(
         "creating user {email}: PostgreSQL did not return the new user's id, so nothing \
          was applied (the run's transaction rolled back); run again, and report it if it repeats"
     )]
