@@ -159,6 +159,59 @@ async fn a_plan_lends_the_stored_users_and_connections_and_gives_them_back(pool:
     assert_eq!(state.forms, stored.forms);
 }
 
+/// Applying a plan frees each kind of row once it is written (a first
+/// sync does not hold its PowerSchool rows while it writes the rest); the
+/// plan's counts stay, and every row is in the database.
+#[sqlx::test]
+async fn applying_a_plan_frees_its_rows_and_keeps_its_counts(pool: PgPool) {
+    use student_sync::store::district::WriteGate;
+    use student_sync::store::{runs, CurrentState, RunTrigger};
+    let fake = start_fake(small_district().powerschool, Faults::default()).await;
+    let settings = settings_for(&fake);
+    let snapshot = client(&settings).fetch_district().await.unwrap();
+    fake.shutdown().await;
+    let today = sync::RunOptions::now(&settings, RunTrigger::Manual).today;
+    let mut state = CurrentState::load(&pool).await.unwrap();
+    let mut plan = sync::plan(&snapshot, &mut state, &settings.sync, today);
+    let counts = serde_json::to_value(&plan.counts).unwrap();
+    let created = (
+        plan.students.create.len() as i64,
+        plan.contacts.create.len() as i64,
+        plan.new_users.len() as i64,
+        plan.connections.len() as i64,
+    );
+    assert!(created.0 > 0 && created.3 > 0 && !plan.problems.is_empty());
+
+    let run_id = runs::start_run(&pool, RunTrigger::Manual, today)
+        .await
+        .unwrap();
+    let gate = WriteGate::new(&settings.district, None);
+    sync::apply::apply(
+        &pool,
+        &gate,
+        run_id,
+        &mut plan,
+        &serde_json::json!({}),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+
+    assert!(plan.students.create.is_empty() && plan.contacts.create.is_empty());
+    assert!(plan.guardian_accounts.create.is_empty() && plan.new_users.is_empty());
+    assert!(plan.connections.is_empty() && plan.problems.is_empty());
+    assert_eq!(serde_json::to_value(&plan.counts).unwrap(), counts);
+    let held: (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM students), (SELECT count(*) FROM student_contacts),
+                (SELECT count(*) FROM users), (SELECT count(*) FROM connections)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(held, created, "every row was written before it was freed");
+}
+
 async fn stamps(pool: &PgPool) -> Vec<(String, Option<chrono::DateTime<chrono::Utc>>)> {
     let mut out = Vec::new();
     for t in [
