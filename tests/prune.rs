@@ -237,3 +237,51 @@ async fn a_successful_run_prunes_old_history_and_logs_what_went(pool: PgPool) {
         "the prune is logged with what it removed: {stderr}"
     );
 }
+
+/// Problems belong to a run. The rule is checked once per statement (not
+/// by a foreign key row by row, which took most of a large run's COPY of
+/// its problems), and it holds on both sides.
+#[sqlx::test]
+async fn a_problem_belongs_to_a_run_that_is_there(pool: PgPool) {
+    let run = past_run(&pool, RunTrigger::Schedule, RunStatus::Failed, 200).await;
+    add_problems(&pool, run, 3).await;
+
+    // Written for a run that is not there: the whole COPY fails.
+    let mut tx = pool.begin().await.unwrap();
+    let rows = vec![ProblemRow {
+        kind: "record".into(),
+        query: None,
+        record_id: Some("dcid 1".into()),
+        field: None,
+        value: None,
+        message: "x".into(),
+        about: None,
+    }];
+    let err = write::insert_problems(&mut tx, &rows, run + 1000)
+        .await
+        .expect_err("no such run");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("run {}, which is not in sync_runs", run + 1000)),
+        "{text}"
+    );
+    drop(tx);
+
+    // A run that has problems is neither deleted nor given another id.
+    for statement in [
+        "DELETE FROM sync_runs WHERE id = $1",
+        "UPDATE sync_runs SET id = id + 1000 WHERE id = $1",
+    ] {
+        let refused = sqlx::query(statement).bind(run).execute(&pool).await;
+        let text = refused.expect_err(statement).to_string();
+        assert!(text.contains(&format!("run {run}")), "{statement}: {text}");
+    }
+    assert_eq!(problems_of(&pool).await, vec![(run, 3)]);
+
+    // Pruning deletes the problems first, and then the run.
+    let newer = past_run(&pool, RunTrigger::Schedule, RunStatus::Failed, 0).await;
+    let pruned = prune(&pool, &retention(1, 1, None)).await.unwrap();
+    assert_eq!((pruned.runs, pruned.problems), (1, 3), "{pruned:?}");
+    assert_eq!(run_ids(&pool).await, vec![newer]);
+    assert!(problems_of(&pool).await.is_empty());
+}
