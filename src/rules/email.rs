@@ -57,11 +57,7 @@ pub fn normalise_optional(raw: Option<&str>) -> Option<String> {
 /// (zero-width, bidi), at most `MAX_EMAIL_BYTES` bytes. Deliberately no stricter: a district's
 /// real addresses must not be refused by a pedantic RFC check.
 fn is_well_formed(email: &str) -> bool {
-    if email.len() > MAX_EMAIL_BYTES
-        || email
-            .chars()
-            .any(|c| c.is_whitespace() || super::text::is_control(c) || super::text::is_format(c))
-    {
+    if email.len() > MAX_EMAIL_BYTES || has_unwanted(email) {
         return false;
     }
     let mut parts = email.split('@');
@@ -71,9 +67,34 @@ fn is_well_formed(email: &str) -> bool {
     !local.is_empty() && !domain.is_empty() && domain.contains('.')
 }
 
+/// Whether the address holds whitespace, a control character or an
+/// invisible format character. In ASCII (nearly every address) those are
+/// the bytes up to the space, and DEL: no format character is ASCII. A run
+/// checks every address of the district, so ASCII is checked byte by byte.
+fn has_unwanted(email: &str) -> bool {
+    if email.is_ascii() {
+        email.bytes().any(|b| b <= b' ' || b == 0x7f)
+    } else {
+        email.chars().any(is_unwanted)
+    }
+}
+
+fn is_unwanted(c: char) -> bool {
+    c.is_whitespace() || super::text::is_control(c) || super::text::is_format(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ascii_check_refuses_exactly_the_characters_the_full_check_does() {
+        for b in 0u8..128 {
+            let email = format!("a{}b@example.org", b as char);
+            let expected = !is_unwanted(b as char) && b != b'@';
+            assert_eq!(is_well_formed(&email), expected, "byte {b:#04x}");
+        }
+    }
 
     #[test]
     fn case_and_surrounding_whitespace_do_not_matter() {

@@ -18,17 +18,17 @@ pub(super) trait Stored<K, T> {
     /// For each row (its key at the same position of `keys`, in ascending
     /// order): `None` when no row of that key is stored, else whether it
     /// equals the stored one.
-    fn same(&self, keys: &[K], rows: &[T]) -> Vec<Option<bool>>;
+    fn same(&self, keys: &[K], rows: &[&T]) -> Vec<Option<bool>>;
     fn count(&self) -> usize;
     /// The stored keys not in `seen` (sorted), in key order.
     fn gone(&self, seen: &[K]) -> Vec<K>;
 }
 
 impl<K: Ord + Copy + Hash, T: PartialEq> Stored<K, T> for HashMap<K, T> {
-    fn same(&self, keys: &[K], rows: &[T]) -> Vec<Option<bool>> {
+    fn same(&self, keys: &[K], rows: &[&T]) -> Vec<Option<bool>> {
         keys.iter()
             .zip(rows)
-            .map(|(key, row)| self.get(key).map(|old| old == row))
+            .map(|(key, row)| self.get(key).map(|old| old == *row))
             .collect()
     }
     fn count(&self) -> usize {
@@ -48,7 +48,7 @@ impl<K: Ord + Copy + Hash, T: PartialEq> Stored<K, T> for HashMap<K, T> {
 /// Both sides are in key order, so both walks are merges (see
 /// `digest::Cursor`).
 impl<K: Ord + Copy, T: MirroredRow> Stored<K, T> for Digests<K> {
-    fn same(&self, keys: &[K], rows: &[T]) -> Vec<Option<bool>> {
+    fn same(&self, keys: &[K], rows: &[&T]) -> Vec<Option<bool>> {
         let mut stored = self.cursor();
         let mut line = Vec::new();
         keys.iter()
@@ -56,7 +56,7 @@ impl<K: Ord + Copy, T: MirroredRow> Stored<K, T> for Digests<K> {
             .map(|(key, row)| {
                 stored
                     .get(key)
-                    .map(|old| old == digest::of_row(row, &mut line))
+                    .map(|old| old == digest::of_row(*row, &mut line))
             })
             .collect()
     }
@@ -130,45 +130,155 @@ fn student_changes(
     (changes, leaving)
 }
 
+/// The stored contacts, in whichever form the state was read.
+pub(super) type StoredContacts = dyn Stored<(i64, i64), StudentContact> + Sync;
+/// The stored guardian accounts, in whichever form the state was read.
+pub(super) type StoredGuardianAccounts = dyn Stored<(i64, i64), GuardianLink> + Sync;
+
+/// The fetched contacts' comparison with the stored ones (see `Compared`).
+pub(super) fn compare_contacts(
+    fetched: &[StudentContact],
+    in_set: &[i64],
+    current: &StoredContacts,
+) -> Compared<(i64, i64)> {
+    compare(fetched, in_set, |c| c.student_dcid, contact_key, current)
+}
+
+/// The fetched guardian accounts' comparison with the stored ones.
+pub(super) fn compare_guardian_accounts(
+    fetched: &[GuardianLink],
+    in_set: &[i64],
+    current: &StoredGuardianAccounts,
+) -> Compared<(i64, i64)> {
+    compare(fetched, in_set, |g| g.student_dcid, guardian_key, current)
+}
+
+fn contact_key(c: &StudentContact) -> (i64, i64) {
+    (c.student_dcid, c.person_id)
+}
+
+fn guardian_key(g: &GuardianLink) -> (i64, i64) {
+    (g.guardian_id, g.student_dcid)
+}
+
 pub(super) fn contact_changes(
     fetched: Vec<StudentContact>,
-    in_set: &[i64],
-    current: &dyn Stored<(i64, i64), StudentContact>,
+    compared: Compared<(i64, i64)>,
 ) -> RowChanges<StudentContact, (i64, i64)> {
-    let key = |c: &StudentContact| (c.student_dcid, c.person_id);
-    let fresh = of_sync_set(fetched, in_set, |c| c.student_dcid, key);
-    diff_rows(fresh, key, current)
+    compared.split(fetched, contact_key)
 }
 
 pub(super) fn guardian_account_changes(
     fetched: Vec<GuardianLink>,
-    in_set: &[i64],
-    current: &dyn Stored<(i64, i64), GuardianLink>,
+    compared: Compared<(i64, i64)>,
 ) -> RowChanges<GuardianLink, (i64, i64)> {
-    let key = |g: &GuardianLink| (g.guardian_id, g.student_dcid);
-    let fresh = of_sync_set(fetched, in_set, |g| g.student_dcid, key);
-    diff_rows(fresh, key, current)
+    compared.split(fetched, guardian_key)
 }
 
-/// The fetched records whose student is in the sync set, in key order, one
-/// per key (a later record of the same key wins), sorted and filtered in
-/// place (never copied). A fetch comes sorted, so the sort is one pass.
-fn of_sync_set<R, K: Ord + Copy>(
-    mut fetched: Vec<R>,
+/// What a mirrored kind's fetched rows are against the stored ones,
+/// worked out from references to them, so that it is done while the rules
+/// read the same rows (on a thread of its own); `split` then moves the rows
+/// into their changes. Only the rows of the sync set's students count, one
+/// a key (a later record of the same key wins).
+#[derive(Debug)]
+pub(super) struct Compared<K> {
+    /// For each fetched row, by position: what it is.
+    class: Vec<Class>,
+    unchanged: u64,
+    /// The stored keys PowerSchool no longer has, in key order.
+    gone: Vec<K>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Not the sync set's, a duplicate key, or equal to the stored row.
+    Dropped,
+    Created,
+    Updated,
+}
+
+fn compare<R, K: Ord + Copy>(
+    fetched: &[R],
     in_set: &[i64],
     student_of: impl Fn(&R) -> i64,
     key_of: impl Fn(&R) -> K,
-) -> Vec<R> {
-    fetched.retain(|r| in_set.binary_search(&student_of(r)).is_ok());
-    fetched.sort_by_key(&key_of);
-    fetched.dedup_by(|later, earlier| {
-        let same = key_of(later) == key_of(earlier);
+    current: &(impl Stored<K, R> + ?Sized),
+) -> Compared<K> {
+    let mut fresh: Vec<(K, usize)> = fetched
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| in_set.binary_search(&student_of(r)).is_ok())
+        .map(|(at, r)| (key_of(r), at))
+        .collect();
+    // Stable, so a key's records stay in fetch order; a fetch comes sorted,
+    // so the sort is one pass. The last record of a key is kept.
+    fresh.sort_by_key(|(k, _)| *k);
+    fresh.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
         if same {
             std::mem::swap(later, earlier);
         }
         same
     });
-    fetched
+    let keys: Vec<K> = fresh.iter().map(|(k, _)| *k).collect();
+    let rows: Vec<&R> = fresh
+        .iter()
+        .filter_map(|(_, at)| fetched.get(*at))
+        .collect();
+    let stored = current.same(&keys, &rows);
+    drop(rows);
+    let mut compared = Compared {
+        class: vec![Class::Dropped; fetched.len()],
+        unchanged: 0,
+        gone: Vec::new(),
+    };
+    for ((_, at), stored) in fresh.iter().zip(&stored) {
+        let class = match stored {
+            None => Class::Created,
+            Some(false) => Class::Updated,
+            Some(true) => {
+                compared.unchanged += 1;
+                Class::Dropped
+            }
+        };
+        if let Some(c) = compared.class.get_mut(*at) {
+            *c = class;
+        }
+    }
+    // When every stored key was met (a quiet night), no search is made.
+    let met = stored.iter().filter(|s| s.is_some()).count();
+    if met < current.count() {
+        compared.gone = current.gone(&keys);
+    }
+    compared
+}
+
+impl<K> Compared<K> {
+    /// The rows move into their changes in place (on a first sync the
+    /// fetched rows become the creates without a copy); the others are
+    /// freed. Creates and updates end in key order.
+    fn split<T>(self, mut fetched: Vec<T>, key_of: impl Fn(&T) -> K) -> RowChanges<T, K>
+    where
+        K: Ord,
+    {
+        debug_assert_eq!(self.class.len(), fetched.len(), "split the rows compared");
+        let mut classes = self.class.iter();
+        let mut update: Vec<T> = fetched
+            .extract_if(.., |_| classes.next() == Some(&Class::Updated))
+            .collect();
+        let mut kept = self.class.iter().filter(|c| **c != Class::Updated);
+        fetched.retain(|_| kept.next() == Some(&Class::Created));
+        // On a quiet night the buffer is nearly empty now: give it back.
+        fetched.shrink_to_fit();
+        fetched.sort_unstable_by_key(&key_of);
+        update.sort_unstable_by_key(&key_of);
+        RowChanges {
+            create: fetched,
+            update,
+            remove: self.gone,
+            unchanged: self.unchanged,
+        }
+    }
 }
 
 /// Splits the fresh rows (in key order, one per key) into the changes,
@@ -184,7 +294,9 @@ fn diff_rows<K: Ord + Copy, T, S: Stored<K, T> + ?Sized>(
     current: &S,
 ) -> RowChanges<T, K> {
     let seen: Vec<K> = fresh.iter().map(&key_of).collect();
-    let stored = current.same(&seen, &fresh);
+    let rows: Vec<&T> = fresh.iter().collect();
+    let stored = current.same(&seen, &rows);
+    drop(rows);
     let mut changes = RowChanges::default();
     let mut at = stored.iter();
     changes.update = fresh
@@ -201,4 +313,60 @@ fn diff_rows<K: Ord + Copy, T, S: Stored<K, T> + ?Sized>(
         changes.remove = current.gone(&seen);
     }
     changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact(student_dcid: i64, person_id: i64, first: &str) -> StudentContact {
+        StudentContact {
+            student_dcid,
+            person_id,
+            first_name: Some(first.into()),
+            last_name: None,
+            email: None,
+            is_decision_making: true,
+        }
+    }
+
+    /// Compared from references, then split: the sync set's rows only, a
+    /// key's last record, creates and updates in key order, the unchanged
+    /// freed and counted, and the stored keys no longer sent removed. Both
+    /// forms of the stored state give the same changes.
+    #[test]
+    fn fetched_rows_split_into_their_changes_whatever_their_order() {
+        let stored_rows = [
+            contact(1, 1, "Ana"),
+            contact(1, 2, "Bo"),
+            contact(3, 1, "Cy"),
+        ];
+        let mut by_row: HashMap<(i64, i64), StudentContact> = HashMap::new();
+        let mut by_digest: Digests<(i64, i64)> = Digests::default();
+        for c in stored_rows {
+            by_digest.push(contact_key(&c), digest::of_row(&c, &mut Vec::new()));
+            by_row.insert(contact_key(&c), c);
+        }
+        by_digest.finish();
+        let fetched = vec![
+            contact(2, 9, "New"), // created, fetched before a smaller key
+            contact(1, 2, "Old"), // an earlier record of the key (1, 2)...
+            contact(1, 1, "Ana"), // unchanged
+            contact(1, 2, "Bob"), // ...and its last: updated
+            contact(7, 1, "Out"), // not the sync set's student
+            contact(1, 0, "Zed"), // created
+        ];
+        let in_set = [1, 2, 3];
+        for current in [&by_row as &StoredContacts, &by_digest] {
+            let compared = compare_contacts(&fetched, &in_set, current);
+            let changes = contact_changes(fetched.clone(), compared);
+            assert_eq!(
+                changes.create,
+                vec![contact(1, 0, "Zed"), contact(2, 9, "New")]
+            );
+            assert_eq!(changes.update, vec![contact(1, 2, "Bob")]);
+            assert_eq!(changes.remove, vec![(3, 1)]);
+            assert_eq!(changes.unchanged, 1);
+        }
+    }
 }

@@ -29,7 +29,6 @@ pub use changes::{
     RowChanges, SchoolCounts,
 };
 pub use connections::guardian_id_after;
-use mirrored::Stored;
 pub(crate) use problems::problem;
 pub(crate) use users::{changes_user, user_counts};
 
@@ -156,23 +155,41 @@ pub fn plan_owned(
         as_codes: state.digests.is_some(),
         unchanged: &|d| existing.is_unchanged(d),
     };
-    let mut decisions = rules::decide_keeping(&facts, &keep);
-    step("rules");
-
-    let users = users::user_changes(&facts.users, &facts.guardian_rows, &mut decisions);
-    // Contacts and guardian accounts mirror PowerSchool for the sync set:
-    // the facts' rows move into their changes (the unchanged ones are freed
-    // as they are met), so no row is ever held twice.
-    let (contacts, guardian_accounts): (&dyn Stored<_, _>, &dyn Stored<_, _>) = match &state.digests
-    {
+    // Contacts and guardian accounts mirror PowerSchool for the sync set.
+    // Which rows changed is worked out from the facts' rows while the rules
+    // read them, on a second thread (the rules use one core); then the rows
+    // move into their changes (the unchanged ones are freed), so no row is
+    // ever held twice.
+    let (contacts, guardian_accounts): (
+        &mirrored::StoredContacts,
+        &mirrored::StoredGuardianAccounts,
+    ) = match &state.digests {
         Some(d) => (&d.contacts, &d.guardian_accounts),
         None => (&state.contacts, &state.guardian_accounts),
     };
-    plan.contacts =
-        mirrored::contact_changes(std::mem::take(&mut facts.contacts), &dcids, contacts);
+    let (mut decisions, (contacts, guardian_accounts)) = std::thread::scope(|scope| {
+        let compared = scope.spawn(|| {
+            (
+                mirrored::compare_contacts(&facts.contacts, &dcids, contacts),
+                mirrored::compare_guardian_accounts(
+                    &facts.guardian_rows,
+                    &dcids,
+                    guardian_accounts,
+                ),
+            )
+        });
+        let decisions = rules::decide_keeping(&facts, &keep);
+        let compared = compared
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (decisions, compared)
+    });
+    step("rules");
+
+    let users = users::user_changes(&facts.users, &facts.guardian_rows, &mut decisions);
+    plan.contacts = mirrored::contact_changes(std::mem::take(&mut facts.contacts), contacts);
     plan.guardian_accounts = mirrored::guardian_account_changes(
         std::mem::take(&mut facts.guardian_rows),
-        &dcids,
         guardian_accounts,
     );
     drop(dcids);

@@ -54,9 +54,10 @@ pub(super) fn user_changes(
             .powerschool_guardian_id
             .or_else(|| links.get(&u.user_id).copied());
         let names = guardian_id.and_then(|g| names.get(&g)).copied();
-        let update = synced_fields(u, guardian_id, names, incomplete.contains(&u.user_id));
-        if changes_user(&update, u) {
-            changes.updates.push(update);
+        let fields = synced_fields(u, guardian_id, names, incomplete.contains(&u.user_id));
+        // Built (its names copied) only for the users it changes.
+        if fields.change(u) {
+            changes.updates.push(fields.update(u.user_id));
         } else {
             changes.unchanged += 1;
         }
@@ -90,34 +91,65 @@ fn guardian_names(guardian_rows: &[GuardianLink]) -> HashMap<i64, Names<'_>> {
 /// A user's synced fields after the run. PowerSchool owns the name of a
 /// linked account, but a blank there never erases a name SchoolEngage
 /// already has.
-fn synced_fields(
-    u: &UserRow,
+fn synced_fields<'a>(
+    u: &'a UserRow,
     guardian_id: Option<i64>,
-    linked_names: Option<Names<'_>>,
+    linked_names: Option<Names<'a>>,
     incomplete: bool,
-) -> UserUpdate {
-    let (mut first, mut last) = (u.first_name.clone(), u.last_name.clone());
+) -> SyncedFields<'a> {
+    let (mut first_name, mut last_name) = (&u.first_name, &u.last_name);
     if let Some((f, l)) = linked_names {
         if f.as_deref().is_some_and(|s| !s.trim().is_empty()) {
-            first = f.clone();
+            first_name = f;
         }
         if l.as_deref().is_some_and(|s| !s.trim().is_empty()) {
-            last = l.clone();
+            last_name = l;
         }
     }
-    UserUpdate {
-        id: u.user_id,
-        first_name: first,
-        last_name: last,
+    SyncedFields {
+        first_name,
+        last_name,
         powerschool_guardian_id: guardian_id,
         incomplete,
     }
 }
 
+/// `UserUpdate`, borrowing its names.
+struct SyncedFields<'a> {
+    first_name: &'a Option<Name>,
+    last_name: &'a Option<Name>,
+    powerschool_guardian_id: Option<i64>,
+    incomplete: bool,
+}
+
+impl SyncedFields<'_> {
+    fn update(&self, id: i64) -> UserUpdate {
+        UserUpdate {
+            id,
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            powerschool_guardian_id: self.powerschool_guardian_id,
+            incomplete: self.incomplete,
+        }
+    }
+
+    /// Whether they change any synced field of the stored user (as
+    /// `changes_user` tells of an update).
+    fn change(&self, stored: &UserRow) -> bool {
+        *self.first_name != stored.first_name
+            || *self.last_name != stored.last_name
+            || self.powerschool_guardian_id != stored.powerschool_guardian_id
+            || self.incomplete != stored.incomplete
+    }
+}
+
 /// Whether the update changes any synced field of the stored user.
 pub(crate) fn changes_user(update: &UserUpdate, stored: &UserRow) -> bool {
-    update.first_name != stored.first_name
-        || update.last_name != stored.last_name
-        || update.powerschool_guardian_id != stored.powerschool_guardian_id
-        || update.incomplete != stored.incomplete
+    SyncedFields {
+        first_name: &update.first_name,
+        last_name: &update.last_name,
+        powerschool_guardian_id: update.powerschool_guardian_id,
+        incomplete: update.incomplete,
+    }
+    .change(stored)
 }
