@@ -6,7 +6,12 @@
 -- kept on the other side by refusing to delete a run that has problems or to
 -- change a run's id. As the foreign key did, the check locks the runs it
 -- finds (FOR KEY SHARE), so a run cannot be deleted while its problems are
--- being written.
+-- being written. Two differences from the key, neither met by student-sync:
+-- a transaction that deletes runs must be READ COMMITTED (in REPEATABLE
+-- READ its check would not see problems committed after its snapshot;
+-- `student-sync prune` deletes the problems first, in READ COMMITTED), and
+-- TRUNCATE skips the triggers (truncate run_problems with sync_runs, as
+-- the key required).
 ALTER TABLE run_problems DROP CONSTRAINT run_problems_run_id_fkey;
 
 CREATE FUNCTION run_problems_runs_exist() RETURNS trigger
@@ -22,9 +27,8 @@ BEGIN
         WHERE NOT EXISTS (SELECT 1 FROM sync_runs r WHERE r.id = w.run_id)
         LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'a problem was written for run %, which is not in sync_runs', missing
-            USING ERRCODE = 'foreign_key_violation',
-                  HINT = 'problems are written by the run they belong to; this is a bug in the writer';
+        RAISE EXCEPTION 'a problem was written for run %, which is not in sync_runs: problems are written by their own run, so this is a bug in what wrote them; nothing of that statement was kept', missing
+            USING ERRCODE = 'foreign_key_violation';
     END IF;
     RETURN NULL;
 END
@@ -50,9 +54,8 @@ BEGIN
         WHERE p.run_id IN (SELECT id FROM deleted_runs)
         LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'run % still has problems in run_problems', kept
-            USING ERRCODE = 'foreign_key_violation',
-                  HINT = 'delete the run''s problems first (student-sync prune does)';
+        RAISE EXCEPTION 'run % still has problems in run_problems: delete its problems first (student-sync prune removes old runs with their problems)', kept
+            USING ERRCODE = 'foreign_key_violation';
     END IF;
     RETURN NULL;
 END
@@ -66,8 +69,8 @@ CREATE TRIGGER sync_runs_keep_problems
 CREATE FUNCTION sync_runs_id_fixed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'a run''s id never changes (run %)', OLD.id
-        USING ERRCODE = 'foreign_key_violation';
+    RAISE EXCEPTION 'a run''s id never changes (run %): its problems and held plan name it', OLD.id
+        USING ERRCODE = 'restrict_violation';
 END
 $$;
 

@@ -267,14 +267,25 @@ async fn a_problem_belongs_to_a_run_that_is_there(pool: PgPool) {
     );
     drop(tx);
 
-    // A run that has problems is neither deleted nor given another id.
-    for statement in [
-        "DELETE FROM sync_runs WHERE id = $1",
-        "UPDATE sync_runs SET id = id + 1000 WHERE id = $1",
+    // A problem is not moved to a run that is not there; a run that has
+    // problems is neither deleted nor given another id.
+    for (statement, refusal) in [
+        (
+            "UPDATE run_problems SET run_id = run_id + 1000 WHERE run_id = $1",
+            format!("run {}, which is not in sync_runs", run + 1000),
+        ),
+        (
+            "DELETE FROM sync_runs WHERE id = $1",
+            format!("run {run} still has problems in run_problems: delete its problems first"),
+        ),
+        (
+            "UPDATE sync_runs SET id = id + 1000 WHERE id = $1",
+            format!("never changes (run {run})"),
+        ),
     ] {
         let refused = sqlx::query(statement).bind(run).execute(&pool).await;
         let text = refused.expect_err(statement).to_string();
-        assert!(text.contains(&format!("run {run}")), "{statement}: {text}");
+        assert!(text.contains(&refusal), "{statement}: {text}");
     }
     assert_eq!(problems_of(&pool).await, vec![(run, 3)]);
 

@@ -141,7 +141,8 @@ pub(super) fn compare_contacts(
     in_set: &[i64],
     current: &StoredContacts,
 ) -> Compared<(i64, i64)> {
-    compare(fetched, in_set, |c| c.student_dcid, contact_key, current)
+    let in_set = |c: &StudentContact| in_set.binary_search(&c.student_dcid).is_ok();
+    compare(fetched, in_set, contact_key, current)
 }
 
 /// The fetched guardian accounts' comparison with the stored ones.
@@ -150,7 +151,8 @@ pub(super) fn compare_guardian_accounts(
     in_set: &[i64],
     current: &StoredGuardianAccounts,
 ) -> Compared<(i64, i64)> {
-    compare(fetched, in_set, |g| g.student_dcid, guardian_key, current)
+    let in_set = |g: &GuardianLink| in_set.binary_search(&g.student_dcid).is_ok();
+    compare(fetched, in_set, guardian_key, current)
 }
 
 fn contact_key(c: &StudentContact) -> (i64, i64) {
@@ -197,22 +199,22 @@ enum Class {
     Updated,
 }
 
+/// `Compared` for the `fetched` rows that `counts` keeps.
 fn compare<R, K: Ord + Copy>(
     fetched: &[R],
-    in_set: &[i64],
-    student_of: impl Fn(&R) -> i64,
+    counts: impl Fn(&R) -> bool,
     key_of: impl Fn(&R) -> K,
     current: &(impl Stored<K, R> + ?Sized),
 ) -> Compared<K> {
     let mut fresh: Vec<(K, usize)> = fetched
         .iter()
         .enumerate()
-        .filter(|(_, r)| in_set.binary_search(&student_of(r)).is_ok())
+        .filter(|(_, r)| counts(r))
         .map(|(at, r)| (key_of(r), at))
         .collect();
-    // Stable, so a key's records stay in fetch order; a fetch comes sorted,
-    // so the sort is one pass. The last record of a key is kept.
-    fresh.sort_by_key(|(k, _)| *k);
+    // By key, then position: a key's records stay in fetch order (a fetch
+    // comes sorted, so the sort is one pass), and the last one is kept.
+    fresh.sort_unstable();
     fresh.dedup_by(|later, earlier| {
         let same = later.0 == earlier.0;
         if same {
@@ -221,6 +223,7 @@ fn compare<R, K: Ord + Copy>(
         same
     });
     let keys: Vec<K> = fresh.iter().map(|(k, _)| *k).collect();
+    // Every position is one of `fetched` (the `get`s below cannot miss).
     let rows: Vec<&R> = fresh
         .iter()
         .filter_map(|(_, at)| fetched.get(*at))
@@ -261,7 +264,9 @@ impl<K> Compared<K> {
     where
         K: Ord,
     {
-        debug_assert_eq!(self.class.len(), fetched.len(), "split the rows compared");
+        // The very rows compared, untouched since: a row in the wrong place
+        // would be written as another's change.
+        assert_eq!(self.class.len(), fetched.len(), "split the rows compared");
         let mut classes = self.class.iter();
         let mut update: Vec<T> = fetched
             .extract_if(.., |_| classes.next() == Some(&Class::Updated))
@@ -281,38 +286,14 @@ impl<K> Compared<K> {
     }
 }
 
-/// Splits the fresh rows (in key order, one per key) into the changes,
-/// comparing each with the stored row: the new ones stay where they are
-/// (on a first sync the fetched rows become the creates without a copy),
-/// the changed ones move to the updates, and the unchanged ones are counted
-/// and freed. The stored keys PowerSchool no longer has are removed, in key
-/// order; when every stored key was met (a quiet night), no search for them
-/// is made.
+/// Splits the fresh rows (in key order, one per key) into the changes:
+/// `compare` and `split`, for rows already of the sync set.
 fn diff_rows<K: Ord + Copy, T, S: Stored<K, T> + ?Sized>(
-    mut fresh: Vec<T>,
+    fresh: Vec<T>,
     key_of: impl Fn(&T) -> K,
     current: &S,
 ) -> RowChanges<T, K> {
-    let seen: Vec<K> = fresh.iter().map(&key_of).collect();
-    let rows: Vec<&T> = fresh.iter().collect();
-    let stored = current.same(&seen, &rows);
-    drop(rows);
-    let mut changes = RowChanges::default();
-    let mut at = stored.iter();
-    changes.update = fresh
-        .extract_if(.., |_| at.next() == Some(&Some(false)))
-        .collect();
-    let mut at = stored.iter().filter(|s| **s != Some(false));
-    fresh.retain(|_| at.next() == Some(&None));
-    changes.unchanged = stored.iter().filter(|s| **s == Some(true)).count() as u64;
-    // On a quiet night the buffer is nearly empty now: give it back.
-    fresh.shrink_to_fit();
-    changes.create = fresh;
-    let met = stored.iter().filter(|s| s.is_some()).count();
-    if met < current.count() {
-        changes.remove = current.gone(&seen);
-    }
-    changes
+    compare(&fresh, |_| true, &key_of, current).split(fresh, key_of)
 }
 
 #[cfg(test)]
@@ -350,9 +331,11 @@ mod tests {
         by_digest.finish();
         let fetched = vec![
             contact(2, 9, "New"), // created, fetched before a smaller key
-            contact(1, 2, "Old"), // an earlier record of the key (1, 2)...
-            contact(1, 1, "Ana"), // unchanged
-            contact(1, 2, "Bob"), // ...and its last: updated
+            contact(1, 2, "Old"), // the first of three records of (1, 2)...
+            contact(1, 1, "Ann"), // an earlier record of (1, 1)...
+            contact(1, 2, "Bo"),  // ...(equal to the stored one)...
+            contact(1, 1, "Ana"), // ...and its last, the stored one: unchanged
+            contact(1, 2, "Bob"), // ...and the last of (1, 2): updated
             contact(7, 1, "Out"), // not the sync set's student
             contact(1, 0, "Zed"), // created
         ];

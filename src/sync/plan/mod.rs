@@ -4,7 +4,8 @@
 //! whose synced fields are unchanged simply never appears in it.
 //!
 //! The steps, in the order `plan` takes them: the sync set (`sync_set`), the
-//! diff of the mirrored rows (`mirrored`), the rules, the users (`users`) and
+//! diff of the students (`mirrored`), the rules, with the diff of the
+//! contacts and guardian accounts beside them, the users (`users`) and
 //! connections (`connections`) they decide, and the problems (`problems`).
 //! What a plan is made of is in `changes`.
 
@@ -134,9 +135,9 @@ pub fn plan_owned(
     // ones are freed here, before the rules run).
     (plan.students, plan.leaving) = mirrored::student_changes_in(in_set, state);
 
-    // The fetched contacts and guardian rows move into the facts (no copy);
-    // the mirrored rows are diffed from there once the rules are done. The
-    // stored users, connections and forms move in too, and back at the end.
+    // The fetched contacts and guardian rows move into the facts (no copy),
+    // and are diffed there, beside the rules (below). The stored users,
+    // connections and forms move in too, and back at the end.
     let mut facts = with_schoolengage_side(
         students,
         std::mem::take(&mut snapshot.contacts),
@@ -157,7 +158,9 @@ pub fn plan_owned(
     };
     // Contacts and guardian accounts mirror PowerSchool for the sync set.
     // Which rows changed is worked out from the facts' rows while the rules
-    // read them, on a second thread (the rules use one core); then the rows
+    // read them, on a thread of its own (on a quiet night the rules keep one
+    // core busy and the other idle; a first sync codes its verdicts on both,
+    // and there the comparison is quick: nothing is stored); then the rows
     // move into their changes (the unchanged ones are freed), so no row is
     // ever held twice.
     let (contacts, guardian_accounts): (
@@ -184,7 +187,7 @@ pub fn plan_owned(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (decisions, compared)
     });
-    step("rules");
+    step("rules, and the comparison of the contacts and guardian accounts");
 
     let users = users::user_changes(&facts.users, &facts.guardian_rows, &mut decisions);
     plan.contacts = mirrored::contact_changes(std::mem::take(&mut facts.contacts), contacts);

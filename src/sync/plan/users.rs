@@ -56,7 +56,7 @@ pub(super) fn user_changes(
         let names = guardian_id.and_then(|g| names.get(&g)).copied();
         let fields = synced_fields(u, guardian_id, names, incomplete.contains(&u.user_id));
         // Built (its names copied) only for the users it changes.
-        if fields.change(u) {
+        if fields.changes(u) {
             changes.updates.push(fields.update(u.user_id));
         } else {
             changes.unchanged += 1;
@@ -135,7 +135,7 @@ impl SyncedFields<'_> {
 
     /// Whether they change any synced field of the stored user (as
     /// `changes_user` tells of an update).
-    fn change(&self, stored: &UserRow) -> bool {
+    fn changes(&self, stored: &UserRow) -> bool {
         *self.first_name != stored.first_name
             || *self.last_name != stored.last_name
             || self.powerschool_guardian_id != stored.powerschool_guardian_id
@@ -151,5 +151,5 @@ pub(crate) fn changes_user(update: &UserUpdate, stored: &UserRow) -> bool {
         powerschool_guardian_id: update.powerschool_guardian_id,
         incomplete: update.incomplete,
     }
-    .change(stored)
+    .changes(stored)
 }
