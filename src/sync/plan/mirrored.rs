@@ -130,51 +130,46 @@ fn student_changes(
     (changes, leaving)
 }
 
-/// The stored contacts, in whichever form the state was read.
-pub(super) type StoredContacts = dyn Stored<(i64, i64), StudentContact> + Sync;
-/// The stored guardian accounts, in whichever form the state was read.
-pub(super) type StoredGuardianAccounts = dyn Stored<(i64, i64), GuardianLink> + Sync;
+/// A fetched row of a kind mirrored for the sync set's students (contacts,
+/// guardian accounts): its key, and the student it belongs to.
+pub(super) trait OfStudent {
+    type Key: Ord + Copy;
+    fn key(&self) -> Self::Key;
+    fn student(&self) -> i64;
+}
 
-/// The fetched contacts' comparison with the stored ones (see `Compared`).
-pub(super) fn compare_contacts(
-    fetched: &[StudentContact],
+impl OfStudent for StudentContact {
+    type Key = (i64, i64);
+    fn key(&self) -> (i64, i64) {
+        (self.student_dcid, self.person_id)
+    }
+    fn student(&self) -> i64 {
+        self.student_dcid
+    }
+}
+
+impl OfStudent for GuardianLink {
+    type Key = (i64, i64);
+    fn key(&self) -> (i64, i64) {
+        (self.guardian_id, self.student_dcid)
+    }
+    fn student(&self) -> i64 {
+        self.student_dcid
+    }
+}
+
+/// The stored rows of such a kind, in whichever form the state was read.
+pub(super) type StoredRows<R> = dyn Stored<<R as OfStudent>::Key, R> + Sync;
+
+/// The fetched rows' comparison with the stored ones (see `Compared`): the
+/// rows of the sync set's students (`in_set`, sorted dcids) only.
+pub(super) fn compare_of_sync_set<R: OfStudent>(
+    fetched: &[R],
     in_set: &[i64],
-    current: &StoredContacts,
-) -> Compared<(i64, i64)> {
-    let in_set = |c: &StudentContact| in_set.binary_search(&c.student_dcid).is_ok();
-    compare(fetched, in_set, contact_key, current)
-}
-
-/// The fetched guardian accounts' comparison with the stored ones.
-pub(super) fn compare_guardian_accounts(
-    fetched: &[GuardianLink],
-    in_set: &[i64],
-    current: &StoredGuardianAccounts,
-) -> Compared<(i64, i64)> {
-    let in_set = |g: &GuardianLink| in_set.binary_search(&g.student_dcid).is_ok();
-    compare(fetched, in_set, guardian_key, current)
-}
-
-fn contact_key(c: &StudentContact) -> (i64, i64) {
-    (c.student_dcid, c.person_id)
-}
-
-fn guardian_key(g: &GuardianLink) -> (i64, i64) {
-    (g.guardian_id, g.student_dcid)
-}
-
-pub(super) fn contact_changes(
-    fetched: Vec<StudentContact>,
-    compared: Compared<(i64, i64)>,
-) -> RowChanges<StudentContact, (i64, i64)> {
-    compared.split(fetched, contact_key)
-}
-
-pub(super) fn guardian_account_changes(
-    fetched: Vec<GuardianLink>,
-    compared: Compared<(i64, i64)>,
-) -> RowChanges<GuardianLink, (i64, i64)> {
-    compared.split(fetched, guardian_key)
+    current: &StoredRows<R>,
+) -> Compared<R::Key> {
+    let counts = |r: &R| in_set.binary_search(&r.student()).is_ok();
+    compare(fetched, counts, R::key, current)
 }
 
 /// What a mirrored kind's fetched rows are against the stored ones,
@@ -256,14 +251,16 @@ fn compare<R, K: Ord + Copy>(
     compared
 }
 
-impl<K> Compared<K> {
+impl<K: Ord> Compared<K> {
+    /// The compared rows moved into their changes (see `split`).
+    pub(super) fn into_changes<R: OfStudent<Key = K>>(self, fetched: Vec<R>) -> RowChanges<R, K> {
+        self.split(fetched, R::key)
+    }
+
     /// The rows move into their changes in place (on a first sync the
     /// fetched rows become the creates without a copy); the others are
     /// freed. Creates and updates end in key order.
-    fn split<T>(self, mut fetched: Vec<T>, key_of: impl Fn(&T) -> K) -> RowChanges<T, K>
-    where
-        K: Ord,
-    {
+    fn split<T>(self, mut fetched: Vec<T>, key_of: impl Fn(&T) -> K) -> RowChanges<T, K> {
         // The very rows compared, untouched since: a row in the wrong place
         // would be written as another's change.
         assert_eq!(self.class.len(), fetched.len(), "split the rows compared");
@@ -325,8 +322,8 @@ mod tests {
         let mut by_row: HashMap<(i64, i64), StudentContact> = HashMap::new();
         let mut by_digest: Digests<(i64, i64)> = Digests::default();
         for c in stored_rows {
-            by_digest.push(contact_key(&c), digest::of_row(&c, &mut Vec::new()));
-            by_row.insert(contact_key(&c), c);
+            by_digest.push(c.key(), digest::of_row(&c, &mut Vec::new()));
+            by_row.insert(c.key(), c);
         }
         by_digest.finish();
         let fetched = vec![
@@ -340,9 +337,9 @@ mod tests {
             contact(1, 0, "Zed"), // created
         ];
         let in_set = [1, 2, 3];
-        for current in [&by_row as &StoredContacts, &by_digest] {
-            let compared = compare_contacts(&fetched, &in_set, current);
-            let changes = contact_changes(fetched.clone(), compared);
+        for current in [&by_row as &StoredRows<StudentContact>, &by_digest] {
+            let compared = compare_of_sync_set(&fetched, &in_set, current);
+            let changes = compared.into_changes(fetched.clone());
             assert_eq!(
                 changes.create,
                 vec![contact(1, 0, "Zed"), contact(2, 9, "New")]

@@ -164,8 +164,8 @@ pub fn plan_owned(
     // move into their changes (the unchanged ones are freed), so no row is
     // ever held twice.
     let (contacts, guardian_accounts): (
-        &mirrored::StoredContacts,
-        &mirrored::StoredGuardianAccounts,
+        &mirrored::StoredRows<StudentContact>,
+        &mirrored::StoredRows<GuardianLink>,
     ) = match &state.digests {
         Some(d) => (&d.contacts, &d.guardian_accounts),
         None => (&state.contacts, &state.guardian_accounts),
@@ -173,12 +173,8 @@ pub fn plan_owned(
     let (mut decisions, (contacts, guardian_accounts)) = std::thread::scope(|scope| {
         let compared = scope.spawn(|| {
             (
-                mirrored::compare_contacts(&facts.contacts, &dcids, contacts),
-                mirrored::compare_guardian_accounts(
-                    &facts.guardian_rows,
-                    &dcids,
-                    guardian_accounts,
-                ),
+                mirrored::compare_of_sync_set(&facts.contacts, &dcids, contacts),
+                mirrored::compare_of_sync_set(&facts.guardian_rows, &dcids, guardian_accounts),
             )
         });
         let decisions = rules::decide_keeping(&facts, &keep);
@@ -190,11 +186,9 @@ pub fn plan_owned(
     step("rules, and the comparison of the contacts and guardian accounts");
 
     let users = users::user_changes(&facts.users, &facts.guardian_rows, &mut decisions);
-    plan.contacts = mirrored::contact_changes(std::mem::take(&mut facts.contacts), contacts);
-    plan.guardian_accounts = mirrored::guardian_account_changes(
-        std::mem::take(&mut facts.guardian_rows),
-        guardian_accounts,
-    );
+    plan.contacts = contacts.into_changes(std::mem::take(&mut facts.contacts));
+    plan.guardian_accounts =
+        guardian_accounts.into_changes(std::mem::take(&mut facts.guardian_rows));
     drop(dcids);
     facts.students = Vec::new();
     step("mirrored rows");
