@@ -289,10 +289,13 @@ async fn a_state_read_dropped_mid_copy_leaves_no_connection_inside_it(pool: PgPo
     use futures::FutureExt;
     use student_sync::store::digest::Detail;
     use student_sync::store::state::StateSnapshot;
-    // Far more rows than a socket's buffers hold.
+    // Far more rows than a socket's buffers hold, each with a digest (any
+    // number), so the read's first COPY (of the keys and digests) is the
+    // long one.
     sqlx::query(
-        "INSERT INTO students (dcid, school_number, enroll_status, first_name, last_name)
-         SELECT g, 1, 0, 'First name ' || g, 'Last name ' || g
+        "INSERT INTO students
+             (dcid, school_number, enroll_status, first_name, last_name, synced_digest)
+         SELECT g, 1, 0, 'First name ' || g, 'Last name ' || g, g
          FROM generate_series(1, 300000) g",
     )
     .execute(&pool)

@@ -5,16 +5,18 @@
 //! of a few hundred, so a district's state is a few sorted arrays.
 //!
 //! The digest is of the row's COPY text line, the very bytes a run writes
-//! it with (`write::MirroredRow::encode`), through the standard library's
-//! SipHash with fixed keys. PostgreSQL gives the stored rows as the same
-//! lines (`COPY … TO STDOUT`, with ISO dates), so the state is read without
-//! decoding a single value, and a fetched row is "the stored one" exactly
-//! when writing it would store the same text, but for a collision (one
-//! chance in 2^64 per changed row; such a row would be written the next
-//! time any of its fields changes). Where the two texts could differ for
-//! equal values (a value PostgreSQL escapes otherwise), the row is only
-//! written again. Both sides are hashed in the same process; digests are
-//! never stored: they mean nothing to another build.
+//! it with (`write::MirroredRow::encode`), through SipHash-1-3 with keys 0
+//! and 0 (the `siphasher` crate: a hash fixed by its specification, as the
+//! digests are kept in the tables). A run writes each row's digest beside it
+//! (`synced_digest`, migration 0009), so it reads a stored row as its key
+//! and that number; a row whose digest is not known (written by hand, or
+//! before that migration) comes as its COPY text line, which is hashed here
+//! and the digest then stamped (`Stamps`). A fetched row is "the stored
+//! one" exactly when writing it would store the same text, but for a
+//! collision (one chance in 2^64 per changed row; such a row would be
+//! written the next time any of its fields changes). Where the two texts
+//! could differ for equal values (a value PostgreSQL escapes otherwise),
+//! the row is only written again.
 //!
 //! `plan`, `spot` and `explain` read the rows themselves (`Detail::Rows`):
 //! they show what changed, field by field.
@@ -32,7 +34,7 @@ pub enum Detail {
 
 /// The digest of one COPY text line (without its newline).
 pub fn of_line(line: &[u8]) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
+    let mut hasher = siphasher::sip::SipHasher13::new_with_keys(0, 0);
     hasher.write(line);
     hasher.finish()
 }
@@ -50,6 +52,8 @@ pub fn of_row<T: crate::store::write::MirroredRow>(row: &T, line: &mut Vec<u8>) 
 
 /// A mirrored table's key, read from the first fields of its COPY line.
 pub trait LineKey: Sized {
+    /// How many fields the key takes.
+    const WIDTH: usize;
     fn from_line(line: &[u8]) -> Option<Self>;
 }
 
@@ -59,17 +63,19 @@ pub fn field(line: &[u8], n: usize) -> Option<&[u8]> {
 }
 
 /// The `n`th field of a COPY line, as a number.
-fn number_field(line: &[u8], n: usize) -> Option<i64> {
+pub fn number_field(line: &[u8], n: usize) -> Option<i64> {
     std::str::from_utf8(field(line, n)?).ok()?.parse().ok()
 }
 
 impl LineKey for i64 {
+    const WIDTH: usize = 1;
     fn from_line(line: &[u8]) -> Option<i64> {
         number_field(line, 0)
     }
 }
 
 impl LineKey for (i64, i64) {
+    const WIDTH: usize = 2;
     fn from_line(line: &[u8]) -> Option<(i64, i64)> {
         Some((number_field(line, 0)?, number_field(line, 1)?))
     }
@@ -177,6 +183,8 @@ pub struct MirroredDigests {
     pub students_in_set: Vec<i64>,
     pub contacts: Digests<(i64, i64)>,
     pub guardian_accounts: Digests<(i64, i64)>,
+    /// The rows read without a digest, owed one.
+    pub stamps: Stamps,
 }
 
 impl MirroredDigests {
@@ -184,6 +192,49 @@ impl MirroredDigests {
     pub fn in_sync_set(&self, dcid: i64) -> bool {
         self.students_in_set.binary_search(&dcid).is_ok()
     }
+}
+
+/// A stored row whose digest the table did not keep, hashed from its text
+/// as it was read: the run writes the digest beside the row
+/// (`write::stamp_digests`) if the row is still the version it read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp<K> {
+    pub key: K,
+    pub digest: u64,
+    /// The row version read (PostgreSQL's `xmin`): a row written since is
+    /// not stamped, as its text may no longer be the one hashed.
+    pub version: i64,
+}
+
+/// The stamps a run owes each mirrored table (see `Stamp`): none on a
+/// night after one that stamped, every row on the first night after
+/// migration 0009.
+#[derive(Debug, Clone, Default)]
+pub struct Stamps {
+    pub students: Vec<Stamp<i64>>,
+    pub contacts: Vec<Stamp<(i64, i64)>>,
+    pub guardian_accounts: Vec<Stamp<(i64, i64)>>,
+}
+
+impl Stamps {
+    /// How many rows are owed a digest.
+    pub fn len(&self) -> usize {
+        self.students.len() + self.contacts.len() + self.guardian_accounts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A digest as PostgreSQL keeps it (a `bigint`: the same 64 bits).
+pub fn stored(digest: u64) -> i64 {
+    digest as i64
+}
+
+/// A digest read back from PostgreSQL.
+pub fn from_stored(stored: i64) -> u64 {
+    stored as u64
 }
 
 #[cfg(test)]
@@ -219,6 +270,19 @@ mod tests {
         assert_eq!(<(i64, i64)>::from_line(b"7\t1\tAna"), Some((7, 1)));
         assert_eq!(i64::from_line(b"-12\tx"), Some(-12));
         assert_eq!(i64::from_line(b"\\N\tx"), None);
+    }
+
+    /// Digests are kept in the tables: a build that hashed otherwise would
+    /// take every stored row for a changed one.
+    #[test]
+    fn the_digest_of_a_line_is_the_same_in_every_build() {
+        assert_eq!(of_line(b""), 0xd1fb_a762_150c_532c);
+        assert_eq!(
+            of_line(b"7\t1\tAna\tLee\tana@x.org\tt"),
+            1_778_225_706_789_039_565
+        );
+        assert_eq!(from_stored(stored(u64::MAX)), u64::MAX);
+        assert_eq!(stored(u64::MAX), -1);
     }
 
     #[test]

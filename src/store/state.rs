@@ -2,7 +2,7 @@
 //! that a run can compute its whole plan in memory without one round trip per
 //! record. The row types double as what `write` stores: a plan is made of them.
 
-use super::digest::{self, Detail, LineKey, MirroredDigests};
+use super::digest::{self, Detail, Digests, LineKey, MirroredDigests, Stamp};
 use super::write::MirroredRow;
 use super::{Doing, StoreError};
 use crate::powerschool::records::{GuardianLink, Student, StudentContact};
@@ -204,9 +204,11 @@ impl CurrentState {
     }
 }
 
-/// The mirrored tables as digests: each row comes as its COPY text line,
-/// which is hashed and dropped (see `digest`): no value is decoded but the
-/// keys.
+/// The mirrored tables as digests. A row the run wrote comes as its key and
+/// the digest written beside it (`synced_digest`); a row without one (written
+/// by hand, or before migration 0009) comes as its COPY text line, which is
+/// hashed and dropped (see `digest`), and is owed a stamp. No value is
+/// decoded but the keys.
 async fn load_digests(tx: &mut PgConnection) -> Result<MirroredDigests, StoreError> {
     // Dates as a run writes them, whatever the server's own DateStyle.
     sqlx::query("SET LOCAL DateStyle = 'ISO, MDY'")
@@ -216,18 +218,29 @@ async fn load_digests(tx: &mut PgConnection) -> Result<MirroredDigests, StoreErr
     let mut d = MirroredDigests::default();
     let in_set = &mut d.students_in_set;
     let students = &mut d.students;
+    let stamps = &mut d.stamps.students;
     let in_set_field = in_sync_set_field();
-    read_lines::<StudentRow, i64>(tx, |dcid, line, digest| {
-        if digest::field(line, in_set_field) == Some(b"t") {
-            in_set.push(dcid);
+    read_table::<StudentRow, i64>(tx, ", in_sync_set", |row| {
+        let (in_set_now, digest) = match row {
+            Line::Kept { digest, more, .. } => (more == b"t", digest),
+            Line::Owed { line, stamp } => {
+                stamps.push(stamp);
+                (
+                    digest::field(line, in_set_field) == Some(b"t"),
+                    stamp.digest,
+                )
+            }
+        };
+        if in_set_now {
+            in_set.push(row.key());
         }
-        students.push(dcid, digest);
+        students.push(row.key(), digest);
     })
     .await?;
-    let contacts = &mut d.contacts;
-    read_lines::<StudentContact, _>(tx, |key, _, digest| contacts.push(key, digest)).await?;
-    let accounts = &mut d.guardian_accounts;
-    read_lines::<GuardianLink, _>(tx, |key, _, digest| accounts.push(key, digest)).await?;
+    let (contacts, stamps) = (&mut d.contacts, &mut d.stamps.contacts);
+    read_table::<StudentContact, _>(tx, "", |row| row.add_to(contacts, stamps)).await?;
+    let (accounts, stamps) = (&mut d.guardian_accounts, &mut d.stamps.guardian_accounts);
+    read_table::<GuardianLink, _>(tx, "", |row| row.add_to(accounts, stamps)).await?;
     d.students.finish();
     d.students_in_set.sort_unstable();
     d.contacts.finish();
@@ -244,24 +257,107 @@ fn in_sync_set_field() -> usize {
         .unwrap_or(usize::MAX)
 }
 
-/// Every stored row of `T`'s table as the COPY text line a run writes it
-/// with (its columns in `T::TABLE` order), handed to `each` with its key and
-/// digest.
-async fn read_lines<T: MirroredRow, K: LineKey>(
+/// A stored row of a mirrored table, as `read_table` hands it on.
+enum Line<'a, K> {
+    /// A row with its digest kept: its key, the digest, and the field
+    /// asked for after them (empty if none was).
+    Kept { key: K, digest: u64, more: &'a [u8] },
+    /// A row without one: its COPY text line (its columns in `TABLE`
+    /// order), and the stamp it is owed.
+    Owed { line: &'a [u8], stamp: Stamp<K> },
+}
+
+impl<K: Copy> Line<'_, K> {
+    fn key(&self) -> K {
+        match self {
+            Line::Kept { key, .. } => *key,
+            Line::Owed { stamp, .. } => stamp.key,
+        }
+    }
+
+    /// Adds the row's digest to `digests`, and its stamp to `stamps` if it
+    /// is owed one.
+    fn add_to(&self, digests: &mut Digests<K>, stamps: &mut Vec<Stamp<K>>)
+    where
+        K: Ord,
+    {
+        match self {
+            Line::Kept { key, digest, .. } => digests.push(*key, *digest),
+            Line::Owed { stamp, .. } => {
+                digests.push(stamp.key, stamp.digest);
+                stamps.push(*stamp);
+            }
+        }
+    }
+}
+
+/// Every stored row of `T`'s table, handed to `each` as a `Line`: two
+/// COPY reads, one of the keys and digests of the rows that have one
+/// (with the columns in `more` after them), one of the text lines, and
+/// the row version, of the rows that do not.
+async fn read_table<T: MirroredRow, K: LineKey + Copy>(
     tx: &mut PgConnection,
-    mut each: impl FnMut(K, &[u8], u64),
+    more: &str,
+    mut each: impl FnMut(Line<'_, K>),
 ) -> Result<(), StoreError> {
     let table = &T::TABLE;
-    let doing = || format!("reading {}", table.table);
+    let keys = table.key.join(", ");
+    let kept = format!(
+        "COPY (SELECT {keys}, synced_digest{more} FROM {} WHERE synced_digest IS NOT NULL) \
+         TO STDOUT",
+        table.table
+    );
+    read_lines(tx, &kept, table.table, |line| {
+        let key = K::from_line(line)?;
+        let digest = digest::number_field(line, K::WIDTH)?;
+        let more = match more.is_empty() {
+            true => &[][..],
+            false => digest::field(line, K::WIDTH + 1)?,
+        };
+        each(Line::Kept {
+            key,
+            digest: digest::from_stored(digest),
+            more,
+        });
+        Some(())
+    })
+    .await?;
     let columns: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
-    let mut copy = tx
-        .copy_out_raw(&format!(
-            "COPY (SELECT {} FROM {}) TO STDOUT",
-            columns.join(", "),
-            table.table
-        ))
-        .await
-        .doing(&doing())?;
+    let owed = format!(
+        "COPY (SELECT {}, xmin FROM {} WHERE synced_digest IS NULL) TO STDOUT",
+        columns.join(", "),
+        table.table
+    );
+    read_lines(tx, &owed, table.table, |line| {
+        let tab = line.iter().rposition(|b| *b == b'\t')?;
+        let (line, version) = (line.get(..tab)?, line.get(tab + 1..)?);
+        let version = std::str::from_utf8(version).ok()?.parse().ok()?;
+        let key = K::from_line(line)?;
+        let digest = digest::of_line(line);
+        each(Line::Owed {
+            line,
+            stamp: Stamp {
+                key,
+                digest,
+                version,
+            },
+        });
+        Some(())
+    })
+    .await
+}
+
+/// Every line a `COPY … TO STDOUT` of `table` sends, handed to `each`;
+/// `each` answers `None` for a line it cannot read (a key that is not a
+/// number), which fails the read.
+async fn read_lines(
+    tx: &mut PgConnection,
+    copy_out: &str,
+    table: &str,
+    mut each: impl FnMut(&[u8]) -> Option<()>,
+) -> Result<(), StoreError> {
+    let doing = || format!("reading {table}");
+    let mut copy = tx.copy_out_raw(copy_out).await.doing(&doing())?;
     // PostgreSQL sends a row a message; a line split across two is put
     // back together all the same.
     let mut partial: Vec<u8> = Vec::new();
@@ -277,17 +373,15 @@ async fn read_lines<T: MirroredRow, K: LineKey>(
                     partial.as_slice()
                 }
             };
-            let key = K::from_line(line).ok_or_else(|| StoreError::Query {
+            each(line).ok_or_else(|| StoreError::Query {
                 doing: doing(),
                 source: sqlx::Error::Protocol(format!(
-                    "a row of {} whose key is not a number (its first column reads {:?}); \
-                     the table's key columns are bigint NOT NULL: has the schema been \
-                     changed by hand?",
-                    table.table,
-                    String::from_utf8_lossy(digest::field(line, 0).unwrap_or_default())
+                    "a row of {table} that cannot be read (its first column reads {:?}); \
+                     the table's key columns are bigint NOT NULL and synced_digest a \
+                     bigint: has the schema been changed by hand?",
+                    String::from_utf8_lossy(digest::field(line, 0).unwrap_or_default()),
                 )),
             })?;
-            each(key, line, digest::of_line(line));
             partial.clear();
         }
         partial.extend_from_slice(rest);

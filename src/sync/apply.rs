@@ -109,6 +109,15 @@ pub async fn apply_observed(
     write::write_mirrored(tx, &g.create, &g.update, run_id).await?;
     write::delete_guardian_accounts(tx, &plan.guardian_accounts.remove).await?;
     wrote(plan.guardian_accounts.release());
+    let stamped = write::stamp_digests(tx, &std::mem::take(&mut plan.stamps)).await?;
+    if stamped > 0 {
+        tracing::info!(
+            rows = stamped,
+            "stamped {stamped} stored rows with the digest of their synced fields \
+             (rows stored without one: every row once after upgrading to this version, \
+             or rows changed by hand); nothing of them changed"
+        );
+    }
     tracing::debug!(
         seconds = step.elapsed().as_secs_f64(),
         "applied PowerSchool rows"

@@ -117,6 +117,9 @@ pub async fn prepare_owned(
         }
         plan.add_leaving_rows(leaving);
     }
+    if let Some(digests) = state.digests.as_mut() {
+        plan.stamps = std::mem::take(&mut digests.stamps);
+    }
     tracing::debug!(seconds = planning.elapsed().as_secs_f64(), "plan made");
     let safety = safety::check(
         &settings.safety,

@@ -6,6 +6,7 @@
 use super::copy::{copy_in, copy_row, stage_rows, Staging};
 use super::Tx;
 use crate::powerschool::records::{GuardianLink, StudentContact};
+use crate::store::digest::{self, Stamp, Stamps};
 use crate::store::state::StudentRow;
 use crate::store::{Doing, StoreError, BATCH};
 
@@ -25,28 +26,39 @@ impl MirroredTable {
         format!("student_sync_stage_{}", self.table)
     }
 
+    /// The staging table's columns: the synced ones, then the digest.
     fn stage_columns(&self) -> String {
         let columns: Vec<String> = self
             .columns
             .iter()
             .map(|(name, sql_type)| format!("{name} {sql_type}"))
+            .chain(["synced_digest bigint".to_string()])
             .collect();
         columns.join(", ")
     }
 
-    /// The set-based merge from the staging table; `$1` is the run id. Every
-    /// column but the key is PowerSchool's and is overwritten.
-    /// The synced columns' names, in COPY order.
+    /// The columns a run writes, in COPY order: the synced columns, then
+    /// `synced_digest` (the digest of the synced columns' text, see
+    /// `store::digest`).
     fn column_names(&self) -> String {
-        let names: Vec<&str> = self.columns.iter().map(|(name, _)| *name).collect();
+        let names: Vec<&str> = self
+            .columns
+            .iter()
+            .map(|(name, _)| *name)
+            .chain(["synced_digest"])
+            .collect();
         names.join(", ")
     }
 
+    /// The set-based merge from the staging table; `$1` is the run id. Every
+    /// column but the key is PowerSchool's and is overwritten, with the
+    /// digest.
     fn upsert(&self) -> String {
         let set: Vec<String> = self
             .columns
             .iter()
             .map(|(name, _)| *name)
+            .chain(["synced_digest"])
             .filter(|name| !self.key.contains(name))
             .map(|name| format!("{name} = EXCLUDED.{name}"))
             .collect();
@@ -98,7 +110,7 @@ pub async fn write_mirrored<T: MirroredRow>(
         let mut run = itoa::Buffer::new();
         let run = run.format(run_id).as_bytes();
         let encode = |out: &mut Vec<u8>, row: &T| {
-            row.encode(out);
+            encode_with_digest(out, row);
             // The line's newline gives way to the run's column.
             out.pop();
             out.push(b'\t');
@@ -115,7 +127,7 @@ pub async fn write_mirrored<T: MirroredRow>(
             columns: &table.stage_columns(),
             doing: table.doing,
         };
-        stage_rows(tx, &staging, &[updated], |out, r: &T| r.encode(out)).await?;
+        stage_rows(tx, &staging, &[updated], encode_with_digest).await?;
         sqlx::query(&table.upsert())
             .bind(run_id)
             .execute(&mut **tx)
@@ -123,6 +135,22 @@ pub async fn write_mirrored<T: MirroredRow>(
             .doing(table.doing)?;
     }
     Ok(())
+}
+
+/// Appends the row's COPY line followed by its digest (`synced_digest`):
+/// the digest of the line as `encode` writes it, without its newline.
+fn encode_with_digest<T: MirroredRow>(out: &mut Vec<u8>, row: &T) {
+    let start = out.len();
+    row.encode(out);
+    out.pop();
+    let digest = digest::of_line(out.get(start..).unwrap_or_default());
+    out.push(b'\t');
+    out.extend_from_slice(
+        itoa::Buffer::new()
+            .format(digest::stored(digest))
+            .as_bytes(),
+    );
+    out.push(b'\n');
 }
 
 /// A new row whose key the table holds after all (PostgreSQL's unique
@@ -223,6 +251,68 @@ impl MirroredRow for GuardianLink {
     }
 }
 
+/// Writes the digests a run owes the rows it read without one (see
+/// `digest::Stamp`), after its own writes: a row is stamped only if it
+/// still has no digest and is still the version that was read and hashed
+/// (a row the run rewrote has its new digest already). Its synced columns,
+/// `updated_at` and `last_changed_run` stay as they are. Returns how many
+/// rows were stamped.
+pub async fn stamp_digests(tx: &mut Tx<'_>, stamps: &Stamps) -> Result<u64, StoreError> {
+    let mut stamped = 0;
+    for chunk in stamps.students.chunks(BATCH) {
+        stamped += sqlx::query(
+            "UPDATE students t SET synced_digest = s.digest
+               FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS s(dcid, digest, version)
+              WHERE t.dcid = s.dcid AND t.synced_digest IS NULL
+                AND t.xmin::text::bigint = s.version",
+        )
+        .bind(chunk.iter().map(|s| s.key).collect::<Vec<_>>())
+        .bind(stored_digests(chunk))
+        .bind(chunk.iter().map(|s| s.version).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .doing("stamping the students' digests")?
+        .rows_affected();
+    }
+    for (table, key, stamps) in [
+        (
+            "student_contacts",
+            ["student_dcid", "person_id"],
+            &stamps.contacts,
+        ),
+        (
+            "guardian_accounts",
+            ["guardian_id", "student_dcid"],
+            &stamps.guardian_accounts,
+        ),
+    ] {
+        let [a, b] = key;
+        let update = format!(
+            "UPDATE {table} t SET synced_digest = s.digest
+               FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])
+                    AS s(a, b, digest, version)
+              WHERE t.{a} = s.a AND t.{b} = s.b AND t.synced_digest IS NULL
+                AND t.xmin::text::bigint = s.version"
+        );
+        for chunk in stamps.chunks(BATCH) {
+            stamped += sqlx::query(&update)
+                .bind(chunk.iter().map(|s| s.key.0).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|s| s.key.1).collect::<Vec<_>>())
+                .bind(stored_digests(chunk))
+                .bind(chunk.iter().map(|s| s.version).collect::<Vec<_>>())
+                .execute(&mut **tx)
+                .await
+                .doing(&format!("stamping the digests of {table}"))?
+                .rows_affected();
+        }
+    }
+    Ok(stamped)
+}
+
+fn stored_digests<K>(stamps: &[Stamp<K>]) -> Vec<i64> {
+    stamps.iter().map(|s| digest::stored(s.digest)).collect()
+}
+
 pub async fn delete_contacts(tx: &mut Tx<'_>, keys: &[(i64, i64)]) -> Result<(), StoreError> {
     delete_by_pairs(
         tx,
@@ -281,18 +371,19 @@ mod tests {
             words(&StudentContact::TABLE.upsert()),
             words(
                 "INSERT INTO student_contacts (student_dcid, person_id, first_name, last_name,
-                     email, is_decision_making, last_changed_run)
+                     email, is_decision_making, synced_digest, last_changed_run)
                  SELECT u.*, $1 FROM student_sync_stage_student_contacts AS u
                  ON CONFLICT (student_dcid, person_id) DO UPDATE SET
                      first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
                      email = EXCLUDED.email, is_decision_making = EXCLUDED.is_decision_making,
+                     synced_digest = EXCLUDED.synced_digest,
                      updated_at = now(), last_changed_run = EXCLUDED.last_changed_run"
             )
         );
         assert_eq!(
             GuardianLink::TABLE.stage_columns(),
             "guardian_id bigint, student_dcid bigint, email text, first_name text, \
-             last_name text, web_access_account bool"
+             last_name text, web_access_account bool, synced_digest bigint"
         );
     }
 }

@@ -27,7 +27,8 @@ mod users;
 pub use audit::{append_audit, AuditRow};
 pub use connections::{delete_connections, upsert_connections, ConnectionWrite};
 pub use mirrored::{
-    delete_contacts, delete_guardian_accounts, write_mirrored, MirroredRow, MirroredTable,
+    delete_contacts, delete_guardian_accounts, stamp_digests, write_mirrored, MirroredRow,
+    MirroredTable,
 };
 pub use problems::{insert_problems, ProblemRow, StoredFacts, MESSAGE_CHARS};
 pub use users::{insert_users, update_users, NewUserRow, UserUpdate};

@@ -13,6 +13,7 @@ use super::facts::{return_schoolengage_side, with_schoolengage_side};
 use crate::config::SyncSettings;
 use crate::powerschool::{DistrictSnapshot, GuardianLink, StudentContact};
 use crate::rules::{self, StudentFacts};
+use crate::store::digest::Stamps;
 use crate::store::state::{CurrentState, StudentRow};
 use crate::store::write::{NewUserRow, ProblemRow, UserUpdate};
 use chrono::NaiveDate;
@@ -48,6 +49,11 @@ pub struct Plan {
     pub problems: Vec<ProblemRow>,
     pub counts: PlanCounts,
     pub decisions: DecisionsSummary,
+    /// The digests owed to stored rows read without one (see
+    /// `store::digest::Stamp`), written with the plan. Not kept with a held
+    /// plan: the next run reads those rows' text again and stamps them.
+    #[serde(skip)]
+    pub stamps: Stamps,
 }
 
 impl Plan {
