@@ -106,7 +106,12 @@ pub async fn prepare_owned(
         mut state,
     } = read;
     let planning = Instant::now();
-    let mut plan = plan::plan_owned(snapshot, &mut state, &settings.sync, today);
+    let sync_settings = settings.sync.clone();
+    let (mut plan, mut state) = off_the_runtime(move || {
+        let plan = plan::plan_owned(snapshot, &mut state, &sync_settings, today);
+        (plan, state)
+    })
+    .await?;
     if state.digests.is_some() && !plan.leaving.is_empty() {
         let leaving = read.students(&plan.leaving).await?;
         if leaving.len() != plan.leaving.len() {
@@ -140,4 +145,57 @@ pub async fn prepare_owned(
         fingerprint,
         state,
     })
+}
+
+/// Runs `work` (a plan: seconds of processor time on a large district) on
+/// tokio's blocking threads, in the caller's span, so that the runtime's own
+/// threads stay free meanwhile: the run's "still planning" heartbeat, the
+/// daemon's health answers and its watchdog keep going. A panic in `work`
+/// goes on in the caller, as if `work` had run there.
+async fn off_the_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, SyncError> {
+    let span = tracing::Span::current();
+    match tokio::task::spawn_blocking(move || span.in_scope(work)).await {
+        Ok(done) => Ok(done),
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => Err(SyncError::Cancelled(
+                "the process was shutting down while the plan was being made".into(),
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// On a runtime of one thread, another task runs while `work` does:
+    /// `work` waits for word from that task. Run on the runtime's thread,
+    /// it would wait in vain (and time out).
+    #[tokio::test(flavor = "current_thread")]
+    async fn other_tasks_run_while_the_plan_is_made() {
+        let (told, hear) = std::sync::mpsc::channel::<()>();
+        let telling = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            told.send(()).unwrap_or_default();
+        });
+        let heard = off_the_runtime(move || hear.recv_timeout(Duration::from_secs(60)).is_ok())
+            .await
+            .unwrap_or_default();
+        telling.await.unwrap_or_default();
+        assert!(heard, "the other task ran while work was waiting");
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_the_plan_goes_on_in_the_caller() {
+        let caught = tokio::spawn(off_the_runtime(|| -> u8 { panic!("a bug in the plan") }))
+            .await
+            .unwrap_err();
+        assert!(caught.is_panic());
+        let message = caught.into_panic();
+        assert_eq!(message.downcast_ref::<&str>(), Some(&"a bug in the plan"));
+    }
 }
