@@ -109,14 +109,19 @@ pub async fn apply_observed(
     write::write_mirrored(tx, &g.create, &g.update, run_id).await?;
     write::delete_guardian_accounts(tx, &plan.guardian_accounts.remove).await?;
     wrote(plan.guardian_accounts.release());
-    let stamped = write::stamp_digests(tx, &std::mem::take(&mut plan.stamps)).await?;
-    if stamped > 0 {
+    let stamps = std::mem::take(&mut plan.stamps);
+    if !stamps.is_empty() {
+        // Every row, the first night after upgrading: a minute or so at a
+        // million students.
         tracing::info!(
-            rows = stamped,
-            "stamped {stamped} stored rows with the digest of their synced fields \
-             (rows stored without one: every row once after upgrading to this version, \
-             or rows changed by hand); nothing of them changed"
+            rows = stamps.len(),
+            "stamping {} stored rows with the digest of their synced fields (rows stored \
+             without one: every row once after upgrading to this version, or rows changed \
+             by hand); their synced fields do not change",
+            stamps.len()
         );
+        let stamped = write::stamp_digests(tx, &stamps).await?;
+        tracing::info!(rows = stamped, "stamped {stamped} rows");
     }
     tracing::debug!(
         seconds = step.elapsed().as_secs_f64(),
