@@ -65,7 +65,11 @@ pub fn field(line: &[u8], n: usize) -> Option<&[u8]> {
 /// The `n`th field of a COPY line, as a number (read from its bytes as
 /// `str::parse` would read them: a state holds millions of keys).
 pub fn number_field(line: &[u8], n: usize) -> Option<i64> {
-    let text = field(line, n)?;
+    parse_number(field(line, n)?)
+}
+
+/// A number written in COPY text, read as `str::parse` reads it.
+pub fn parse_number(text: &[u8]) -> Option<i64> {
     let (negative, digits) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         Some((b'+', rest)) => (false, rest),

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod baseline;
 pub mod codes;
+mod copy_out;
 mod database;
 pub mod digest;
 pub mod district;

@@ -2,6 +2,7 @@
 //! that a run can compute its whole plan in memory without one round trip per
 //! record. The row types double as what `write` stores: a plan is made of them.
 
+use super::copy_out::{self, read_lines};
 use super::digest::{self, Detail, Digests, LineKey, MirroredDigests, Stamp};
 use super::write::MirroredRow;
 use super::{Doing, StoreError};
@@ -118,9 +119,9 @@ static SELECT_CONTACTS: LazyLock<String> =
     LazyLock::new(|| select::<StudentContact>("", "student_contacts"));
 static SELECT_GUARDIAN_ACCOUNTS: LazyLock<String> =
     LazyLock::new(|| select::<GuardianLink>("", "guardian_accounts"));
-static SELECT_USERS: LazyLock<String> =
+pub(super) static SELECT_USERS: LazyLock<String> =
     LazyLock::new(|| select::<UserRow>("", "users ORDER BY id"));
-static SELECT_CONNECTIONS: LazyLock<String> =
+pub(super) static SELECT_CONNECTIONS: LazyLock<String> =
     LazyLock::new(|| select::<ConnectionRow>("", "connections ORDER BY id"));
 static SELECT_FORMS: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -145,14 +146,8 @@ impl CurrentState {
             Detail::Rows => state.load_mirrored_rows(tx).await?,
             Detail::Digests => state.digests = Some(load_digests(tx).await?),
         }
-        state.users = sqlx::query_as::<_, UserRow>(&SELECT_USERS)
-            .fetch_all(&mut *tx)
-            .await
-            .doing("reading users")?;
-        state.connections = sqlx::query_as::<_, ConnectionRow>(&SELECT_CONNECTIONS)
-            .fetch_all(&mut *tx)
-            .await
-            .doing("reading connections")?;
+        state.users = copy_out::read_rows(tx, &SELECT_USERS, "users").await?;
+        state.connections = copy_out::read_rows(tx, &SELECT_CONNECTIONS, "connections").await?;
         state.forms = sqlx::query_as::<_, FormFacts>(&SELECT_FORMS)
             .fetch_all(&mut *tx)
             .await
@@ -345,48 +340,6 @@ async fn read_table<T: MirroredRow, K: LineKey + Copy>(
         Some(())
     })
     .await
-}
-
-/// Every line a `COPY … TO STDOUT` of `table` sends, handed to `each`;
-/// `each` answers `None` for a line it cannot read (a key that is not a
-/// number), which fails the read.
-async fn read_lines(
-    tx: &mut PgConnection,
-    copy_out: &str,
-    table: &str,
-    mut each: impl FnMut(&[u8]) -> Option<()>,
-) -> Result<(), StoreError> {
-    let doing = || format!("reading {table}");
-    let mut copy = tx.copy_out_raw(copy_out).await.doing(&doing())?;
-    // PostgreSQL sends a row a message; a line split across two is put
-    // back together all the same.
-    let mut partial: Vec<u8> = Vec::new();
-    while let Some(chunk) = copy.try_next().await.doing(&doing())? {
-        let mut rest: &[u8] = &chunk;
-        while let Some(end) = rest.iter().position(|b| *b == b'\n') {
-            let (line, after) = rest.split_at(end);
-            rest = after.get(1..).unwrap_or_default();
-            let line = match partial.is_empty() {
-                true => line,
-                false => {
-                    partial.extend_from_slice(line);
-                    partial.as_slice()
-                }
-            };
-            each(line).ok_or_else(|| StoreError::Query {
-                doing: doing(),
-                source: sqlx::Error::Protocol(format!(
-                    "a row of {table} that cannot be read (its first column reads {:?}); \
-                     the table's key columns are bigint NOT NULL and synced_digest a \
-                     bigint: has the schema been changed by hand?",
-                    String::from_utf8_lossy(digest::field(line, 0).unwrap_or_default()),
-                )),
-            })?;
-            partial.clear();
-        }
-        partial.extend_from_slice(rest);
-    }
-    Ok(())
 }
 
 /// The read-only REPEATABLE READ snapshot a state was loaded in, kept open
