@@ -183,6 +183,78 @@ async fn a_row_changed_by_hand_loses_its_digest_and_the_run_puts_it_back(pool: P
     assert_eq!(owed(&pool).await, 0);
 }
 
+/// A digest comes only from a run's own writes: a row put back by hand
+/// with the digest it had, or a digest set by hand, is dropped, and the
+/// run compares those rows by their text.
+#[sqlx::test]
+async fn a_digest_written_by_anything_but_a_run_is_dropped(pool: PgPool) {
+    let side = fake_powerschool::generate(200, 24);
+    run(&pool, &side).await;
+    let dcid = side
+        .students
+        .iter()
+        .find(|s| s.enroll_status == 0)
+        .expect("an active student")
+        .dcid;
+    let (digest, last_name): (Option<i64>, Option<String>) =
+        sqlx::query_as("SELECT synced_digest, last_name FROM students WHERE dcid = $1")
+            .bind(dcid)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(digest.is_some());
+
+    // Deleted, then copied back with another name and its old digest.
+    sqlx::raw_sql(&format!(
+        "CREATE TEMP TABLE kept AS SELECT * FROM students WHERE dcid = {dcid};
+         UPDATE kept SET last_name = 'Copied back';
+         DELETE FROM students WHERE dcid = {dcid};
+         INSERT INTO students SELECT * FROM kept;"
+    ))
+    .execute(&mut *pool.acquire().await.unwrap())
+    .await
+    .unwrap();
+    let after_copy: (Option<i64>, Option<String>) =
+        sqlx::query_as("SELECT synced_digest, last_name FROM students WHERE dcid = $1")
+            .bind(dcid)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        after_copy,
+        (None, Some("Copied back".to_string())),
+        "the copied row has no digest"
+    );
+    // A contact's digest set by hand, to any other number.
+    sqlx::query(
+        "UPDATE student_contacts SET synced_digest = synced_digest + 1
+          WHERE (student_dcid, person_id) = (SELECT student_dcid, person_id
+                   FROM student_contacts ORDER BY 1, 2 LIMIT 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(owed(&pool).await, 2, "neither digest is kept");
+
+    let outcome = run(&pool, &side).await;
+    let k = outcome.report.counts.students;
+    assert_eq!((k.created, k.updated, k.removed), (0, 1, 0), "{k:?}");
+    let k = outcome.report.counts.contacts;
+    assert_eq!((k.created, k.updated, k.removed), (0, 0, 0), "{k:?}");
+    let restored: (Option<i64>, Option<String>) =
+        sqlx::query_as("SELECT synced_digest, last_name FROM students WHERE dcid = $1")
+            .bind(dcid)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(restored, (digest, last_name), "PowerSchool's row is back");
+    assert_eq!(
+        owed(&pool).await,
+        0,
+        "the unchanged contact is stamped again"
+    );
+}
+
 #[sqlx::test]
 async fn a_row_written_after_it_was_read_is_not_stamped(pool: PgPool) {
     let side = fake_powerschool::generate(200, 23);

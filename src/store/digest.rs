@@ -14,9 +14,11 @@
 //! and the digest then stamped (`Stamps`). A fetched row is "the stored
 //! one" exactly when writing it would store the same text, but for a
 //! collision (one chance in 2^64 per changed row; such a row would be
-//! written the next time any of its fields changes). Where the two texts
-//! could differ for equal values (a value PostgreSQL escapes otherwise),
-//! the row is only written again.
+//! written the next time any of its fields changes). For a row read as
+//! text, where the two texts could differ for equal values (a value
+//! PostgreSQL escapes otherwise), the row is only written again. Only a
+//! run's transaction may set a digest: the tables' triggers drop any
+//! other (see migration 0009 and `write::stamp_digests`).
 //!
 //! `plan`, `spot` and `explain` read the rows themselves (`Detail::Rows`):
 //! they show what changed, field by field.

@@ -111,8 +111,8 @@ pub async fn apply_observed(
     wrote(plan.guardian_accounts.release());
     let stamps = std::mem::take(&mut plan.stamps);
     if !stamps.is_empty() {
-        // Every row, the first night after upgrading: a minute or so at a
-        // million students.
+        // Every row, the first night after upgrading: about half a minute
+        // at a million students, in the run's transaction.
         tracing::info!(
             rows = stamps.len(),
             "stamping {} stored rows with the digest of their synced fields (rows stored \

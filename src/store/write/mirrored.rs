@@ -101,6 +101,10 @@ pub async fn write_mirrored<T: MirroredRow>(
     run_id: i64,
 ) -> Result<(), StoreError> {
     let table = &T::TABLE;
+    if created.is_empty() && updated.is_empty() {
+        return Ok(());
+    }
+    writing_digests(tx, table.doing).await?;
     if !created.is_empty() {
         let statement = format!(
             "COPY {} ({}, last_changed_run) FROM STDIN",
@@ -134,6 +138,17 @@ pub async fn write_mirrored<T: MirroredRow>(
             .await
             .doing(table.doing)?;
     }
+    Ok(())
+}
+
+/// Tells the mirrored tables' triggers that this transaction is a run's,
+/// whose digests they keep (migration 0009: any other write's digest is
+/// dropped). Until the transaction ends.
+async fn writing_digests(tx: &mut Tx<'_>, doing: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT set_config('student_sync.writing', 'on', true)")
+        .execute(&mut **tx)
+        .await
+        .doing(doing)?;
     Ok(())
 }
 
@@ -259,6 +274,10 @@ impl MirroredRow for GuardianLink {
 /// rows were stamped.
 pub async fn stamp_digests(tx: &mut Tx<'_>, stamps: &Stamps) -> Result<u64, StoreError> {
     let mut stamped = 0;
+    if stamps.is_empty() {
+        return Ok(stamped);
+    }
+    writing_digests(tx, "stamping the mirrored rows' digests").await?;
     for chunk in stamps.students.chunks(BATCH) {
         stamped += sqlx::query(
             "UPDATE students t SET synced_digest = s.digest
