@@ -23,10 +23,6 @@
 -- write, `UPDATE <table> SET synced_digest = NULL` makes the next run read
 -- and compare every row's text. A migration that changes a mirrored
 -- table's synced columns must set the table's digests to NULL.
-ALTER TABLE students ADD COLUMN synced_digest BIGINT;
-ALTER TABLE student_contacts ADD COLUMN synced_digest BIGINT;
-ALTER TABLE guardian_accounts ADD COLUMN synced_digest BIGINT;
-
 CREATE FUNCTION synced_digest_dropped() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -35,39 +31,30 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER students_synced_digest_inserted BEFORE INSERT ON students
-    FOR EACH ROW
-    WHEN (NEW.synced_digest IS NOT NULL
-          AND current_setting('student_sync.writing', true) IS DISTINCT FROM 'on')
-    EXECUTE FUNCTION synced_digest_dropped();
-CREATE TRIGGER students_synced_digest_updated BEFORE UPDATE ON students
-    FOR EACH ROW
-    WHEN (NEW.synced_digest IS NOT NULL
-          AND (current_setting('student_sync.writing', true) IS DISTINCT FROM 'on'
-               OR NEW.synced_digest = OLD.synced_digest))
-    EXECUTE FUNCTION synced_digest_dropped();
-CREATE TRIGGER student_contacts_synced_digest_inserted BEFORE INSERT ON student_contacts
-    FOR EACH ROW
-    WHEN (NEW.synced_digest IS NOT NULL
-          AND current_setting('student_sync.writing', true) IS DISTINCT FROM 'on')
-    EXECUTE FUNCTION synced_digest_dropped();
-CREATE TRIGGER student_contacts_synced_digest_updated BEFORE UPDATE ON student_contacts
-    FOR EACH ROW
-    WHEN (NEW.synced_digest IS NOT NULL
-          AND (current_setting('student_sync.writing', true) IS DISTINCT FROM 'on'
-               OR NEW.synced_digest = OLD.synced_digest))
-    EXECUTE FUNCTION synced_digest_dropped();
-CREATE TRIGGER guardian_accounts_synced_digest_inserted BEFORE INSERT ON guardian_accounts
-    FOR EACH ROW
-    WHEN (NEW.synced_digest IS NOT NULL
-          AND current_setting('student_sync.writing', true) IS DISTINCT FROM 'on')
-    EXECUTE FUNCTION synced_digest_dropped();
-CREATE TRIGGER guardian_accounts_synced_digest_updated BEFORE UPDATE ON guardian_accounts
-    FOR EACH ROW
-    WHEN (NEW.synced_digest IS NOT NULL
-          AND (current_setting('student_sync.writing', true) IS DISTINCT FROM 'on'
-               OR NEW.synced_digest = OLD.synced_digest))
-    EXECUTE FUNCTION synced_digest_dropped();
+-- For each mirrored table: the column, a trigger on insert and one on
+-- update (named <table>_synced_digest_inserted and _updated).
+DO $$
+DECLARE
+    mirrored TEXT;
+    run_writes CONSTANT TEXT :=
+        $w$current_setting('student_sync.writing', true) IS NOT DISTINCT FROM 'on'$w$;
+BEGIN
+    FOREACH mirrored IN ARRAY ARRAY['students', 'student_contacts', 'guardian_accounts'] LOOP
+        EXECUTE format('ALTER TABLE %I ADD COLUMN synced_digest BIGINT', mirrored);
+        EXECUTE format(
+            'CREATE TRIGGER %I BEFORE INSERT ON %I FOR EACH ROW
+               WHEN (NEW.synced_digest IS NOT NULL AND NOT (%s))
+               EXECUTE FUNCTION synced_digest_dropped()',
+            mirrored || '_synced_digest_inserted', mirrored, run_writes);
+        EXECUTE format(
+            'CREATE TRIGGER %I BEFORE UPDATE ON %I FOR EACH ROW
+               WHEN (NEW.synced_digest IS NOT NULL
+                     AND (NOT (%s) OR NEW.synced_digest = OLD.synced_digest))
+               EXECUTE FUNCTION synced_digest_dropped()',
+            mirrored || '_synced_digest_updated', mirrored, run_writes);
+    END LOOP;
+END
+$$;
 
 -- The rows owed a digest are found through these (nearly always empty)
 -- indexes rather than by reading the whole table (70 ms a night at

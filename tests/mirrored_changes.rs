@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use student_sync::harness::fake_powerschool::{self, Faults};
 use student_sync::harness::world::PowerSchoolSide;
 use student_sync::store::RunTrigger;
-use student_sync::sync::{self, RunOptions, RunOutcome};
+use student_sync::sync::{self, RunOptions};
 
 /// The `updated_at` of every row of each mirrored table, by key.
 type Stamps = Vec<(String, chrono::DateTime<chrono::Utc>)>;
@@ -61,25 +61,10 @@ async fn all_stamps(pool: &PgPool) -> Vec<Stamps> {
     out
 }
 
-async fn run(pool: &PgPool, side: &PowerSchoolSide) -> RunOutcome {
-    let fake = start_fake(side.clone(), Faults::default()).await;
-    let settings = settings_for(&fake);
-    let outcome = sync::run_once(
-        pool,
-        &settings,
-        &client(&settings),
-        &RunOptions::now(&settings, RunTrigger::Manual),
-    )
-    .await
-    .expect("run succeeds");
-    fake.shutdown().await;
-    outcome
-}
-
 #[sqlx::test]
 async fn one_changed_field_per_mirrored_table_writes_exactly_those_rows(pool: PgPool) {
     let mut side = fake_powerschool::generate(300, 11);
-    run(&pool, &side).await;
+    sync_side(&pool, &side).await;
 
     // One field of one row in each table, each of a different student of
     // the sync set.
@@ -108,7 +93,7 @@ async fn one_changed_field_per_mirrored_table_writes_exactly_those_rows(pool: Pg
     let account_key = format!("{}/{}", account.guardianid, account.student_dcid);
 
     let before = all_stamps(&pool).await;
-    let outcome = run(&pool, &side).await;
+    let outcome = sync_side(&pool, &side).await;
     for (kind, k) in kind_counts(&outcome.report.counts).into_iter().take(3) {
         assert_eq!(
             (k.created, k.updated, k.removed),
@@ -125,7 +110,7 @@ async fn one_changed_field_per_mirrored_table_writes_exactly_those_rows(pool: Pg
 
     // Nothing changed since: nothing is written.
     let before = all_stamps(&pool).await;
-    let outcome = run(&pool, &side).await;
+    let outcome = sync_side(&pool, &side).await;
     for (kind, k) in kind_counts(&outcome.report.counts) {
         assert_eq!(
             (k.created, k.updated, k.removed),
@@ -143,7 +128,7 @@ async fn one_changed_field_per_mirrored_table_writes_exactly_those_rows(pool: Pg
 #[sqlx::test]
 async fn a_row_powerschool_no_longer_sends_is_removed_and_no_other(pool: PgPool) {
     let mut side = fake_powerschool::generate(300, 12);
-    run(&pool, &side).await;
+    sync_side(&pool, &side).await;
     let active: std::collections::HashSet<i64> = side
         .students
         .iter()
@@ -156,7 +141,7 @@ async fn a_row_powerschool_no_longer_sends_is_removed_and_no_other(pool: PgPool)
         .position(|c| active.contains(&c.student_dcid))
         .expect("a contact of an active student");
     let gone = side.contacts.remove(at);
-    let outcome = run(&pool, &side).await;
+    let outcome = sync_side(&pool, &side).await;
     let k = outcome.report.counts.contacts;
     assert_eq!((k.created, k.updated, k.removed), (0, 0, 1), "{k:?}");
     let left: bool = sqlx::query_scalar(
@@ -180,7 +165,7 @@ async fn a_row_powerschool_no_longer_sends_is_removed_and_no_other(pool: PgPool)
 #[sqlx::test]
 async fn a_plan_against_digests_is_the_plan_against_the_rows(pool: PgPool) {
     let mut side = fake_powerschool::generate(300, 13);
-    run(&pool, &side).await;
+    sync_side(&pool, &side).await;
     let changed = student_sync::harness::change::change_share(&mut side, 5.0, 7);
     assert!(!changed.students.is_empty() && !changed.contacts.is_empty());
     let mut left = Vec::new();
@@ -259,7 +244,7 @@ async fn a_quiet_night_writes_nothing_whatever_the_servers_date_style(pool: PgPo
         .unwrap();
     assert_eq!(style, "SQL, DMY");
 
-    run(&own, &side).await;
+    sync_side(&own, &side).await;
     // Without their digests, the rows are read and compared as text.
     for table in ["students", "student_contacts", "guardian_accounts"] {
         sqlx::query(&format!("UPDATE {table} SET synced_digest = NULL"))
@@ -268,7 +253,7 @@ async fn a_quiet_night_writes_nothing_whatever_the_servers_date_style(pool: PgPo
             .unwrap();
     }
     let before = all_stamps(&own).await;
-    let outcome = run(&own, &side).await;
+    let outcome = sync_side(&own, &side).await;
     for (kind, k) in kind_counts(&outcome.report.counts).into_iter().take(3) {
         assert_eq!(
             (k.created, k.updated, k.removed),

@@ -21,24 +21,9 @@ use student_sync::harness::fake_powerschool::{self, Faults};
 use student_sync::harness::world::PowerSchoolSide;
 use student_sync::store::digest::Detail;
 use student_sync::store::{write, RunTrigger};
-use student_sync::sync::{self, RunOptions, RunOutcome};
+use student_sync::sync::{self, RunOptions};
 
 const TABLES: [&str; 3] = ["students", "student_contacts", "guardian_accounts"];
-
-async fn run(pool: &PgPool, side: &PowerSchoolSide) -> RunOutcome {
-    let fake = start_fake(side.clone(), Faults::default()).await;
-    let settings = settings_for(&fake);
-    let outcome = sync::run_once(
-        pool,
-        &settings,
-        &client(&settings),
-        &RunOptions::now(&settings, RunTrigger::Manual),
-    )
-    .await
-    .expect("run succeeds");
-    fake.shutdown().await;
-    outcome
-}
 
 /// Every mirrored row as (table, key, synced_digest, updated_at,
 /// last_changed_run), in key order.
@@ -105,7 +90,7 @@ async fn prepared(pool: &PgPool, side: &PowerSchoolSide) -> sync::Prepared {
 #[sqlx::test]
 async fn rows_without_a_digest_are_stamped_once_and_left_as_they_are(pool: PgPool) {
     let side = fake_powerschool::generate(200, 21);
-    run(&pool, &side).await;
+    sync_side(&pool, &side).await;
     let written = rows(&pool).await;
     assert!(written.len() > 400, "{} rows", written.len());
     assert_eq!(owed(&pool).await, 0, "a run writes each row's digest");
@@ -123,7 +108,7 @@ async fn rows_without_a_digest_are_stamped_once_and_left_as_they_are(pool: PgPoo
         written.len(),
         "every row read without a digest owes one"
     );
-    let outcome = run(&pool, &side).await;
+    let outcome = sync_side(&pool, &side).await;
     for (kind, k) in kind_counts(&outcome.report.counts).into_iter().take(3) {
         assert_eq!(
             (k.created, k.updated, k.removed),
@@ -143,7 +128,7 @@ async fn rows_without_a_digest_are_stamped_once_and_left_as_they_are(pool: PgPoo
 #[sqlx::test]
 async fn a_row_changed_by_hand_loses_its_digest_and_the_run_puts_it_back(pool: PgPool) {
     let side = fake_powerschool::generate(200, 22);
-    run(&pool, &side).await;
+    sync_side(&pool, &side).await;
     let student = side
         .students
         .iter()
@@ -166,7 +151,7 @@ async fn a_row_changed_by_hand_loses_its_digest_and_the_run_puts_it_back(pool: P
         .unwrap();
     assert_eq!(owed(&pool).await, 1, "only the edited row lost its digest");
 
-    let outcome = run(&pool, &side).await;
+    let outcome = sync_side(&pool, &side).await;
     let k = outcome.report.counts.students;
     assert_eq!((k.created, k.updated, k.removed), (0, 1, 0), "{k:?}");
     let after: (Option<i64>, Option<String>) =
@@ -189,7 +174,7 @@ async fn a_row_changed_by_hand_loses_its_digest_and_the_run_puts_it_back(pool: P
 #[sqlx::test]
 async fn a_digest_written_by_anything_but_a_run_is_dropped(pool: PgPool) {
     let side = fake_powerschool::generate(200, 24);
-    run(&pool, &side).await;
+    sync_side(&pool, &side).await;
     let dcid = side
         .students
         .iter()
@@ -236,7 +221,7 @@ async fn a_digest_written_by_anything_but_a_run_is_dropped(pool: PgPool) {
     .unwrap();
     assert_eq!(owed(&pool).await, 2, "neither digest is kept");
 
-    let outcome = run(&pool, &side).await;
+    let outcome = sync_side(&pool, &side).await;
     let k = outcome.report.counts.students;
     assert_eq!((k.created, k.updated, k.removed), (0, 1, 0), "{k:?}");
     let k = outcome.report.counts.contacts;
@@ -258,7 +243,7 @@ async fn a_digest_written_by_anything_but_a_run_is_dropped(pool: PgPool) {
 #[sqlx::test]
 async fn a_row_written_after_it_was_read_is_not_stamped(pool: PgPool) {
     let side = fake_powerschool::generate(200, 23);
-    run(&pool, &side).await;
+    sync_side(&pool, &side).await;
     forget_digests(&pool).await;
     let rows_owed = owed(&pool).await;
     let plan = prepared(&pool, &side).await.plan;

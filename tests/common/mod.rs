@@ -180,3 +180,16 @@ pub async fn world_setup(world: &World) -> (RunningFake, Settings, student_sync:
     }
     (fake, settings, options)
 }
+
+/// One run (started by hand) against a fake PowerSchool serving `side`,
+/// which must succeed.
+pub async fn sync_side(pool: &PgPool, side: &PowerSchoolSide) -> student_sync::sync::RunOutcome {
+    let fake = start_fake(side.clone(), Faults::default()).await;
+    let settings = settings_for(&fake);
+    let outcome =
+        student_sync::sync::run_once(pool, &settings, &client(&settings), &options(&settings))
+            .await
+            .expect("run succeeds");
+    fake.shutdown().await;
+    outcome
+}
