@@ -74,6 +74,16 @@ pub fn kind_counts(
     ]
 }
 
+/// Each mirrored kind (students, contacts, guardian accounts) was written
+/// `(created, updated, removed)` times by the run, and kept some rows as
+/// they were.
+pub fn assert_mirrored_counts(c: &student_sync::sync::plan::PlanCounts, written: (u64, u64, u64)) {
+    for (kind, k) in kind_counts(c).into_iter().take(3) {
+        assert_eq!((k.created, k.updated, k.removed), written, "{kind}: {k:?}");
+        assert!(k.unchanged > 0, "{kind}: {k:?}");
+    }
+}
+
 /// The options of a run started by hand, today in the district's time zone.
 pub fn options(settings: &Settings) -> student_sync::sync::RunOptions {
     student_sync::sync::RunOptions::now(settings, student_sync::store::RunTrigger::Manual)
