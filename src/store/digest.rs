@@ -52,60 +52,6 @@ pub fn of_row<T: crate::store::write::MirroredRow>(row: &T, line: &mut Vec<u8>) 
     of_line(line)
 }
 
-/// A mirrored table's key, read from the first fields of its COPY line.
-pub trait LineKey: Sized {
-    /// How many fields the key takes.
-    const WIDTH: usize;
-    fn from_line(line: &[u8]) -> Option<Self>;
-}
-
-/// The `n`th tab-separated field of a COPY line, as written (`\\N` for NULL).
-pub fn field(line: &[u8], n: usize) -> Option<&[u8]> {
-    line.split(|b| *b == b'\t').nth(n)
-}
-
-/// The `n`th field of a COPY line, as a number (read from its bytes as
-/// `str::parse` would read them: a state holds millions of keys).
-pub fn number_field(line: &[u8], n: usize) -> Option<i64> {
-    parse_number(field(line, n)?)
-}
-
-/// A number written in COPY text, read as `str::parse` reads it.
-pub fn parse_number(text: &[u8]) -> Option<i64> {
-    let (negative, digits) = match text.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        Some((b'+', rest)) => (false, rest),
-        _ => (false, text),
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    // Counted below zero, where i64 reaches one further.
-    let mut below = 0i64;
-    for &b in digits {
-        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
-        below = below.checked_mul(10)?.checked_sub(i64::from(digit))?;
-    }
-    match negative {
-        true => Some(below),
-        false => below.checked_neg(),
-    }
-}
-
-impl LineKey for i64 {
-    const WIDTH: usize = 1;
-    fn from_line(line: &[u8]) -> Option<i64> {
-        number_field(line, 0)
-    }
-}
-
-impl LineKey for (i64, i64) {
-    const WIDTH: usize = 2;
-    fn from_line(line: &[u8]) -> Option<(i64, i64)> {
-        Some((number_field(line, 0)?, number_field(line, 1)?))
-    }
-}
-
 /// One mirrored table's stored rows as (key, digest), in key order.
 #[derive(Debug, Clone)]
 pub struct Digests<K> {
@@ -292,9 +238,6 @@ mod tests {
         assert_eq!(a, of_row(&contact(1, Some("ana@x.org")), &mut line));
         assert_ne!(a, of_row(&contact(1, Some("ana@x.org ")), &mut line));
         assert_ne!(a, of_row(&contact(1, None), &mut line));
-        assert_eq!(<(i64, i64)>::from_line(b"7\t1\tAna"), Some((7, 1)));
-        assert_eq!(i64::from_line(b"-12\tx"), Some(-12));
-        assert_eq!(i64::from_line(b"\\N\tx"), None);
     }
 
     /// Digests are kept in the tables: a build that hashed otherwise would
@@ -308,39 +251,6 @@ mod tests {
         );
         assert_eq!(from_stored(stored(u64::MAX)), u64::MAX);
         assert_eq!(stored(u64::MAX), -1);
-    }
-
-    #[test]
-    fn a_number_field_reads_as_str_parse_reads_it() {
-        let cases = [
-            "0",
-            "7",
-            "-12",
-            "+3",
-            "007",
-            "9223372036854775807",
-            "-9223372036854775808",
-            "9223372036854775808",
-            "-9223372036854775809",
-            "",
-            "-",
-            "+",
-            "1a",
-            " 1",
-            "\\N",
-            "1.5",
-            "--1",
-            "١",
-        ];
-        for case in cases {
-            let line = format!("x\t{case}\ty");
-            assert_eq!(
-                number_field(line.as_bytes(), 1),
-                case.parse::<i64>().ok(),
-                "{case:?}"
-            );
-        }
-        assert_eq!(number_field(b"5", 1), None, "no such field");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! that a run can compute its whole plan in memory without one round trip per
 //! record. The row types double as what `write` stores: a plan is made of them.
 
-use super::copy_out::{self, read_lines};
-use super::digest::{self, Detail, Digests, LineKey, MirroredDigests, Stamp};
+use super::copy_out::{self, read_lines, LineKey};
+use super::digest::{self, Detail, Digests, MirroredDigests, Stamp};
 use super::write::MirroredRow;
 use super::{Doing, StoreError};
 use crate::powerschool::records::{GuardianLink, Student, StudentContact};
@@ -221,7 +221,7 @@ async fn load_digests(tx: &mut PgConnection) -> Result<MirroredDigests, StoreErr
             Line::Owed { line, stamp } => {
                 stamps.push(stamp);
                 (
-                    digest::field(line, in_set_field) == Some(b"t"),
+                    copy_out::field(line, in_set_field) == Some(b"t"),
                     stamp.digest,
                 )
             }
@@ -304,10 +304,10 @@ async fn read_table<T: MirroredRow, K: LineKey + Copy>(
     );
     read_lines(tx, &kept, table.table, |line| {
         let key = K::from_line(line)?;
-        let digest = digest::number_field(line, K::WIDTH)?;
+        let digest = copy_out::number_field(line, K::WIDTH)?;
         let more = match more.is_empty() {
             true => &[][..],
-            false => digest::field(line, K::WIDTH + 1)?,
+            false => copy_out::field(line, K::WIDTH + 1)?,
         };
         each(Line::Kept {
             key,
@@ -517,7 +517,7 @@ mod tests {
                 in_sync_set,
             };
             digest::of_row(&row, &mut line);
-            let field = digest::field(&line, in_sync_set_field());
+            let field = copy_out::field(&line, in_sync_set_field());
             assert_eq!(field == Some(b"t"), in_sync_set, "{line:?}");
         }
     }
