@@ -233,6 +233,42 @@ async fn a_digest_written_by_anything_but_a_run_is_dropped(pool: PgPool) {
     );
 }
 
+/// Inside a run's transaction (marked as student-sync's own writes do), a
+/// new digest is kept, but an update that leaves the digest as it was
+/// drops it: the row's text may have changed without it.
+#[sqlx::test]
+async fn in_a_run_an_update_that_keeps_the_old_digest_drops_it(pool: PgPool) {
+    let side = fake_powerschool::generate(200, 25);
+    sync_side(&pool, &side).await;
+    let dcids: Vec<i64> = sqlx::query_scalar("SELECT dcid FROM students ORDER BY dcid LIMIT 2")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT set_config('student_sync.writing', 'on', true)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE students SET last_name = 'Renamed' WHERE dcid = $1")
+        .bind(dcids[0])
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE students SET last_name = 'Renamed', synced_digest = 42 WHERE dcid = $1")
+        .bind(dcids[1])
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let digests: Vec<Option<i64>> =
+        sqlx::query_scalar("SELECT synced_digest FROM students WHERE dcid = ANY($1) ORDER BY dcid")
+            .bind(&dcids)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(digests, vec![None, Some(42)]);
+}
+
 #[sqlx::test]
 async fn a_row_written_after_it_was_read_is_not_stamped(pool: PgPool) {
     let side = fake_powerschool::generate(200, 23);
