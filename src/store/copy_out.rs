@@ -37,14 +37,12 @@ pub(super) async fn read_lines(
                     partial.as_slice()
                 }
             };
-            each(line).ok_or_else(|| StoreError::Query {
-                doing: doing(),
-                source: sqlx::Error::Protocol(format!(
-                    "a row of {table} that cannot be read (its first column reads {:?}); \
-                     a column's type or allowed values differ from what student-sync's \
-                     migrations made: has the schema been changed by hand?",
-                    String::from_utf8_lossy(field(line, 0).unwrap_or_default()),
-                )),
+            each(line).ok_or_else(|| StoreError::UnreadableRow {
+                table: table.to_string(),
+                key: format!(
+                    "{:?}",
+                    String::from_utf8_lossy(field(line, 0).unwrap_or_default())
+                ),
             })?;
             partial.clear();
         }
@@ -372,6 +370,30 @@ mod tests {
         assert_eq!(<(i64, i64)>::from_line(b"7\t1\tAna"), Some((7, 1)));
         assert_eq!(i64::from_line(b"-12\tx"), Some(-12));
         assert_eq!(i64::from_line(b"\\N\tx"), None);
+    }
+
+    /// A stored value the row kind cannot hold fails the read, naming the
+    /// table and the row's key.
+    #[sqlx::test]
+    async fn a_row_that_cannot_be_read_is_named_with_its_table(pool: sqlx::PgPool) {
+        sqlx::raw_sql(
+            "ALTER TABLE connections DROP CONSTRAINT connections_tier_check;
+             INSERT INTO users (id, email) VALUES (1, 'a@example.org');
+             INSERT INTO connections (id, student_dcid, user_id, tier, origin)
+                 VALUES (77, 100, 1, 'super', 'admin');",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        let err = read_rows::<ConnectionRow>(&mut conn, &SELECT_CONNECTIONS, "connections")
+            .await
+            .unwrap_err();
+        let StoreError::UnreadableRow { table, key } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!((table.as_str(), key.as_str()), ("connections", "\"77\""));
+        assert!(err.to_string().contains("\\d connections"), "{err}");
     }
 
     #[test]

@@ -92,6 +92,14 @@ pub enum StoreError {
     )]
     WrittenMeanwhile { table: &'static str, key: String },
     #[error(
+        "reading {table}: a stored row (its first column reads {key}) cannot be read: a \
+         column's type, a NULL or a value outside the allowed codes is not what \
+         student-sync's migrations made (was the table changed by hand?). Nothing was \
+         written. Compare `\\d {table}` in psql with the migrations of this version, put \
+         the table or the row back, then run again"
+    )]
+    UnreadableRow { table: String, key: String },
+    #[error(
         "creating user {email}: PostgreSQL did not return the new user's id, so nothing \
          was applied (the run's transaction rolled back); run again, and report it if it repeats"
     )]
