@@ -326,7 +326,7 @@ async fn read_table<T: MirroredRow, K: LineKey + Copy>(
     read_lines(tx, &owed, table.table, |line| {
         let tab = line.iter().rposition(|b| *b == b'\t')?;
         let (line, version) = (line.get(..tab)?, line.get(tab + 1..)?);
-        let version = std::str::from_utf8(version).ok()?.parse().ok()?;
+        let version = copy_out::parse_number(version)?;
         let key = K::from_line(line)?;
         let digest = digest::of_line(line);
         each(Line::Owed {
