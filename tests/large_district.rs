@@ -8,7 +8,8 @@
 //! A district with more connections than one write batch (`store::BATCH`):
 //! the connections are staged and upserted a batch at a time, and the run
 //! still writes each one once, audits each one with its own connection's id,
-//! and a second night finds nothing to change.
+//! and a second night finds nothing to change. Its first night inserts every
+//! connection, so it also sets the key to users aside and puts it back.
 
 mod common;
 
@@ -27,9 +28,15 @@ async fn connections_beyond_one_batch_are_each_written_and_audited_once(pool: Pg
     };
     let (fake, settings, options) = world_setup(&world).await;
     let ps = client(&settings);
+    let key_before = users_key(&pool).await;
     let first = sync::run_once(&pool, &settings, &ps, &options)
         .await
         .unwrap();
+    // A first night inserts every connection: the key to users was set
+    // aside and put back (a new constraint), exactly as it was.
+    let key_after_first = users_key(&pool).await;
+    assert_ne!(key_after_first.0, key_before.0, "the key was put back anew");
+    assert_eq!(key_after_first.1, key_before.1);
     let created = first.report.counts.connections.created;
     assert!(
         created > BATCH as u64,
@@ -64,5 +71,18 @@ async fn connections_beyond_one_batch_are_each_written_and_audited_once(pool: Pg
     let c = &second.report.counts.connections;
     assert_eq!((c.created, c.updated, c.removed), (0, 0, 0));
     assert_eq!(c.unchanged, created);
+    // A night that inserts nothing leaves the key alone.
+    assert_eq!(users_key(&pool).await, key_after_first);
     fake.shutdown().await;
+}
+
+/// The oid and definition of the foreign key from connections to users.
+async fn users_key(pool: &PgPool) -> (i64, String) {
+    sqlx::query_as(
+        "SELECT oid::bigint, pg_get_constraintdef(oid) FROM pg_constraint
+          WHERE conrelid = 'connections'::regclass AND contype = 'f'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }

@@ -100,6 +100,13 @@ pub enum StoreError {
     )]
     UnreadableRow { table: String, key: String },
     #[error(
+        "a connection names a user that is not in users ({detail}): the run checked every \
+         connection when it put back the foreign key {key} of connections (set aside while \
+         it inserted most connections). Nothing was applied (the run's transaction rolled \
+         back). Was that user removed while the run was running? Run again"
+    )]
+    ConnectionWithoutUser { key: String, detail: String },
+    #[error(
         "creating user {email}: PostgreSQL did not return the new user's id, so nothing \
          was applied (the run's transaction rolled back); run again, and report it if it repeats"
     )]

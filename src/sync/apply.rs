@@ -2,7 +2,9 @@
 //! the run's counts, problems and audit rows. Either all of it commits or the
 //! live tables stay exactly as they were.
 
-use super::plan::{guardian_id_after, ConnectionChange, ConnectionChangeKind, Plan};
+use super::plan::{
+    guardian_id_after, ConnectionChange, ConnectionChangeKind, ConnectionCounts, Plan,
+};
 use super::progress::RunProgress;
 use super::SyncError;
 use crate::rules::verdict::codes;
@@ -137,6 +139,10 @@ pub async fn apply_observed(
     let step = std::time::Instant::now();
     // A batch at a time: a first sync writes every connection, and their
     // write rows are never all held beside the plan they come from.
+    let aside = match inserts_most_connections(&plan.counts.connections) {
+        true => write::ForeignKeysAside::set_aside(tx, FOREIGN_KEY_LOCK_WAIT).await?,
+        false => None,
+    };
     let mut ids = HashMap::new();
     for changes in plan.connections.chunks(BATCH) {
         let rows = connection_writes(changes, &new_user_ids)?;
@@ -149,6 +155,9 @@ pub async fn apply_observed(
         .filter_map(|c| c.before.as_ref().map(|b| b.id))
         .collect();
     write::delete_connections(tx, &removed_ids).await?;
+    if let Some(aside) = aside {
+        aside.put_back(tx).await?;
+    }
     wrote(plan.connections.len());
     tracing::debug!(
         seconds = step.elapsed().as_secs_f64(),
@@ -179,6 +188,18 @@ pub async fn apply_observed(
     let counts = super::to_json(&plan.counts, "the plan's counts")?;
     runs::finish_succeeded(tx, run_id, &counts, report).await?;
     Ok(())
+}
+
+/// How long a run waits for the locks that set the foreign keys of
+/// `connections` aside before it checks each row instead.
+const FOREIGN_KEY_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether a plan inserts so many connections (at least a batch, and at
+/// least as many as the table keeps of its own) that checking their users
+/// in one pass afterwards beats a check per row (see
+/// `store::write::ForeignKeysAside`): a district's first night.
+fn inserts_most_connections(c: &ConnectionCounts) -> bool {
+    c.created >= BATCH as u64 && c.created >= c.updated + c.unchanged + c.removed
 }
 
 fn user_id_of(u: UserRef, new_user_ids: &[i64]) -> Result<i64, SyncError> {
@@ -334,4 +355,29 @@ fn prose_reasons(
         what: "an audit row's reasons",
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(created: u64, updated: u64, unchanged: u64, removed: u64) -> ConnectionCounts {
+        ConnectionCounts {
+            created,
+            updated,
+            unchanged,
+            removed,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_foreign_keys_are_set_aside_only_when_most_connections_are_new() {
+        let batch = BATCH as u64;
+        assert!(inserts_most_connections(&counts(batch, 0, 0, 0)));
+        assert!(inserts_most_connections(&counts(3 * batch, 1, batch, 0)));
+        assert!(!inserts_most_connections(&counts(batch - 1, 0, 0, 0)));
+        assert!(!inserts_most_connections(&counts(batch, 0, batch, 1)));
+        assert!(!inserts_most_connections(&counts(batch, batch + 1, 0, 0)));
+    }
 }

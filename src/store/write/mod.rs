@@ -11,6 +11,8 @@
 //! - `mirrored`: the rows PowerSchool owns (students, contacts, guardian accounts);
 //! - `users`: the users a run creates and the synced fields of existing ones;
 //! - `connections`: the connections and their removal;
+//! - `foreign_keys`: the foreign keys of `connections`, set aside while a
+//!   run inserts most of them (a first night) and checked in one pass after;
 //! - `audit`: the access audit;
 //! - `problems`: the run's problems, rule findings stored as facts.
 
@@ -20,12 +22,14 @@ mod copy;
 
 mod audit;
 mod connections;
+mod foreign_keys;
 mod mirrored;
 mod problems;
 mod users;
 
 pub use audit::{append_audit, AuditRow};
 pub use connections::{delete_connections, upsert_connections, ConnectionWrite};
+pub use foreign_keys::ForeignKeysAside;
 pub use mirrored::{
     delete_contacts, delete_guardian_accounts, stamp_digests, write_mirrored, MirroredRow,
     MirroredTable,
