@@ -5,19 +5,17 @@
     clippy::panic,
     clippy::string_slice
 )] // tests may unwrap, index and panic: a panic is the failure report
-//! The foreign keys of `connections`, set aside while a run inserts most
-//! connections (`store::write::ForeignKeysAside`): put back exactly as they
-//! were, still refusing a connection without its user, and left alone when
-//! their locks do not come.
+//! The foreign key from `connections` to `users`, set aside while a run
+//! inserts most connections (`store::write::ForeignKeysAside`): put back
+//! exactly as it was, still refusing a connection without its user, and
+//! left alone (the per-row check kept) whenever setting it aside could
+//! hold SchoolEngage up or check less than before.
 
-use sqlx::PgPool;
-use std::time::Duration;
-use student_sync::store::write::ForeignKeysAside;
-
-const WAIT: Duration = Duration::from_secs(5);
+use sqlx::{PgConnection, PgPool};
+use student_sync::store::write::{ForeignKeysAside, KeyChecks};
 
 /// The foreign keys of connections, as (name, definition), seen by `conn`.
-async fn keys(conn: &mut sqlx::PgConnection) -> Vec<(String, String)> {
+async fn keys(conn: &mut PgConnection) -> Vec<(String, String)> {
     sqlx::query_as(
         "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
           WHERE conrelid = 'connections'::regclass AND contype = 'f' ORDER BY conname",
@@ -28,7 +26,7 @@ async fn keys(conn: &mut sqlx::PgConnection) -> Vec<(String, String)> {
 }
 
 async fn add_connection(
-    conn: &mut sqlx::PgConnection,
+    conn: &mut PgConnection,
     user_id: i64,
 ) -> Result<sqlx::postgres::PgQueryResult, sqlx::Error> {
     sqlx::query(
@@ -47,8 +45,46 @@ async fn add_user(pool: &PgPool) -> i64 {
         .unwrap()
 }
 
+async fn execute(pool: &PgPool, sql: &str) {
+    sqlx::query(sql).execute(pool).await.unwrap();
+}
+
+/// Sets the keys aside and puts them back around one connection of
+/// `user`, in one transaction; returns the keys seen while set aside.
+async fn round_trip(pool: &PgPool, user: i64) -> Vec<(String, String)> {
+    let mut tx = pool.begin().await.unwrap();
+    let aside = set_aside(&mut tx).await;
+    let while_aside = keys(&mut tx).await;
+    add_connection(&mut tx, user).await.unwrap();
+    aside.put_back(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    while_aside
+}
+
+async fn set_aside(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> ForeignKeysAside {
+    match ForeignKeysAside::set_aside(tx).await.unwrap() {
+        KeyChecks::InOnePass(aside) => aside,
+        KeyChecks::PerRow(why) => panic!("nothing else holds the tables, yet: {why}"),
+    }
+}
+
+/// The keys stay, for a reason that says `because`, and the transaction
+/// goes on with the per-row check.
+async fn assert_kept(pool: &PgPool, because: &str) {
+    let before = keys(&mut pool.acquire().await.unwrap()).await;
+    let mut tx = pool.begin().await.unwrap();
+    match ForeignKeysAside::set_aside(&mut tx).await.unwrap() {
+        KeyChecks::PerRow(why) => assert!(why.contains(because), "{why}"),
+        KeyChecks::InOnePass(_) => panic!("the keys were set aside"),
+    }
+    assert_eq!(keys(&mut tx).await, before);
+    let refused = add_connection(&mut tx, 424_242).await.unwrap_err();
+    assert!(refused.to_string().contains("foreign key"), "{refused}");
+    tx.rollback().await.unwrap();
+}
+
 #[sqlx::test]
-async fn the_keys_set_aside_are_put_back_as_they_were(pool: PgPool) {
+async fn the_key_set_aside_is_put_back_as_it_was(pool: PgPool) {
     let before = keys(&mut pool.acquire().await.unwrap()).await;
     assert_eq!(
         before.len(),
@@ -56,15 +92,10 @@ async fn the_keys_set_aside_are_put_back_as_they_were(pool: PgPool) {
         "connections has its key to users: {before:?}"
     );
     let user = add_user(&pool).await;
-
-    let mut tx = pool.begin().await.unwrap();
-    let aside = ForeignKeysAside::set_aside(&mut tx, WAIT).await.unwrap();
-    let aside = aside.expect("nothing else holds the tables: the keys are set aside");
-    assert!(keys(&mut tx).await.is_empty(), "no key while set aside");
-    add_connection(&mut tx, user).await.unwrap();
-    aside.put_back(&mut tx).await.unwrap();
-    assert_eq!(keys(&mut tx).await, before);
-    tx.commit().await.unwrap();
+    assert!(
+        round_trip(&pool, user).await.is_empty(),
+        "no key while set aside"
+    );
 
     // Back and working: a connection without its user is refused.
     let mut conn = pool.acquire().await.unwrap();
@@ -77,11 +108,31 @@ async fn the_keys_set_aside_are_put_back_as_they_were(pool: PgPool) {
 }
 
 #[sqlx::test]
-async fn a_connection_without_its_user_fails_when_the_keys_are_put_back(pool: PgPool) {
+async fn a_district_s_own_key_comes_back_with_its_name_actions_and_deferral(pool: PgPool) {
+    execute(
+        &pool,
+        "ALTER TABLE connections DROP CONSTRAINT connections_user_id_fkey",
+    )
+    .await;
+    execute(
+        &pool,
+        "ALTER TABLE connections ADD CONSTRAINT \"Connection's \"\"user\"\"\" \
+         FOREIGN KEY (user_id) REFERENCES users (id) MATCH FULL \
+         ON UPDATE CASCADE ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED",
+    )
+    .await;
+    let before = keys(&mut pool.acquire().await.unwrap()).await;
+    assert_eq!(before[0].0, "Connection's \"user\"");
+    let user = add_user(&pool).await;
+    assert!(round_trip(&pool, user).await.is_empty());
+    assert_eq!(keys(&mut pool.acquire().await.unwrap()).await, before);
+}
+
+#[sqlx::test]
+async fn a_connection_without_its_user_fails_when_the_key_is_put_back(pool: PgPool) {
     let before = keys(&mut pool.acquire().await.unwrap()).await;
     let mut tx = pool.begin().await.unwrap();
-    let aside = ForeignKeysAside::set_aside(&mut tx, WAIT).await.unwrap();
-    let aside = aside.expect("the keys are set aside");
+    let aside = set_aside(&mut tx).await;
     add_connection(&mut tx, 424_242).await.unwrap();
     let failed = aside.put_back(&mut tx).await.unwrap_err().to_string();
     assert!(failed.contains("connections_user_id_fkey"), "{failed}");
@@ -106,53 +157,110 @@ async fn a_connection_without_its_user_fails_when_the_keys_are_put_back(pool: Pg
 }
 
 #[sqlx::test]
-async fn the_keys_stay_when_their_locks_do_not_come(pool: PgPool) {
-    let before = keys(&mut pool.acquire().await.unwrap()).await;
-    // SchoolEngage reading connections in an open transaction.
-    let mut reader = pool.begin().await.unwrap();
-    sqlx::query("SELECT count(*) FROM connections")
-        .execute(&mut *reader)
+async fn the_key_stays_while_another_session_uses_either_table(pool: PgPool) {
+    for table in ["users", "connections"] {
+        // SchoolEngage reading the table in an open transaction.
+        let mut reader = pool.begin().await.unwrap();
+        sqlx::query(&format!("SELECT count(*) FROM {table}"))
+            .execute(&mut *reader)
+            .await
+            .unwrap();
+        assert_kept(&pool, "another session is using users or connections").await;
+        reader.rollback().await.unwrap();
+    }
+}
+
+#[sqlx::test]
+async fn a_key_added_not_valid_stays_so_new_connections_are_still_checked(pool: PgPool) {
+    execute(
+        &pool,
+        "ALTER TABLE connections DROP CONSTRAINT connections_user_id_fkey",
+    )
+    .await;
+    execute(
+        &pool,
+        "ALTER TABLE connections ADD CONSTRAINT connections_user_id_fkey \
+         FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID",
+    )
+    .await;
+    assert_kept(&pool, "connections_user_id_fkey is NOT VALID").await;
+}
+
+#[sqlx::test]
+async fn a_stored_connection_without_its_user_keeps_the_per_row_check(pool: PgPool) {
+    // Written with the checks off (a restore with triggers disabled).
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut *conn)
         .await
         .unwrap();
-
+    add_connection(&mut conn, 5555).await.unwrap();
+    drop(conn.detach());
+    // Checking the whole table would fail every such night; each row's
+    // check still works.
+    assert_kept(
+        &pool,
+        "connection 1 (student 1) names user 5555, who is not in users",
+    )
+    .await;
+    let user = add_user(&pool).await;
     let mut tx = pool.begin().await.unwrap();
-    sqlx::query("SET LOCAL lock_timeout = '60s'")
+    let checks = ForeignKeysAside::set_aside(&mut tx).await.unwrap();
+    assert!(matches!(checks, KeyChecks::PerRow(_)), "{checks:?}");
+    sqlx::query(
+        "INSERT INTO connections (student_dcid, user_id, tier, origin) \
+         VALUES (2, $1, 'full', 'powerschool')",
+    )
+    .bind(user)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[sqlx::test]
+async fn a_database_user_who_may_not_reference_users_keeps_the_per_row_check(pool: PgPool) {
+    // A role that owns connections but may only read and write users.
+    let role = format!("student_sync_test_{}", std::process::id());
+    execute(&pool, &format!("CREATE ROLE {role}")).await;
+    execute(&pool, &format!("ALTER TABLE connections OWNER TO {role}")).await;
+    execute(
+        &pool,
+        &format!("GRANT SELECT, INSERT, UPDATE ON users TO {role}"),
+    )
+    .await;
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query(&format!("SET LOCAL ROLE {role}"))
         .execute(&mut *tx)
         .await
         .unwrap();
-    let aside = ForeignKeysAside::set_aside(&mut tx, Duration::from_millis(100))
-        .await
-        .unwrap();
-    assert!(
-        aside.is_none(),
-        "the reader holds connections: the keys stay"
-    );
-    // The transaction goes on as it was: its lock timeout, the keys, and
-    // the per-row check.
-    let timeout: String = sqlx::query_scalar("SHOW lock_timeout")
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    assert_eq!(timeout, "1min");
-    assert_eq!(keys(&mut tx).await, before);
-    let refused = add_connection(&mut tx, 424_242).await.unwrap_err();
-    assert!(
-        refused.to_string().contains("connections_user_id_fkey"),
-        "{refused}"
-    );
+    let aside = ForeignKeysAside::set_aside(&mut tx).await;
+    let still = keys(&mut tx).await;
     tx.rollback().await.unwrap();
-    reader.rollback().await.unwrap();
+    // The role goes before any assertion can fail (roles outlive the
+    // test's database).
+    execute(&pool, "ALTER TABLE connections OWNER TO CURRENT_USER").await;
+    execute(&pool, &format!("REVOKE ALL ON users FROM {role}")).await;
+    execute(&pool, &format!("DROP ROLE {role}")).await;
+    match aside.unwrap() {
+        KeyChecks::PerRow(why) => assert!(why.contains("lacks the REFERENCES privilege"), "{why}"),
+        KeyChecks::InOnePass(_) => panic!("without REFERENCES on users the key stays"),
+    }
+    assert_eq!(still.len(), 1);
 }
 
 #[sqlx::test]
 async fn a_table_without_keys_has_none_to_set_aside(pool: PgPool) {
-    sqlx::query("ALTER TABLE connections DROP CONSTRAINT connections_user_id_fkey")
-        .execute(&pool)
-        .await
-        .unwrap();
+    execute(
+        &pool,
+        "ALTER TABLE connections DROP CONSTRAINT connections_user_id_fkey",
+    )
+    .await;
     let mut tx = pool.begin().await.unwrap();
-    let aside = ForeignKeysAside::set_aside(&mut tx, WAIT).await.unwrap();
-    assert!(aside.is_none());
+    match ForeignKeysAside::set_aside(&mut tx).await.unwrap() {
+        KeyChecks::PerRow(why) => assert!(why.contains("no foreign key to users"), "{why}"),
+        KeyChecks::InOnePass(_) => panic!("there was no key to set aside"),
+    }
     // The transaction is usable.
     assert!(keys(&mut tx).await.is_empty());
     tx.commit().await.unwrap();

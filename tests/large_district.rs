@@ -86,3 +86,37 @@ async fn users_key(pool: &PgPool) -> (i64, String) {
     .await
     .unwrap()
 }
+
+/// The same first night while SchoolEngage has a transaction open on
+/// users: the run does not wait for it, keeps the key (each connection is
+/// checked as it is written), and writes every connection.
+#[sqlx::test]
+async fn a_first_night_beside_a_busy_users_table_keeps_the_key_and_writes_everything(pool: PgPool) {
+    let world = World {
+        powerschool: fake_powerschool::generate(10_000, 5),
+        ..World::default()
+    };
+    let (fake, settings, options) = world_setup(&world).await;
+    let key_before = users_key(&pool).await;
+    let mut reader = pool.begin().await.unwrap();
+    sqlx::query("SELECT count(*) FROM users")
+        .execute(&mut *reader)
+        .await
+        .unwrap();
+    let first = sync::run_once(&pool, &settings, &client(&settings), &options)
+        .await
+        .unwrap();
+    reader.rollback().await.unwrap();
+    let created = first.report.counts.connections.created;
+    assert!(created > BATCH as u64, "{created} connections");
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM connections").await as u64,
+        created
+    );
+    assert_eq!(
+        users_key(&pool).await,
+        key_before,
+        "the key stayed as it was"
+    );
+    fake.shutdown().await;
+}

@@ -100,10 +100,10 @@ pub enum StoreError {
     )]
     UnreadableRow { table: String, key: String },
     #[error(
-        "a connection names a user that is not in users ({detail}): the run checked every \
-         connection when it put back the foreign key {key} of connections (set aside while \
-         it inserted most connections). Nothing was applied (the run's transaction rolled \
-         back). Was that user removed while the run was running? Run again"
+        "a connection this run wrote names a user that is not in users: {detail} The run \
+         checked every connection when it put back the foreign key {key} of connections \
+         (set aside while it inserted most connections). Nothing was applied (the run's \
+         transaction rolled back). Run again; if it repeats, report it with the run's log"
     )]
     ConnectionWithoutUser { key: String, detail: String },
     #[error(

@@ -140,7 +140,10 @@ pub async fn apply_observed(
     // A batch at a time: a first sync writes every connection, and their
     // write rows are never all held beside the plan they come from.
     let aside = match inserts_most_connections(&plan.counts.connections) {
-        true => write::ForeignKeysAside::set_aside(tx, FOREIGN_KEY_LOCK_WAIT).await?,
+        true => match write::ForeignKeysAside::set_aside(tx).await? {
+            write::KeyChecks::InOnePass(aside) => Some(aside),
+            write::KeyChecks::PerRow(_) => None,
+        },
         false => None,
     };
     let mut ids = HashMap::new();
@@ -190,13 +193,9 @@ pub async fn apply_observed(
     Ok(())
 }
 
-/// How long a run waits for the locks that set the foreign keys of
-/// `connections` aside before it checks each row instead.
-const FOREIGN_KEY_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// Whether a plan inserts so many connections (at least a batch, and at
-/// least as many as the table keeps of its own) that checking their users
-/// in one pass afterwards beats a check per row (see
+/// least as many as it keeps, updates and removes together) that checking
+/// their users in one pass afterwards beats a check per row (see
 /// `store::write::ForeignKeysAside`): a district's first night.
 fn inserts_most_connections(c: &ConnectionCounts) -> bool {
     c.created >= BATCH as u64 && c.created >= c.updated + c.unchanged + c.removed

@@ -1,33 +1,37 @@
-//! The foreign keys of `connections` (its user must exist in `users`),
-//! set aside while a run inserts most of the table and put back, checked in
-//! one pass, before the run goes on.
+//! The foreign key from `connections` to `users` (a connection's user must
+//! exist), set aside while a run inserts most of the connections and put
+//! back, checked in one pass, before the run goes on.
 //!
 //! Why: PostgreSQL checks a foreign key once per inserted row, a lookup and
 //! a row lock in `users` each. A district's first night inserts every
 //! connection: at a million students that check was 6 of the 13 seconds
-//! the connections took, and a single check of the whole table when the
-//! key is put back costs under one. Nothing is given up: the key is put
-//! back (as `pg_get_constraintdef` read it) in the run's own transaction,
-//! which fails and rolls back, key and rows together, if a connection
-//! names a user that does not exist, exactly as the per-row check would.
+//! the connections took, and one check of the whole table when the key is
+//! put back costs under one. Nothing is given up: the key is put back (as
+//! `pg_get_constraintdef` read it) in the run's own transaction, which fails
+//! and rolls back, key and rows together, if a connection names a user that
+//! does not exist, exactly as the per-row check would have.
 //!
 //! The price is a lock: from the moment the key is set aside until the run
-//! commits (seconds: the audit and the problems are written meanwhile),
-//! SchoolEngage cannot read `connections` or write `users`. So the keys are
-//! set aside only when the plan inserts most of the connections (a first
-//! night; see `sync::apply`), and only if the locks come within a few
-//! seconds; otherwise (another session holds them, or the database user
-//! does not own the table) the run keeps the per-row check and says why in
-//! its log.
+//! commits (the connections, the audit and the problems are written
+//! meanwhile: about 15 s at a million students), no other session can read
+//! or write `users` or `connections` (SchoolEngage's logins wait). So the
+//! key is set aside only when the plan inserts most of the connections (a
+//! first night; see `sync::apply`), and only if both tables are free at
+//! that moment (`LOCK … NOWAIT`: nobody waits behind a run that would then
+//! give up). The run keeps the per-row check, and its log says why, when
+//! the tables are in use, when the key is `NOT VALID` (re-adding it would
+//! check nothing), when the database user lacks the `REFERENCES` privilege
+//! on `users` that re-adding it needs, or when a stored connection already
+//! names a missing user (written with the checks off: the one-pass check
+//! would fail every such night, the per-row check never looks at it).
 
 use super::Tx;
 use crate::store::{Doing, StoreError};
-use std::time::Duration;
 
 const SAVEPOINT: &str = "student_sync_foreign_keys";
 
-/// The foreign keys of `connections` a run has set aside, to put back with
-/// `put_back` in the same transaction.
+/// The foreign keys from `connections` to `users` a run has set aside, to
+/// put back with `put_back` in the same transaction.
 #[derive(Debug)]
 #[must_use = "the foreign keys must be put back before the run commits"]
 pub struct ForeignKeysAside {
@@ -40,45 +44,54 @@ struct ForeignKey {
     name: String,
     /// `FOREIGN KEY (user_id) REFERENCES users(id)`, as PostgreSQL wrote it.
     definition: String,
+    /// False for a key added `NOT VALID`.
+    validated: bool,
 }
 
+/// How a run's connections are checked against `users`: what `set_aside`
+/// did.
+#[derive(Debug)]
+pub enum KeyChecks {
+    /// In one pass, when the keys are put back (`ForeignKeysAside::put_back`).
+    InOnePass(ForeignKeysAside),
+    /// One by one, as they are written: the keys stay, for this reason.
+    PerRow(String),
+}
+
+/// Why the keys stay where they are.
+struct Kept(String);
+
 impl ForeignKeysAside {
-    /// Sets the foreign keys of `connections` aside, waiting at most `wait`
-    /// for the locks this takes. `None` when they stay (there are none, the
-    /// locks did not come, or the database user may not alter the table):
-    /// the transaction is as it was, and the rows are checked one by one.
-    pub async fn set_aside(
-        tx: &mut Tx<'_>,
-        wait: Duration,
-    ) -> Result<Option<ForeignKeysAside>, StoreError> {
-        let doing = "setting the foreign keys of connections aside";
+    /// Sets the foreign keys from `connections` to `users` aside, or says
+    /// why they stay (see the module's doc for when): the transaction is
+    /// then as it was, and the rows are checked one by one.
+    pub async fn set_aside(tx: &mut Tx<'_>) -> Result<KeyChecks, StoreError> {
+        let doing = "setting the foreign key from connections to users aside";
         run(tx, &format!("SAVEPOINT {SAVEPOINT}"), doing).await?;
-        match drop_keys(tx, wait).await {
-            Ok(keys) if keys.is_empty() => {
-                run(tx, &format!("RELEASE SAVEPOINT {SAVEPOINT}"), doing).await?;
-                Ok(None)
-            }
-            Ok(keys) => {
-                run(tx, &format!("RELEASE SAVEPOINT {SAVEPOINT}"), doing).await?;
-                tracing::debug!(
-                    keys = keys.len(),
-                    "the foreign keys of connections are set aside while most connections \
-                     are inserted; they are put back, checked in one pass, before the audit"
-                );
-                Ok(Some(ForeignKeysAside { keys }))
-            }
-            Err(e) => {
-                // Back to the savepoint: the keys, the locks and the lock
-                // timeout are as they were.
-                run(tx, &format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"), doing).await?;
+        let kept = match drop_keys(tx).await {
+            Ok(Ok(keys)) => {
                 run(tx, &format!("RELEASE SAVEPOINT {SAVEPOINT}"), doing).await?;
                 tracing::info!(
-                    "the connections are checked one by one against users, not in one pass \
-                     at the end (slower on a first night, nothing else changes): {e}"
+                    keys = keys.len(),
+                    "the foreign key from connections to users is set aside while this run \
+                     inserts most connections: until the run commits, other sessions \
+                     (SchoolEngage's logins too) wait to read or write users and connections; \
+                     the key is put back, checking every connection in one pass, before the \
+                     audit is written"
                 );
-                Ok(None)
+                return Ok(KeyChecks::InOnePass(ForeignKeysAside { keys }));
             }
-        }
+            Ok(Err(Kept(why))) => why,
+            Err(e) => e.to_string(),
+        };
+        // Back to the savepoint: the keys and the locks are as they were.
+        run(tx, &format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"), doing).await?;
+        run(tx, &format!("RELEASE SAVEPOINT {SAVEPOINT}"), doing).await?;
+        tracing::info!(
+            "the connections are checked against users one by one, not in one pass at \
+             the end (slower on a first night; nothing else changes): {kept}"
+        );
+        Ok(KeyChecks::PerRow(kept))
     }
 
     /// Puts every key back as it was read, which checks every connection
@@ -110,38 +123,70 @@ impl ForeignKeysAside {
     }
 }
 
-/// Within the savepoint: reads the keys and drops them, waiting at most
-/// `wait` for each lock; the lock timeout is the session's again after.
-async fn drop_keys(tx: &mut Tx<'_>, wait: Duration) -> Result<Vec<ForeignKey>, StoreError> {
-    let doing = "setting the foreign keys of connections aside";
-    let before: String = sqlx::query_scalar("SELECT current_setting('lock_timeout')")
-        .fetch_one(&mut **tx)
-        .await
-        .doing(doing)?;
-    sqlx::query("SELECT set_config('lock_timeout', $1, true)")
-        .bind(format!("{}ms", wait.as_millis().max(1)))
-        .execute(&mut **tx)
-        .await
-        .doing(doing)?;
+/// Within the savepoint: reads the keys, checks that they may be set
+/// aside, takes both tables (without waiting) and drops the keys.
+async fn drop_keys(tx: &mut Tx<'_>) -> Result<Result<Vec<ForeignKey>, Kept>, StoreError> {
+    let doing = "setting the foreign key from connections to users aside";
     let keys: Vec<ForeignKey> = sqlx::query_as(
-        "SELECT format('%I', conname) AS name, pg_get_constraintdef(oid) AS definition
+        "SELECT format('%I', conname) AS name, pg_get_constraintdef(oid) AS definition,
+                convalidated AS validated
            FROM pg_constraint
           WHERE conrelid = 'connections'::regclass AND contype = 'f'
+            AND confrelid = 'users'::regclass
           ORDER BY conname",
     )
     .fetch_all(&mut **tx)
     .await
     .doing(doing)?;
+    if keys.is_empty() {
+        return Ok(Err(Kept("connections has no foreign key to users".into())));
+    }
+    if let Some(key) = keys.iter().find(|k| !k.validated) {
+        return Ok(Err(Kept(format!(
+            "the foreign key {} is NOT VALID, and putting it back would check nothing",
+            key.name
+        ))));
+    }
+    let may_reference: bool =
+        sqlx::query_scalar("SELECT has_table_privilege('users', 'REFERENCES')")
+            .fetch_one(&mut **tx)
+            .await
+            .doing(doing)?;
+    if !may_reference {
+        return Ok(Err(Kept(
+            "the database user lacks the REFERENCES privilege on users, which putting the \
+             key back needs"
+                .into(),
+        )));
+    }
+    if let Err(e) = sqlx::query("LOCK TABLE connections, users IN ACCESS EXCLUSIVE MODE NOWAIT")
+        .execute(&mut **tx)
+        .await
+    {
+        return Ok(Err(Kept(format!(
+            "another session is using users or connections ({e})"
+        ))));
+    }
+    let orphan: Option<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT c.id, c.student_dcid, c.user_id FROM connections c
+          WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = c.user_id)
+          ORDER BY c.id LIMIT 1",
+    )
+    .fetch_optional(&mut **tx)
+    .await
+    .doing(doing)?;
+    if let Some((id, student, user)) = orphan {
+        return Ok(Err(Kept(format!(
+            "connection {id} (student {student}) names user {user}, who is not in users \
+             (it was written with the key's checks off); delete that connection or put the \
+             user back"
+        ))));
+    }
     for key in &keys {
         let sql = format!("ALTER TABLE connections DROP CONSTRAINT {}", key.name);
         run(tx, &sql, doing).await?;
     }
-    sqlx::query("SELECT set_config('lock_timeout', $1, true)")
-        .bind(before)
-        .execute(&mut **tx)
-        .await
-        .doing(doing)?;
-    Ok(keys)
+    Ok(Ok(keys))
 }
 
 /// PostgreSQL's detail of a foreign key violation ("Key (user_id)=(42) is
