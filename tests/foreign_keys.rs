@@ -49,6 +49,25 @@ async fn execute(pool: &PgPool, sql: &str) {
     sqlx::query(sql).execute(pool).await.unwrap();
 }
 
+async fn drop_key(pool: &PgPool) {
+    execute(
+        pool,
+        "ALTER TABLE connections DROP CONSTRAINT connections_user_id_fkey",
+    )
+    .await;
+}
+
+/// The district's own key instead of the migrations' (`constraint`: its
+/// name and definition).
+async fn replace_key(pool: &PgPool, constraint: &str) {
+    drop_key(pool).await;
+    execute(
+        pool,
+        &format!("ALTER TABLE connections ADD CONSTRAINT {constraint}"),
+    )
+    .await;
+}
+
 /// Sets the keys aside and puts them back around one connection of
 /// `user`, in one transaction; returns the keys seen while set aside.
 async fn round_trip(pool: &PgPool, user: i64) -> Vec<(String, String)> {
@@ -109,16 +128,10 @@ async fn the_key_set_aside_is_put_back_as_it_was(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_district_s_own_key_comes_back_with_its_name_actions_and_deferral(pool: PgPool) {
-    execute(
+    replace_key(
         &pool,
-        "ALTER TABLE connections DROP CONSTRAINT connections_user_id_fkey",
-    )
-    .await;
-    execute(
-        &pool,
-        "ALTER TABLE connections ADD CONSTRAINT \"Connection's \"\"user\"\"\" \
-         FOREIGN KEY (user_id) REFERENCES users (id) MATCH FULL \
-         ON UPDATE CASCADE ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED",
+        "\"Connection's \"\"user\"\"\" FOREIGN KEY (user_id) REFERENCES users (id) \
+         MATCH FULL ON UPDATE CASCADE ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED",
     )
     .await;
     let before = keys(&mut pool.acquire().await.unwrap()).await;
@@ -172,15 +185,9 @@ async fn the_key_stays_while_another_session_uses_either_table(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_key_added_not_valid_stays_so_new_connections_are_still_checked(pool: PgPool) {
-    execute(
+    replace_key(
         &pool,
-        "ALTER TABLE connections DROP CONSTRAINT connections_user_id_fkey",
-    )
-    .await;
-    execute(
-        &pool,
-        "ALTER TABLE connections ADD CONSTRAINT connections_user_id_fkey \
-         FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID",
+        "connections_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID",
     )
     .await;
     assert_kept(&pool, "connections_user_id_fkey is NOT VALID").await;
@@ -251,11 +258,7 @@ async fn a_database_user_who_may_not_reference_users_keeps_the_per_row_check(poo
 
 #[sqlx::test]
 async fn a_table_without_keys_has_none_to_set_aside(pool: PgPool) {
-    execute(
-        &pool,
-        "ALTER TABLE connections DROP CONSTRAINT connections_user_id_fkey",
-    )
-    .await;
+    drop_key(&pool).await;
     let mut tx = pool.begin().await.unwrap();
     match ForeignKeysAside::set_aside(&mut tx).await.unwrap() {
         KeyChecks::PerRow(why) => assert!(why.contains("no foreign key to users"), "{why}"),
