@@ -85,7 +85,11 @@ impl ForeignKeysAside {
             Err(e) => e.to_string(),
         };
         // Back to the savepoint: the keys and the locks are as they were.
-        run(tx, &format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"), doing).await?;
+        let back = run(tx, &format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"), doing).await;
+        if back.is_err() {
+            tracing::warn!("the foreign key from connections to users stays: {kept}");
+        }
+        back?;
         run(tx, &format!("RELEASE SAVEPOINT {SAVEPOINT}"), doing).await?;
         tracing::info!(
             "the connections are checked against users one by one, not in one pass at \
