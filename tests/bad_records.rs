@@ -198,7 +198,10 @@ async fn a_report_lists_twenty_problems_per_kind_and_counts_them_all(pool: PgPoo
     let text = report.to_text();
     assert!(text.contains("student_without_login (30):"), "{text}");
     assert!(
-        text.contains("… and 10 more (see run_problems for run"),
+        text.contains(&format!(
+            "… and 10 more (see `student-sync problems {}`)",
+            outcome.run_id
+        )),
         "{text}"
     );
     // Every one of them is kept in the database.

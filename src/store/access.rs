@@ -191,7 +191,9 @@ pub async fn run_problems(pool: &PgPool, run_id: i64) -> Result<Vec<ProblemRow>,
     run_problems_of_kind(pool, run_id, None).await
 }
 
-/// `run_problems`, only those of `kind` when one is given.
+/// `run_problems`, only those of `kind` when one is given. A run whose
+/// problems were those of an earlier run reads them where that run stored
+/// them (`sync_runs.problems_of_run`).
 pub async fn run_problems_of_kind(
     pool: &PgPool,
     run_id: i64,
@@ -201,7 +203,10 @@ pub async fn run_problems_of_kind(
     let rows = sqlx::query(
         "SELECT id, kind, query, record_id, field, value, message,
                 guardian_id, student_dcid, user_id, login
-         FROM run_problems WHERE run_id = $1 AND ($2::text IS NULL OR kind = $2) ORDER BY id",
+         FROM run_problems
+         WHERE run_id = (SELECT coalesce(problems_of_run, id) FROM sync_runs WHERE id = $1)
+           AND ($2::text IS NULL OR kind = $2)
+         ORDER BY id",
     )
     .bind(run_id)
     .bind(kind)

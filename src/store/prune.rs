@@ -5,7 +5,9 @@
 //!
 //! A run is removed when it started more than `keep_days` ago AND is not
 //! among the newest `keep_runs` runs. Never removed: a running or held run,
-//! and the newest successful full run (the safety checks compare against it).
+//! the newest successful full run (the safety checks compare against it),
+//! and a run whose problems a later run shares (`problems_of_run`): it goes
+//! once they have.
 
 use super::{Doing, StoreError};
 use crate::config::RetentionSettings;
@@ -58,6 +60,7 @@ const PRUNABLE_RUNS: &str = "
                    (SELECT id FROM sync_runs ORDER BY id DESC LIMIT $2) newest)
        AND id IS DISTINCT FROM (SELECT max(id) FROM sync_runs
                                  WHERE status = 'succeeded' AND trigger <> 'spot')
+       AND NOT EXISTS (SELECT 1 FROM sync_runs later WHERE later.problems_of_run = sync_runs.id)
      ORDER BY id
      LIMIT $3";
 

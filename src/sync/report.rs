@@ -97,7 +97,7 @@ impl RunReport {
             &mut out,
             &self.problem_counts,
             &self.problems,
-            &format!("see run_problems for run {}", self.run_id),
+            &format!("see `student-sync problems {}`", self.run_id),
         );
         out
     }

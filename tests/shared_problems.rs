@@ -1,0 +1,167 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::string_slice
+)] // tests may unwrap, index and panic: a panic is the failure report
+//! A night whose problems are exactly the last night's stores none of its
+//! own: its run points at the run that stores them (migration 0010), and
+//! reading its problems, the report's pointer to them and `prune` all
+//! follow. A night with other problems stores its own.
+
+mod common;
+
+use common::*;
+use sqlx::PgPool;
+use student_sync::config::RetentionSettings;
+use student_sync::harness::fake_powerschool::{self, Faults};
+use student_sync::harness::world::PowerSchoolSide;
+use student_sync::store::access::run_problems;
+use student_sync::store::prune::prune;
+use student_sync::store::RunTrigger;
+use student_sync::sync::{self, RunOptions, RunOutcome};
+
+async fn night(pool: &PgPool, side: &PowerSchoolSide) -> RunOutcome {
+    let fake = start_fake(side.clone(), Faults::default()).await;
+    let settings = settings_for(&fake);
+    let options = RunOptions::now(&settings, RunTrigger::Manual);
+    let outcome = sync::run_once(pool, &settings, &client(&settings), &options)
+        .await
+        .expect("the run succeeds");
+    fake.shutdown().await;
+    outcome
+}
+
+/// The problem rows stored under the run's own id.
+async fn stored_under(pool: &PgPool, run: i64) -> i64 {
+    count(
+        pool,
+        &format!("SELECT count(*) FROM run_problems WHERE run_id = {run}"),
+    )
+    .await
+}
+
+async fn problems_of_run(pool: &PgPool, run: i64) -> Option<i64> {
+    sqlx::query_scalar("SELECT problems_of_run FROM sync_runs WHERE id = $1")
+        .bind(run)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn quiet_nights_share_the_problems_of_the_run_that_stored_them(pool: PgPool) {
+    let side = fake_powerschool::generate(400, 7);
+    let first = night(&pool, &side).await;
+    let second = night(&pool, &side).await;
+    let third = night(&pool, &side).await;
+    let (a, b, c) = (first.run_id, second.run_id, third.run_id);
+
+    let stored = stored_under(&pool, a).await;
+    assert!(stored > 0, "the district has problems");
+    assert_eq!(
+        (stored_under(&pool, b).await, stored_under(&pool, c).await),
+        (0, 0)
+    );
+    // Each points at the run that stores them, never at one that points on.
+    assert_eq!(problems_of_run(&pool, a).await, None);
+    assert_eq!(problems_of_run(&pool, b).await, Some(a));
+    assert_eq!(problems_of_run(&pool, c).await, Some(a));
+
+    // Read back as the first run's, word for word, and counted alike.
+    let (of_a, of_c) = (
+        run_problems(&pool, a).await.unwrap(),
+        run_problems(&pool, c).await.unwrap(),
+    );
+    assert_eq!(of_c, of_a);
+    assert_eq!(of_c.len() as i64, stored);
+    assert_eq!(third.report.problem_counts, first.report.problem_counts);
+    // The report sends the reader to the command, which follows the pointer.
+    let text = third.report.to_text();
+    assert!(
+        text.contains(&format!("see `student-sync problems {c}`")),
+        "{text}"
+    );
+}
+
+#[sqlx::test]
+async fn a_night_with_other_problems_stores_its_own(pool: PgPool) {
+    let mut side = fake_powerschool::generate(400, 7);
+    let first = night(&pool, &side).await;
+    side.students[0].orgemail = Some("not-an-email".into());
+    let changed = night(&pool, &side).await;
+    let quiet = night(&pool, &side).await;
+    let (a, b, c) = (first.run_id, changed.run_id, quiet.run_id);
+
+    assert_eq!(problems_of_run(&pool, b).await, None);
+    assert_eq!(
+        stored_under(&pool, b).await,
+        stored_under(&pool, a).await + 1,
+        "one more problem: the student without a login"
+    );
+    let without_login = |problems: &[student_sync::store::write::ProblemRow]| {
+        problems
+            .iter()
+            .filter(|p| p.kind == "student_without_login")
+            .count()
+    };
+    let of_b = run_problems(&pool, b).await.unwrap();
+    let of_a = run_problems(&pool, a).await.unwrap();
+    assert_eq!(without_login(&of_b), without_login(&of_a) + 1);
+    // The night after shares the changed night's.
+    assert_eq!(problems_of_run(&pool, c).await, Some(b));
+    assert_eq!(run_problems(&pool, c).await.unwrap(), of_b);
+}
+
+#[sqlx::test]
+async fn prune_keeps_a_run_while_a_later_run_shares_its_problems(pool: PgPool) {
+    let side = fake_powerschool::generate(400, 7);
+    let runs = [
+        night(&pool, &side).await.run_id,
+        night(&pool, &side).await.run_id,
+        night(&pool, &side).await.run_id,
+    ];
+    let [a, b, c] = runs;
+    let stored = stored_under(&pool, a).await;
+    sqlx::query("UPDATE sync_runs SET started_at = now() - interval '400 days' WHERE id <> $1")
+        .bind(c)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let retention = RetentionSettings {
+        keep_days: 30,
+        keep_runs: 1,
+        audit_keep_days: None,
+    };
+    let pruned = prune(&pool, &retention).await.unwrap();
+    // `b` goes; `a` stays for `c`, with every one of its problems.
+    assert_eq!((pruned.runs, pruned.problems), (1, 0));
+    let left: Vec<i64> = sqlx::query_scalar("SELECT id FROM sync_runs ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, vec![a, c], "{b} pruned");
+    assert_eq!(run_problems(&pool, c).await.unwrap().len() as i64, stored);
+
+    // Nothing else can remove it while `c` points at it, even with its
+    // problems removed first.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("DELETE FROM run_problems WHERE run_id = $1")
+        .bind(a)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let refused = sqlx::query("DELETE FROM sync_runs WHERE id = $1")
+        .bind(a)
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("sync_runs_problems_of_run_fkey"),
+        "{refused}"
+    );
+    tx.rollback().await.unwrap();
+}
