@@ -9,7 +9,8 @@
 -- another points at it, and the key below refuses to remove it otherwise.
 ALTER TABLE sync_runs
     ADD COLUMN problems_digest BIGINT,
-    ADD COLUMN problems_of_run BIGINT REFERENCES sync_runs (id);
+    ADD COLUMN problems_stored_by BIGINT REFERENCES sync_runs (id)
+        CHECK (problems_stored_by < id);
 
-CREATE INDEX sync_runs_problems_of_run ON sync_runs (problems_of_run)
-    WHERE problems_of_run IS NOT NULL;
+CREATE INDEX sync_runs_problems_stored_by ON sync_runs (problems_stored_by)
+    WHERE problems_stored_by IS NOT NULL;

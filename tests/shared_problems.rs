@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use student_sync::config::RetentionSettings;
 use student_sync::harness::fake_powerschool::{self, Faults};
 use student_sync::harness::world::PowerSchoolSide;
-use student_sync::store::access::run_problems;
+use student_sync::store::access::{run_problems, run_problems_of_kind};
 use student_sync::store::prune::prune;
 use student_sync::store::RunTrigger;
 use student_sync::sync::{self, RunOptions, RunOutcome};
@@ -42,8 +42,8 @@ async fn stored_under(pool: &PgPool, run: i64) -> i64 {
     .await
 }
 
-async fn problems_of_run(pool: &PgPool, run: i64) -> Option<i64> {
-    sqlx::query_scalar("SELECT problems_of_run FROM sync_runs WHERE id = $1")
+async fn problems_stored_by(pool: &PgPool, run: i64) -> Option<i64> {
+    sqlx::query_scalar("SELECT problems_stored_by FROM sync_runs WHERE id = $1")
         .bind(run)
         .fetch_one(pool)
         .await
@@ -65,9 +65,9 @@ async fn quiet_nights_share_the_problems_of_the_run_that_stored_them(pool: PgPoo
         (0, 0)
     );
     // Each points at the run that stores them, never at one that points on.
-    assert_eq!(problems_of_run(&pool, a).await, None);
-    assert_eq!(problems_of_run(&pool, b).await, Some(a));
-    assert_eq!(problems_of_run(&pool, c).await, Some(a));
+    assert_eq!(problems_stored_by(&pool, a).await, None);
+    assert_eq!(problems_stored_by(&pool, b).await, Some(a));
+    assert_eq!(problems_stored_by(&pool, c).await, Some(a));
 
     // Read back as the first run's, word for word, and counted alike.
     let (of_a, of_c) = (
@@ -94,7 +94,7 @@ async fn a_night_with_other_problems_stores_its_own(pool: PgPool) {
     let quiet = night(&pool, &side).await;
     let (a, b, c) = (first.run_id, changed.run_id, quiet.run_id);
 
-    assert_eq!(problems_of_run(&pool, b).await, None);
+    assert_eq!(problems_stored_by(&pool, b).await, None);
     assert_eq!(
         stored_under(&pool, b).await,
         stored_under(&pool, a).await + 1,
@@ -110,7 +110,7 @@ async fn a_night_with_other_problems_stores_its_own(pool: PgPool) {
     let of_a = run_problems(&pool, a).await.unwrap();
     assert_eq!(without_login(&of_b), without_login(&of_a) + 1);
     // The night after shares the changed night's.
-    assert_eq!(problems_of_run(&pool, c).await, Some(b));
+    assert_eq!(problems_stored_by(&pool, c).await, Some(b));
     assert_eq!(run_problems(&pool, c).await.unwrap(), of_b);
 }
 
@@ -160,8 +160,102 @@ async fn prune_keeps_a_run_while_a_later_run_shares_its_problems(pool: PgPool) {
     assert!(
         refused
             .to_string()
-            .contains("sync_runs_problems_of_run_fkey"),
+            .contains("sync_runs_problems_stored_by_fkey"),
         "{refused}"
     );
     tx.rollback().await.unwrap();
+}
+
+#[sqlx::test]
+async fn a_failed_night_between_quiet_nights_changes_nothing_shared(pool: PgPool) {
+    let side = fake_powerschool::generate(400, 7);
+    let first = night(&pool, &side).await.run_id;
+    let fake = start_fake(side.clone(), Faults::default()).await;
+    let settings = settings_for(&fake);
+    let mut options = RunOptions::now(&settings, RunTrigger::Manual);
+    options.fail_point = Some(sync::FailPoint::BeforeCommit);
+    let failed = sync::run_once(&pool, &settings, &client(&settings), &options).await;
+    assert!(failed.is_err());
+    fake.shutdown().await;
+    let failed_run: i64 = sqlx::query_scalar("SELECT max(id) FROM sync_runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(problems_stored_by(&pool, failed_run).await, None);
+    assert_eq!(stored_under(&pool, failed_run).await, 0);
+
+    let after = night(&pool, &side).await.run_id;
+    assert_eq!(problems_stored_by(&pool, after).await, Some(first));
+    // One kind, read through the pointer.
+    let kind = "link_without_matching_contact";
+    let of_kind = run_problems_of_kind(&pool, after, Some(kind))
+        .await
+        .unwrap();
+    assert!(!of_kind.is_empty());
+    assert_eq!(
+        of_kind,
+        run_problems_of_kind(&pool, first, Some(kind))
+            .await
+            .unwrap()
+    );
+}
+
+#[sqlx::test]
+async fn prune_removes_the_storing_run_once_no_run_shares_its_problems(pool: PgPool) {
+    let mut side = fake_powerschool::generate(400, 7);
+    let a = night(&pool, &side).await.run_id;
+    let b = night(&pool, &side).await.run_id;
+    side.students[0].orgemail = Some("not-an-email".into());
+    let c = night(&pool, &side).await.run_id;
+    assert_eq!(problems_stored_by(&pool, b).await, Some(a));
+    assert_eq!(problems_stored_by(&pool, c).await, None);
+    sqlx::query("UPDATE sync_runs SET started_at = now() - interval '400 days' WHERE id <> $1")
+        .bind(c)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let retention = RetentionSettings {
+        keep_days: 30,
+        keep_runs: 1,
+        audit_keep_days: None,
+    };
+    // `b` first (it points at `a`), then `a`, in the same prune.
+    let pruned = prune(&pool, &retention).await.unwrap();
+    assert_eq!(pruned.runs, 2);
+    let left: Vec<i64> = sqlx::query_scalar("SELECT id FROM sync_runs ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, vec![c]);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM run_problems WHERE run_id <> (SELECT max(id) FROM sync_runs)"
+        )
+        .await,
+        0
+    );
+}
+
+#[sqlx::test]
+async fn a_run_without_problems_shares_nothing(pool: PgPool) {
+    use student_sync::store::runs;
+    use student_sync::store::write::insert_problems;
+    let night_of = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let id = runs::start_run(&pool, RunTrigger::Manual, night_of)
+            .await
+            .unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        insert_problems(&mut tx, &[], id).await.unwrap();
+        let empty = serde_json::json!({});
+        runs::finish_succeeded(&mut tx, id, &empty, &empty)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        ids.push(id);
+    }
+    assert_eq!(problems_stored_by(&pool, ids[1]).await, None);
+    assert!(run_problems(&pool, ids[1]).await.unwrap().is_empty());
 }

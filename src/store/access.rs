@@ -193,7 +193,7 @@ pub async fn run_problems(pool: &PgPool, run_id: i64) -> Result<Vec<ProblemRow>,
 
 /// `run_problems`, only those of `kind` when one is given. A run whose
 /// problems were those of an earlier run reads them where that run stored
-/// them (`sync_runs.problems_of_run`).
+/// them (`sync_runs.problems_stored_by`).
 pub async fn run_problems_of_kind(
     pool: &PgPool,
     run_id: i64,
@@ -204,7 +204,7 @@ pub async fn run_problems_of_kind(
         "SELECT id, kind, query, record_id, field, value, message,
                 guardian_id, student_dcid, user_id, login
          FROM run_problems
-         WHERE run_id = (SELECT coalesce(problems_of_run, id) FROM sync_runs WHERE id = $1)
+         WHERE run_id = (SELECT coalesce(problems_stored_by, id) FROM sync_runs WHERE id = $1)
            AND ($2::text IS NULL OR kind = $2)
          ORDER BY id",
     )

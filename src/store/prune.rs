@@ -6,9 +6,10 @@
 //! A run is removed when it started more than `keep_days` ago AND is not
 //! among the newest `keep_runs` runs. Never removed: a running or held run,
 //! the newest successful full run (the safety checks compare against it),
-//! and a run whose problems a later run shares (`problems_of_run`): it goes
+//! and a run whose problems a later run shares (`problems_stored_by`): it goes
 //! once they have.
 
+use super::runs::last_full_success_id;
 use super::{Doing, StoreError};
 use crate::config::RetentionSettings;
 use chrono::{DateTime, Utc};
@@ -52,17 +53,20 @@ impl Pruned {
 }
 
 /// The runs past the retention, oldest first, at most `limit`.
-const PRUNABLE_RUNS: &str = "
+const PRUNABLE_RUNS: &str = concat!(
+    "
     SELECT id FROM sync_runs
      WHERE started_at < now() - make_interval(days => $1)
        AND status NOT IN ('running', 'held')
        AND id < (SELECT COALESCE(min(id), 0) FROM
                    (SELECT id FROM sync_runs ORDER BY id DESC LIMIT $2) newest)
-       AND id IS DISTINCT FROM (SELECT max(id) FROM sync_runs
-                                 WHERE status = 'succeeded' AND trigger <> 'spot')
-       AND NOT EXISTS (SELECT 1 FROM sync_runs later WHERE later.problems_of_run = sync_runs.id)
+       AND NOT EXISTS (SELECT 1 FROM sync_runs later WHERE later.problems_stored_by = sync_runs.id)
+       AND id IS DISTINCT FROM ",
+    last_full_success_id!(),
+    "
      ORDER BY id
-     LIMIT $3";
+     LIMIT $3"
+);
 
 /// Removes what the retention no longer keeps, a batch at a time.
 pub async fn prune(pool: &PgPool, retention: &RetentionSettings) -> Result<Pruned, StoreError> {

@@ -253,14 +253,28 @@ pub struct LastFullRun {
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// The id of the last successful full run, as a subquery: the run the
+/// safety checks compare against, the one `prune` never removes, and the
+/// one whose problems a run may share (`write::insert_problems`). One
+/// definition, so that a run never shares the problems of a run `prune`
+/// may remove.
+macro_rules! last_full_success_id {
+    () => {
+        "(SELECT max(id) FROM sync_runs WHERE status = 'succeeded' AND trigger <> 'spot')"
+    };
+}
+pub(crate) use last_full_success_id;
+
 pub async fn last_full_success(pool: &PgPool) -> Result<Option<LastFullRun>, StoreError> {
-    let row: Option<(i64, Option<i64>, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
-        "SELECT id, (counts->'fetched'->>'guardians')::bigint, finished_at FROM sync_runs
-         WHERE status = 'succeeded' AND trigger <> 'spot' ORDER BY id DESC LIMIT 1",
-    )
-    .fetch_optional(pool)
-    .await
-    .doing("reading the last successful run")?;
+    let row: Option<(i64, Option<i64>, Option<chrono::DateTime<chrono::Utc>>)> =
+        sqlx::query_as(concat!(
+            "SELECT id, (counts->'fetched'->>'guardians')::bigint, finished_at FROM sync_runs
+             WHERE id = ",
+            last_full_success_id!()
+        ))
+        .fetch_optional(pool)
+        .await
+        .doing("reading the last successful run")?;
     Ok(row.map(|(id, guardians, finished_at)| LastFullRun {
         id,
         guardians,

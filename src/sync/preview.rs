@@ -184,7 +184,7 @@ impl PlanPreview {
                 &mut out,
                 &self.problem_counts,
                 &self.problems,
-                "a run lists every one in run_problems",
+                "a run keeps every one: `student-sync problems RUN`",
             );
         } else {
             let _ = writeln!(

@@ -12,7 +12,7 @@ use std::time::Duration;
 pub use super::preview::{Change, PlanPreview};
 
 /// How many problems of one kind a report lists; the rest are counted (every
-/// one of them is in `run_problems`).
+/// one of them is kept: `student-sync problems RUN` lists them).
 pub const PROBLEMS_PER_KIND: usize = 20;
 
 #[derive(Debug, Clone, Serialize)]

@@ -16,6 +16,7 @@ use super::copy::{copy_in, copy_row, CopyValue};
 use super::Tx;
 use crate::rules::problems::RuleProblem;
 use crate::rules::text;
+use crate::store::runs::last_full_success_id;
 use crate::store::{digest, Doing, StoreError};
 use serde::{Deserialize, Serialize};
 use std::hash::Hasher;
@@ -261,7 +262,7 @@ impl From<RuleProblem> for ProblemRow {
 /// words, every other problem as its words. When they are exactly the
 /// problems of the last successful full run (the same rows, in the same
 /// order: a quiet night's, as a rule), none is copied: the run's row says
-/// where they are stored (`sync_runs.problems_of_run`, migration 0010),
+/// where they are stored (`sync_runs.problems_stored_by`, migration 0010),
 /// and reading a run's problems follows it (`store::access::run_problems`).
 /// Otherwise one `COPY` appends them. Either way the run's row keeps their
 /// digest (`problems_digest`), for the next run to compare.
@@ -271,12 +272,12 @@ pub async fn insert_problems(
     run_id: i64,
 ) -> Result<(), StoreError> {
     let digest = digest_of(rows);
-    let last: Option<(i64, Option<i64>)> = sqlx::query_as(
-        "SELECT coalesce(problems_of_run, id), problems_digest FROM sync_runs
-          WHERE status = 'succeeded' AND trigger <> 'spot' AND id <> $1
-          ORDER BY id DESC LIMIT 1",
-    )
-    .bind(run_id)
+    // Only the last successful full run's: `prune` never removes it, nor
+    // the run it points at while it does.
+    let last: Option<(i64, Option<i64>)> = sqlx::query_as(concat!(
+        "SELECT coalesce(problems_stored_by, id), problems_digest FROM sync_runs WHERE id = ",
+        last_full_success_id!()
+    ))
     .fetch_optional(&mut **tx)
     .await
     .doing("reading the last run's problems' digest")?;
@@ -301,7 +302,7 @@ pub async fn insert_problems(
         )
         .await?;
     }
-    sqlx::query("UPDATE sync_runs SET problems_digest = $2, problems_of_run = $3 WHERE id = $1")
+    sqlx::query("UPDATE sync_runs SET problems_digest = $2, problems_stored_by = $3 WHERE id = $1")
         .bind(run_id)
         .bind(digest::stored(digest))
         .bind(shared)
@@ -330,7 +331,11 @@ fn encode(out: &mut Vec<u8>, r: &ProblemRow) {
 }
 
 /// The digest of a run's problems: of their COPY text lines (without the
-/// run id), in order, as `store::digest` hashes the mirrored rows.
+/// run id), in order, each with its newline, which separates them (COPY
+/// text escapes any newline inside a value), through SipHash-1-3 with zero
+/// keys as `store::digest` hashes the mirrored rows. Two different sets
+/// share a digest by chance only (one in 2^64): the later run would then
+/// list the earlier run's problems until its own change.
 fn digest_of(rows: &[ProblemRow]) -> u64 {
     let mut hasher = siphasher::sip::SipHasher13::new_with_keys(0, 0);
     let mut line = Vec::new();
@@ -340,4 +345,31 @@ fn digest_of(rows: &[ProblemRow]) -> u64 {
         hasher.write(&line);
     }
     hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worded(kind: &str, message: &str) -> ProblemRow {
+        ProblemRow {
+            kind: kind.into(),
+            message: message.into(),
+            ..ProblemRow::default()
+        }
+    }
+
+    #[test]
+    fn the_digest_of_a_run_s_problems_follows_each_line_and_their_order() {
+        let (a, b) = (worded("bad_record", "a\tb"), worded("bad_record", "c"));
+        let both = digest_of(&[a.clone(), b.clone()]);
+        assert_eq!(both, digest_of(&[a.clone(), b.clone()]));
+        assert_ne!(both, digest_of(&[b.clone(), a.clone()]), "order counts");
+        assert_ne!(both, digest_of(std::slice::from_ref(&a)));
+        // The same characters, the line boundary moved: the COPY text
+        // escapes the tab inside a value, so the lines differ.
+        let moved = [worded("bad_record", "a"), worded("bad_record", "b\tc")];
+        assert_ne!(both, digest_of(&moved));
+        assert_ne!(digest_of(&[]), digest_of(&[worded("bad_record", "")]));
+    }
 }
