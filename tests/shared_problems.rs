@@ -18,19 +18,33 @@ use student_sync::config::RetentionSettings;
 use student_sync::harness::fake_powerschool::{self, Faults};
 use student_sync::harness::world::PowerSchoolSide;
 use student_sync::store::access::{run_problems, run_problems_of_kind};
-use student_sync::store::prune::prune;
+use student_sync::store::prune::{prune, Pruned};
 use student_sync::store::RunTrigger;
 use student_sync::sync::{self, RunOptions, RunOutcome};
 
 async fn night(pool: &PgPool, side: &PowerSchoolSide) -> RunOutcome {
-    let fake = start_fake(side.clone(), Faults::default()).await;
-    let settings = settings_for(&fake);
-    let options = RunOptions::now(&settings, RunTrigger::Manual);
-    let outcome = sync::run_once(pool, &settings, &client(&settings), &options)
+    sync_side(pool, side).await
+}
+
+/// Every run but `kept` made a year old, then pruned keeping one run;
+/// returns what went and the runs left.
+async fn prune_all_but(pool: &PgPool, kept: i64) -> (Pruned, Vec<i64>) {
+    sqlx::query("UPDATE sync_runs SET started_at = now() - interval '400 days' WHERE id <> $1")
+        .bind(kept)
+        .execute(pool)
         .await
-        .expect("the run succeeds");
-    fake.shutdown().await;
-    outcome
+        .unwrap();
+    let retention = RetentionSettings {
+        keep_days: 30,
+        keep_runs: 1,
+        audit_keep_days: None,
+    };
+    let pruned = prune(pool, &retention).await.unwrap();
+    let left = sqlx::query_scalar("SELECT id FROM sync_runs ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    (pruned, left)
 }
 
 /// The problem rows stored under the run's own id.
@@ -124,23 +138,9 @@ async fn prune_keeps_a_run_while_a_later_run_shares_its_problems(pool: PgPool) {
     ];
     let [a, b, c] = runs;
     let stored = stored_under(&pool, a).await;
-    sqlx::query("UPDATE sync_runs SET started_at = now() - interval '400 days' WHERE id <> $1")
-        .bind(c)
-        .execute(&pool)
-        .await
-        .unwrap();
-    let retention = RetentionSettings {
-        keep_days: 30,
-        keep_runs: 1,
-        audit_keep_days: None,
-    };
-    let pruned = prune(&pool, &retention).await.unwrap();
+    let (pruned, left) = prune_all_but(&pool, c).await;
     // `b` goes; `a` stays for `c`, with every one of its problems.
     assert_eq!((pruned.runs, pruned.problems), (1, 0));
-    let left: Vec<i64> = sqlx::query_scalar("SELECT id FROM sync_runs ORDER BY id")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
     assert_eq!(left, vec![a, c], "{b} pruned");
     assert_eq!(run_problems(&pool, c).await.unwrap().len() as i64, stored);
 
@@ -209,23 +209,9 @@ async fn prune_removes_the_storing_run_once_no_run_shares_its_problems(pool: PgP
     let c = night(&pool, &side).await.run_id;
     assert_eq!(problems_stored_by(&pool, b).await, Some(a));
     assert_eq!(problems_stored_by(&pool, c).await, None);
-    sqlx::query("UPDATE sync_runs SET started_at = now() - interval '400 days' WHERE id <> $1")
-        .bind(c)
-        .execute(&pool)
-        .await
-        .unwrap();
-    let retention = RetentionSettings {
-        keep_days: 30,
-        keep_runs: 1,
-        audit_keep_days: None,
-    };
     // `b` first (it points at `a`), then `a`, in the same prune.
-    let pruned = prune(&pool, &retention).await.unwrap();
+    let (pruned, left) = prune_all_but(&pool, c).await;
     assert_eq!(pruned.runs, 2);
-    let left: Vec<i64> = sqlx::query_scalar("SELECT id FROM sync_runs ORDER BY id")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
     assert_eq!(left, vec![c]);
     assert_eq!(
         count(
