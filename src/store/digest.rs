@@ -34,9 +34,16 @@ pub enum Detail {
     Digests,
 }
 
+/// The hasher of every digest kept in the tables (the mirrored rows', a
+/// run's problems'): SipHash-1-3 with keys 0 and 0, fixed by its
+/// specification, so a digest stored by one build means the same to the next.
+pub fn hasher() -> siphasher::sip::SipHasher13 {
+    siphasher::sip::SipHasher13::new_with_keys(0, 0)
+}
+
 /// The digest of one COPY text line (without its newline).
 pub fn of_line(line: &[u8]) -> u64 {
-    let mut hasher = siphasher::sip::SipHasher13::new_with_keys(0, 0);
+    let mut hasher = hasher();
     hasher.write(line);
     hasher.finish()
 }

@@ -333,11 +333,11 @@ fn encode(out: &mut Vec<u8>, r: &ProblemRow) {
 /// The digest of a run's problems: of their COPY text lines (without the
 /// run id), in order, each with its newline, which separates them (COPY
 /// text escapes any newline inside a value), through SipHash-1-3 with zero
-/// keys as `store::digest` hashes the mirrored rows. Two different sets
+/// keys (`digest::hasher`, as for the mirrored rows). Two different sets
 /// share a digest by chance only (one in 2^64): the later run would then
 /// list the earlier run's problems until its own change.
 fn digest_of(rows: &[ProblemRow]) -> u64 {
-    let mut hasher = siphasher::sip::SipHasher13::new_with_keys(0, 0);
+    let mut hasher = digest::hasher();
     let mut line = Vec::new();
     for r in rows {
         line.clear();
