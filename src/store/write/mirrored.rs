@@ -273,63 +273,76 @@ impl MirroredRow for GuardianLink {
 /// `updated_at` and `last_changed_run` stay as they are. Returns how many
 /// rows were stamped.
 pub async fn stamp_digests(tx: &mut Tx<'_>, stamps: &Stamps) -> Result<u64, StoreError> {
-    let mut stamped = 0;
     if stamps.is_empty() {
-        return Ok(stamped);
+        return Ok(0);
     }
     writing_digests(tx, "stamping the mirrored rows' digests").await?;
-    for chunk in stamps.students.chunks(BATCH) {
-        stamped += sqlx::query(
-            "UPDATE students t SET synced_digest = s.digest
-               FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS s(dcid, digest, version)
-              WHERE t.dcid = s.dcid AND t.synced_digest IS NULL
-                AND t.xmin::text::bigint = s.version",
-        )
-        .bind(chunk.iter().map(|s| s.key).collect::<Vec<_>>())
-        .bind(stored_digests(chunk))
-        .bind(chunk.iter().map(|s| s.version).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await
-        .doing("stamping the students' digests")?
-        .rows_affected();
-    }
-    for (table, key, stamps) in [
-        (
-            "student_contacts",
-            ["student_dcid", "person_id"],
-            &stamps.contacts,
-        ),
-        (
-            "guardian_accounts",
-            ["guardian_id", "student_dcid"],
-            &stamps.guardian_accounts,
-        ),
-    ] {
-        let [a, b] = key;
-        let update = format!(
-            "UPDATE {table} t SET synced_digest = s.digest
-               FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])
-                    AS s(a, b, digest, version)
-              WHERE t.{a} = s.a AND t.{b} = s.b AND t.synced_digest IS NULL
-                AND t.xmin::text::bigint = s.version"
-        );
-        for chunk in stamps.chunks(BATCH) {
-            stamped += sqlx::query(&update)
-                .bind(chunk.iter().map(|s| s.key.0).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|s| s.key.1).collect::<Vec<_>>())
-                .bind(stored_digests(chunk))
-                .bind(chunk.iter().map(|s| s.version).collect::<Vec<_>>())
-                .execute(&mut **tx)
-                .await
-                .doing(&format!("stamping the digests of {table}"))?
-                .rows_affected();
-        }
-    }
-    Ok(stamped)
+    Ok(stamp_table::<StudentRow, _>(tx, &stamps.students).await?
+        + stamp_table::<StudentContact, _>(tx, &stamps.contacts).await?
+        + stamp_table::<GuardianLink, _>(tx, &stamps.guardian_accounts).await?)
 }
 
-fn stored_digests<K>(stamps: &[Stamp<K>]) -> Vec<i64> {
-    stamps.iter().map(|s| digest::stored(s.digest)).collect()
+/// A stored row's key as bind arrays, one per key column (in
+/// `MirroredTable::key` order).
+trait KeyColumns: Sized {
+    fn columns(stamps: &[Stamp<Self>]) -> Vec<Vec<i64>>;
+}
+
+impl KeyColumns for i64 {
+    fn columns(stamps: &[Stamp<i64>]) -> Vec<Vec<i64>> {
+        vec![stamps.iter().map(|s| s.key).collect()]
+    }
+}
+
+impl KeyColumns for (i64, i64) {
+    fn columns(stamps: &[Stamp<(i64, i64)>]) -> Vec<Vec<i64>> {
+        vec![
+            stamps.iter().map(|s| s.key.0).collect(),
+            stamps.iter().map(|s| s.key.1).collect(),
+        ]
+    }
+}
+
+/// `stamp_digests` for one table, a batch at a time.
+async fn stamp_table<T: MirroredRow, K: KeyColumns>(
+    tx: &mut Tx<'_>,
+    stamps: &[Stamp<K>],
+) -> Result<u64, StoreError> {
+    let table = &T::TABLE;
+    let arrays: Vec<String> = (1..=table.key.len() + 2)
+        .map(|n| format!("${n}::bigint[]"))
+        .collect();
+    let matched: Vec<String> = table.key.iter().map(|k| format!("t.{k} = s.{k}")).collect();
+    let update = format!(
+        "UPDATE {name} t SET synced_digest = s.digest
+           FROM UNNEST({arrays}) AS s({keys}, digest, version)
+          WHERE {matched} AND t.synced_digest IS NULL AND t.xmin::text::bigint = s.version",
+        name = table.table,
+        arrays = arrays.join(", "),
+        keys = table.key.join(", "),
+        matched = matched.join(" AND "),
+    );
+    let doing = format!("stamping the digests of {}", table.table);
+    let mut stamped = 0;
+    for chunk in stamps.chunks(BATCH) {
+        let mut query = sqlx::query(&update);
+        for column in K::columns(chunk) {
+            query = query.bind(column);
+        }
+        stamped += query
+            .bind(
+                chunk
+                    .iter()
+                    .map(|s| digest::stored(s.digest))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(chunk.iter().map(|s| s.version).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await
+            .doing(&doing)?
+            .rows_affected();
+    }
+    Ok(stamped)
 }
 
 pub async fn delete_contacts(tx: &mut Tx<'_>, keys: &[(i64, i64)]) -> Result<(), StoreError> {
