@@ -103,7 +103,9 @@ pub enum StoreError {
         "a connection this run wrote names a user that is not in users: {detail} The run \
          checked every connection when it put back the foreign key {key} of connections \
          (set aside while it inserted most connections). Nothing was applied (the run's \
-         transaction rolled back). Run again; if it repeats, report it with the run's log"
+         transaction rolled back). The user was most likely deleted in SchoolEngage while \
+         the run was planning; run again (`student-sync run`), and the run plans without \
+         it. If it repeats, report it with the run's log"
     )]
     ConnectionWithoutUser { key: String, detail: String },
     #[error(
