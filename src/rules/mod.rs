@@ -407,7 +407,8 @@ pub struct Decisions {
     /// by (student_dcid, user).
     pub connections: Vec<ConnectionDecision>,
     pub new_users: Vec<NewUser>,
-    /// Existing users this run links to a PowerSchool account: (user_id, guardian_id).
+    /// Existing users this run links to a PowerSchool account: (user_id,
+    /// guardian_id), sorted by user id (one entry per user).
     pub guardian_links: Vec<(i64, i64)>,
     /// Existing users that must carry the incomplete flag after the run
     /// (every other user's flag is cleared). Sorted.

@@ -6,9 +6,9 @@
 //! Duplicate keys are bad data, but they must still give one answer whatever
 //! the row order, so each index keeps a value-ordered choice.
 
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::{HashMap, HashSet};
 
 use crate::rules::email::normalise_email;
 use crate::rules::verdict::Email;

@@ -5,10 +5,10 @@ use super::copy::{copy_row, stage_rows, CodeArray, Staging};
 use super::Tx;
 use crate::rules::{AccessTier, ConnectionCase, Limit, Origin};
 use crate::store::{Doing, StoreError, BATCH};
+use foldhash::{HashMap, HashMapExt};
 use futures::TryStreamExt;
 use serde::Serialize;
 use sqlx::Row;
-use std::collections::HashMap;
 
 /// A connection's decided state, for insert or update.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -5,8 +5,9 @@
 use crate::powerschool::DistrictSnapshot;
 use crate::rules::{AccessTier, ConnectionDecision, Origin, UserRef};
 use crate::store::state::ConnectionRow;
+use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use strum::IntoStaticStr;
 
 /// Creates, updates and removals of one kind of PowerSchool-owned row.

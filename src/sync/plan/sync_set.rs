@@ -9,7 +9,7 @@ use crate::rules::eligibility::{self, Eligibility};
 use crate::store::state::StudentRow;
 use crate::store::write::ProblemRow;
 use chrono::NaiveDate;
-use std::collections::HashSet;
+use foldhash::HashSet;
 
 /// The students of the sync set and what deciding it found.
 pub(super) struct SyncSet {

@@ -7,7 +7,7 @@ use crate::powerschool::GuardianLink;
 use crate::rules::{Decisions, Name, NewUser};
 use crate::store::state::UserRow;
 use crate::store::write::{NewUserRow, UserUpdate};
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt};
 
 /// The users' part of a plan.
 pub(super) struct UserChanges {
@@ -37,8 +37,16 @@ pub(super) fn user_changes(
     guardian_rows: &[GuardianLink],
     d: &mut Decisions,
 ) -> UserChanges {
-    let links: HashMap<i64, i64> = d.guardian_links.iter().copied().collect();
-    let incomplete: HashSet<i64> = d.incomplete_users.iter().copied().collect();
+    // Both sorted by user id (see `Decisions`): searched, not hashed.
+    let links = &d.guardian_links;
+    let linked_to = |user_id: i64| {
+        links
+            .binary_search_by_key(&user_id, |&(u, _)| u)
+            .ok()
+            .and_then(|at| links.get(at))
+            .map(|&(_, guardian_id)| guardian_id)
+    };
+    let incomplete = &d.incomplete_users;
     let names = guardian_names(guardian_rows);
     let mut changes = UserChanges {
         // Moved out of the decisions: a first sync creates most parents.
@@ -50,11 +58,10 @@ pub(super) fn user_changes(
         unchanged: 0,
     };
     for u in stored {
-        let guardian_id = u
-            .powerschool_guardian_id
-            .or_else(|| links.get(&u.user_id).copied());
+        let guardian_id = u.powerschool_guardian_id.or_else(|| linked_to(u.user_id));
         let names = guardian_id.and_then(|g| names.get(&g)).copied();
-        let fields = synced_fields(u, guardian_id, names, incomplete.contains(&u.user_id));
+        let is_incomplete = incomplete.binary_search(&u.user_id).is_ok();
+        let fields = synced_fields(u, guardian_id, names, is_incomplete);
         // Built (its names copied) only for the users it changes.
         if fields.changes(u) {
             changes.updates.push(fields.update(u.user_id));
@@ -79,7 +86,7 @@ type Names<'a> = (&'a Option<Name>, &'a Option<Name>);
 
 /// The first and last name of each Parent Portal account (of its first row).
 fn guardian_names(guardian_rows: &[GuardianLink]) -> HashMap<i64, Names<'_>> {
-    let mut names: HashMap<i64, Names<'_>> = HashMap::new();
+    let mut names: HashMap<i64, Names<'_>> = HashMap::with_capacity(guardian_rows.len());
     for g in guardian_rows {
         names
             .entry(g.guardian_id)
@@ -152,4 +159,72 @@ pub(crate) fn changes_user(update: &UserUpdate, stored: &UserRow) -> bool {
         incomplete: update.incomplete,
     }
     .changes(stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(user_id: i64, powerschool_guardian_id: Option<i64>) -> UserRow {
+        UserRow {
+            user_id,
+            email: format!("parent{user_id}@example.org"),
+            first_name: Some("Old".into()),
+            last_name: Some("Name".into()),
+            email_verified: true,
+            powerschool_guardian_id,
+            incomplete: false,
+        }
+    }
+
+    fn account(guardian_id: i64, first: &str) -> GuardianLink {
+        GuardianLink {
+            guardian_id,
+            student_dcid: 1,
+            email: None,
+            first_name: Some(first.into()),
+            last_name: Some("Name".into()),
+            web_access_account: false,
+        }
+    }
+
+    /// The links and incomplete flags the rules decided reach exactly their
+    /// users, among many that keep theirs (both lists are searched, so this
+    /// also checks the search finds the first, the last and none between).
+    #[test]
+    fn each_user_gets_the_link_name_and_flag_decided_for_them_and_no_other() {
+        let stored: Vec<UserRow> = (1..=9)
+            .map(|u| user(u, None))
+            .chain([user(10, Some(9010))])
+            .collect();
+        let rows = [
+            account(9001, "First"),
+            account(9005, "Fifth"),
+            account(9009, "Ninth"),
+            account(9010, "Tenth"),
+        ];
+        let mut d = Decisions {
+            guardian_links: vec![(1, 9001), (5, 9005), (9, 9009)],
+            incomplete_users: vec![2, 5, 9],
+            ..Decisions::default()
+        };
+        let changes = user_changes(&stored, &rows, &mut d);
+        let got: Vec<(i64, Option<i64>, String, bool)> = changes
+            .updates
+            .iter()
+            .map(|u| {
+                let first = u.first_name.as_deref().unwrap_or_default().to_string();
+                (u.id, u.powerschool_guardian_id, first, u.incomplete)
+            })
+            .collect();
+        let expected = vec![
+            (1, Some(9001), "First".to_string(), false),
+            (2, None, "Old".to_string(), true),
+            (5, Some(9005), "Fifth".to_string(), true),
+            (9, Some(9009), "Ninth".to_string(), true),
+            (10, Some(9010), "Tenth".to_string(), false),
+        ];
+        assert_eq!(got, expected);
+        assert_eq!(changes.unchanged, 5, "users 3, 4, 6, 7 and 8 keep theirs");
+    }
 }
