@@ -6,13 +6,14 @@
     clippy::string_slice
 )] // tests may unwrap, index and panic: a panic is the failure report
 //! The foreign key from `connections` to `users`, set aside while a run
-//! inserts most connections (`store::write::ForeignKeysAside`): put back
+//! inserts most connections (`store::write::with_keys_set_aside`): put back
 //! exactly as it was, still refusing a connection without its user, and
 //! left alone (the per-row check kept) whenever setting it aside could
 //! hold SchoolEngage up or check less than before.
 
 use sqlx::{PgConnection, PgPool};
-use student_sync::store::write::{ForeignKeysAside, KeyChecks};
+use student_sync::store::write::{with_keys_set_aside, KeyChecks, Tx};
+use student_sync::store::StoreError;
 
 /// The foreign keys of connections, as (name, definition), seen by `conn`.
 async fn keys(conn: &mut PgConnection) -> Vec<(String, String)> {
@@ -72,19 +73,31 @@ async fn replace_key(pool: &PgPool, constraint: &str) {
 /// `user`, in one transaction; returns the keys seen while set aside.
 async fn round_trip(pool: &PgPool, user: i64) -> Vec<(String, String)> {
     let mut tx = pool.begin().await.unwrap();
-    let aside = set_aside(&mut tx).await;
-    let while_aside = keys(&mut tx).await;
-    add_connection(&mut tx, user).await.unwrap();
-    aside.put_back(&mut tx).await.unwrap();
+    let (while_aside, checks) = with_keys_set_aside(&mut tx, async |tx: &mut Tx<'_>| {
+        let while_aside = keys(tx).await;
+        add_connection(tx, user).await.unwrap();
+        Ok::<_, StoreError>(while_aside)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        checks,
+        KeyChecks::InOnePass,
+        "nothing else holds the tables"
+    );
     tx.commit().await.unwrap();
     while_aside
 }
 
-async fn set_aside(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> ForeignKeysAside {
-    match ForeignKeysAside::set_aside(tx).await.unwrap() {
-        KeyChecks::InOnePass(aside) => aside,
-        KeyChecks::PerRow(why) => panic!("nothing else holds the tables, yet: {why}"),
-    }
+/// What `with_keys_set_aside` did around `write` in `tx`, and `write`'s
+/// answer: the keys seen while it ran.
+async fn checks_around_keys(
+    tx: &mut Tx<'_>,
+) -> Result<(Vec<(String, String)>, KeyChecks), StoreError> {
+    with_keys_set_aside(tx, async |tx: &mut Tx<'_>| {
+        Ok::<_, StoreError>(keys(tx).await)
+    })
+    .await
 }
 
 /// The keys stay, for a reason that says `because`, and the transaction
@@ -92,13 +105,18 @@ async fn set_aside(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> ForeignKey
 async fn assert_kept(pool: &PgPool, because: &str) {
     let before = keys(&mut pool.acquire().await.unwrap()).await;
     let mut tx = pool.begin().await.unwrap();
-    match ForeignKeysAside::set_aside(&mut tx).await.unwrap() {
-        KeyChecks::PerRow(why) => assert!(why.contains(because), "{why}"),
-        KeyChecks::InOnePass(_) => panic!("the keys were set aside"),
+    let refused = with_keys_set_aside(&mut tx, async |tx: &mut Tx<'_>| {
+        assert_eq!(keys(tx).await, before, "the keys stay while it writes");
+        Ok::<_, StoreError>(add_connection(tx, 424_242).await.unwrap_err())
+    })
+    .await;
+    match refused.unwrap() {
+        (refused, KeyChecks::PerRow(why)) => {
+            assert!(why.contains(because), "{why}");
+            assert!(refused.to_string().contains("foreign key"), "{refused}");
+        }
+        (_, KeyChecks::InOnePass) => panic!("the keys were set aside"),
     }
-    assert_eq!(keys(&mut tx).await, before);
-    let refused = add_connection(&mut tx, 424_242).await.unwrap_err();
-    assert!(refused.to_string().contains("foreign key"), "{refused}");
     tx.rollback().await.unwrap();
 }
 
@@ -145,9 +163,14 @@ async fn a_district_s_own_key_comes_back_with_its_name_actions_and_deferral(pool
 async fn a_connection_without_its_user_fails_when_the_key_is_put_back(pool: PgPool) {
     let before = keys(&mut pool.acquire().await.unwrap()).await;
     let mut tx = pool.begin().await.unwrap();
-    let aside = set_aside(&mut tx).await;
-    add_connection(&mut tx, 424_242).await.unwrap();
-    let failed = aside.put_back(&mut tx).await.unwrap_err().to_string();
+    let failed = with_keys_set_aside(&mut tx, async |tx: &mut Tx<'_>| {
+        assert!(keys(tx).await.is_empty(), "set aside while it writes");
+        add_connection(tx, 424_242).await.unwrap();
+        Ok::<_, StoreError>(())
+    })
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(failed.contains("connections_user_id_fkey"), "{failed}");
     assert!(
         failed.contains("names a user that is not in users"),
@@ -212,16 +235,22 @@ async fn a_stored_connection_without_its_user_keeps_the_per_row_check(pool: PgPo
     .await;
     let user = add_user(&pool).await;
     let mut tx = pool.begin().await.unwrap();
-    let checks = ForeignKeysAside::set_aside(&mut tx).await.unwrap();
-    assert!(matches!(checks, KeyChecks::PerRow(_)), "{checks:?}");
-    sqlx::query(
-        "INSERT INTO connections (student_dcid, user_id, tier, origin) \
-         VALUES (2, $1, 'full', 'powerschool')",
-    )
-    .bind(user)
-    .execute(&mut *tx)
+    let (_, checks) = with_keys_set_aside(&mut tx, async |tx: &mut Tx<'_>| {
+        sqlx::query(
+            "INSERT INTO connections (student_dcid, user_id, tier, origin) \
+             VALUES (2, $1, 'full', 'powerschool')",
+        )
+        .bind(user)
+        .execute(&mut **tx)
+        .await
+        .map_err(|source| StoreError::Query {
+            doing: "adding a connection".into(),
+            source,
+        })
+    })
     .await
     .unwrap();
+    assert!(matches!(checks, KeyChecks::PerRow(_)), "{checks:?}");
     tx.commit().await.unwrap();
 }
 
@@ -241,17 +270,17 @@ async fn a_database_user_who_may_not_reference_users_keeps_the_per_row_check(poo
         .execute(&mut *tx)
         .await
         .unwrap();
-    let aside = ForeignKeysAside::set_aside(&mut tx).await;
-    let still = keys(&mut tx).await;
+    let aside = checks_around_keys(&mut tx).await;
     tx.rollback().await.unwrap();
     // The role goes before any assertion can fail (roles outlive the
     // test's database).
     execute(&pool, "ALTER TABLE connections OWNER TO CURRENT_USER").await;
     execute(&pool, &format!("REVOKE ALL ON users FROM {role}")).await;
     execute(&pool, &format!("DROP ROLE {role}")).await;
-    match aside.unwrap() {
+    let (still, checks) = aside.unwrap();
+    match checks {
         KeyChecks::PerRow(why) => assert!(why.contains("lacks the REFERENCES privilege"), "{why}"),
-        KeyChecks::InOnePass(_) => panic!("without REFERENCES on users the key stays"),
+        KeyChecks::InOnePass => panic!("without REFERENCES on users the key stays"),
     }
     assert_eq!(still.len(), 1);
 }
@@ -260,9 +289,9 @@ async fn a_database_user_who_may_not_reference_users_keeps_the_per_row_check(poo
 async fn a_table_without_keys_has_none_to_set_aside(pool: PgPool) {
     drop_key(&pool).await;
     let mut tx = pool.begin().await.unwrap();
-    match ForeignKeysAside::set_aside(&mut tx).await.unwrap() {
-        KeyChecks::PerRow(why) => assert!(why.contains("no foreign key to users"), "{why}"),
-        KeyChecks::InOnePass(_) => panic!("there was no key to set aside"),
+    match checks_around_keys(&mut tx).await.unwrap() {
+        (_, KeyChecks::PerRow(why)) => assert!(why.contains("no foreign key to users"), "{why}"),
+        (_, KeyChecks::InOnePass) => panic!("there was no key to set aside"),
     }
     // The transaction is usable.
     assert!(keys(&mut tx).await.is_empty());

@@ -12,8 +12,8 @@ use crate::rules::UserRef;
 use crate::store::district::{self, WriteGate};
 use crate::store::write::{self, AuditRow, ConnectionWrite};
 use crate::store::{runs, Doing, BATCH};
+use foldhash::{HashMap, HashMapExt};
 use sqlx::PgPool;
-use std::collections::HashMap;
 
 /// Where a test can make a run fail on purpose, to prove nothing is left half-written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,28 +139,25 @@ pub async fn apply_observed(
     let step = std::time::Instant::now();
     // A batch at a time: a first sync writes every connection, and their
     // write rows are never all held beside the plan they come from.
-    let aside = match inserts_most_connections(&plan.counts.connections) {
-        true => match write::ForeignKeysAside::set_aside(tx).await? {
-            write::KeyChecks::InOnePass(aside) => Some(aside),
-            write::KeyChecks::PerRow(_) => None,
-        },
-        false => None,
+    let connections = &plan.connections;
+    let write_connections = async |tx: &mut write::Tx<'_>| {
+        let mut ids = HashMap::with_capacity(connections.len());
+        for changes in connections.chunks(BATCH) {
+            let rows = connection_writes(changes, &new_user_ids)?;
+            ids.extend(write::upsert_connections(tx, &rows, run_id).await?);
+        }
+        let removed_ids: Vec<i64> = connections
+            .iter()
+            .filter(|c| c.kind == ConnectionChangeKind::Remove)
+            .filter_map(|c| c.before.as_ref().map(|b| b.id))
+            .collect();
+        write::delete_connections(tx, &removed_ids).await?;
+        Ok::<_, SyncError>(ids)
     };
-    let mut ids = HashMap::new();
-    for changes in plan.connections.chunks(BATCH) {
-        let rows = connection_writes(changes, &new_user_ids)?;
-        ids.extend(write::upsert_connections(tx, &rows, run_id).await?);
-    }
-    let removed_ids: Vec<i64> = plan
-        .connections
-        .iter()
-        .filter(|c| c.kind == ConnectionChangeKind::Remove)
-        .filter_map(|c| c.before.as_ref().map(|b| b.id))
-        .collect();
-    write::delete_connections(tx, &removed_ids).await?;
-    if let Some(aside) = aside {
-        aside.put_back(tx).await?;
-    }
+    let ids = match inserts_most_connections(&plan.counts.connections) {
+        true => write::with_keys_set_aside(tx, write_connections).await?.0,
+        false => write_connections(tx).await?,
+    };
     wrote(plan.connections.len());
     tracing::debug!(
         seconds = step.elapsed().as_secs_f64(),
@@ -196,7 +193,7 @@ pub async fn apply_observed(
 /// Whether a plan inserts so many connections (at least a batch, and at
 /// least as many as it keeps, updates and removes together) that checking
 /// their users in one pass afterwards beats a check per row (see
-/// `store::write::ForeignKeysAside`): a district's first night.
+/// `store::write::with_keys_set_aside`): a district's first night.
 fn inserts_most_connections(c: &ConnectionCounts) -> bool {
     c.created >= BATCH as u64 && c.created >= c.updated + c.unchanged + c.removed
 }

@@ -30,12 +30,37 @@ use crate::store::{Doing, StoreError};
 
 const SAVEPOINT: &str = "student_sync_foreign_keys";
 
-/// The foreign keys from `connections` to `users` a run has set aside, to
-/// put back with `put_back` in the same transaction.
-#[derive(Debug)]
-#[must_use = "the foreign keys must be put back before the run commits"]
-pub struct ForeignKeysAside {
-    keys: Vec<ForeignKey>,
+/// How a run's connections were checked against `users`: what
+/// `with_keys_set_aside` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyChecks {
+    /// In one pass, once they were written: the keys were set aside
+    /// meanwhile, and are back.
+    InOnePass,
+    /// One by one, as they were written: the keys stayed, for this reason.
+    PerRow(String),
+}
+
+/// Runs `write` (a run's writes of connections) with the foreign keys from
+/// `connections` to `users` set aside, when they may be (see the module's
+/// doc), and puts them back, which checks every connection in one pass,
+/// before it returns. The keys cannot be left aside: an error from `write`
+/// or from putting them back returns at once, and the transaction it
+/// leaves unfinished rolls back with them.
+pub async fn with_keys_set_aside<T, E: From<StoreError>>(
+    tx: &mut Tx<'_>,
+    write: impl AsyncFnOnce(&mut Tx<'_>) -> Result<T, E>,
+) -> Result<(T, KeyChecks), E> {
+    let aside = set_aside(tx).await?;
+    let written = write(tx).await?;
+    let checks = match aside {
+        Ok(keys) => {
+            put_back(tx, &keys).await?;
+            KeyChecks::InOnePass
+        }
+        Err(Kept(why)) => KeyChecks::PerRow(why),
+    };
+    Ok((written, checks))
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -48,83 +73,71 @@ struct ForeignKey {
     validated: bool,
 }
 
-/// How a run's connections are checked against `users`: what `set_aside`
-/// did.
-#[derive(Debug)]
-pub enum KeyChecks {
-    /// In one pass, when the keys are put back (`ForeignKeysAside::put_back`).
-    InOnePass(ForeignKeysAside),
-    /// One by one, as they are written: the keys stay, for this reason.
-    PerRow(String),
-}
-
 /// Why the keys stay where they are.
 struct Kept(String);
 
-impl ForeignKeysAside {
-    /// Sets the foreign keys from `connections` to `users` aside, or says
-    /// why they stay (see the module's doc for when): the transaction is
-    /// then as it was, and the rows are checked one by one.
-    pub async fn set_aside(tx: &mut Tx<'_>) -> Result<KeyChecks, StoreError> {
-        let doing = "setting the foreign key from connections to users aside";
-        run(tx, &format!("SAVEPOINT {SAVEPOINT}"), doing).await?;
-        let kept = match drop_keys(tx).await {
-            Ok(Ok(keys)) => {
-                run(tx, &format!("RELEASE SAVEPOINT {SAVEPOINT}"), doing).await?;
-                tracing::info!(
-                    keys = keys.len(),
-                    "the foreign key from connections to users is set aside while this run \
+/// Sets the foreign keys from `connections` to `users` aside, or says why
+/// they stay (see the module's doc for when): the transaction is then as it
+/// was, and the rows are checked one by one.
+async fn set_aside(tx: &mut Tx<'_>) -> Result<Result<Vec<ForeignKey>, Kept>, StoreError> {
+    let doing = "setting the foreign key from connections to users aside";
+    run(tx, &format!("SAVEPOINT {SAVEPOINT}"), doing).await?;
+    let kept = match drop_keys(tx).await {
+        Ok(Ok(keys)) => {
+            run(tx, &format!("RELEASE SAVEPOINT {SAVEPOINT}"), doing).await?;
+            tracing::info!(
+                keys = keys.len(),
+                "the foreign key from connections to users is set aside while this run \
                      inserts most connections: until the run commits, other sessions \
                      (SchoolEngage's logins too) wait to read or write users and connections; \
                      the key is put back, checking every connection in one pass, before the \
                      audit is written"
-                );
-                return Ok(KeyChecks::InOnePass(ForeignKeysAside { keys }));
-            }
-            Ok(Err(Kept(why))) => why,
-            Err(e) => e.to_string(),
-        };
-        // Back to the savepoint: the keys and the locks are as they were.
-        let back = run(tx, &format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"), doing).await;
-        if back.is_err() {
-            tracing::warn!("the foreign key from connections to users stays: {kept}");
+            );
+            return Ok(Ok(keys));
         }
-        back?;
-        run(tx, &format!("RELEASE SAVEPOINT {SAVEPOINT}"), doing).await?;
-        tracing::info!(
-            "the connections are checked against users one by one, not in one pass at \
+        Ok(Err(Kept(why))) => why,
+        Err(e) => e.to_string(),
+    };
+    // Back to the savepoint: the keys and the locks are as they were.
+    let back = run(tx, &format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"), doing).await;
+    if back.is_err() {
+        tracing::warn!("the foreign key from connections to users stays: {kept}");
+    }
+    back?;
+    run(tx, &format!("RELEASE SAVEPOINT {SAVEPOINT}"), doing).await?;
+    tracing::info!(
+        "the connections are checked against users one by one, not in one pass at \
              the end (slower on a first night; nothing else changes): {kept}"
-        );
-        Ok(KeyChecks::PerRow(kept))
-    }
+    );
+    Ok(Err(Kept(kept)))
+}
 
-    /// Puts every key back as it was read, which checks every connection
-    /// against `users` in one pass. A connection whose user does not exist
-    /// fails the run here, as the per-row check would have.
-    pub async fn put_back(self, tx: &mut Tx<'_>) -> Result<(), StoreError> {
-        for key in &self.keys {
-            let doing = format!(
-                "putting back the foreign key {} of connections ({}), set aside while the \
+/// Puts every key back as it was read, which checks every connection
+/// against `users` in one pass. A connection whose user does not exist
+/// fails the run here, as the per-row check would have.
+async fn put_back(tx: &mut Tx<'_>, keys: &[ForeignKey]) -> Result<(), StoreError> {
+    for key in keys {
+        let doing = format!(
+            "putting back the foreign key {} of connections ({}), set aside while the \
                  run inserted most connections",
-                key.name, key.definition
-            );
-            let sql = format!(
-                "ALTER TABLE connections ADD CONSTRAINT {} {}",
-                key.name, key.definition
-            );
-            sqlx::query(&sql)
-                .execute(&mut **tx)
-                .await
-                .map_err(|e| match violation_detail(&e) {
-                    Some(detail) => StoreError::ConnectionWithoutUser {
-                        key: key.name.clone(),
-                        detail,
-                    },
-                    None => StoreError::Query { doing, source: e },
-                })?;
-        }
-        Ok(())
+            key.name, key.definition
+        );
+        let sql = format!(
+            "ALTER TABLE connections ADD CONSTRAINT {} {}",
+            key.name, key.definition
+        );
+        sqlx::query(&sql)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| match violation_detail(&e) {
+                Some(detail) => StoreError::ConnectionWithoutUser {
+                    key: key.name.clone(),
+                    detail,
+                },
+                None => StoreError::Query { doing, source: e },
+            })?;
     }
+    Ok(())
 }
 
 /// Within the savepoint: reads the keys, checks that they may be set

@@ -29,7 +29,7 @@ mod users;
 
 pub use audit::{append_audit, AuditRow};
 pub use connections::{delete_connections, upsert_connections, ConnectionWrite};
-pub use foreign_keys::{ForeignKeysAside, KeyChecks};
+pub use foreign_keys::{with_keys_set_aside, KeyChecks};
 pub use mirrored::{
     delete_contacts, delete_guardian_accounts, stamp_digests, write_mirrored, MirroredRow,
     MirroredTable,
