@@ -41,7 +41,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(
         "database error while {doing}: {source} (nothing of a run is half-written: its \
-         transaction rolled back; check that PostgreSQL is up and its log, then run again)"
+         transaction rolled back; {advice})",
+        advice = query_advice(source)
     )]
     Query { doing: String, source: sqlx::Error },
     /// A lock statement failed: no run's data is involved.
@@ -147,6 +148,46 @@ impl<T> Doing<T> for Result<T, sqlx::Error> {
     }
 }
 
+/// What to do about a failed statement, by PostgreSQL's SQLSTATE where it
+/// tells more than "look at the log".
+fn query_advice(e: &sqlx::Error) -> &'static str {
+    let code = e.as_database_error().and_then(|d| d.code());
+    match code.as_deref() {
+        Some("42501") => {
+            "the database user student-sync connects as lacks a privilege this needs: grant \
+             it the privilege PostgreSQL names (it owns its tables when it created them), \
+             then run again"
+        }
+        Some("42P01" | "42703" | "42883") => {
+            "a table, column or function is not what this version expects: student-sync \
+             brings its schema up to date when it starts, so it was changed by hand since \
+             (or by an older version); restore it from `migrations/`, then run again"
+        }
+        Some("57014") => {
+            "PostgreSQL cancelled the statement: it ran longer than \
+             `database.statement_timeout_secs` (raise it), or someone cancelled it \
+             (PostgreSQL's log says who); then run again"
+        }
+        Some("40001" | "40P01") => {
+            "another session's transaction conflicted with this one (PostgreSQL's log names \
+             it); run again"
+        }
+        Some("55P03") => {
+            "another session holds a lock this needs: `student-sync status` shows the run's \
+             locks, PostgreSQL's `pg_locks` the rest; run again once it is released"
+        }
+        Some("25006") => {
+            "the database is read-only here (a standby?): point `database.url` at the \
+             primary"
+        }
+        Some(c) if c.starts_with("53") => {
+            "PostgreSQL ran out of a resource (disk, memory or connections; its log says \
+             which): free some, then run again"
+        }
+        _ => "check that PostgreSQL is up and its log, then run again",
+    }
+}
+
 /// This machine's name, as run rows and lock sessions record it.
 pub(crate) fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -157,3 +198,52 @@ pub(crate) fn hostname() -> Option<String> {
 /// Rows are written this many at a time: big enough that a 150,000-student
 /// district needs few round trips, small enough to keep bind arrays modest.
 pub const BATCH: usize = 10_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sql`'s error as a run would report it, after `setup`, in one
+    /// transaction (rolled back, with anything `setup` made).
+    async fn reported(pool: &sqlx::PgPool, setup: &str, sql: &str) -> String {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::raw_sql(setup).execute(&mut *tx).await.unwrap();
+        let failed = sqlx::raw_sql(sql).execute(&mut *tx).await.doing("testing");
+        tx.rollback().await.unwrap();
+        failed.unwrap_err().to_string()
+    }
+
+    #[sqlx::test]
+    async fn a_failed_statement_s_advice_follows_postgresql_s_error_code(pool: sqlx::PgPool) {
+        let slow = reported(
+            &pool,
+            "SET LOCAL statement_timeout = 10",
+            "SELECT pg_sleep(5)",
+        )
+        .await;
+        assert!(slow.contains("raise it"), "{slow}");
+        assert!(slow.contains("database.statement_timeout_secs"), "{slow}");
+
+        let changed = reported(&pool, "", "SELECT no_such_column FROM users").await;
+        assert!(
+            changed.contains("not what this version expects"),
+            "{changed}"
+        );
+
+        // Roles are the server's, not the test database's: this one is
+        // made and dropped inside the rolled-back transaction.
+        let role = format!("student_sync_advice_{}", std::process::id());
+        let setup = format!("CREATE ROLE {role}; SET LOCAL ROLE {role}");
+        let denied = reported(&pool, &setup, "SELECT count(*) FROM users").await;
+        assert!(denied.contains("lacks a privilege"), "{denied}");
+
+        let other = reported(&pool, "", "SELECT 1 / 0").await;
+        assert!(
+            other.contains("check that PostgreSQL is up and its log"),
+            "{other}"
+        );
+        for message in [&slow, &changed, &denied, &other] {
+            assert!(message.contains("transaction rolled back"), "{message}");
+        }
+    }
+}
