@@ -297,3 +297,35 @@ async fn a_table_without_keys_has_none_to_set_aside(pool: PgPool) {
     assert!(keys(&mut tx).await.is_empty());
     tx.commit().await.unwrap();
 }
+
+#[sqlx::test]
+async fn a_write_that_fails_leaves_the_keys_back_and_nothing_it_wrote(pool: PgPool) {
+    let before = keys(&mut pool.acquire().await.unwrap()).await;
+    let user = add_user(&pool).await;
+    let mut tx = pool.begin().await.unwrap();
+    let failed = with_keys_set_aside(&mut tx, async |tx: &mut Tx<'_>| {
+        add_connection(tx, user).await.unwrap();
+        assert!(keys(tx).await.is_empty(), "set aside while it writes");
+        // Not a database error: the transaction itself is still healthy,
+        // and a careless caller could commit it.
+        Err::<(), _>(StoreError::NotEmpty {
+            what: "a write that gave up".into(),
+        })
+    })
+    .await;
+    assert!(failed.is_err());
+    assert_eq!(
+        keys(&mut tx).await,
+        before,
+        "the keys are back in the transaction"
+    );
+    tx.commit().await.unwrap();
+
+    let mut conn = pool.acquire().await.unwrap();
+    assert_eq!(keys(&mut conn).await, before);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM connections")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "nothing the failed write did is kept");
+}

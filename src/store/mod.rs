@@ -161,7 +161,8 @@ fn query_advice(e: &sqlx::Error) -> &'static str {
         Some("42P01" | "42703" | "42883") => {
             "a table, column or function is not what this version expects: student-sync \
              brings its schema up to date when it starts, so it was changed by hand since \
-             (or by an older version); restore it from `migrations/`, then run again"
+             (or by an older version); restore it from `migrations/`, then run again (if \
+             the schema is as they make it, this is a bug: report it with this message)"
         }
         Some("57014") => {
             "PostgreSQL cancelled the statement: it ran longer than \
@@ -169,12 +170,15 @@ fn query_advice(e: &sqlx::Error) -> &'static str {
              (PostgreSQL's log says who); then run again"
         }
         Some("40001" | "40P01") => {
-            "another session's transaction conflicted with this one (PostgreSQL's log names \
-             it); run again"
+            "another session's transaction conflicted with this one (a deadlock is in \
+             PostgreSQL's log, with the other session); the daemon retries such conflicts \
+             by itself: run again if it keeps failing"
         }
         Some("55P03") => {
-            "another session holds a lock this needs: `student-sync status` shows the run's \
-             locks, PostgreSQL's `pg_locks` the rest; run again once it is released"
+            "another session held a lock this needs for longer than \
+             `database.lock_timeout_secs`: `student-sync status` shows the runs' locks, \
+             PostgreSQL's `pg_locks` and `pg_stat_activity` who holds a table's or a row's; \
+             run again once it is released (or raise the setting)"
         }
         Some("25006") => {
             "the database is read-only here (a standby?): point `database.url` at the \

@@ -44,23 +44,38 @@ pub enum KeyChecks {
 /// Runs `write` (a run's writes of connections) with the foreign keys from
 /// `connections` to `users` set aside, when they may be (see the module's
 /// doc), and puts them back, which checks every connection in one pass,
-/// before it returns. The keys cannot be left aside: an error from `write`
-/// or from putting them back returns at once, and the transaction it
-/// leaves unfinished rolls back with them.
+/// before it returns. The keys cannot be left aside: if `write` or the
+/// check fails, the transaction goes back to the savepoint taken before
+/// the keys were set aside (the keys are there again, and nothing `write`
+/// did is), and the error is returned.
 pub async fn with_keys_set_aside<T, E: From<StoreError>>(
     tx: &mut Tx<'_>,
     write: impl AsyncFnOnce(&mut Tx<'_>) -> Result<T, E>,
 ) -> Result<(T, KeyChecks), E> {
-    let aside = set_aside(tx).await?;
-    let written = write(tx).await?;
-    let checks = match aside {
-        Ok(keys) => {
-            put_back(tx, &keys).await?;
-            KeyChecks::InOnePass
-        }
-        Err(Kept(why)) => KeyChecks::PerRow(why),
+    let keys = match set_aside(tx).await? {
+        Ok(keys) => keys,
+        Err(Kept(why)) => return Ok((write(tx).await?, KeyChecks::PerRow(why))),
     };
-    Ok((written, checks))
+    let done = match write(tx).await {
+        Ok(written) => put_back(tx, &keys).await.map(|()| written).map_err(E::from),
+        Err(e) => Err(e),
+    };
+    let doing = "putting the foreign key from connections to users back";
+    match done {
+        Ok(written) => {
+            run(tx, &format!("RELEASE SAVEPOINT {SAVEPOINT}"), doing).await?;
+            Ok((written, KeyChecks::InOnePass))
+        }
+        Err(e) => {
+            // The error is what the caller needs; a failed rollback (the
+            // connection lost) leaves a transaction nobody can commit.
+            let back = run(tx, &format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"), doing).await;
+            if back.is_ok() {
+                run(tx, &format!("RELEASE SAVEPOINT {SAVEPOINT}"), doing).await?;
+            }
+            Err(e)
+        }
+    }
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -83,8 +98,9 @@ async fn set_aside(tx: &mut Tx<'_>) -> Result<Result<Vec<ForeignKey>, Kept>, Sto
     let doing = "setting the foreign key from connections to users aside";
     run(tx, &format!("SAVEPOINT {SAVEPOINT}"), doing).await?;
     let kept = match drop_keys(tx).await {
+        // The savepoint stays open: `with_keys_set_aside` goes back to it if
+        // anything fails before the keys are back.
         Ok(Ok(keys)) => {
-            run(tx, &format!("RELEASE SAVEPOINT {SAVEPOINT}"), doing).await?;
             tracing::info!(
                 keys = keys.len(),
                 "the foreign key from connections to users is set aside while this run \
@@ -96,6 +112,9 @@ async fn set_aside(tx: &mut Tx<'_>) -> Result<Result<Vec<ForeignKey>, Kept>, Sto
             return Ok(Ok(keys));
         }
         Ok(Err(Kept(why))) => why,
+        // PostgreSQL's own words: the run goes on, so `StoreError`'s advice
+        // (which speaks of a failed run) would mislead here.
+        Err(StoreError::Query { source, .. }) => source.to_string(),
         Err(e) => e.to_string(),
     };
     // Back to the savepoint: the keys and the locks are as they were.
