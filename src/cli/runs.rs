@@ -84,6 +84,10 @@ pub(super) async fn sync_once(loaded: Loaded, once: bool, json: bool) -> Result<
         ..RunOptions::now(&settings, RunTrigger::Manual)
     };
     options.run_lock_backend = Some(lock.backend_pid());
+    // Ctrl-C or SIGTERM cancels the run as the daemon's stop does: its
+    // transaction rolls back and its row says `interrupted` (a second
+    // signal exits at once).
+    options.cancel = Some(crate::daemon::on_stop_signal()?);
     let outcome = sync::run_once(&pool, &settings, &client, &options).await;
     bars.finish().await;
     lock.release().await;

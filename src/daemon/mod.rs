@@ -47,6 +47,7 @@ pub use notify::Notifier;
 pub use run_now::RunNowOutcome;
 pub use schedule::{next_fire, NextRun, Schedule};
 pub use service::{Daemon, RunningDaemon};
+pub use signals::on_stop_signal;
 pub use status::{CurrentRun, NextRunInfo, RunSummary, StatusReport};
 
 use crate::config::Settings;
