@@ -69,6 +69,17 @@ async fn replace_key(pool: &PgPool, constraint: &str) {
     .await;
 }
 
+/// The committed state: the keys are `before`, and no connection is stored.
+async fn assert_keys_and_no_connection(pool: &PgPool, before: &[(String, String)]) {
+    let mut conn = pool.acquire().await.unwrap();
+    assert_eq!(keys(&mut conn).await, before);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM connections")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "no connection is stored");
+}
+
 /// Sets the keys aside and puts them back around one connection of
 /// `user`, in one transaction; returns the keys seen while set aside.
 async fn round_trip(pool: &PgPool, user: i64) -> Vec<(String, String)> {
@@ -183,13 +194,7 @@ async fn a_connection_without_its_user_fails_when_the_key_is_put_back(pool: PgPo
     tx.rollback().await.unwrap();
 
     // Rolled back: the key is there, the connection is not.
-    let mut conn = pool.acquire().await.unwrap();
-    assert_eq!(keys(&mut conn).await, before);
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM connections")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-    assert_eq!(stored, 0);
+    assert_keys_and_no_connection(&pool, &before).await;
 }
 
 #[sqlx::test]
@@ -321,11 +326,6 @@ async fn a_write_that_fails_leaves_the_keys_back_and_nothing_it_wrote(pool: PgPo
     );
     tx.commit().await.unwrap();
 
-    let mut conn = pool.acquire().await.unwrap();
-    assert_eq!(keys(&mut conn).await, before);
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM connections")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-    assert_eq!(stored, 0, "nothing the failed write did is kept");
+    // Nothing the failed write did is kept.
+    assert_keys_and_no_connection(&pool, &before).await;
 }
