@@ -21,7 +21,46 @@ pub(crate) enum RowOutcome {
     /// R3 failed: treated as absent from PowerSchool.
     NoMatchingContact,
     /// R1–R3 hold; R4/R5 may have lowered the tier.
-    Valid { limits: Vec<Limit> },
+    Valid { limits: Limits },
+}
+
+/// The limits of one valid link, R4 and R5 at most, in that order: held in
+/// place (3 bytes, not a vector's 24 and an allocation), because a row is
+/// judged for each of a district's guardian rows (1.5 million at a million
+/// students) and every judgement lives until the decisions are made. Reads
+/// as a slice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    items: [Limit; 2],
+    len: u8,
+}
+
+impl Limits {
+    const NONE: Limits = Limits {
+        items: [Limit::R4, Limit::R5],
+        len: 0,
+    };
+
+    /// Adds `limit` after those there; a third limit has no room and is a
+    /// bug in the table (step 1 has two), so it is never silently lost: it
+    /// fails the debug build, and the release build keeps the first two.
+    fn push(&mut self, limit: Limit) {
+        let len = usize::from(self.len);
+        match self.items.get_mut(len) {
+            Some(slot) => {
+                *slot = limit;
+                self.len += 1;
+            }
+            None => debug_assert!(false, "step 1 has only R4 and R5 as limits"),
+        }
+    }
+}
+
+impl std::ops::Deref for Limits {
+    type Target = [Limit];
+    fn deref(&self) -> &[Limit] {
+        self.items.get(..usize::from(self.len)).unwrap_or_default()
+    }
 }
 
 /// The tier a valid link gets: `full`, lowered to the lowest ceiling of the
@@ -55,7 +94,7 @@ pub(super) fn judge_link(
     if contacts.is_empty() {
         return RowOutcome::NoMatchingContact;
     }
-    let mut limits = Vec::new();
+    let mut limits = Limits::NONE;
     if contacts.iter().any(|c| !c.is_decision_making) {
         limits.push(Limit::R4);
     }
@@ -143,4 +182,31 @@ fn independent_student_verdict(
         }
     };
     reason.verdict()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_read_as_the_slice_they_were_given_in_their_order() {
+        assert!(Limits::NONE.is_empty());
+        assert_eq!(tier_under(&Limits::NONE), AccessTier::Full);
+        let mut r5 = Limits::NONE;
+        r5.push(Limit::R5);
+        assert_eq!(&*r5, &[Limit::R5]);
+        assert_eq!(tier_under(&r5), AccessTier::ReadOnly);
+        let mut both = Limits::NONE;
+        both.push(Limit::R4);
+        both.push(Limit::R5);
+        assert_eq!(&*both, &[Limit::R4, Limit::R5]);
+        assert_eq!(tier_under(&both), AccessTier::ReadOnly);
+    }
+
+    /// A judgement is kept for each of a district's guardian rows: its
+    /// outcome holds its limits in place, not behind a vector.
+    #[test]
+    fn a_row_s_outcome_is_a_few_bytes() {
+        assert!(std::mem::size_of::<RowOutcome>() <= 4);
+    }
 }
