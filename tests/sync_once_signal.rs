@@ -61,7 +61,14 @@ async fn stopped_by(pool: PgPool, signal: i32) {
     assert_eq!(status, "interrupted", "{}", sync.logs());
     let error = error.unwrap_or_default();
     assert!(error.contains("stop requested"), "{error}");
-    assert!(sync.logs().contains("interrupted"), "{}", sync.logs());
+    let (run_id,): (i64,) = sqlx::query_as("SELECT id FROM sync_runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let said = format!(
+        "error: run {run_id} was interrupted (stop requested); the daemon resumes it at its next start"
+    );
+    assert!(sync.logs().contains(&said), "{}", sync.logs());
     // The live tables are as they were: nothing of the run is kept.
     assert_eq!(fingerprint(&pool).await, before);
 }
