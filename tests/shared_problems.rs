@@ -16,15 +16,10 @@ use common::*;
 use sqlx::PgPool;
 use student_sync::config::RetentionSettings;
 use student_sync::harness::fake_powerschool::{self, Faults};
-use student_sync::harness::world::PowerSchoolSide;
 use student_sync::store::access::{run_problems, run_problems_of_kind};
 use student_sync::store::prune::{prune, Pruned};
 use student_sync::store::RunTrigger;
-use student_sync::sync::{self, RunOptions, RunOutcome};
-
-async fn night(pool: &PgPool, side: &PowerSchoolSide) -> RunOutcome {
-    sync_side(pool, side).await
-}
+use student_sync::sync::{self, RunOptions};
 
 /// Every run but `kept` made a year old, then pruned keeping one run;
 /// returns what went and the runs left.
@@ -67,9 +62,9 @@ async fn problems_stored_by(pool: &PgPool, run: i64) -> Option<i64> {
 #[sqlx::test]
 async fn quiet_nights_share_the_problems_of_the_run_that_stored_them(pool: PgPool) {
     let side = fake_powerschool::generate(400, 7);
-    let first = night(&pool, &side).await;
-    let second = night(&pool, &side).await;
-    let third = night(&pool, &side).await;
+    let first = sync_side(&pool, &side).await;
+    let second = sync_side(&pool, &side).await;
+    let third = sync_side(&pool, &side).await;
     let (a, b, c) = (first.run_id, second.run_id, third.run_id);
 
     let stored = stored_under(&pool, a).await;
@@ -102,10 +97,10 @@ async fn quiet_nights_share_the_problems_of_the_run_that_stored_them(pool: PgPoo
 #[sqlx::test]
 async fn a_night_with_other_problems_stores_its_own(pool: PgPool) {
     let mut side = fake_powerschool::generate(400, 7);
-    let first = night(&pool, &side).await;
+    let first = sync_side(&pool, &side).await;
     side.students[0].orgemail = Some("not-an-email".into());
-    let changed = night(&pool, &side).await;
-    let quiet = night(&pool, &side).await;
+    let changed = sync_side(&pool, &side).await;
+    let quiet = sync_side(&pool, &side).await;
     let (a, b, c) = (first.run_id, changed.run_id, quiet.run_id);
 
     assert_eq!(problems_stored_by(&pool, b).await, None);
@@ -132,9 +127,9 @@ async fn a_night_with_other_problems_stores_its_own(pool: PgPool) {
 async fn prune_keeps_a_run_while_a_later_run_shares_its_problems(pool: PgPool) {
     let side = fake_powerschool::generate(400, 7);
     let runs = [
-        night(&pool, &side).await.run_id,
-        night(&pool, &side).await.run_id,
-        night(&pool, &side).await.run_id,
+        sync_side(&pool, &side).await.run_id,
+        sync_side(&pool, &side).await.run_id,
+        sync_side(&pool, &side).await.run_id,
     ];
     let [a, b, c] = runs;
     let stored = stored_under(&pool, a).await;
@@ -169,7 +164,7 @@ async fn prune_keeps_a_run_while_a_later_run_shares_its_problems(pool: PgPool) {
 #[sqlx::test]
 async fn a_failed_night_between_quiet_nights_changes_nothing_shared(pool: PgPool) {
     let side = fake_powerschool::generate(400, 7);
-    let first = night(&pool, &side).await.run_id;
+    let first = sync_side(&pool, &side).await.run_id;
     let fake = start_fake(side.clone(), Faults::default()).await;
     let settings = settings_for(&fake);
     let mut options = RunOptions::now(&settings, RunTrigger::Manual);
@@ -184,7 +179,7 @@ async fn a_failed_night_between_quiet_nights_changes_nothing_shared(pool: PgPool
     assert_eq!(problems_stored_by(&pool, failed_run).await, None);
     assert_eq!(stored_under(&pool, failed_run).await, 0);
 
-    let after = night(&pool, &side).await.run_id;
+    let after = sync_side(&pool, &side).await.run_id;
     assert_eq!(problems_stored_by(&pool, after).await, Some(first));
     // One kind, read through the pointer.
     let kind = "link_without_matching_contact";
@@ -203,10 +198,10 @@ async fn a_failed_night_between_quiet_nights_changes_nothing_shared(pool: PgPool
 #[sqlx::test]
 async fn prune_removes_the_storing_run_once_no_run_shares_its_problems(pool: PgPool) {
     let mut side = fake_powerschool::generate(400, 7);
-    let a = night(&pool, &side).await.run_id;
-    let b = night(&pool, &side).await.run_id;
+    let a = sync_side(&pool, &side).await.run_id;
+    let b = sync_side(&pool, &side).await.run_id;
     side.students[0].orgemail = Some("not-an-email".into());
-    let c = night(&pool, &side).await.run_id;
+    let c = sync_side(&pool, &side).await.run_id;
     assert_eq!(problems_stored_by(&pool, b).await, Some(a));
     assert_eq!(problems_stored_by(&pool, c).await, None);
     // `b` first (it points at `a`), then `a`, in the same prune.
