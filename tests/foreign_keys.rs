@@ -191,6 +191,10 @@ async fn a_connection_without_its_user_fails_when_the_key_is_put_back(pool: PgPo
         failed.contains("(user_id)=(424242)"),
         "the message names the user: {failed}"
     );
+    assert!(
+        failed.contains("`student-sync run --now`"),
+        "and what to run: {failed}"
+    );
     tx.rollback().await.unwrap();
 
     // Rolled back: the key is there, the connection is not.

@@ -105,7 +105,7 @@ pub enum StoreError {
          checked every connection when it put back the foreign key {key} of connections \
          (set aside while it inserted most connections). Nothing was applied (the run's \
          transaction rolled back). The user was most likely deleted in SchoolEngage while \
-         the run was planning; run again (`student-sync run`), and the run plans without \
+         the run was planning; run again (`student-sync run --now`), and the run plans without \
          it. If it repeats, report it with the run's log"
     )]
     ConnectionWithoutUser { key: String, detail: String },
@@ -160,9 +160,10 @@ fn query_advice(e: &sqlx::Error) -> &'static str {
         }
         Some("42P01" | "42703" | "42883") => {
             "a table, column or function is not what this version expects: student-sync \
-             brings its schema up to date when it starts, so it was changed by hand since \
-             (or by an older version); restore it from `migrations/`, then run again (if \
-             the schema is as they make it, this is a bug: report it with this message)"
+             brings its schema up to date when it starts, so it was changed by hand since, \
+             or another student-sync version shares this database; undo the hand change \
+             (compare with a fresh database that this version created), then run again; if \
+             nothing was changed, this is a bug: report it with this message"
         }
         Some("57014") => {
             "PostgreSQL cancelled the statement: it ran longer than \
