@@ -242,12 +242,38 @@ mod tests {
         let denied = reported(&pool, &setup, "SELECT count(*) FROM users").await;
         assert!(denied.contains("lacks a privilege"), "{denied}");
 
+        let standby = reported(
+            &pool,
+            "SET LOCAL transaction_read_only = on",
+            "INSERT INTO users (email) VALUES ('a@example.org')",
+        )
+        .await;
+        assert!(
+            standby.contains("point `database.url` at the primary"),
+            "{standby}"
+        );
+
+        // Another session holds the table: the wait gives up at once.
+        let mut holder = pool.begin().await.unwrap();
+        sqlx::query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let locked = reported(
+            &pool,
+            "SET LOCAL lock_timeout = 50",
+            "SELECT count(*) FROM users",
+        )
+        .await;
+        holder.rollback().await.unwrap();
+        assert!(locked.contains("database.lock_timeout_secs"), "{locked}");
+
         let other = reported(&pool, "", "SELECT 1 / 0").await;
         assert!(
             other.contains("check that PostgreSQL is up and its log"),
             "{other}"
         );
-        for message in [&slow, &changed, &denied, &other] {
+        for message in [&slow, &changed, &denied, &standby, &locked, &other] {
             assert!(message.contains("transaction rolled back"), "{message}");
         }
     }
