@@ -94,9 +94,7 @@ pub(super) async fn sync_once(loaded: Loaded, once: bool, json: bool) -> Result<
     let outcome = match outcome {
         // Said as `run --now` says it: which run, and what happens next.
         Err(sync::SyncError::Cancelled(_)) => {
-            let latest = store::runs::latest_full_run(&pool).await.ok().flatten();
-            let run_id = latest.map(|r| r.id).unwrap_or_default();
-            return Err(crate::daemon::DaemonError::RunInterrupted { run_id }.into());
+            return Err(crate::daemon::interrupted(&pool).await.into())
         }
         outcome => outcome?,
     };

@@ -155,6 +155,15 @@ pub async fn run_now_observed(
     run_now::run_now(&settings, &pool, shutdown, progress).await
 }
 
+/// What a manual run stopped by a signal reports, `run --now`'s words: the
+/// run (the latest, which the caller's run lock made its own) and that the
+/// daemon resumes it.
+pub(crate) async fn interrupted(pool: &sqlx::PgPool) -> DaemonError {
+    DaemonError::RunInterrupted {
+        run_id: run_task::latest_run_id(pool).await.unwrap_or(0),
+    }
+}
+
 /// `student-sync status`: the last runs, the current run's phase, the next
 /// fire time and who holds the locks.
 pub async fn status(settings: &Settings) -> Result<StatusReport, DaemonError> {
