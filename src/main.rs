@@ -67,8 +67,26 @@ fn log_format(cli: &Cli, loaded: &cli::Loaded) -> LogFormat {
     named.and_then(|n| n.parse().ok()).unwrap_or_default()
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    runtime.block_on(run());
+    // A daemon stopped while a run's plan was being made has rolled the run
+    // back and marked it interrupted; the plan's blocking thread is still
+    // deciding a district nobody will read (seconds at a million students).
+    // Exit now instead of waiting for it: systemd's stop timeout is short.
+    runtime.shutdown_background();
+}
+
+async fn run() {
     let cli = Cli::parse();
     let loaded = cli::load_settings(&cli);
     // Commands whose output is the answer keep the logs to warnings unless

@@ -368,3 +368,60 @@ async fn standby_takes_over_and_resumes_when_the_active_daemon_is_killed(pool: P
     assert!(exit.success(), "{}", b.logs());
     a.kill().await;
 }
+
+// ------------------------------------------- SIGTERM while the plan is made
+
+/// SIGTERM while a run's plan is being made (seconds of processor time at a
+/// large district, on a blocking thread): the run is rolled back and marked
+/// interrupted, and the process exits at once instead of waiting for the
+/// plan nobody will read; the plan's own step lines show it never finished.
+#[sqlx::test]
+async fn sigterm_during_the_plan_does_not_wait_for_the_plan(pool: PgPool) {
+    // Large enough that this (debug) build plans for a second or more.
+    let district = student_sync::harness::fake_powerschool::generate(20_000, 3);
+    let fake = start_fake(district, Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "* * * * * *", 30, &[]);
+    let db_url = database_url(&pool).await;
+    let env = binary_env(&fake, &db_url);
+    let mut daemon = spawn(
+        &["--config", config.to_str().unwrap(), "daemon"],
+        &env,
+        &[(
+            "RUST_LOG",
+            "info,student_sync::sync::plan=debug".to_string(),
+        )],
+    );
+    daemon
+        .wait_log(
+            "planning: reading the current state",
+            Duration::from_secs(120),
+        )
+        .await;
+    daemon.signal(libc::SIGTERM);
+    let exit = daemon
+        .wait_exit(Duration::from_secs(120))
+        .await
+        .expect("the daemon exits after SIGTERM");
+    assert!(exit.success(), "{exit:?}\n{}", daemon.logs());
+    let logs = daemon.logs();
+    assert!(
+        !logs.contains("plan: users and connections done"),
+        "the process waited for the abandoned plan to finish:\n{logs}"
+    );
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error FROM sync_runs ORDER BY id DESC LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "interrupted", "{logs}");
+    assert!(
+        error.unwrap_or_default().contains("stop requested"),
+        "{logs}"
+    );
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM students").await,
+        0,
+        "nothing of the run is kept"
+    );
+}
