@@ -193,11 +193,11 @@ impl<'a> Fields<'a> {
         self.next_field().map(|f| (f != NULL).then_some(f))
     }
 
-    fn number(&mut self) -> Option<i64> {
+    pub(super) fn number(&mut self) -> Option<i64> {
         parse_number(self.next_field()?)
     }
 
-    fn optional_number(&mut self) -> Option<Option<i64>> {
+    pub(super) fn optional_number(&mut self) -> Option<Option<i64>> {
         match self.nullable()? {
             Some(f) => parse_number(f).map(Some),
             None => Some(None),
@@ -213,7 +213,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A text field, its escapes undone.
-    fn text(&mut self) -> Option<Option<String>> {
+    pub(super) fn text(&mut self) -> Option<Option<String>> {
         match self.nullable()? {
             Some(f) => unescape(f).map(Some),
             None => Some(None),
@@ -243,7 +243,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Every field has been read.
-    fn end(&mut self) -> Option<()> {
+    pub(super) fn end(&mut self) -> Option<()> {
         self.rest.is_none().then_some(())
     }
 }

@@ -15,6 +15,7 @@ pub mod lock;
 pub mod progress;
 pub mod prune;
 pub mod runs;
+pub mod scope;
 pub mod seed;
 pub mod state;
 pub mod write;

@@ -61,7 +61,7 @@ pub struct CurrentState {
 
 /// The columns a row kind is read from, in the order its `FromRow` reads
 /// them.
-trait Columns {
+pub(super) trait Columns {
     const COLUMNS: &'static [&'static str];
 }
 
@@ -109,11 +109,11 @@ from_row! {
 }
 
 /// `SELECT <the kind's columns><more> FROM <rest>`.
-fn select<T: Columns>(more: &str, rest: &str) -> String {
+pub(super) fn select<T: Columns>(more: &str, rest: &str) -> String {
     format!("SELECT {}{more} FROM {rest}", T::COLUMNS.join(", "))
 }
 
-static SELECT_STUDENTS: LazyLock<String> =
+pub(super) static SELECT_STUDENTS: LazyLock<String> =
     LazyLock::new(|| select::<Student>(", independent, login_email, in_sync_set", "students"));
 static SELECT_CONTACTS: LazyLock<String> =
     LazyLock::new(|| select::<StudentContact>("", "student_contacts"));

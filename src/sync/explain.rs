@@ -1,12 +1,13 @@
 //! `explain`: the rules' own explanation of one (student, email) pair, from
 //! the state the last sync left in the database, plus that connection's
-//! audit history.
+//! audit history. Only the part of the district the pair's decision can
+//! depend on is read and decided (`rules::scope_of`, `store::scope`).
 
 use super::facts::facts_from_state;
 use crate::config::SyncSettings;
 use crate::rules::{self, DistrictFacts, TierMatrix};
 use crate::store::access::{audit_history, AuditEntry};
-use crate::store::state::CurrentState;
+use crate::store::scope::load_scoped;
 use crate::store::StoreError;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -51,7 +52,7 @@ pub async fn explain(
     student_dcid: i64,
     email: &str,
 ) -> Result<AccessExplanation, StoreError> {
-    let facts = facts_from_state(CurrentState::load(pool).await?, settings);
+    let facts = scoped_facts(pool, settings, &[(student_dcid, email)]).await?;
     explain_with(pool, &facts, matrix, student_dcid, email).await
 }
 
@@ -63,12 +64,25 @@ pub async fn explain_pairs(
     matrix: &TierMatrix,
     pairs: &[(i64, String)],
 ) -> Result<Vec<AccessExplanation>, StoreError> {
-    let facts = facts_from_state(CurrentState::load(pool).await?, settings);
+    let asked: Vec<(i64, &str)> = pairs.iter().map(|(s, e)| (*s, e.as_str())).collect();
+    let facts = scoped_facts(pool, settings, &asked).await?;
     let mut out = Vec::with_capacity(pairs.len());
     for (student_dcid, email) in pairs {
         out.push(explain_with(pool, &facts, matrix, *student_dcid, email).await?);
     }
     Ok(out)
+}
+
+/// The facts of the part of the district the `asked` pairs' decisions can
+/// depend on (`rules::scope_of`): the keys of every stored record are read,
+/// then only the records of that part.
+async fn scoped_facts(
+    pool: &PgPool,
+    settings: &SyncSettings,
+    asked: &[(i64, &str)],
+) -> Result<DistrictFacts, StoreError> {
+    let state = load_scoped(pool, |keys| rules::reach(&keys, asked)).await?;
+    Ok(facts_from_state(state, settings))
 }
 
 /// One pair explained from facts already built, with the audit history of

@@ -5,7 +5,8 @@
 //!
 //! `gather` collects what explain shows (the facts, each rule's verdict, the
 //! case, the tier) into an [`Explanation`]; `render` turns it into text. The
-//! types here are what both agree on, and what `--json` prints.
+//! types here are what both agree on, and what `--json` prints. `scope`
+//! cuts a district down to the part one question depends on.
 
 use serde::Serialize;
 
@@ -19,6 +20,9 @@ use super::{
 
 mod gather;
 mod render;
+mod scope;
+
+pub use scope::{email_key, reach, scope_of, Scope, ScopeKeys};
 
 use gather::Asked;
 
