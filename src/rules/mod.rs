@@ -20,7 +20,9 @@ pub mod verdict;
 
 pub use decision::{decide, decide_keeping, Keep};
 pub use email::normalise_email;
-pub use explain::{email_key, explain_pair, reach, scope_of, Explanation, Scope, ScopeKeys};
+pub use explain::{
+    email_key, explain_pair, reach, reach_from, scope_of, Explanation, Scope, ScopeKeys,
+};
 pub use tiers::{Capability, TierMatrix, TierMatrixError, TierPermissions};
 pub use verdict::{Reason, Rule, RuleVerdict};
 

@@ -16,6 +16,7 @@ use crate::powerschool::{DistrictSnapshot, GuardianLink, PowerSchoolClient, Quer
 use crate::rules::{self, ConnectionCase, TierMatrix, UserRef};
 use crate::store::district::WriteGate;
 use crate::store::runs::{self, RunPhase, RunStatus, RunTrigger};
+use crate::store::scope::load_scoped;
 use crate::store::state::{self, CurrentState, UserRow};
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -246,7 +247,7 @@ async fn run_spot(
     tracing::info!(run_id, scope = %scope_text, "spot sync {run_id} of {scope_text}: students {dcids:?}");
     let work = async {
         runs::set_phase(pool, run_id, RunPhase::Planning).await?;
-        let state = CurrentState::load(pool).await?;
+        let state = state_of_scope(pool, snapshot, dcids).await?;
         let (plan, not_created) = plan_scoped(
             snapshot,
             &state,
@@ -279,6 +280,31 @@ async fn run_spot(
         users_not_created,
         before,
     })
+}
+
+/// The stored state a spot sync reads: that of its students, and of every
+/// record joined to them or to what was fetched for them by a student, an
+/// email, a guardian account or a user (`rules::reach_from`), which holds
+/// every user the plan can match and every connection of those users. The
+/// keys of the stored records are read first, then those records only: a
+/// district's whole state is gigabytes at a million students.
+async fn state_of_scope(
+    pool: &PgPool,
+    snapshot: &DistrictSnapshot,
+    dcids: &BTreeSet<i64>,
+) -> Result<CurrentState, SyncError> {
+    let emails = (snapshot.guardians.iter().map(|g| g.email.as_deref()))
+        .chain(snapshot.contacts.iter().map(|c| c.email.as_deref()))
+        .chain(snapshot.students.iter().map(|s| s.org_email.as_deref()))
+        .chain(
+            snapshot
+                .students
+                .iter()
+                .map(|s| s.personal_email.as_deref()),
+        );
+    let guardians = snapshot.guardians.iter().map(|g| g.guardian_id);
+    let scope = |keys| rules::reach_from(&keys, dcids.iter().copied(), emails, guardians);
+    Ok(load_scoped(pool, scope).await?)
 }
 
 /// The connections of the scope, before and after, each explained: every
@@ -421,8 +447,9 @@ pub fn plan_scoped(
     (plan, not_created)
 }
 
-/// The state of the scope's students alone (and every user, since a user
-/// can be matched by email from anywhere).
+/// The state of the scope's students alone, and every user read (a user
+/// can be matched by email from anywhere: `state_of_scope` read every user
+/// the students' records can reach).
 fn scoped_state(state: &CurrentState, dcids: &BTreeSet<i64>) -> CurrentState {
     CurrentState {
         students: of_scope(&state.students, |dcid| dcids.contains(dcid)),

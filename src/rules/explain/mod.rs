@@ -22,7 +22,7 @@ mod gather;
 mod render;
 mod scope;
 
-pub use scope::{email_key, reach, scope_of, Scope, ScopeKeys};
+pub use scope::{email_key, reach, reach_from, scope_of, Scope, ScopeKeys};
 
 use gather::Asked;
 

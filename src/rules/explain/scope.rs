@@ -174,11 +174,29 @@ impl Reach {
 /// a key with it joins it, pass after pass, until none does (see the
 /// module's words).
 pub fn reach(keys: &ScopeKeys, asked: &[(i64, &str)]) -> Scope {
+    reach_from(
+        keys,
+        asked.iter().map(|a| a.0),
+        asked.iter().map(|a| Some(a.1)),
+        [],
+    )
+}
+
+/// The scope reached from these students, emails (as PowerSchool or a user
+/// wrote them) and PowerSchool guardian accounts: what a spot sync's
+/// students and the records it fetched for them can depend on.
+pub fn reach_from<'e>(
+    keys: &ScopeKeys,
+    students: impl IntoIterator<Item = i64>,
+    emails: impl IntoIterator<Item = Option<&'e str>>,
+    guardians: impl IntoIterator<Item = i64>,
+) -> Scope {
     let mut reach = Reach::default();
-    for &(student, email) in asked {
-        reach.students.insert(student);
-        reach.add_email(email_key(Some(email)));
+    reach.students.extend(students);
+    for email in emails {
+        reach.add_email(email_key(email));
     }
+    reach.guardians.extend(guardians);
     loop {
         let before = reach.size();
         reach.grow(keys);
