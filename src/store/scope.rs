@@ -35,7 +35,8 @@ pub async fn load_scoped(
     Ok(state)
 }
 
-/// Every record's keys (its emails as `email_key`s), read as COPY text.
+/// The keys of the records that join others (`ScopeKeys`; emails as
+/// `email_key`s), read as COPY text.
 async fn read_keys(tx: &mut PgConnection) -> Result<ScopeKeys, StoreError> {
     let mut keys = ScopeKeys::default();
     let copy = |select: &str| format!("COPY ({select}) TO STDOUT");
@@ -44,20 +45,6 @@ async fn read_keys(tx: &mut PgConnection) -> Result<ScopeKeys, StoreError> {
     read_lines(tx, &rows, "guardian_accounts", |line| {
         let f = &mut Fields::of(line);
         keys.rows.push((f.number()?, f.number()?, email(f)?));
-        f.end()
-    })
-    .await?;
-    let contacts = copy("SELECT student_dcid, email FROM student_contacts");
-    read_lines(tx, &contacts, "student_contacts", |line| {
-        let f = &mut Fields::of(line);
-        keys.contacts.push((f.number()?, email(f)?));
-        f.end()
-    })
-    .await?;
-    let students = copy("SELECT dcid, org_email, personal_email FROM students WHERE in_sync_set");
-    read_lines(tx, &students, "students", |line| {
-        let f = &mut Fields::of(line);
-        keys.students.push((f.number()?, email(f)?, email(f)?));
         f.end()
     })
     .await?;

@@ -284,7 +284,8 @@ async fn run_spot(
 
 /// The stored state a spot sync reads: that of its students, and of every
 /// record joined to them or to what was fetched for them by a student, an
-/// email, a guardian account or a user (`rules::reach_from`), which holds
+/// email, a guardian account or a user (`rules::reach_from`, from the
+/// fetched guardian rows' emails and accounts), which holds
 /// every user the plan can match and every connection of those users. The
 /// keys of the stored records are read first, then those records only: a
 /// district's whole state is gigabytes at a million students.
@@ -293,15 +294,7 @@ async fn state_of_scope(
     snapshot: &DistrictSnapshot,
     dcids: &BTreeSet<i64>,
 ) -> Result<CurrentState, SyncError> {
-    let emails = (snapshot.guardians.iter().map(|g| g.email.as_deref()))
-        .chain(snapshot.contacts.iter().map(|c| c.email.as_deref()))
-        .chain(snapshot.students.iter().map(|s| s.org_email.as_deref()))
-        .chain(
-            snapshot
-                .students
-                .iter()
-                .map(|s| s.personal_email.as_deref()),
-        );
+    let emails = snapshot.guardians.iter().map(|g| g.email.as_deref());
     let guardians = snapshot.guardians.iter().map(|g| g.guardian_id);
     let scope = |keys| rules::reach_from(&keys, dcids.iter().copied(), emails, guardians);
     Ok(load_scoped(pool, scope).await?)

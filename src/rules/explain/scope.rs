@@ -4,11 +4,14 @@
 //! and 2.3 GB for one answer.
 //!
 //! Every lookup the decision table makes goes through one of four keys: a
-//! student (its rows, contacts, connections, forms), a normalised email
-//! (contacts matching a row, users found by email, new users by email), a
+//! student (its rows, contacts, own emails, connections, forms), a
+//! normalised email (users found by a row's email, new users by email), a
 //! PowerSchool guardian account (users linked earlier, the lowest account
 //! of a user) and a SchoolEngage user (its connections, forms, login and
-//! earlier link). Records that share none of those keys with a pair's
+//! earlier link). A contact's email and a student's own emails are only
+//! ever compared with the rows of the same student, so they join nothing:
+//! a placeholder address on thousands of contacts does not make every
+//! family one. Records that share none of those keys with a pair's
 //! records never change its decision. So the scope of a question is the
 //! connected part of the district reached from its student and email
 //! through those keys, taken whole: every record that shares a key with
@@ -40,18 +43,15 @@ pub fn email_key(raw: Option<&str>) -> u64 {
     }
 }
 
-/// The keys of every record, and nothing else of it: what the scope is
-/// found from. At a million students they take some 150 MB, where the
+/// The keys of the records that join others (guardian rows, users,
+/// connections and forms), and nothing else of them: what the scope is
+/// found from. At a million students they take some 100 MB, where the
 /// records themselves take gigabytes; the store reads them from its tables
 /// and then only the records of the scope.
 #[derive(Debug, Default)]
 pub struct ScopeKeys {
     /// Guardian rows: (student, guardian account, email).
     pub rows: Vec<(i64, i64, u64)>,
-    /// Contacts: (student, email).
-    pub contacts: Vec<(i64, u64)>,
-    /// Students of the sync set: (student, org email, personal email).
-    pub students: Vec<(i64, u64, u64)>,
     /// Users: (user, email, PowerSchool guardian account).
     pub users: Vec<(i64, u64, Option<i64>)>,
     /// Connections and forms: (student, user).
@@ -65,12 +65,6 @@ impl ScopeKeys {
         ScopeKeys {
             rows: (facts.guardian_rows.iter())
                 .map(|r| (r.student_dcid, r.guardian_id, key(&r.email)))
-                .collect(),
-            contacts: (facts.contacts.iter())
-                .map(|c| (c.student_dcid, key(&c.email)))
-                .collect(),
-            students: (facts.students.iter())
-                .map(|s| (s.dcid, key(&s.org_email), key(&s.personal_email)))
                 .collect(),
             users: (facts.users.iter())
                 .map(|u| {
@@ -136,19 +130,6 @@ impl Reach {
                 self.students.insert(student);
                 self.guardians.insert(guardian);
                 self.add_email(email);
-            }
-        }
-        for &(student, email) in &keys.contacts {
-            if self.students.contains(&student) || self.has_email(email) {
-                self.students.insert(student);
-                self.add_email(email);
-            }
-        }
-        for &(student, org, personal) in &keys.students {
-            if self.students.contains(&student) || self.has_email(org) || self.has_email(personal) {
-                self.students.insert(student);
-                self.add_email(org);
-                self.add_email(personal);
             }
         }
         for &(user, email, guardian) in &keys.users {
@@ -221,7 +202,8 @@ pub fn scope_of(mut facts: DistrictFacts, asked: &[(i64, &str)]) -> DistrictFact
     let scope = reach(&ScopeKeys::of(&facts), asked);
     let student = |s: &i64| scope.students.binary_search(s).is_ok();
     // Every record that shares a key with the scope put its own keys in it,
-    // so its student (or, for a user, the user) is in the scope.
+    // so its student (or, for a user, the user) is in the scope; a
+    // student's contacts and own emails come with the student.
     facts.students.retain(|s| student(&s.dcid));
     facts.contacts.retain(|c| student(&c.student_dcid));
     (facts.guardian_rows).retain(|r| student(&r.student_dcid));
