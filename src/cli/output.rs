@@ -19,10 +19,26 @@ pub(super) fn write_out(text: &str) -> Result<(), CliError> {
     }
 }
 
+/// `value` as pretty JSON, written as it is serialised (the access table of
+/// a million students is some 190 MB of it, never held as one string).
 pub(super) fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
-    write_out(&text)
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::BrokenPipe => Ok(()),
+        _ => Err(CliError::Io {
+            what: "printing the answer".into(),
+            source: e,
+        }),
+    };
+    match serde_json::to_writer_pretty(&mut out, value) {
+        Err(e) if e.io_error_kind().is_some() => return io(e.into()),
+        Err(e) => return Err(e.into()),
+        Ok(()) => {}
+    }
+    match out.write_all(b"\n").and_then(|()| out.flush()) {
+        Err(e) => io(e),
+        Ok(()) => Ok(()),
+    }
 }
 
 /// `value` as JSON when `json` is asked for, otherwise its text.

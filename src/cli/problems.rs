@@ -2,7 +2,7 @@
 //! report lists the first few of each kind and points here for the rest.
 
 use super::load::{database, settings, Loaded};
-use super::output::write_out;
+use super::output::{print_json, write_out};
 use super::CliError;
 use crate::store;
 use crate::sync::report::ProblemList;
@@ -24,12 +24,8 @@ pub(super) async fn list(
         kind: kind.map(str::to_string),
         problems,
     };
-    let answer = if json {
-        let mut text = serde_json::to_string_pretty(&list)?;
-        text.push('\n');
-        text
-    } else {
-        list.to_text()
-    };
-    write_out(&answer)
+    match json {
+        true => print_json(&list),
+        false => write_out(&list.to_text()),
+    }
 }
