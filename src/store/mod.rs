@@ -219,6 +219,55 @@ mod tests {
         failed.unwrap_err().to_string()
     }
 
+    /// A REPEATABLE READ transaction updates a row another session changed
+    /// after its snapshot (40001), as a run would report it.
+    async fn serialization_failure(pool: &sqlx::PgPool) -> String {
+        let row = "INSERT INTO users (email) VALUES ('conflict@example.org')";
+        sqlx::raw_sql(row).execute(pool).await.unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        let snapshot =
+            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM users";
+        sqlx::raw_sql(snapshot).execute(&mut *tx).await.unwrap();
+        let update = |name: &str| {
+            format!("UPDATE users SET first_name = '{name}' WHERE email = 'conflict@example.org'")
+        };
+        sqlx::raw_sql(&update("B")).execute(pool).await.unwrap();
+        let failed = sqlx::raw_sql(&update("A")).execute(&mut *tx).await;
+        tx.rollback().await.unwrap();
+        failed.doing("testing").unwrap_err().to_string()
+    }
+
+    /// Two transactions each wait for the row the other holds: PostgreSQL
+    /// ends one of them (40P01), as a run would report it.
+    async fn deadlock(pool: &sqlx::PgPool) -> String {
+        let rows = "INSERT INTO users (email) VALUES ('one@example.org'), ('two@example.org')";
+        sqlx::raw_sql(rows).execute(pool).await.unwrap();
+        let lock =
+            |email: &str| format!("UPDATE users SET first_name = 'x' WHERE email = '{email}'");
+        let (mut first, mut second) = (pool.begin().await.unwrap(), pool.begin().await.unwrap());
+        sqlx::raw_sql(&lock("one@example.org"))
+            .execute(&mut *first)
+            .await
+            .unwrap();
+        sqlx::raw_sql(&lock("two@example.org"))
+            .execute(&mut *second)
+            .await
+            .unwrap();
+        let (a, b) = (lock("two@example.org"), lock("one@example.org"));
+        let (one, two) = tokio::join!(
+            sqlx::raw_sql(&a).execute(&mut *first),
+            sqlx::raw_sql(&b).execute(&mut *second),
+        );
+        let failed: Vec<String> = [one, two]
+            .into_iter()
+            .filter_map(|r| r.doing("testing").err().map(|e| e.to_string()))
+            .collect();
+        first.rollback().await.unwrap();
+        second.rollback().await.unwrap();
+        assert_eq!(failed.len(), 1, "exactly one side is ended: {failed:?}");
+        failed.concat()
+    }
+
     #[sqlx::test]
     async fn a_failed_statement_s_advice_follows_postgresql_s_error_code(pool: sqlx::PgPool) {
         let slow = reported(
@@ -269,12 +318,28 @@ mod tests {
         holder.rollback().await.unwrap();
         assert!(locked.contains("database.lock_timeout_secs"), "{locked}");
 
+        // A sort that must spill to disk, with no disk allowed (class 53).
+        let resources = reported(
+            &pool,
+            "SET LOCAL work_mem = '64kB'; SET LOCAL temp_file_limit = 1",
+            "SELECT count(*) FROM (SELECT g FROM generate_series(1, 200000) g ORDER BY g DESC) s",
+        )
+        .await;
+        assert!(resources.contains("ran out of a resource"), "{resources}");
+
+        let conflict = serialization_failure(&pool).await;
+        assert!(conflict.contains("the daemon retries"), "{conflict}");
+        let deadlock = deadlock(&pool).await;
+        assert!(deadlock.contains("the daemon retries"), "{deadlock}");
+
         let other = reported(&pool, "", "SELECT 1 / 0").await;
         assert!(
             other.contains("check that PostgreSQL is up and its log"),
             "{other}"
         );
-        for message in [&slow, &changed, &denied, &standby, &locked, &other] {
+        for message in [
+            &slow, &changed, &denied, &standby, &locked, &resources, &conflict, &deadlock, &other,
+        ] {
             assert!(message.contains("transaction rolled back"), "{message}");
         }
     }
