@@ -88,6 +88,13 @@ pub enum DaemonError {
         "run {run_id} was interrupted (stop requested); the daemon resumes it at its next start"
     )]
     RunInterrupted { run_id: i64 },
+    /// `RunInterrupted` when the run's number could not be read back (the
+    /// database went away as the run was stopped).
+    #[error(
+        "the run was interrupted (stop requested); the daemon resumes it at its next start \
+         (`student-sync status` shows its number once the database answers)"
+    )]
+    RunInterruptedUnnumbered,
     #[error("stopped before a run could start (stop requested while waiting for the run lock)")]
     StoppedBeforeRun,
     #[error("the daemon's main task failed: {0}")]
@@ -159,8 +166,9 @@ pub async fn run_now_observed(
 /// run (the latest, which the caller's run lock made its own) and that the
 /// daemon resumes it.
 pub(crate) async fn interrupted(pool: &sqlx::PgPool) -> DaemonError {
-    DaemonError::RunInterrupted {
-        run_id: run_task::latest_run_id(pool).await.unwrap_or(0),
+    match run_task::latest_run_id(pool).await {
+        Some(run_id) => DaemonError::RunInterrupted { run_id },
+        None => DaemonError::RunInterruptedUnnumbered,
     }
 }
 
