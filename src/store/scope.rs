@@ -56,16 +56,24 @@ async fn read_keys(tx: &mut PgConnection) -> Result<ScopeKeys, StoreError> {
         f.end()
     })
     .await?;
-    let pairs = copy(
-        "SELECT student_dcid, user_id FROM connections \
-         UNION ALL SELECT student_dcid, created_by_user_id FROM forms",
-    );
-    read_lines(tx, &pairs, "connections and forms", |line| {
-        let f = &mut Fields::of(line);
-        keys.pairs.push((f.number()?, f.number()?));
-        f.end()
-    })
-    .await?;
+    // Apart, so that a row that cannot be read is named with its table.
+    for (select, table) in [
+        (
+            "SELECT student_dcid, user_id FROM connections",
+            "connections",
+        ),
+        (
+            "SELECT student_dcid, created_by_user_id FROM forms",
+            "forms",
+        ),
+    ] {
+        read_lines(tx, &copy(select), table, |line| {
+            let f = &mut Fields::of(line);
+            keys.pairs.push((f.number()?, f.number()?));
+            f.end()
+        })
+        .await?;
+    }
     Ok(keys)
 }
 
