@@ -5,7 +5,7 @@
 //! family.
 
 use super::copy_out::{read_lines, Fields};
-use super::state::{select, CurrentState, StudentRow, SELECT_STUDENTS};
+use super::state::{select, CurrentState, StateSnapshot, StudentRow, SELECT_STUDENTS};
 use super::{Doing, StoreError};
 use crate::rules::{email_key, FormFacts, GuardianLink, Scope, ScopeKeys, StudentContact};
 use crate::store::state::{ConnectionRow, UserRow};
@@ -17,21 +17,10 @@ pub async fn load_scoped(
     pool: &PgPool,
     choose: impl FnOnce(ScopeKeys) -> Scope,
 ) -> Result<CurrentState, StoreError> {
-    let doing = "starting a read of the current state";
-    let mut conn = pool.acquire().await.doing(doing)?;
-    // A read dropped halfway may leave a COPY streaming: never hand the
-    // connection back to the pool (see `StateSnapshot`).
-    conn.close_on_drop();
-    sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *conn)
-        .await
-        .doing(doing)?;
-    let scope = choose(read_keys(&mut conn).await?);
-    let state = read_scope(&mut conn, &scope).await?;
-    sqlx::query("COMMIT")
-        .execute(&mut *conn)
-        .await
-        .doing("ending a read of the current state")?;
+    let mut snapshot = StateSnapshot::begin(pool).await?;
+    let scope = choose(read_keys(snapshot.conn()).await?);
+    let state = read_scope(snapshot.conn(), &scope).await?;
+    snapshot.close().await?;
     Ok(state)
 }
 

@@ -362,6 +362,13 @@ impl StateSnapshot {
         pool: &PgPool,
         detail: Detail,
     ) -> Result<(StateSnapshot, CurrentState), StoreError> {
+        let mut snapshot = StateSnapshot::begin(pool).await?;
+        let state = CurrentState::load_in(&mut snapshot.conn, detail).await?;
+        Ok((snapshot, state))
+    }
+
+    /// Opens the snapshot, nothing read yet (`store::scope` reads in it).
+    pub(super) async fn begin(pool: &PgPool) -> Result<StateSnapshot, StoreError> {
         let mut conn = pool
             .acquire()
             .await
@@ -371,8 +378,12 @@ impl StateSnapshot {
             .execute(&mut *conn)
             .await
             .doing("starting a read of the current state")?;
-        let state = CurrentState::load_in(&mut conn, detail).await?;
-        Ok((StateSnapshot { conn }, state))
+        Ok(StateSnapshot { conn })
+    }
+
+    /// The snapshot's connection, inside its transaction.
+    pub(super) fn conn(&mut self) -> &mut PgConnection {
+        &mut self.conn
     }
 
     /// The stored rows of these students, in dcid order, read in this
